@@ -1,0 +1,125 @@
+// The network-namespace study (the paper's Figure 1): how many containers per second can be
+// created and destroyed with each set of namespaces, as concurrency grows.
+import fs from 'node:fs';
+import type { Argv } from 'yargs';
+import { ChurnRun, NAMESPACES, namespaceFlags, type Namespace } from '../../native/index.js';
+import { InterruptedError, PrivilegeError, UsageError, fromKernelError } from '../../harness/errors.js';
+import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
+import { NetnsTeardownProbe, sentinelOnlySeconds } from './teardown.js';
+import { netnsFigure } from './figure.js';
+
+export const DEFAULT_SETS = ['none', 'ipc+mnt+pid+uts', 'ipc+mnt+net+pid+uts', 'net'];
+
+/** "uts+ipc" -> "ipc+uts"; "none" stays; unknown names are a UsageError naming the flag. */
+export function normalizeSet(text: string): string {
+  const names = text.split('+').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 1 && names[0] === 'none') return 'none';
+  if (names.length === 0) throw new UsageError(`--namespaces: empty namespace set in '${text}'`);
+  for (const n of names) {
+    if (!(NAMESPACES as readonly string[]).includes(n)) {
+      throw new UsageError(`--namespaces: unknown namespace '${n}' (known: ${NAMESPACES.join(', ')}, or none)`);
+    }
+  }
+  return [...new Set(names)].sort().join('+');
+}
+
+function namespacesOf(config: string): Namespace[] {
+  return config === 'none' ? [] : (config.split('+') as Namespace[]);
+}
+
+let teardown: NetnsTeardownProbe | undefined;
+
+export const netns: Experiment = {
+  name: 'netns',
+  summary: 'create+destroy rate of namespace sets against concurrency (paper Figure 1)',
+  defaults: { concurrency: [1, 2, 4, 8, 16, 32, 64], duration: 2, repeat: 3, warmup: 0.5 },
+  quick: { concurrency: [1, 4, 16], duration: 0.5, repeat: 2, warmup: 0.1 },
+
+  options(argv: Argv): Argv {
+    return argv
+      .option('namespaces', {
+        type: 'string',
+        describe: `comma-separated namespace sets, each names joined by + (${NAMESPACES.join(', ')}) or none`,
+        default: DEFAULT_SETS.join(','),
+      })
+      .option('method', {
+        choices: ['clone', 'unshare'],
+        default: 'clone',
+        describe: 'clone: child is born in the namespaces; unshare: child calls unshare() after a plain clone',
+      });
+  },
+
+  configs(options) {
+    const sets = String(options.namespaces).split(',').filter((s) => s.trim() !== '');
+    if (sets.length === 0) throw new UsageError('--namespaces: give at least one namespace set');
+    return [...new Set(sets.map(normalizeSet))];
+  },
+
+  async preflight(options) {
+    if (process.geteuid?.() !== 0) {
+      throw new PrivilegeError('netns creates namespaces and needs root (CAP_SYS_ADMIN): run it as root');
+    }
+    for (const config of this.configs(options)) {
+      for (const ns of namespacesOf(config)) {
+        if (!fs.existsSync(`/proc/self/ns/${ns}`)) {
+          throw new PrivilegeError(`this kernel has no ${ns} namespaces (/proc/self/ns/${ns} is missing)`);
+        }
+      }
+    }
+  },
+
+  async setup(ctx: RunContext) {
+    try {
+      ctx.notes.teardown_probe_idle_s = await sentinelOnlySeconds();
+      teardown = new NetnsTeardownProbe();
+    } catch (e) {
+      const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      ctx.notes.teardown_unavailable = why;
+      ctx.progress.note(`netns: cannot watch namespace teardown (${why}); ops_per_sec_with_teardown will be empty`);
+    }
+  },
+
+  async teardown() {
+    await teardown?.disarm();
+    teardown = undefined;
+  },
+
+  async measure(point: Point, ctx: RunContext): Promise<Measurement> {
+    const namespaces = namespacesOf(point.config);
+    const watchTeardown = teardown !== undefined && namespaces.includes('net');
+    if (watchTeardown) await teardown!.arm();
+    const run = new ChurnRun({
+      flags: namespaceFlags(namespaces),
+      concurrency: point.concurrency,
+      ...(point.ops ? { ops: point.ops } : { durationSeconds: point.duration }),
+      useUnshare: ctx.options.method === 'unshare',
+    });
+    const stop = () => run.stop();
+    ctx.signal.addEventListener('abort', stop);
+    let result;
+    try {
+      result = await run.start();
+    } catch (e) {
+      await teardown?.disarm();
+      throw fromKernelError(e, `netns ${point.config}`);
+    } finally {
+      ctx.signal.removeEventListener('abort', stop);
+    }
+    // Without net the namespaces are freed before the last child is reaped.
+    const teardownSeconds = watchTeardown ? await teardown!.wait(ctx.signal) : teardown ? 0 : NaN;
+    if (result.stopped) throw new InterruptedError('interrupted');
+    return {
+      ops: result.ops,
+      seconds: result.seconds,
+      latenciesUs: result.latenciesUs,
+      extra: {
+        teardown_s: teardownSeconds,
+        ops_per_sec_with_teardown: result.ops / (result.seconds + teardownSeconds),
+      },
+    };
+  },
+
+  figure(rows: Row[]) {
+    return netnsFigure(rows);
+  },
+};

@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+// sockbench: run the paper's studies, list them, redraw their figures.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { EXPERIMENTS } from '../experiments/index.js';
+import { isUserError, UsageError } from './errors.js';
+import { redrawFigures } from './redraw.js';
+import { formatSummary } from './report.js';
+import { runExperiment, type SweepOptions } from './runner.js';
+import type { Experiment } from './types.js';
+
+const MAX_CONCURRENCY = 4096;
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The repository root (this file runs from dist/harness/). */
+export const REPO_ROOT = path.resolve(here, '../..');
+
+export function parseConcurrency(text: string): number[] {
+  const parts = text.split(',').map((s) => s.trim());
+  if (parts.length === 0 || parts.some((p) => p === '')) throw new UsageError(`--concurrency: '${text}' is not a comma-separated list`);
+  return parts.map((p) => {
+    const n = Number(p);
+    if (!/^\d+$/.test(p) || n < 1 || n > MAX_CONCURRENCY) {
+      throw new UsageError(`--concurrency: '${p}' is not a whole number from 1 to ${MAX_CONCURRENCY}`);
+    }
+    return n;
+  });
+}
+
+function positive(flag: string, value: unknown, { integer = false, zeroOk = false } = {}): number {
+  const n = Number(value);
+  const ok = Number.isFinite(n) && (zeroOk ? n >= 0 : n > 0) && (!integer || Number.isInteger(n));
+  if (typeof value === 'boolean' || value === '' || !ok) {
+    const what = integer ? 'a whole number' : 'a number';
+    throw new UsageError(`--${flag}: '${String(value)}' is not ${what} ${zeroOk ? '>= 0' : '> 0'}`);
+  }
+  return n;
+}
+
+/** The sweep the user asked for: explicit flags win, then --quick, then the experiment's defaults. */
+export function sweepFrom(exp: Experiment, args: Record<string, unknown>): SweepOptions {
+  const base = args.quick ? exp.quick : exp.defaults;
+  if (args.duration !== undefined && args.ops !== undefined) throw new UsageError('--duration and --ops: give one, not both');
+  return {
+    concurrency: args.concurrency === undefined ? base.concurrency : parseConcurrency(String(args.concurrency)),
+    duration: args.duration === undefined ? base.duration : positive('duration', args.duration),
+    ops: args.ops === undefined ? undefined : positive('ops', args.ops, { integer: true }),
+    repeat: args.repeat === undefined ? base.repeat : positive('repeat', args.repeat, { integer: true }),
+    warmup: args.warmup === undefined ? base.warmup : positive('warmup', args.warmup, { zeroOk: true }),
+    out: path.resolve(String(args.out ?? REPO_ROOT)),
+  };
+}
+
+function commonOptions(argv: Argv, exp: Experiment): Argv {
+  const d = exp.defaults;
+  const q = exp.quick;
+  return argv
+    .option('concurrency', { type: 'string', describe: `comma-separated concurrencies [default: ${d.concurrency.join(',')}; --quick: ${q.concurrency.join(',')}]` })
+    .option('duration', { type: 'string', describe: `seconds per measurement [default: ${d.duration}; --quick: ${q.duration}]` })
+    .option('ops', { type: 'string', describe: 'operations per measurement, instead of --duration' })
+    .option('repeat', { type: 'string', describe: `repetitions of every point [default: ${d.repeat}; --quick: ${q.repeat}]` })
+    .option('warmup', { type: 'string', describe: `seconds of discarded warm-up before each measurement [default: ${d.warmup}]` })
+    .option('quick', { type: 'boolean', describe: 'a small sweep that finishes in well under a minute' })
+    .option('out', { type: 'string', describe: 'directory that receives results/ and figures/ [default: the repository root]' });
+}
+
+async function runCommand(exp: Experiment, args: Record<string, unknown>): Promise<number> {
+  const sweep = sweepFrom(exp, args);
+  const configs = exp.configs(args);
+  await exp.preflight(args);
+  const commandLine = [...process.argv.slice(1), ...(process.env.npm_lifecycle_event ? [`(npm run ${process.env.npm_lifecycle_event})`] : [])];
+  const outcome = await runExperiment(exp, configs, sweep, args, commandLine);
+  if (outcome.rows.length > 0) process.stdout.write(formatSummary(outcome.summary) + '\n');
+  const rel = (p: string) => path.relative(process.cwd(), p) || '.';
+  if (outcome.status === 'complete') {
+    process.stdout.write(`\ndata:   ${rel(path.join(outcome.runDir!, 'data.csv'))}\n`);
+    process.stdout.write(`meta:   ${rel(path.join(outcome.runDir!, 'meta.json'))}\n`);
+    process.stdout.write(`figure: ${rel(outcome.figure!.svgPath)}\n`);
+    return 0;
+  }
+  const kept = outcome.runDir ? ` (measured points kept in ${rel(path.join(outcome.runDir, 'data.partial.csv'))})` : '';
+  process.stderr.write(`sockbench: run ${outcome.status}${kept}\n`);
+  throw outcome.error;
+}
+
+function report(e: unknown): number {
+  if (isUserError(e)) {
+    process.stderr.write(`sockbench: ${e.message}\n`);
+    return e.exitCode;
+  }
+  process.stderr.write(`sockbench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  return 1;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const action = (fn: () => Promise<number>) => async () => {
+    try {
+      exitCode = await fn();
+    } catch (e) {
+      exitCode = report(e);
+    }
+  };
+  const parser = yargs(argv)
+    .scriptName('sockbench')
+    // Unknown flags are named as typed, not as their camelCase or --no- variants.
+    .parserConfiguration({ 'boolean-negation': false, 'camel-case-expansion': false })
+    .usage('$0 <command>\n\nReproduces the studies of "SOCK: Rapid Task Provisioning with Serverless-Optimized Containers" (USENIX ATC 2018).')
+    .command('run', 'run an experiment: run <experiment> [options]', (y) => {
+      for (const exp of EXPERIMENTS) {
+        y.command(exp.name, exp.summary, (e) => exp.options(commonOptions(e, exp)).strict(), (args) =>
+          action(() => runCommand(exp, args))(),
+        );
+      }
+      return y.demandCommand(1, `name an experiment: ${EXPERIMENTS.map((e) => e.name).join(', ')}`);
+    })
+    .command('list', 'list the experiments', {}, () => {
+      for (const e of EXPERIMENTS) process.stdout.write(`${e.name.padEnd(16)} ${e.summary}\n`);
+    })
+    .command(
+      'figures',
+      "redraw every experiment's figure from its latest complete run",
+      (y) => y.option('out', { type: 'string', describe: 'directory holding results/ and figures/ [default: the repository root]' }),
+      (args) => action(async () => {
+        const drawn = await redrawFigures(EXPERIMENTS, path.resolve(String(args.out ?? REPO_ROOT)));
+        for (const d of drawn) process.stdout.write(`${d.experiment}: ${d.svgPath} (from ${d.runDir})\n`);
+        if (drawn.length === 0) process.stdout.write('no complete runs found\n');
+        return 0;
+      })(),
+    )
+    .demandCommand(1, 'name a command: run, list or figures')
+    .strict()
+    .help()
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .fail((msg, err) => {
+      throw err && isUserError(err) ? err : new UsageError(msg ?? err?.message ?? 'bad usage');
+    });
+  try {
+    await parser.parseAsync();
+  } catch (e) {
+    return report(e);
+  }
+  return exitCode;
+}
+
+if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(hideBin(process.argv)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,171 @@
+// Runs one experiment's sweep: warm-up and repetitions of every (config, concurrency) point,
+// rows to CSV, summary, environment to meta.json, and the figure.
+//
+// A run is written only when it completes. An interrupted or failed run keeps what it
+// measured as data.partial.csv beside a meta.json whose status says so, and writes no
+// data.csv and no figure, so nothing partial can pass for a finished result.
+import fs from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic } from './atomic-write.js';
+import { writeCsv } from './csv.js';
+import { captureEnvironment } from './environment.js';
+import { InterruptedError } from './errors.js';
+import { renderFigure } from './figures.js';
+import { Progress } from './progress.js';
+import { latencySummary, summarize, type SummaryRow } from './stats.js';
+import type { Experiment, Point, Row, RunContext, SweepDefaults } from './types.js';
+
+export interface SweepOptions extends SweepDefaults {
+  /** Bound each measurement by an operation count instead of a duration. */
+  ops?: number;
+  /** Where results/ and figures/ go. */
+  out: string;
+}
+
+export interface RunOutcome {
+  status: 'complete' | 'interrupted' | 'failed';
+  /** Why the run did not complete. */
+  error?: unknown;
+  /** Undefined when nothing was measured before the run stopped: then nothing is kept. */
+  runDir?: string;
+  rows: Row[];
+  summary: SummaryRow[];
+  figure?: { vlPath: string; svgPath: string };
+}
+
+/** Columns every experiment's data.csv starts with, in this order. */
+export const COMMON_COLUMNS = [
+  'experiment', 'config', 'concurrency', 'repeat', 'ops', 'seconds', 'ops_per_sec', 'p50_us', 'p99_us', 'mean_us',
+];
+
+function runId(now: Date): string {
+  // 2026-11-23T07:40:12.345Z -> 20261123-074012
+  return now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+}
+
+function uniqueRunDir(out: string, experiment: string, now: Date): string {
+  const base = path.join(out, 'results', experiment, runId(now));
+  let dir = base;
+  for (let i = 2; fs.existsSync(dir); i++) dir = `${base}-${i}`;
+  return dir;
+}
+
+function toRow(experiment: string, point: Point, repeat: number, m: { ops: number; seconds: number; latenciesUs: Float64Array; extra?: Record<string, number> }): Row {
+  const lat = latencySummary(m.latenciesUs);
+  return {
+    experiment,
+    config: point.config,
+    concurrency: point.concurrency,
+    repeat,
+    ops: m.ops,
+    seconds: m.seconds,
+    ops_per_sec: m.seconds > 0 ? m.ops / m.seconds : NaN,
+    p50_us: lat.p50,
+    p99_us: lat.p99,
+    mean_us: lat.mean,
+    ...m.extra,
+  };
+}
+
+/** The numeric columns worth summarising across repetitions. */
+function summaryColumns(rows: Row[]): string[] {
+  const skip = new Set(['experiment', 'config', 'concurrency', 'repeat']);
+  const first = rows[0];
+  return first ? Object.keys(first).filter((k) => !skip.has(k) && typeof first[k] === 'number') : [];
+}
+
+export async function runExperiment(
+  experiment: Experiment,
+  configs: string[],
+  sweep: SweepOptions,
+  options: Record<string, unknown>,
+  commandLine: string[],
+): Promise<RunOutcome> {
+  const environment = await captureEnvironment(commandLine);
+  const started = new Date();
+  const runDir = uniqueRunDir(sweep.out, experiment.name, started);
+  fs.mkdirSync(runDir, { recursive: true });
+
+  const meta = {
+    experiment: experiment.name,
+    status: 'running' as 'running' | RunOutcome['status'],
+    pid: process.pid,
+    error: undefined as string | undefined,
+    started: started.toISOString(),
+    finished: undefined as string | undefined,
+    sweep: { configs, ...sweep },
+    options,
+    notes: {} as Record<string, unknown>,
+    environment,
+  };
+  const writeMeta = () => writeFileAtomic(path.join(runDir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
+  // A run that dies without a word (kill -9, power) is left saying 'running', never 'complete'.
+  writeMeta();
+
+  const progress = new Progress();
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      process.stderr.write(`\nsockbench: second ${signal}, exiting without cleanup\n`);
+      process.exit(130);
+    }
+    progress.note(`${signal}: stopping after the current measurement's cleanup (press again to force)`);
+    controller.abort(new InterruptedError(`interrupted by ${signal}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const ctx: RunContext = { signal: controller.signal, progress, options, notes: meta.notes };
+  const points: Point[] = configs.flatMap((config) =>
+    sweep.concurrency.map((concurrency) => ({ config, concurrency, duration: sweep.ops ? undefined : sweep.duration, ops: sweep.ops })),
+  );
+  const rows: Row[] = [];
+  let status: RunOutcome['status'] = 'complete';
+  let failure: unknown;
+
+  progress.begin(points.length * sweep.repeat);
+  try {
+    await experiment.setup?.(ctx);
+    // Repetitions go round the whole sweep, so slow drift of the machine spreads over every
+    // point instead of landing on one.
+    for (let repeat = 1; repeat <= sweep.repeat; repeat++) {
+      for (const point of points) {
+        if (controller.signal.aborted) throw controller.signal.reason;
+        progress.step(`${experiment.name} ${point.config} c=${point.concurrency} rep ${repeat}/${sweep.repeat}`);
+        if (sweep.warmup > 0) await experiment.measure({ ...point, duration: sweep.warmup, ops: undefined }, ctx);
+        const m = await experiment.measure(point, ctx);
+        rows.push(toRow(experiment.name, point, repeat, m));
+        progress.advance();
+      }
+    }
+  } catch (e) {
+    status = controller.signal.aborted || e instanceof InterruptedError ? 'interrupted' : 'failed';
+    failure = e;
+  } finally {
+    try {
+      await experiment.teardown?.(ctx);
+    } finally {
+      progress.end();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+
+  const columns = [...COMMON_COLUMNS, ...Object.keys(rows[0] ?? {}).filter((k) => !COMMON_COLUMNS.includes(k))];
+  const summary = summarize(rows, summaryColumns(rows));
+  meta.status = status;
+  meta.error = failure instanceof Error ? failure.message : failure === undefined ? undefined : String(failure);
+  meta.finished = new Date().toISOString();
+  let figure: RunOutcome['figure'];
+  if (status === 'complete') {
+    writeCsv(path.join(runDir, 'data.csv'), rows, columns);
+    writeCsv(path.join(runDir, 'summary.csv'), summary);
+    figure = await renderFigure(experiment.figure(rows), sweep.out, experiment.name);
+  } else if (rows.length > 0) {
+    writeCsv(path.join(runDir, 'data.partial.csv'), rows, columns);
+  } else {
+    fs.rmSync(runDir, { recursive: true, force: true });
+    return { status, error: failure, rows, summary };
+  }
+  writeMeta();
+  return { status, error: failure, runDir, rows, summary, figure };
+}

@@ -1,0 +1,75 @@
+// The contract between the runner and the experiments it drives.
+import type { Argv } from 'yargs';
+import type { Progress } from './progress.js';
+
+/** One measured repetition of one point of a sweep, as an experiment reports it. */
+export interface Measurement {
+  ops: number;
+  seconds: number;
+  /** Per-operation latency in microseconds, one entry per operation. */
+  latenciesUs: Float64Array;
+  /** Extra numeric columns this experiment adds to every row (e.g. ops_per_sec_with_teardown). */
+  extra?: Record<string, number>;
+}
+
+/** One point of a sweep: a configuration at one concurrency. */
+export interface Point {
+  config: string;
+  concurrency: number;
+  /** Measurement length in seconds, or undefined when the run is bounded by `ops`. */
+  duration?: number;
+  ops?: number;
+}
+
+/** A row of data.csv. The first nine columns are the contract every experiment keeps. */
+export interface Row {
+  experiment: string;
+  config: string;
+  concurrency: number;
+  repeat: number;
+  ops: number;
+  seconds: number;
+  ops_per_sec: number;
+  p50_us: number;
+  p99_us: number;
+  [column: string]: string | number;
+}
+
+export interface SweepDefaults {
+  concurrency: number[];
+  duration: number;
+  repeat: number;
+  /** Seconds of warm-up run (and discarded) before the first repetition of each point. */
+  warmup: number;
+}
+
+export interface RunContext {
+  /** Aborted on Ctrl-C (SIGINT) or SIGTERM; a measurement should stop promptly and reject. */
+  signal: AbortSignal;
+  progress: Progress;
+  /** The experiment's own parsed options (whatever its `options()` declared). */
+  options: Record<string, unknown>;
+  /** Facts about this run worth keeping (a probe's calibration, a degraded feature): meta.json `notes`. */
+  notes: Record<string, unknown>;
+}
+
+export interface Experiment {
+  name: string;
+  /** One line for `--help` and the registry listing. */
+  summary: string;
+  defaults: SweepDefaults;
+  /** The small sweep `--quick` runs: it must finish in well under a minute. */
+  quick: SweepDefaults;
+  /** Declares the experiment's own flags on top of the common ones. */
+  options(argv: Argv): Argv;
+  /** The configurations to sweep, from the parsed options; throws UsageError on bad values. */
+  configs(options: Record<string, unknown>): string[];
+  /** Checks privileges and kernel features before anything is written; throws PrivilegeError. */
+  preflight(options: Record<string, unknown>): Promise<void>;
+  /** Called once before the sweep and once after it (also after an error or Ctrl-C). */
+  setup?(ctx: RunContext): Promise<void>;
+  teardown?(ctx: RunContext): Promise<void>;
+  measure(point: Point, ctx: RunContext): Promise<Measurement>;
+  /** The Vega-Lite spec of this experiment's figure, drawn from all rows of the run. */
+  figure(rows: Row[]): object;
+}

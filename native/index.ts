@@ -1,0 +1,116 @@
+// Typed front door of the native addon (built by node-gyp into build/Release on npm install).
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** The namespaces the churn benchmark and spawn() know, by the names users type. */
+export const NAMESPACES = ['cgroup', 'ipc', 'mnt', 'net', 'pid', 'uts'] as const;
+export type Namespace = (typeof NAMESPACES)[number];
+
+export interface Constants {
+  CLONE_NEWCGROUP: number;
+  CLONE_NEWIPC: number;
+  CLONE_NEWNET: number;
+  CLONE_NEWNS: number;
+  CLONE_NEWPID: number;
+  CLONE_NEWUTS: number;
+  MS_RDONLY: number;
+  MS_NOSUID: number;
+  MS_NODEV: number;
+  MS_NOEXEC: number;
+  MS_REMOUNT: number;
+  MS_BIND: number;
+  MS_REC: number;
+  MS_PRIVATE: number;
+  MS_SLAVE: number;
+  MNT_DETACH: number;
+}
+
+export interface ChurnOptions {
+  /** CLONE_NEW* bits; see namespaceFlags(). */
+  flags: number;
+  /** Worker threads, each with one child in flight at a time. */
+  concurrency: number;
+  /** Give exactly one of durationSeconds and ops. */
+  durationSeconds?: number;
+  ops?: number;
+  /** Child calls unshare(flags) after a plain clone, instead of being cloned into the namespaces. */
+  useUnshare?: boolean;
+}
+
+export interface ChurnResult {
+  ops: number;
+  seconds: number;
+  latenciesUs: Float64Array;
+  /** True when stop() ended the run early. */
+  stopped: boolean;
+}
+
+export interface ChurnRun {
+  start(): Promise<ChurnResult>;
+  stop(): void;
+}
+
+export type SpawnStep =
+  | { op: 'unshare'; flags: number }
+  | { op: 'setns'; path: string; flags?: number }
+  | { op: 'mount'; source?: string; target: string; fstype?: string; flags: number; data?: string }
+  | { op: 'chroot'; path: string }
+  | { op: 'chdir'; path: string }
+  | { op: 'sethostname'; name: string }
+  | { op: 'exec'; argv: string[]; env?: string[] }
+  | { op: 'hold' };
+
+export interface SpawnOptions {
+  /** Namespaces the child is born in (clone flags). */
+  cloneFlags?: number;
+  steps: SpawnStep[];
+  /** SIGKILL the child when the process that spawned it dies (default true). */
+  dieWithParent?: boolean;
+}
+
+export interface ReapResult {
+  timedOut: boolean;
+  exitCode: number | null;
+  signal: number | null;
+}
+
+/** An Error from a failed syscall, as the addon throws it. */
+export interface SyscallError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+interface Addon {
+  ChurnRun: new (options: ChurnOptions) => ChurnRun;
+  spawn(options: SpawnOptions): number;
+  reap(pid: number, timeoutMs?: number): Promise<ReapResult>;
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data?: string | null): void;
+  umount2(target: string, flags?: number): void;
+  constants: Constants;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+// Compiled to dist/native/index.js; the addon lives at the package root's build/.
+const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
+const addon = createRequire(import.meta.url)(path.join(root, 'build/Release/sockbench_native.node')) as Addon;
+
+export const { ChurnRun, spawn, reap, mount, umount2, constants } = addon;
+
+const FLAG_OF: Record<Namespace, keyof Constants> = {
+  cgroup: 'CLONE_NEWCGROUP',
+  ipc: 'CLONE_NEWIPC',
+  mnt: 'CLONE_NEWNS',
+  net: 'CLONE_NEWNET',
+  pid: 'CLONE_NEWPID',
+  uts: 'CLONE_NEWUTS',
+};
+
+export function namespaceFlags(namespaces: readonly Namespace[]): number {
+  return namespaces.reduce((flags, ns) => flags | constants[FLAG_OF[ns]], 0);
+}
+
+export function isSyscallError(e: unknown): e is SyscallError {
+  return e instanceof Error && typeof (e as SyscallError).errno === 'number' && typeof (e as SyscallError).syscall === 'string';
+}

@@ -1,0 +1,7 @@
+#pragma once
+#include <napi.h>
+
+namespace sockbench {
+Napi::Value Mount(const Napi::CallbackInfo& info);
+Napi::Value Umount2(const Napi::CallbackInfo& info);
+}  // namespace sockbench

@@ -1,0 +1,7 @@
+#pragma once
+#include <napi.h>
+
+namespace sockbench {
+Napi::Value Spawn(const Napi::CallbackInfo& info);
+Napi::Value Reap(const Napi::CallbackInfo& info);
+}  // namespace sockbench
