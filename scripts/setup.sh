@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs what sockbench needs from the system and builds the project, on Debian or Ubuntu,
+# as root. Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  say "run as root: the studies create namespaces and mounts, and this installs packages"
+  exit 3
+fi
+
+# Debian package -> a command or file that shows it is there.
+declare -A NEED=(
+  [build-essential]=/usr/bin/g++
+  [python3]=/usr/bin/python3
+  [iproute2]=/usr/sbin/ip
+  [util-linux]=/usr/bin/nsenter
+)
+if ! command -v node >/dev/null; then
+  NEED[nodejs]=/usr/bin/node
+  NEED[npm]=/usr/bin/npm
+fi
+missing=()
+for pkg in "${!NEED[@]}"; do
+  [ -e "${NEED[$pkg]}" ] || missing+=("$pkg")
+done
+# node-gyp builds against the installed Node's headers: no download from outside.
+node_include="$(dirname "$(dirname "$(readlink -f "$(command -v node || echo /usr/bin/node)")")")/include/node"
+if [ ! -e "$node_include/node_api.h" ] && [ ! -e /usr/include/node/node_api.h ]; then
+  missing+=(libnode-dev)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$major" -lt 20 ]; then
+  say "Node $(node --version) is too old: sockbench needs Node 20 or newer"
+  exit 3
+fi
+
+if [ -e "$node_include/node_api.h" ]; then
+  export npm_config_nodedir="$(dirname "$(dirname "$node_include")")"
+elif [ -e /usr/include/node/node_api.h ]; then
+  export npm_config_nodedir=/usr
+fi
+
+# npm ci builds the addon (node-gyp) and compiles the TypeScript (prepare).
+if [ ! -e build/Release/sockbench_native.node ] || [ ! -e dist/harness/cli.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm dependencies and building (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+say "ready"
