@@ -106,7 +106,7 @@ export const netns: Experiment = {
       ctx.signal.removeEventListener('abort', stop);
     }
     // Without net the namespaces are freed before the last child is reaped.
-    const teardownSeconds = watchTeardown ? await teardown!.wait(ctx.signal) : teardown ? 0 : NaN;
+    const teardownSeconds = watchTeardown ? await teardown!.wait() : teardown ? 0 : NaN;
     if (result.stopped) throw new InterruptedError('interrupted');
     return {
       ops: result.ops,

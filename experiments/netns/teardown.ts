@@ -21,6 +21,7 @@ import { promisify } from 'node:util';
 import { constants, reap, spawn } from '../../native/index.js';
 
 const run = promisify(execFile);
+const RELEASE_TIMEOUT_MS = 120_000;
 
 class Sentinel {
   private constructor(readonly pid: number, readonly hostLink: string) {}
@@ -38,12 +39,17 @@ class Sentinel {
     return new Sentinel(pid, hostLink);
   }
 
-  /** Releases the namespace and resolves once cleanup_net has deleted its devices. */
-  async release(signal?: AbortSignal): Promise<void> {
+  /**
+   * Releases the namespace and resolves once cleanup_net has deleted its devices. Not
+   * cut short by Ctrl-C: it is the cleanup of what the run made, and a stuck kernel is
+   * bounded by the timeout instead.
+   */
+  async release(timeoutMs = RELEASE_TIMEOUT_MS): Promise<void> {
     process.kill(this.pid, 'SIGKILL');
     await reap(this.pid);
+    const deadline = performance.now() + timeoutMs;
     while (fs.existsSync(`/sys/class/net/${this.hostLink}`)) {
-      if (signal?.aborted) return;
+      if (performance.now() > deadline) throw new Error(`netns teardown not finished after ${timeoutMs / 1000} s`);
       await new Promise((r) => setTimeout(r, 1));
     }
   }
@@ -65,13 +71,13 @@ export class NetnsTeardownProbe {
   }
 
   /** Seconds from now until every netns released before this call has been freed. */
-  async wait(signal?: AbortSignal): Promise<number> {
+  async wait(): Promise<number> {
     if (!this.armed) throw new Error('NetnsTeardownProbe.wait() before arm()');
     const [a, b] = this.armed;
     this.armed = undefined;
     const t0 = performance.now();
-    await a.release(signal);
-    await b.release(signal);
+    await a.release();
+    await b.release();
     return (performance.now() - t0) / 1000;
   }
 
