@@ -151,6 +151,18 @@ test('churn: stop() ends a long run promptly', async () => {
   assert.ok(Date.now() - t0 < 5000);
 });
 
+test('churn: after children that were init of a PID namespace, our own children are still ours to reap', async () => {
+  // A PID-namespace init sets SIGCHLD to SIG_IGN in its handler table as it exits; if churn
+  // children shared ours, the kernel would auto-reap every later child of this process.
+  await new ChurnRun({ flags: namespaceFlags(['pid']), concurrency: 2, ops: 20 }).start();
+  const pid = spawn({ steps: [{ op: 'hold' }] });
+  process.kill(pid, 'SIGKILL');
+  await new Promise((r) => setTimeout(r, 50));
+  const r = await reap(pid, 5000);
+  assert.is(r.signal, 9);
+  await new ChurnRun({ flags: namespaceFlags(['net']), concurrency: 2, ops: 20 }).start();
+});
+
 test('churn: bad options are refused before any thread starts', () => {
   assert.throws(() => new ChurnRun({ flags: 0, concurrency: 0, ops: 1 }), /concurrency/);
   assert.throws(() => new ChurnRun({ flags: 0, concurrency: 1 }), /durationSeconds|ops/);

@@ -51,7 +51,7 @@ static void *worker(void *arg) {
   long ops = 0;
   while (!atomic_load(&go)) sched_yield();
   while (!atomic_load(&failed_errno)) {
-    pid_t pid = clone(child, stack + STACK_BYTES, CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_SIGHAND | clone_flags, NULL);
+    pid_t pid = clone(child, stack + STACK_BYTES, CLONE_VM | CLONE_VFORK | CLONE_FILES | clone_flags, NULL);
     if (pid < 0) {
       atomic_store(&failed_errno, errno);
       break;

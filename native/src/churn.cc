@@ -7,9 +7,12 @@
 // - Children are made with CLONE_VM|CLONE_VFORK on a small private stack. A fork() from a
 //   busy multi-threaded parent copies and write-protects the parent's whole address space
 //   and serialises on its mmap lock, so it would measure Node's heap, not the namespaces.
-// - Children share the file table and signal handlers (CLONE_FILES|CLONE_SIGHAND): copying
-//   and closing Node's dozens of descriptors on every op would make the cost depend on the
-//   parent's open files instead of on the namespaces.
+// - Children share the file table (CLONE_FILES): copying and closing Node's dozens of
+//   descriptors on every op would make the cost depend on the parent's open files instead
+//   of on the namespaces. They must not share signal handlers (CLONE_SIGHAND): a child that
+//   is init of a new PID namespace sets SIGCHLD to SIG_IGN in its handler table as it exits
+//   (zap_pid_ns_processes), and shared, that would make the kernel auto-reap all of Node's
+//   children from then on.
 // - Children exit with no exit signal (reaped with __WALL), so Node's SIGCHLD handling is
 //   never woken by them, and worker threads block every signal so a child never runs one of
 //   Node's handlers on the shared memory.
@@ -39,7 +42,7 @@ constexpr size_t kChildStackBytes = 64 * 1024;
 constexpr size_t kThreadStackBytes = 256 * 1024;
 constexpr int kMaxConcurrency = 4096;
 // What every churn child shares with its parent thread; see the header comment.
-constexpr int kShareFlags = CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_SIGHAND;
+constexpr int kShareFlags = CLONE_VM | CLONE_VFORK | CLONE_FILES;
 constexpr int kNamespaceFlags =
     CLONE_NEWCGROUP | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS;
 
