@@ -71,7 +71,9 @@ async function runCommand(exp: Experiment, args: Record<string, unknown>): Promi
   const configs = exp.configs(args);
   await exp.preflight(args);
   const commandLine = [...process.argv.slice(1), ...(process.env.npm_lifecycle_event ? [`(npm run ${process.env.npm_lifecycle_event})`] : [])];
-  const outcome = await runExperiment(exp, configs, sweep, args, commandLine);
+  // yargs' own bookkeeping (_ and $0) is not an option of the run.
+  const options = Object.fromEntries(Object.entries(args).filter(([k]) => k !== '_' && k !== '$0'));
+  const outcome = await runExperiment(exp, configs, sweep, options, commandLine);
   if (outcome.rows.length > 0) process.stdout.write(formatSummary(outcome.summary) + '\n');
   const rel = (p: string) => path.relative(process.cwd(), p) || '.';
   if (outcome.status === 'complete') {
