@@ -131,6 +131,11 @@ test('churn: an op-bounded run does exactly that many operations and times each'
   assert.not.ok(r.stopped);
 });
 
+test('churn: the unshare method makes the same namespaces after a plain clone', async () => {
+  const r = await new ChurnRun({ flags: namespaceFlags(['mnt', 'net', 'pid']), concurrency: 2, ops: 20, useUnshare: true }).start();
+  assert.is(r.ops, 20);
+});
+
 test('churn: a timed run lasts its duration and Node stays responsive meanwhile', async () => {
   let ticks = 0;
   const timer = setInterval(() => ticks++, 20);
