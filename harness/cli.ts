@@ -10,6 +10,7 @@ import { isUserError, UsageError } from './errors.js';
 import { redrawFigures } from './redraw.js';
 import { formatSummary } from './report.js';
 import { runExperiment, type SweepOptions } from './runner.js';
+import { TRACE_FAMILIES, type TraceFamily } from './tracer.js';
 import type { Experiment } from './types.js';
 
 const MAX_CONCURRENCY = 4096;
@@ -50,7 +51,17 @@ export function sweepFrom(exp: Experiment, args: Record<string, unknown>): Sweep
     repeat: args.repeat === undefined ? base.repeat : positive('repeat', args.repeat, { integer: true }),
     warmup: args.warmup === undefined ? base.warmup : positive('warmup', args.warmup, { zeroOk: true }),
     out: path.resolve(String(args.out ?? REPO_ROOT)),
+    trace: args.trace === undefined ? [] : parseTrace(String(args.trace)),
   };
+}
+
+export function parseTrace(text: string): TraceFamily[] {
+  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new UsageError(`--trace: name probe families (${TRACE_FAMILIES.join(', ')})`);
+  for (const n of names) {
+    if (!(TRACE_FAMILIES as readonly string[]).includes(n)) throw new UsageError(`--trace: unknown probe family '${n}' (known: ${TRACE_FAMILIES.join(', ')})`);
+  }
+  return [...new Set(names)] as TraceFamily[];
 }
 
 function commonOptions(argv: Argv, exp: Experiment): Argv {
@@ -63,7 +74,8 @@ function commonOptions(argv: Argv, exp: Experiment): Argv {
     .option('repeat', { type: 'string', describe: `repetitions of every point [default: ${d.repeat}; --quick: ${q.repeat}]` })
     .option('warmup', { type: 'string', describe: `seconds of discarded warm-up before each measurement [default: ${d.warmup}]` })
     .option('quick', { type: 'boolean', describe: 'a small sweep that finishes in well under a minute' })
-    .option('out', { type: 'string', describe: 'directory that receives results/ and figures/ [default: the repository root]' });
+    .option('out', { type: 'string', describe: 'directory that receives results/ and figures/ [default: the repository root]' })
+    .option('trace', { type: 'string', describe: `bpftrace probe families to run beside the sweep: ${TRACE_FAMILIES.join(',')}; writes locks.csv / syscalls.csv and a lock figure` });
 }
 
 async function runCommand(exp: Experiment, args: Record<string, unknown>): Promise<number> {

@@ -10,7 +10,7 @@ import { writeFileAtomic } from './atomic-write.js';
  * cell, which spreadsheets and pandas both read as missing; other numbers are written as
  * JavaScript prints them, so nothing is rounded away.
  */
-export function writeCsv(path: string, rows: Record<string, unknown>[], columns?: string[]): void {
+export function writeCsv(path: string, rows: object[], columns?: string[]): void {
   const csv = stringify(rows, {
     header: true,
     columns: columns ?? unionOfKeys(rows),
@@ -23,7 +23,7 @@ export function writeCsv(path: string, rows: Record<string, unknown>[], columns?
   writeFileAtomic(path, csv);
 }
 
-function unionOfKeys(rows: Record<string, unknown>[]): string[] {
+function unionOfKeys(rows: object[]): string[] {
   const seen = new Set<string>();
   for (const row of rows) for (const key of Object.keys(row)) seen.add(key);
   return [...seen];

@@ -4,6 +4,7 @@ import os from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { readMounts } from './mountinfo.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -90,19 +91,13 @@ function onlineCpuCount(): number {
 // cgroup1_show_options); "name=..." and "release_agent=..." are caught by their "=".
 const CGROUP_V1_FLAGS = new Set(['rw', 'ro', 'noprefix', 'xattr', 'clone_children', 'cpuset_v2_mode', 'favordynmods']);
 
-interface Mount {
-  mountPoint: string;
-  fsType: string;
-  superOptions: string[];
-}
-
 /**
  * Reads the mount table rather than guessing from paths: hosts differ (v1 hierarchies plus
  * cgroup2 at /sys/fs/cgroup/unified on one machine here, cgroup2 only at /sys/fs/cgroup on
  * Ubuntu 24.04), and which layout is present decides how the engine places containers.
  */
-function cgroupLayout(): Environment['cgroup'] {
-  const mounts = parseMountinfo(readText('/proc/self/mountinfo') ?? '');
+export function cgroupLayout(): Environment['cgroup'] {
+  const mounts = readMounts();
   const v1Controllers = new Set<string>();
   for (const m of mounts) {
     if (m.fsType !== 'cgroup') continue;
@@ -115,23 +110,6 @@ function cgroupLayout(): Environment['cgroup'] {
   const v2Controllers = v2Mount ? (readText(`${v2Mount}/cgroup.controllers`) ?? '').split(/\s+/).filter(Boolean) : [];
   const version: CgroupVersion = hasV1 ? (v2Mount ? 'hybrid' : 'v1') : v2Mount ? 'v2' : 'none';
   return { version, v1Controllers: [...v1Controllers].sort(), v2Mount, v2Controllers };
-}
-
-// mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS".
-// The optional fields vary in number, so the fields after the " - " separator are found from it.
-function parseMountinfo(text: string): Mount[] {
-  return text.split('\n').flatMap((line) => {
-    const [before, after] = line.split(' - ');
-    if (after === undefined) return [];
-    const mountPoint = before.split(' ')[4];
-    const [fsType, , superOptions = ''] = after.split(' ');
-    return [{ mountPoint: unescapeOctal(mountPoint), fsType, superOptions: superOptions.split(',') }];
-  });
-}
-
-// The kernel writes space, tab, newline and backslash in paths as \040, \011, \012, \134.
-function unescapeOctal(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 
 const TOOLS: Record<string, [string, string[]]> = {
@@ -158,7 +136,7 @@ async function toolVersions(): Promise<Record<string, string | null>> {
  * null when it is missing, fails or hangs. The timeout bounds a wrapper that stalls, such as
  * one probing a daemon, so capturing the environment never delays or fails a run.
  */
-async function firstOutputLine(file: string, args: string[], cwd?: string): Promise<string | null> {
+export async function firstOutputLine(file: string, args: string[], cwd?: string): Promise<string | null> {
   try {
     const { stdout, stderr } = await execFileAsync(file, args, { timeout: 3000, cwd });
     const line = (stdout.trim() || stderr.trim()).split('\n')[0];

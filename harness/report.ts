@@ -1,4 +1,5 @@
 // The summary a person pastes: one Markdown table row per point, medians across repetitions.
+import { markdownTable } from './markdown.js';
 import type { SummaryRow } from './stats.js';
 
 const FIXED = new Set(['experiment', 'config', 'concurrency', 'repeats', 'outliers']);
@@ -32,7 +33,5 @@ export function formatSummary(summary: SummaryRow[]): string {
       `${s.repeats}${Number(s.outliers) > 0 ? ` (${s.outliers} outlier)` : ''}`,
     ];
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const row = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  return [row(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(row)].join('\n');
+  return markdownTable(header, lines);
 }

@@ -13,9 +13,13 @@ import { InterruptedError } from './errors.js';
 import { renderFigure } from './figures.js';
 import { Progress } from './progress.js';
 import { latencySummary, summarize, type SummaryRow } from './stats.js';
+import type { TraceFamily } from './tracer.js';
+import { TraceSession } from './traceSession.js';
 import type { Experiment, Point, Row, RunContext, SweepDefaults } from './types.js';
 
 export interface SweepOptions extends SweepDefaults {
+  /** Probe families to run beside the sweep (`--trace`); empty for none. */
+  trace: TraceFamily[];
   /** Bound each measurement by an operation count instead of a duration. */
   ops?: number;
   /** Where results/ and figures/ go. */
@@ -96,6 +100,7 @@ export async function runExperiment(
     sweep: { configs, ...sweep },
     options,
     notes: {} as Record<string, unknown>,
+    trace: undefined as TraceSession['info'] | undefined,
     environment,
   };
   const writeMeta = () => writeFileAtomic(path.join(runDir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
@@ -123,8 +128,11 @@ export async function runExperiment(
   let failure: unknown;
 
   progress.begin(points.length * sweep.repeat);
+  let trace: TraceSession | undefined;
   try {
     await experiment.setup?.(ctx);
+    trace = await TraceSession.open(sweep.trace, progress);
+    meta.trace = trace.info;
     // Repetitions go round the whole sweep, so slow drift of the machine spreads over every
     // point instead of landing on one.
     for (let repeat = 1; repeat <= sweep.repeat; repeat++) {
@@ -132,7 +140,9 @@ export async function runExperiment(
         if (controller.signal.aborted) throw controller.signal.reason;
         progress.step(`${experiment.name} ${point.config} c=${point.concurrency} rep ${repeat}/${sweep.repeat}`);
         if (sweep.warmup > 0) await experiment.measure({ ...point, duration: sweep.warmup, ops: undefined }, ctx);
+        await trace.begin();
         const m = await experiment.measure(point, ctx);
+        await trace.end({ config: point.config, concurrency: point.concurrency, repeat });
         rows.push(toRow(experiment.name, point, repeat, m));
         progress.advance();
       }
@@ -142,6 +152,7 @@ export async function runExperiment(
     failure = e;
   } finally {
     try {
+      await trace?.close();
       await experiment.teardown?.(ctx);
     } finally {
       progress.end();
@@ -160,8 +171,10 @@ export async function runExperiment(
     writeCsv(path.join(runDir, 'data.csv'), rows, columns);
     writeCsv(path.join(runDir, 'summary.csv'), summary);
     figure = await renderFigure(experiment.figure(rows), sweep.out, experiment.name);
+    await trace?.write(runDir, true, sweep.out, experiment.name);
   } else if (rows.length > 0) {
     writeCsv(path.join(runDir, 'data.partial.csv'), rows, columns);
+    await trace?.write(runDir, false, sweep.out, experiment.name);
   } else {
     fs.rmSync(runDir, { recursive: true, force: true });
     return { status, error: failure, rows, summary };

@@ -17,6 +17,7 @@ declare -A NEED=(
   [python3]=/usr/bin/python3
   [iproute2]=/usr/sbin/ip
   [util-linux]=/usr/bin/nsenter
+  [bpftrace]=/usr/bin/bpftrace
 )
 if ! command -v node >/dev/null; then
   NEED[nodejs]=/usr/bin/node

@@ -43,9 +43,9 @@ export const netns: Experiment = {
         default: DEFAULT_SETS.join(','),
       })
       .option('method', {
-        choices: ['clone', 'unshare'],
-        default: 'clone',
-        describe: 'clone: child is born in the namespaces; unshare: child calls unshare() after a plain clone',
+        choices: ['unshare', 'clone'],
+        default: 'unshare',
+        describe: 'unshare: child calls unshare() after a plain clone, as the paper did; clone: child is born in the namespaces',
       });
   },
 
