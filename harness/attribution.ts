@@ -109,6 +109,13 @@ const OPERATIONS = new Set([
   'ksys_unshare', 'ksys_chroot', 'do_execveat_common',
 ]);
 
+/**
+ * Where a stack leaves the code that took the lock for whatever the CPU was interrupted in:
+ * an RCU callback or softirq runs on top of an unrelated task's stack, so the frames beyond
+ * belong to someone else.
+ */
+const CONTEXT_BOUNDARY = /^(rcu_do_batch|rcu_core|handle_softirqs|__do_softirq|run_ksoftirqd|irq_exit_rcu|__irq_exit_rcu|sysvec_|asm_sysvec_|common_interrupt|asm_common_interrupt)/;
+
 export interface Attribution {
   /** Symbol of the lock when the kernel exports it, else "<kind> in <first frame>". */
   lock: string;
@@ -131,12 +138,19 @@ export function attribute(stack: string, lockAddr: bigint, flags: number, syms: 
   const firstOwn = frames.findIndex((f) => !LOCKING.test(f));
   const own = firstOwn < 0 ? frames : frames.slice(firstOwn);
   const callPath = own.slice(0, 3).join(' <- ') || '(empty stack)';
-  let operation = own.find((f) => OPERATIONS.has(f));
+  const boundary = own.findIndex((f) => CONTEXT_BOUNDARY.test(f));
+  const context = boundary < 0 ? own : own.slice(0, boundary);
+  let operation = context.find((f) => OPERATIONS.has(f));
+  if (!operation && boundary >= 0) {
+    // The callback that ran, named by its context: "rcu: delayed_free_vfsmnt", "softirq: ...".
+    const kind = own[boundary]!.startsWith('rcu_') ? 'rcu' : 'softirq';
+    operation = `${kind}: ${context[context.length - 1] ?? own[boundary]}`;
+  }
   if (!operation) {
     // Fall back to the syscall the task was in, or the work item a kernel worker ran.
-    const sys = own.find((f) => /^__(x64|ia32|arm64)_sys_/.test(f));
-    const work = own.indexOf('process_one_work');
-    operation = sys ? `sys_${sys.replace(/^__(x64|ia32|arm64)_sys_/, '')}` : work > 0 ? own[work - 1]! : 'other';
+    const sys = context.find((f) => /^__(x64|ia32|arm64)_sys_/.test(f));
+    const work = context.indexOf('process_one_work');
+    operation = sys ? `sys_${sys.replace(/^__(x64|ia32|arm64)_sys_/, '')}` : work > 0 ? context[work - 1]! : 'other';
   }
   const kind = lockKind(flags);
   const lockSymbol = syms.dataAt(lockAddr) ?? null;

@@ -8,7 +8,8 @@ import { hideBin } from 'yargs/helpers';
 import { EXPERIMENTS } from '../experiments/index.js';
 import { isUserError, UsageError } from './errors.js';
 import { redrawFigures } from './redraw.js';
-import { formatSummary } from './report.js';
+import { readCsv } from './csv.js';
+import { formatSummary, formatTopLocks } from './report.js';
 import { runExperiment, type SweepOptions } from './runner.js';
 import { TRACE_FAMILIES, type TraceFamily } from './tracer.js';
 import type { Experiment } from './types.js';
@@ -92,11 +93,22 @@ async function runCommand(exp: Experiment, args: Record<string, unknown>): Promi
     process.stdout.write(`\ndata:   ${rel(path.join(outcome.runDir!, 'data.csv'))}\n`);
     process.stdout.write(`meta:   ${rel(path.join(outcome.runDir!, 'meta.json'))}\n`);
     process.stdout.write(`figure: ${rel(outcome.figure!.svgPath)}\n`);
+    reportTrace(outcome.runDir!, sweep.out, exp.name, rel);
     return 0;
   }
   const kept = outcome.runDir ? ` (measured points kept in ${rel(path.join(outcome.runDir, 'data.partial.csv'))})` : '';
   process.stderr.write(`sockbench: run ${outcome.status}${kept}\n`);
   throw outcome.error;
+}
+
+/** Where a traced run put its numbers, and its heaviest lock waits. */
+function reportTrace(runDir: string, out: string, name: string, rel: (p: string) => string) {
+  const locks = path.join(runDir, 'locks.csv');
+  const syscalls = path.join(runDir, 'syscalls.csv');
+  if (fs.existsSync(syscalls)) process.stdout.write(`syscalls: ${rel(syscalls)}\n`);
+  if (!fs.existsSync(locks)) return;
+  process.stdout.write(`locks:  ${rel(locks)}\nlock figure: ${rel(path.join(out, 'figures', `${name}-locks.svg`))}\n\n`);
+  process.stdout.write(formatTopLocks(readCsv(locks) as never) + '\n');
 }
 
 function report(e: unknown): number {

@@ -5,13 +5,14 @@ import type { LockRow } from './tracer.js';
 const SHOWN_PATHS = 8;
 
 export function lockFigure(experiment: string, rows: (LockRow & { config: string; concurrency: number; repeat: number })[]): object {
+  const label = (r: LockRow) => `${r.operation}: ${r.call_path}`;
   const byPath = new Map<string, number>();
-  for (const r of rows) byPath.set(r.call_path, (byPath.get(r.call_path) ?? 0) + r.wait_total_us);
+  for (const r of rows) byPath.set(label(r), (byPath.get(label(r)) ?? 0) + r.wait_total_us);
   const top = new Set([...byPath.entries()].sort((a, b) => b[1] - a[1]).slice(0, SHOWN_PATHS).map(([p]) => p));
   // Sum within a measurement first, so the median across repetitions is of per-measurement totals.
   const sums = new Map<string, { config: string; concurrency: number; repeat: number; path: string; wait_ms: number }>();
   for (const r of rows) {
-    const p = top.has(r.call_path) ? `${r.operation}: ${r.call_path}` : 'other';
+    const p = top.has(label(r)) ? label(r) : 'other';
     const key = `${r.config}\0${r.concurrency}\0${r.repeat}\0${p}`;
     const s = sums.get(key) ?? { config: r.config, concurrency: r.concurrency, repeat: r.repeat, path: p, wait_ms: 0 };
     s.wait_ms += r.wait_total_us / 1000;

@@ -35,3 +35,33 @@ export function formatSummary(summary: SummaryRow[]): string {
   });
   return markdownTable(header, lines);
 }
+
+interface LockWait {
+  config: string;
+  operation: string;
+  call_path: string;
+  kind: string;
+  contentions: number;
+  wait_total_us: number;
+}
+
+/** The heaviest lock waits of a traced run, per config, summed over its points and repetitions. */
+export function formatTopLocks(rows: LockWait[], perConfig = 3): string {
+  const sums = new Map<string, LockWait>();
+  for (const r of rows) {
+    const key = `${r.config}\0${r.operation}\0${r.call_path}\0${r.kind}`;
+    const s = sums.get(key) ?? { ...r, contentions: 0, wait_total_us: 0 };
+    s.contentions += Number(r.contentions);
+    s.wait_total_us += Number(r.wait_total_us);
+    sums.set(key, s);
+  }
+  const configs = [...new Set(rows.map((r) => r.config))];
+  const lines = configs.flatMap((config) =>
+    [...sums.values()]
+      .filter((s) => s.config === config)
+      .sort((a, b) => b.wait_total_us - a.wait_total_us)
+      .slice(0, perConfig)
+      .map((s) => [config, s.operation, s.call_path, s.kind, Math.round(s.contentions).toLocaleString('en-US'), fmt(s.wait_total_us / 1000)]),
+  );
+  return markdownTable(['config', 'operation', 'call path', 'lock kind', 'contentions', 'wait (ms)'], lines);
+}

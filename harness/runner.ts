@@ -32,6 +32,8 @@ export interface RunOutcome {
   error?: unknown;
   /** Undefined when nothing was measured before the run stopped: then nothing is kept. */
   runDir?: string;
+  /** What was traced and what could not be, when --trace was given. */
+  trace?: TraceSession['info'];
   rows: Row[];
   summary: SummaryRow[];
   figure?: { vlPath: string; svgPath: string };
@@ -177,8 +179,8 @@ export async function runExperiment(
     await trace?.write(runDir, false, sweep.out, experiment.name);
   } else {
     fs.rmSync(runDir, { recursive: true, force: true });
-    return { status, error: failure, rows, summary };
+    return { status, error: failure, rows, summary, trace: trace?.info };
   }
   writeMeta();
-  return { status, error: failure, runDir, rows, summary, figure };
+  return { status, error: failure, runDir, rows, summary, figure, trace: trace?.info };
 }

@@ -64,6 +64,16 @@ test('attribution skips locking machinery and names call path and operation', ()
   assert.is(a.lockSymbol, null);
 });
 
+test('attribution stops at an RCU callback: the interrupted task is not the operation', () => {
+  const syms = Kallsyms.parse(
+    ['ffffffff81000000 T _raw_spin_lock', 'ffffffff81000100 T free_percpu', 'ffffffff81000200 T delayed_free_vfsmnt', 'ffffffff81000300 T rcu_do_batch', 'ffffffff81000400 T rcu_core', 'ffffffff81000500 T copy_utsname'].join('\n'),
+  );
+  const stack = ['ffffffff81000010', 'ffffffff81000110', 'ffffffff81000210', 'ffffffff81000310', 'ffffffff81000410', 'ffffffff81000510'].map((a) => `\t${a} x+1`).join('\n');
+  const a = attribute(stack, 0n, 1, syms);
+  assert.is(a.operation, 'rcu: delayed_free_vfsmnt');
+  assert.is(a.callPath, 'free_percpu <- delayed_free_vfsmnt <- rcu_do_batch');
+});
+
 test('recorded netns churn: lock waits resolve to setup_net and teardown paths, never to bare addresses', () => {
   const rows = lockRows(recorded('locks-netns.jsonl'), kallsyms());
   assert.ok(rows.length > 5);
