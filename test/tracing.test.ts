@@ -84,6 +84,8 @@ test('recorded netns churn: lock waits resolve to setup_net and teardown paths, 
   }
   const ops = new Set(rows.map((r) => r.operation));
   assert.ok(ops.has('setup_net'), `operations seen: ${[...ops].join(', ')}`);
+  const short = rows.filter((r) => r.operation === '(short waits)');
+  assert.ok(short.length > 0 && short.every((r) => r.wait_max_us < 10), 'waits under the threshold are kept, by kind');
   assert.ok(rows.some((r) => r.call_path.includes(' <- ')));
   // Sorted heaviest first.
   for (let i = 1; i < rows.length; i++) assert.ok(rows[i - 1]!.wait_total_us >= rows[i]!.wait_total_us);
