@@ -36,6 +36,7 @@ for (const [flags, mention] of [
   [['--repeat', '0'], '--repeat'],
   [['--duration', '1', '--ops', '5'], '--ops'],
   [['--no-such-flag'], 'no-such-flag'],
+  [['--trace', 'foo'], '--trace'],
 ] as [string[], string][]) {
   test(`bad input ${flags.join(' ')}: exit 2, one line naming ${mention}, nothing written`, async () => {
     const out = tmp();
