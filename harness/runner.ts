@@ -44,8 +44,8 @@ export const COMMON_COLUMNS = [
   'experiment', 'config', 'concurrency', 'repeat', 'ops', 'seconds', 'ops_per_sec', 'p50_us', 'p99_us', 'mean_us',
 ];
 
-function runId(now: Date): string {
-  // 2026-11-23T07:40:12.345Z -> 20261123-074012
+/** A run directory's name: the start time in UTC, 20261123-074012. */
+export function runId(now: Date): string {
   return now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 }
 

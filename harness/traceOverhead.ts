@@ -14,7 +14,7 @@ import { writeCsv } from './csv.js';
 import { captureEnvironment } from './environment.js';
 import { isUserError, UsageError } from './errors.js';
 import { markdownTable } from './markdown.js';
-import { runExperiment } from './runner.js';
+import { runExperiment, runId } from './runner.js';
 import type { Row } from './types.js';
 
 async function main(): Promise<number> {
@@ -70,7 +70,7 @@ async function main(): Promise<number> {
       ratio_with_teardown: of(1, 'ops_per_sec_with_teardown') / of(0, 'ops_per_sec_with_teardown'),
     };
   });
-  const dir = path.join(path.resolve(args.out ?? REPO_ROOT), 'results', 'trace-overhead', new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15));
+  const dir = path.join(path.resolve(args.out ?? REPO_ROOT), 'results', 'trace-overhead', runId(new Date()));
   fs.mkdirSync(dir, { recursive: true });
   writeCsv(path.join(dir, 'data.csv'), rows);
   writeCsv(path.join(dir, 'summary.csv'), summary);

@@ -12,6 +12,7 @@ import { parseConcurrency, REPO_ROOT } from '../../harness/cli.js';
 import { writeCsv } from '../../harness/csv.js';
 import { captureEnvironment } from '../../harness/environment.js';
 import { UsageError } from '../../harness/errors.js';
+import { runId } from '../../harness/runner.js';
 import { median } from 'simple-statistics';
 import { ChurnRun, namespaceFlags, type Namespace } from '../index.js';
 import { normalizeSet } from '../../experiments/netns/index.js';
@@ -88,7 +89,7 @@ async function main() {
   }));
 
   const out = path.resolve(args.out ?? REPO_ROOT);
-  const dir = path.join(out, 'results', 'churn-overhead', new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15));
+  const dir = path.join(out, 'results', 'churn-overhead', runId(new Date()));
   fs.mkdirSync(dir, { recursive: true });
   writeCsv(path.join(dir, 'samples.csv'), samples as unknown as Record<string, unknown>[]);
   writeCsv(path.join(dir, 'summary.csv'), rows);
