@@ -4,6 +4,7 @@
       "target_name": "sockbench_native",
       "sources": [
         "native/src/addon.cc",
+        "native/src/bpfstats.cc",
         "native/src/errors.cc",
         "native/src/churn.cc",
         "native/src/spawn.cc",

@@ -67,9 +67,12 @@ export class Kallsyms {
   }
 }
 
+/** LCB_F_SPIN: the waiter spins (spinlock, rwlock, a mutex's optimistic spin) rather than sleeps. */
+export const LOCK_FLAG_SPIN = 1 << 0;
+
 /** Lock kinds from the LCB_F_* flags of tracepoint:lock:contention_begin (include/trace/events/lock.h). */
 export function lockKind(flags: number): string {
-  const SPIN = 1 << 0, READ = 1 << 1, WRITE = 1 << 2, RT = 1 << 3, PERCPU = 1 << 4, MUTEX = 1 << 5;
+  const SPIN = LOCK_FLAG_SPIN, READ = 1 << 1, WRITE = 1 << 2, RT = 1 << 3, PERCPU = 1 << 4, MUTEX = 1 << 5;
   if (flags & RT) return 'rtmutex';
   if (flags & MUTEX) return flags & SPIN ? 'mutex (spinning)' : 'mutex';
   if (flags & PERCPU) return flags & WRITE ? 'percpu-rwsem write' : 'percpu-rwsem read';

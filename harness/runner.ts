@@ -15,11 +15,13 @@ import { Progress } from './progress.js';
 import { latencySummary, summarize, type SummaryRow } from './stats.js';
 import type { TraceFamily } from './tracer.js';
 import { TraceSession } from './traceSession.js';
-import type { Experiment, Point, Row, RunContext, SweepDefaults } from './types.js';
+import type { Experiment, Measurement, Point, Row, RunContext, SweepDefaults } from './types.js';
 
 export interface SweepOptions extends SweepDefaults {
   /** Probe families to run beside the sweep (`--trace`); empty for none. */
   trace: TraceFamily[];
+  /** locks: time one spinning contention in this many (default SPIN_SAMPLE_EVERY). */
+  spinSampleEvery?: number;
   /** Bound each measurement by an operation count instead of a duration. */
   ops?: number;
   /** Where results/ and figures/ go. */
@@ -56,12 +58,14 @@ function uniqueRunDir(out: string, experiment: string, now: Date): string {
   return dir;
 }
 
-function toRow(experiment: string, point: Point, repeat: number, m: { ops: number; seconds: number; latenciesUs: Float64Array; extra?: Record<string, number> }): Row {
+function toRow(experiment: string, point: Point, repeat: number, m: Measurement): Row {
   const lat = latencySummary(m.latenciesUs);
   return {
     experiment,
     config: point.config,
     concurrency: point.concurrency,
+    ...point.params,
+    ...(m.phase === undefined ? {} : { phase: m.phase }),
     repeat,
     ops: m.ops,
     seconds: m.seconds,
@@ -73,9 +77,15 @@ function toRow(experiment: string, point: Point, repeat: number, m: { ops: numbe
   };
 }
 
+/** The columns that name a point: repetitions of one point share them all. */
+function keyColumns(rows: Row[], points: Point[]): string[] {
+  const params = [...new Set(points.flatMap((p) => Object.keys(p.params ?? {})))];
+  return ['experiment', 'config', 'concurrency', ...params, ...(rows.some((r) => 'phase' in r) ? ['phase'] : [])];
+}
+
 /** The numeric columns worth summarising across repetitions. */
-function summaryColumns(rows: Row[]): string[] {
-  const skip = new Set(['experiment', 'config', 'concurrency', 'repeat']);
+function summaryColumns(rows: Row[], keys: string[]): string[] {
+  const skip = new Set([...keys, 'repeat']);
   const first = rows[0];
   return first ? Object.keys(first).filter((k) => !skip.has(k) && typeof first[k] === 'number') : [];
 }
@@ -122,9 +132,9 @@ export async function runExperiment(
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const ctx: RunContext = { signal: controller.signal, progress, options, notes: meta.notes };
-  const points: Point[] = configs.flatMap((config) =>
-    sweep.concurrency.map((concurrency) => ({ config, concurrency, duration: sweep.ops ? undefined : sweep.duration, ops: sweep.ops })),
-  );
+  const bounds = { duration: sweep.ops ? undefined : sweep.duration, ops: sweep.ops };
+  const points: Point[] = (experiment.points?.(configs, sweep.concurrency, options) ?? configs.flatMap((config) => sweep.concurrency.map((concurrency) => ({ config, concurrency }))))
+    .map((p) => ({ ...p, ...bounds }));
   const rows: Row[] = [];
   let status: RunOutcome['status'] = 'complete';
   let failure: unknown;
@@ -133,19 +143,20 @@ export async function runExperiment(
   let trace: TraceSession | undefined;
   try {
     await experiment.setup?.(ctx);
-    trace = await TraceSession.open(sweep.trace, progress);
+    trace = await TraceSession.open(sweep.trace, progress, sweep.spinSampleEvery);
     meta.trace = trace.info;
     // Repetitions go round the whole sweep, so slow drift of the machine spreads over every
     // point instead of landing on one.
     for (let repeat = 1; repeat <= sweep.repeat; repeat++) {
       for (const point of points) {
         if (controller.signal.aborted) throw controller.signal.reason;
-        progress.step(`${experiment.name} ${point.config} c=${point.concurrency} rep ${repeat}/${sweep.repeat}`);
+        const params = Object.entries(point.params ?? {}).map(([k, v]) => ` ${k}=${v}`).join('');
+        progress.step(`${experiment.name} ${point.config}${params} c=${point.concurrency} rep ${repeat}/${sweep.repeat}`);
         if (sweep.warmup > 0) await experiment.measure({ ...point, duration: sweep.warmup, ops: undefined }, ctx);
         await trace.begin();
         const m = await experiment.measure(point, ctx);
-        await trace.end({ config: point.config, concurrency: point.concurrency, repeat });
-        rows.push(toRow(experiment.name, point, repeat, m));
+        await trace.end({ config: point.config, concurrency: point.concurrency, repeat, ...point.params });
+        for (const phase of Array.isArray(m) ? m : [m]) rows.push(toRow(experiment.name, point, repeat, phase));
         progress.advance();
       }
     }
@@ -163,8 +174,11 @@ export async function runExperiment(
     }
   }
 
-  const columns = [...COMMON_COLUMNS, ...Object.keys(rows[0] ?? {}).filter((k) => !COMMON_COLUMNS.includes(k))];
-  const summary = summarize(rows, summaryColumns(rows));
+  const keys = keyColumns(rows, points);
+  // Point-naming columns (host_mounts, phase) right after concurrency, then the rest.
+  const named = [...COMMON_COLUMNS.slice(0, 3), ...keys.slice(3), ...COMMON_COLUMNS.slice(3)];
+  const columns = [...named, ...Object.keys(rows[0] ?? {}).filter((k) => !named.includes(k))];
+  const summary = summarize(rows, summaryColumns(rows, keys), keys);
   meta.status = status;
   meta.error = failure instanceof Error ? failure.message : failure === undefined ? undefined : String(failure);
   meta.finished = new Date().toISOString();
@@ -173,10 +187,10 @@ export async function runExperiment(
     writeCsv(path.join(runDir, 'data.csv'), rows, columns);
     writeCsv(path.join(runDir, 'summary.csv'), summary);
     figure = await renderFigure(experiment.figure(rows), sweep.out, experiment.name);
-    await trace?.write(runDir, true, sweep.out, experiment.name);
+    await trace?.write(runDir, true, sweep.out, experiment.name, keys.slice(3).filter((k) => k !== 'phase'));
   } else if (rows.length > 0) {
     writeCsv(path.join(runDir, 'data.partial.csv'), rows, columns);
-    await trace?.write(runDir, false, sweep.out, experiment.name);
+    await trace?.write(runDir, false, sweep.out, experiment.name, keys.slice(3).filter((k) => k !== 'phase'));
   } else {
     fs.rmSync(runDir, { recursive: true, force: true });
     return { status, error: failure, rows, summary, trace: trace?.info };

@@ -73,10 +73,10 @@ export interface SummaryRow {
  * One row per point (experiment, config, concurrency), in the order points were first run,
  * with median, mean and 95% CI of each listed column over the point's repetitions.
  */
-export function summarize(rows: Row[], columns: string[]): SummaryRow[] {
+export function summarize(rows: Row[], columns: string[], keys: string[] = ['experiment', 'config', 'concurrency']): SummaryRow[] {
   const groups = new Map<string, Row[]>();
   for (const row of rows) {
-    const key = JSON.stringify([row.experiment, row.config, row.concurrency]);
+    const key = JSON.stringify(keys.map((k) => row[k]));
     const group = groups.get(key);
     if (group) group.push(row);
     else groups.set(key, [row]);
@@ -88,6 +88,7 @@ export function summarize(rows: Row[], columns: string[]): SummaryRow[] {
       experiment: first.experiment,
       config: first.config,
       concurrency: first.concurrency,
+      ...Object.fromEntries(keys.map((k) => [k, first[k]!])),
       repeats: group.length,
       outliers: outlierFlags(numericValues(group, 'ops_per_sec')).filter(Boolean).length,
     };
@@ -107,4 +108,35 @@ export function summarize(rows: Row[], columns: string[]): SummaryRow[] {
 // repetitions report) is left out rather than turning the whole point's statistics into NaN.
 function numericValues(rows: Row[], column: string): number[] {
   return rows.map((row) => row[column]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+}
+
+/** A small seeded PRNG (mulberry32), so a bootstrap gives the same interval on the same data. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface RatioInterval {
+  ratio: number;
+  low: number;
+  high: number;
+}
+
+/**
+ * median(a) / median(b) with a 95% percentile-bootstrap interval, resampling a and b
+ * independently. With a handful of noisy runs per side the interval is wide, and that width is
+ * the honest answer to "is this ratio really below 1?".
+ */
+export function bootstrapMedianRatio(a: number[], b: number[], iterations = 4000, seed = 1): RatioInterval {
+  if (a.length === 0 || b.length === 0) return { ratio: NaN, low: NaN, high: NaN };
+  const random = seededRandom(seed);
+  const resample = (xs: number[]) => median(xs.map(() => xs[Math.floor(random() * xs.length)]!));
+  const ratios = Array.from({ length: iterations }, () => resample(a) / resample(b)).sort((x, y) => x - y);
+  return { ratio: median(a) / median(b), low: quantileSorted(ratios, 0.025), high: quantileSorted(ratios, 0.975) };
 }

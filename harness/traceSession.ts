@@ -7,31 +7,43 @@ import { writeCsv } from './csv.js';
 import { renderFigure } from './figures.js';
 import { lockFigure } from './lockFigure.js';
 import type { Progress } from './progress.js';
-import { Tracer, type LockRow, type SyscallRow, type TraceFamily } from './tracer.js';
+import { SPIN_SAMPLE_EVERY, Tracer, type LockRow, type SyscallRow, type TraceFamily } from './tracer.js';
 
 export interface TraceInfo {
   requested: TraceFamily[];
   active: TraceFamily[];
   /** family -> why it was not traced */
   unavailable: Record<string, string>;
+  /** locks: one spinning contention in this many is timed; locks.csv scales them back up. */
+  spin_sample_every?: number;
 }
 
 interface PointKey {
   config: string;
   concurrency: number;
   repeat: number;
+  /** The point's params (host_mounts, ...), each a column after concurrency. */
+  [param: string]: string | number;
 }
 
 export const LOCK_COLUMNS = ['config', 'concurrency', 'repeat', 'lock', 'kind', 'call_path', 'operation', 'contentions', 'wait_total_us', 'wait_max_us'];
 export const SYSCALL_COLUMNS = ['config', 'concurrency', 'repeat', 'syscall', 'calls', 'p50_us', 'p99_us', 'total_us'];
+export const PROBE_COST_COLUMNS = ['config', 'concurrency', 'repeat', 'probe_runs', 'probe_cpu_ms'];
+
+export interface ProbeCostRow extends PointKey {
+  probe_runs: number;
+  probe_cpu_ms: number;
+}
 
 export class TraceSession {
   readonly lockRows: (PointKey & LockRow)[] = [];
   readonly syscallRows: (PointKey & SyscallRow)[] = [];
+  /** What the probes cost per point; only measured while BPF run-time stats are on (bench:trace-overhead). */
+  readonly costRows: ProbeCostRow[] = [];
 
   private constructor(readonly info: TraceInfo, private tracer: Tracer | undefined) {}
 
-  static async open(requested: TraceFamily[], progress: Progress): Promise<TraceSession> {
+  static async open(requested: TraceFamily[], progress: Progress, spinSampleEvery = SPIN_SAMPLE_EVERY): Promise<TraceSession> {
     const info: TraceInfo = { requested, active: [], unavailable: {} };
     if (requested.length === 0) return new TraceSession(info, undefined);
     const caps = await probeTracing();
@@ -44,13 +56,15 @@ export class TraceSession {
       else if (missing === 'btf') info.unavailable[family] = 'no kernel BTF (/sys/kernel/btf/vmlinux)';
       else info.unavailable[family] = caps[missing].why ?? `${missing} probes refused`;
     }
+    if (info.active.includes('locks')) info.spin_sample_every = spinSampleEvery;
     let tracer: Tracer | undefined;
     if (info.active.length > 0) {
       try {
-        tracer = await Tracer.start(info.active);
+        tracer = await Tracer.start(info.active, spinSampleEvery);
       } catch (e) {
         for (const f of info.active) info.unavailable[f] = e instanceof Error ? e.message : String(e);
         info.active = [];
+        delete info.spin_sample_every;
       }
     }
     for (const [family, why] of Object.entries(info.unavailable)) progress.note(`sockbench: not tracing ${family}: ${why}`);
@@ -68,6 +82,7 @@ export class TraceSession {
     const t = await this.tracer.cut();
     for (const r of t.locks ?? []) this.lockRows.push({ ...key, ...r });
     for (const r of t.syscalls ?? []) this.syscallRows.push({ ...key, ...r });
+    if (t.cost.runTimeNs > 0) this.costRows.push({ ...key, probe_runs: t.cost.runs, probe_cpu_ms: t.cost.runTimeNs / 1e6 });
   }
 
   async close(): Promise<void> {
@@ -76,13 +91,15 @@ export class TraceSession {
     await tracer?.stop();
   }
 
-  /** locks.csv and syscalls.csv (".partial" before ".csv" when the run did not complete), and the lock figure. */
-  async write(runDir: string, complete: boolean, out: string, experiment: string): Promise<void> {
+  /** locks.csv, syscalls.csv, probe-cost.csv when measured (".partial" before ".csv" when the run did not complete), and the lock figure. */
+  async write(runDir: string, complete: boolean, out: string, experiment: string, params: string[] = []): Promise<void> {
     const suffix = complete ? '.csv' : '.partial.csv';
+    const withParams = (columns: string[]) => [...columns.slice(0, 2), ...params, ...columns.slice(2)];
     if (this.info.active.includes('locks')) {
-      writeCsv(path.join(runDir, `locks${suffix}`), this.lockRows, LOCK_COLUMNS);
+      writeCsv(path.join(runDir, `locks${suffix}`), this.lockRows, withParams(LOCK_COLUMNS));
       if (complete) await renderFigure(lockFigure(experiment, this.lockRows), out, `${experiment}-locks`);
     }
-    if (this.info.active.includes('syscalls')) writeCsv(path.join(runDir, `syscalls${suffix}`), this.syscallRows, SYSCALL_COLUMNS);
+    if (this.info.active.includes('syscalls')) writeCsv(path.join(runDir, `syscalls${suffix}`), this.syscallRows, withParams(SYSCALL_COLUMNS));
+    if (this.costRows.length > 0) writeCsv(path.join(runDir, `probe-cost${suffix}`), this.costRows, withParams(PROBE_COST_COLUMNS));
   }
 }

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { attribute, Kallsyms, lockKind } from './attribution.js';
+import { attribute, Kallsyms, LOCK_FLAG_SPIN, lockKind } from './attribution.js';
 import { bpftraceComplaint } from './capabilities.js';
 
 export const TRACE_FAMILIES = ['locks', 'syscalls'] as const;
@@ -25,6 +25,13 @@ const FLUSH_TIMEOUT_MS = 30_000;
  * stack of every microsecond spin made tracing cost up to a third of the rate it explains.
  */
 export const LOCK_STACK_THRESHOLD_US = 10;
+/**
+ * locks.bt times one spinning contention in this many, at random, and the harness scales their
+ * counts and sums back up. Timing all of them cost up to 6% of the CPU and 15% of the netns rate
+ * (bench:trace-overhead): spins are ~98% of contentions, and each timing is two ~300 ns clock
+ * reads here. Sleeping waits (mutex, rwsem) are few and always all timed.
+ */
+export const SPIN_SAMPLE_EVERY = 8;
 
 /** What one family's maps held at one mark: map name -> key -> value (a number, or hist buckets). */
 export type Snapshot = Record<string, Record<string, unknown>>;
@@ -90,9 +97,9 @@ class ProbeProcess {
   private stderr = '';
   private exited: Promise<void>;
 
-  constructor(readonly family: TraceFamily, harnessPid: number) {
+  constructor(readonly family: TraceFamily, harnessPid: number, spinSampleEvery: number) {
     const program = path.join(BPF_DIR, `${family}.bt`);
-    const args = family === 'locks' ? [String(harnessPid), String(LOCK_STACK_THRESHOLD_US * 1000)] : [String(harnessPid)];
+    const args = family === 'locks' ? [String(harnessPid), String(LOCK_STACK_THRESHOLD_US * 1000), String(spinSampleEvery)] : [String(harnessPid)];
     this.child = spawn('bpftrace', ['-B', 'none', '-f', 'json', program, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group: a terminal's Ctrl-C is for the harness, which stops bpftrace
@@ -104,6 +111,10 @@ class ProbeProcess {
     this.exited = new Promise((resolve) => this.child.on('exit', () => resolve()));
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     readline.createInterface({ input: this.child.stdout! }).on('line', (line) => this.onLine(line));
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
   }
 
   get why(): string {
@@ -177,9 +188,39 @@ export interface SyscallRow {
   total_us: number;
 }
 
+/** CPU time the kernel spent running the programs (zero unless BPF run-time stats are on). */
+export interface ProbeCost {
+  runs: number;
+  runTimeNs: number;
+}
+
 export interface PointTrace {
   locks?: LockRow[];
   syscalls?: SyscallRow[];
+  /** Summed over every family's programs, for the interval this cut ended. */
+  cost: ProbeCost;
+}
+
+/** run_cnt and run_time_ns of every BPF program a process holds, from its fdinfo. */
+export function programCost(pid: number): ProbeCost {
+  const cost = { runs: 0, runTimeNs: 0 };
+  let fds: string[];
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return cost; // already gone
+  }
+  for (const fd of fds) {
+    try {
+      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-prog') continue;
+      const info = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+      cost.runs += Number(/^run_cnt:\s*(\d+)/m.exec(info)?.[1] ?? 0);
+      cost.runTimeNs += Number(/^run_time_ns:\s*(\d+)/m.exec(info)?.[1] ?? 0);
+    } catch {
+      // the fd closed between readdir and read
+    }
+  }
+  return cost;
 }
 
 /** The syscall the programs watch for: close() of an fd that cannot exist. */
@@ -194,12 +235,13 @@ function mark(n: number) {
 export class Tracer {
   private nextMark = 1;
   private kallsyms: Kallsyms | undefined;
+  private costSoFar: ProbeCost = { runs: 0, runTimeNs: 0 };
 
-  private constructor(private readonly probes: ProbeProcess[]) {}
+  private constructor(private readonly probes: ProbeProcess[], private readonly spinSampleEvery: number) {}
 
   /** Starts one bpftrace per family and waits until all have attached; a failure stops them all. */
-  static async start(families: TraceFamily[]): Promise<Tracer> {
-    const probes = families.map((f) => new ProbeProcess(f, process.pid));
+  static async start(families: TraceFamily[], spinSampleEvery = SPIN_SAMPLE_EVERY): Promise<Tracer> {
+    const probes = families.map((f) => new ProbeProcess(f, process.pid, spinSampleEvery));
     try {
       await Promise.all(probes.map((p) => p.attached()));
       // bpftrace 0.17 announces attached_probes before it has attached them all, so ping with
@@ -216,7 +258,7 @@ export class Tracer {
       await Promise.all(probes.map((p) => p.stop()));
       throw e;
     }
-    return new Tracer(probes);
+    return new Tracer(probes, spinSampleEvery);
   }
 
   get families(): TraceFamily[] {
@@ -227,10 +269,12 @@ export class Tracer {
   async cut(): Promise<PointTrace> {
     const n = this.nextMark++;
     mark(n);
-    const out: PointTrace = {};
+    const total = this.probes.map((p) => programCost(p.pid)).reduce((a, b) => ({ runs: a.runs + b.runs, runTimeNs: a.runTimeNs + b.runTimeNs }));
+    const out: PointTrace = { cost: { runs: total.runs - this.costSoFar.runs, runTimeNs: total.runTimeNs - this.costSoFar.runTimeNs } };
+    this.costSoFar = total;
     for (const p of this.probes) {
       const snap = await p.snapshot(n);
-      if (p.family === 'locks') out.locks = lockRows(snap, (this.kallsyms ??= Kallsyms.load()));
+      if (p.family === 'locks') out.locks = lockRows(snap, (this.kallsyms ??= Kallsyms.load()), this.spinSampleEvery);
       else out.syscalls = syscallRows(snap);
     }
     return out;
@@ -241,8 +285,13 @@ export class Tracer {
   }
 }
 
-/** A point's lock waits, attributed and summed by (lock, kind, call path), heaviest first. */
-export function lockRows(snap: Snapshot, kallsyms: Kallsyms): LockRow[] {
+/**
+ * A point's lock waits, attributed and summed by (lock, kind, call path), heaviest first.
+ * spinSampleEvery is the program's $3: spinning waits' counts and sums are scaled by it, so
+ * they are estimates; their maximum is the largest seen among the timed ones.
+ */
+export function lockRows(snap: Snapshot, kallsyms: Kallsyms, spinSampleEvery: number): LockRow[] {
+  const scale = (flags: number) => (flags & LOCK_FLAG_SPIN ? spinSampleEvery : 1);
   const count = snap['@count'] ?? {};
   const waitNs = snap['@wait_ns'] ?? {};
   const maxNs = snap['@max_ns'] ?? {};
@@ -256,8 +305,8 @@ export function lockRows(snap: Snapshot, kallsyms: Kallsyms): LockRow[] {
     const a = attribute(parsed.stack, lockAddr, parsed.flags, kallsyms);
     const id = `${a.lock}\0${a.kind}\0${a.callPath}`;
     const row = rows.get(id) ?? { lock: a.lock, kind: a.kind, call_path: a.callPath, operation: a.operation, contentions: 0, wait_total_us: 0, wait_max_us: 0 };
-    row.contentions += Number(n);
-    row.wait_total_us += Number(waitNs[key] ?? 0) / 1000;
+    row.contentions += Number(n) * scale(parsed.flags);
+    row.wait_total_us += (Number(waitNs[key] ?? 0) * scale(parsed.flags)) / 1000;
     row.wait_max_us = Math.max(row.wait_max_us, Number(maxNs[key] ?? 0) / 1000);
     rows.set(id, row);
   }
@@ -271,8 +320,8 @@ export function lockRows(snap: Snapshot, kallsyms: Kallsyms): LockRow[] {
       kind,
       call_path: `(not sampled: waits under ${LOCK_STACK_THRESHOLD_US} µs)`,
       operation: '(short waits)',
-      contentions: Number(n),
-      wait_total_us: Number(shortWait[flags] ?? 0) / 1000,
+      contentions: Number(n) * scale(Number(flags)),
+      wait_total_us: (Number(shortWait[flags] ?? 0) * scale(Number(flags))) / 1000,
       wait_max_us: Number(shortMax[flags] ?? 0) / 1000,
     });
   }

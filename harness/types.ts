@@ -10,6 +10,11 @@ export interface Measurement {
   latenciesUs: Float64Array;
   /** Extra numeric columns this experiment adds to every row (e.g. ops_per_sec_with_teardown). */
   extra?: Record<string, number>;
+  /**
+   * For a measurement made of timed phases (setup, teardown): the phase this one is. measure()
+   * then returns one Measurement per phase and each becomes its own row with a `phase` column.
+   */
+  phase?: string;
 }
 
 /** One point of a sweep: a configuration at one concurrency. */
@@ -19,6 +24,8 @@ export interface Point {
   /** Measurement length in seconds, or undefined when the run is bounded by `ops`. */
   duration?: number;
   ops?: number;
+  /** A sweep dimension beyond config and concurrency (e.g. host_mounts): each becomes a column. */
+  params?: Record<string, number>;
 }
 
 /** A row of data.csv. The first nine columns are the contract every experiment keeps. */
@@ -69,7 +76,12 @@ export interface Experiment {
   /** Called once before the sweep and once after it (also after an error or Ctrl-C). */
   setup?(ctx: RunContext): Promise<void>;
   teardown?(ctx: RunContext): Promise<void>;
-  measure(point: Point, ctx: RunContext): Promise<Measurement>;
+  /**
+   * The points of the sweep, when it has dimensions beyond config x concurrency (each point's
+   * params); without it, every config at every concurrency. Order is the order measured.
+   */
+  points?(configs: string[], concurrency: number[], options: Record<string, unknown>): Pick<Point, 'config' | 'concurrency' | 'params'>[];
+  measure(point: Point, ctx: RunContext): Promise<Measurement | Measurement[]>;
   /** The Vega-Lite spec of this experiment's figure, drawn from all rows of the run. */
   figure(rows: Row[]): object;
 }

@@ -36,6 +36,8 @@ export interface ChurnOptions {
   ops?: number;
   /** Child calls unshare(flags) after a plain clone, instead of being cloned into the namespaces. */
   useUnshare?: boolean;
+  /** Then chroot(2) into this directory (and chdir to /), as a lean container does. */
+  chroot?: string;
 }
 
 export interface ChurnResult {
@@ -88,6 +90,8 @@ interface Addon {
   reap(pid: number, timeoutMs?: number): Promise<ReapResult>;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data?: string | null): void;
   umount2(target: string, flags?: number): void;
+  /** Times every BPF program run until the returned fd is closed (BPF_ENABLE_STATS). */
+  enableBpfStats(): number;
   constants: Constants;
 }
 
@@ -96,7 +100,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 const addon = createRequire(import.meta.url)(path.join(root, 'build/Release/sockbench_native.node')) as Addon;
 
-export const { ChurnRun, spawn, reap, mount, umount2, constants } = addon;
+export const { ChurnRun, spawn, reap, mount, umount2, enableBpfStats, constants } = addon;
 
 const FLAG_OF: Record<Namespace, keyof Constants> = {
   cgroup: 'CLONE_NEWCGROUP',

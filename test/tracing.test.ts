@@ -75,7 +75,8 @@ test('attribution stops at an RCU callback: the interrupted task is not the oper
 });
 
 test('recorded netns churn: lock waits resolve to setup_net and teardown paths, never to bare addresses', () => {
-  const rows = lockRows(recorded('locks-netns.jsonl'), kallsyms());
+  // Recorded with every contention timed: the program's sampling argument was 1.
+  const rows = lockRows(recorded('locks-netns.jsonl'), kallsyms(), 1);
   assert.ok(rows.length > 5);
   for (const r of rows) {
     assert.not.match(r.lock, /^0x/);
@@ -89,6 +90,21 @@ test('recorded netns churn: lock waits resolve to setup_net and teardown paths, 
   assert.ok(rows.some((r) => r.call_path.includes(' <- ')));
   // Sorted heaviest first.
   for (let i = 1; i < rows.length; i++) assert.ok(rows[i - 1]!.wait_total_us >= rows[i]!.wait_total_us);
+});
+
+test('sampled spinning waits are scaled back up; sleeping waits are not', () => {
+  const snap = recorded('locks-netns.jsonl');
+  const whole = lockRows(snap, kallsyms(), 1);
+  const scaled = lockRows(snap, kallsyms(), 8);
+  const spinning = (r: { kind: string }) => /spin|rwlock/.test(r.kind);
+  assert.ok(whole.some(spinning) && whole.some((r) => !spinning(r)), 'the recording has both kinds');
+  for (const r of whole) {
+    const s = scaled.find((x) => x.lock === r.lock && x.kind === r.kind && x.call_path === r.call_path)!;
+    const factor = spinning(r) ? 8 : 1;
+    assert.is(s.contentions, r.contentions * factor, r.lock);
+    assert.ok(Math.abs(s.wait_total_us - r.wait_total_us * factor) < 1e-6 * s.wait_total_us + 1e-9, r.lock);
+    assert.is(s.wait_max_us, r.wait_max_us, 'a maximum is what was seen, never scaled');
+  }
 });
 
 test('recorded netns churn: syscall histograms give calls, percentiles and totals', () => {

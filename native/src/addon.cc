@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 
+#include "bpfstats.h"
 #include "churn.h"
 #include "mounts.h"
 #include "spawn.h"
@@ -38,6 +39,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("reap", Napi::Function::New(env, Reap));
   exports.Set("mount", Napi::Function::New(env, Mount));
   exports.Set("umount2", Napi::Function::New(env, Umount2));
+  exports.Set("enableBpfStats", Napi::Function::New(env, EnableBpfStats));
   exports.Set("constants", Constants(env));
   return exports;
 }

@@ -53,14 +53,23 @@ double NowSeconds() {
 }
 
 struct ChildArgs {
-  int unshareFlags;  // 0 when the namespaces come from clone's own flags
-  int error;         // written by the child (shared memory), read after it is reaped
+  int unshareFlags;        // 0 when the namespaces come from clone's own flags
+  const char* chrootPath;  // null: no chroot
+  int error;               // written by the child (shared memory), read after it is reaped
+  const char* failedCall;  // likewise
 };
 
 int ChildMain(void* raw) {
   auto* args = static_cast<ChildArgs*>(raw);
   if (args->unshareFlags != 0 && syscall(SYS_unshare, args->unshareFlags) != 0) {
     args->error = errno;
+    args->failedCall = "unshare";
+    return 1;
+  }
+  // The child has its own fs_struct (no CLONE_FS), so its chroot never touches the parent's.
+  if (args->chrootPath != nullptr && (chroot(args->chrootPath) != 0 || chdir("/") != 0)) {
+    args->error = errno;
+    args->failedCall = "chroot";
     return 1;
   }
   return 0;
@@ -70,6 +79,7 @@ int ChildMain(void* raw) {
 struct Shared {
   int cloneFlags = 0;
   int unshareFlags = 0;
+  const char* chrootPath = nullptr;
   uint64_t maxOps = 0;      // 0: bounded by time
   double deadline = 0;      // absolute; valid once started
   std::atomic<bool>* stop = nullptr;
@@ -109,7 +119,7 @@ void* WorkerMain(void* raw) {
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
 
   char* stackTop = static_cast<char*>(w->childStack) + kChildStackBytes;
-  ChildArgs args{s.unshareFlags, 0};
+  ChildArgs args{s.unshareFlags, s.chrootPath, 0, nullptr};
 
   s.ready.fetch_add(1);
   while (!s.go.load(std::memory_order_acquire)) sched_yield();
@@ -132,7 +142,8 @@ void* WorkerMain(void* raw) {
     }
     double t1 = NowSeconds();
     if (args.error != 0) {
-      s.Fail("unshare", args.error, CloneFlagNames(s.unshareFlags));
+      bool inChroot = std::string(args.failedCall) == "chroot";
+      s.Fail(args.failedCall, args.error, inChroot ? std::string(s.chrootPath) : CloneFlagNames(s.unshareFlags));
       break;
     }
     w->latenciesUs.push_back((t1 - t0) * 1e6);
@@ -159,6 +170,7 @@ class ChurnWorker : public Napi::AsyncWorker {
     } else {
       s.cloneFlags = options_.flags;
     }
+    if (!options_.chrootPath.empty()) s.chrootPath = options_.chrootPath.c_str();
 
     std::vector<Worker> workers(options_.concurrency);
     pthread_attr_t attr;
@@ -253,7 +265,7 @@ Napi::Object ChurnRun::Init(Napi::Env env, Napi::Object exports) {
   return exports;
 }
 
-// new ChurnRun({ flags, concurrency, durationSeconds?, ops?, useUnshare? })
+// new ChurnRun({ flags, concurrency, durationSeconds?, ops?, useUnshare?, chroot? })
 ChurnRun::ChurnRun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ChurnRun>(info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) {
@@ -269,6 +281,7 @@ ChurnRun::ChurnRun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ChurnRun>(
   options_.durationSeconds = num("durationSeconds", 0);
   options_.ops = static_cast<uint64_t>(num("ops", 0));
   options_.useUnshare = o.Get("useUnshare").ToBoolean().Value();
+  if (o.Get("chroot").IsString()) options_.chrootPath = o.Get("chroot").As<Napi::String>().Utf8Value();
 
   if ((options_.flags & ~kNamespaceFlags) != 0) {
     throw Napi::RangeError::New(env, "flags may hold only CLONE_NEW{CGROUP,IPC,NET,NS,PID,UTS}");

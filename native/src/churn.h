@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 namespace sockbench {
 
@@ -12,6 +13,7 @@ struct ChurnOptions {
   double durationSeconds = 0;
   uint64_t ops = 0;          // total operations; 0 when bounded by time
   bool useUnshare = false;   // child calls unshare(flags) instead of being cloned into them
+  std::string chrootPath;    // non-empty: the child then chroots here (and chdirs to /)
 };
 
 // JS: const run = new ChurnRun(options); const result = await run.start(); run.stop();
