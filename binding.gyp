@@ -8,7 +8,8 @@
         "native/src/errors.cc",
         "native/src/churn.cc",
         "native/src/spawn.cc",
-        "native/src/mounts.cc"
+        "native/src/mounts.cc",
+        "native/src/scriptRun.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -1,8 +1,11 @@
 // The registry: every study the CLI can run, by name.
 import type { Experiment } from '../harness/types.js';
+import { cgroups } from './cgroups/index.js';
+import { ipcuts } from './ipcuts/index.js';
+import { mntns } from './mntns/index.js';
 import { netns } from './netns/index.js';
 
-export const EXPERIMENTS: Experiment[] = [netns];
+export const EXPERIMENTS: Experiment[] = [netns, mntns, cgroups, ipcuts];
 
 export function findExperiment(name: string): Experiment | undefined {
   return EXPERIMENTS.find((e) => e.name === name);

@@ -19,12 +19,15 @@ export function formatSummary(summary: SummaryRow[]): string {
     .filter((k) => k.endsWith('_median') && !FIXED.has(k))
     .map((k) => k.slice(0, -'_median'.length))
     .filter((c) => c !== 'ops_per_sec' && !SHOWN_AFTER_RATE.includes(c) && !['ops', 'seconds', 'mean_us'].includes(c));
-  const header = ['config', 'concurrency', 'ops/s (median)', 'ops/s mean ± 95% CI', 'p50 µs', 'p99 µs', ...extra, 'reps'];
+  // What names a point beyond config and concurrency (host_mounts, cgroup_version, phase).
+  const named = Object.keys(first).filter((k) => !/_(median|mean|ci95_low|ci95_high)$/.test(k) && !['experiment', 'config', 'concurrency', 'repeats', 'outliers'].includes(k));
+  const header = ['config', 'concurrency', ...named, 'ops/s (median)', 'ops/s mean ± 95% CI', 'p50 µs', 'p99 µs', ...extra, 'reps'];
   const lines = summary.map((s) => {
     const ci = Number(s.ops_per_sec_ci95_high) - Number(s.ops_per_sec_mean);
     return [
       String(s.config),
       String(s.concurrency),
+      ...named.map((k) => String(s[k])),
       fmt(s.ops_per_sec_median),
       `${fmt(s.ops_per_sec_mean)} ± ${fmt(ci)}`,
       fmt(s.p50_us_median),

@@ -40,6 +40,40 @@ export interface ChurnOptions {
   chroot?: string;
 }
 
+/** One call of a ScriptRun. Paths, values and sources may hold {t} (thread) and {n} (operation number). */
+export type ScriptStep =
+  | { op: 'mkdir' | 'rmdir'; path: string }
+  /** Fails with ENOTEMPTY unless the file reads empty (e.g. a pooled cgroup's cgroup.procs). */
+  | { op: 'empty'; path: string }
+  | { op: 'write'; path: string; value: string }
+  | { op: 'mount'; path: string; source?: string; fstype?: string; flags: number; data?: string }
+  | { op: 'umount'; path: string; flags?: number };
+
+export interface ScriptOptions {
+  concurrency: number;
+  durationSeconds?: number;
+  ops?: number;
+  /** Run once by each thread before the clock starts (e.g. its own directories). */
+  prepare?: ScriptStep[];
+  /** Every operation runs the phases in order; each phase is timed on its own. */
+  phases: { name: string; steps: ScriptStep[] }[];
+  /** Run once by each thread at the end, whatever happened; errors ignored. */
+  cleanup?: ScriptStep[];
+}
+
+export interface ScriptResult {
+  ops: number;
+  seconds: number;
+  /** phase name -> per-operation latency in microseconds */
+  phases: Record<string, Float64Array>;
+  stopped: boolean;
+}
+
+export interface ScriptRun {
+  start(): Promise<ScriptResult>;
+  stop(): void;
+}
+
 export interface ChurnResult {
   ops: number;
   seconds: number;
@@ -86,6 +120,7 @@ export interface SyscallError extends Error {
 
 interface Addon {
   ChurnRun: new (options: ChurnOptions) => ChurnRun;
+  ScriptRun: new (options: ScriptOptions) => ScriptRun;
   spawn(options: SpawnOptions): number;
   reap(pid: number, timeoutMs?: number): Promise<ReapResult>;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data?: string | null): void;
@@ -100,7 +135,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 const addon = createRequire(import.meta.url)(path.join(root, 'build/Release/sockbench_native.node')) as Addon;
 
-export const { ChurnRun, spawn, reap, mount, umount2, enableBpfStats, constants } = addon;
+export const { ChurnRun, ScriptRun, spawn, reap, mount, umount2, enableBpfStats, constants } = addon;
 
 const FLAG_OF: Record<Namespace, keyof Constants> = {
   cgroup: 'CLONE_NEWCGROUP',

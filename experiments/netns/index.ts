@@ -1,31 +1,15 @@
 // The network-namespace study (the paper's Figure 1): how many containers per second can be
 // created and destroyed with each set of namespaces, as concurrency grows.
-import fs from 'node:fs';
 import type { Argv } from 'yargs';
-import { ChurnRun, NAMESPACES, namespaceFlags, type Namespace } from '../../native/index.js';
-import { InterruptedError, PrivilegeError, UsageError, fromKernelError } from '../../harness/errors.js';
+import { NAMESPACES, namespaceFlags } from '../../native/index.js';
+import { InterruptedError, UsageError } from '../../harness/errors.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
 import { NetnsTeardownProbe, sentinelOnlySeconds } from './teardown.js';
 import { netnsFigure } from './figure.js';
+import { churn } from '../nativeRun.js';
+import { namespacesOf, normalizeSet, requireNamespaces } from '../namespaceSets.js';
 
 export const DEFAULT_SETS = ['none', 'ipc+mnt+pid+uts', 'ipc+mnt+net+pid+uts', 'net'];
-
-/** "uts+ipc" -> "ipc+uts"; "none" stays; unknown names are a UsageError naming the flag. */
-export function normalizeSet(text: string): string {
-  const names = text.split('+').map((s) => s.trim()).filter(Boolean);
-  if (names.length === 1 && names[0] === 'none') return 'none';
-  if (names.length === 0) throw new UsageError(`--namespaces: empty namespace set in '${text}'`);
-  for (const n of names) {
-    if (!(NAMESPACES as readonly string[]).includes(n)) {
-      throw new UsageError(`--namespaces: unknown namespace '${n}' (known: ${NAMESPACES.join(', ')}, or none)`);
-    }
-  }
-  return [...new Set(names)].sort().join('+');
-}
-
-function namespacesOf(config: string): Namespace[] {
-  return config === 'none' ? [] : (config.split('+') as Namespace[]);
-}
 
 let teardown: NetnsTeardownProbe | undefined;
 
@@ -56,16 +40,7 @@ export const netns: Experiment = {
   },
 
   async preflight(options) {
-    if (process.geteuid?.() !== 0) {
-      throw new PrivilegeError('netns creates namespaces and needs root (CAP_SYS_ADMIN): run it as root');
-    }
-    for (const config of this.configs(options)) {
-      for (const ns of namespacesOf(config)) {
-        if (!fs.existsSync(`/proc/self/ns/${ns}`)) {
-          throw new PrivilegeError(`this kernel has no ${ns} namespaces (/proc/self/ns/${ns} is missing)`);
-        }
-      }
-    }
+    requireNamespaces('netns', this.configs(options));
   },
 
   async setup(ctx: RunContext) {
@@ -88,26 +63,18 @@ export const netns: Experiment = {
     const namespaces = namespacesOf(point.config);
     const watchTeardown = teardown !== undefined && namespaces.includes('net');
     if (watchTeardown) await teardown!.arm();
-    const run = new ChurnRun({
-      flags: namespaceFlags(namespaces),
-      concurrency: point.concurrency,
-      ...(point.ops ? { ops: point.ops } : { durationSeconds: point.duration }),
-      useUnshare: ctx.options.method === 'unshare',
-    });
-    const stop = () => run.stop();
-    ctx.signal.addEventListener('abort', stop);
     let result;
     try {
-      result = await run.start();
+      result = await churn(point, ctx, { flags: namespaceFlags(namespaces), useUnshare: ctx.options.method === 'unshare' }, `netns ${point.config}`);
     } catch (e) {
-      await teardown?.disarm();
-      throw fromKernelError(e, `netns ${point.config}`);
-    } finally {
-      ctx.signal.removeEventListener('abort', stop);
+      // Stopped by Ctrl-C, the children still exited normally: let the sentinels see their
+      // teardown through. After a failure nothing is sure to finish: disarm.
+      if (e instanceof InterruptedError && watchTeardown) await teardown!.wait();
+      else await teardown?.disarm();
+      throw e;
     }
     // Without net the namespaces are freed before the last child is reaped.
     const teardownSeconds = watchTeardown ? await teardown!.wait() : teardown ? 0 : NaN;
-    if (result.stopped) throw new InterruptedError('interrupted');
     return {
       ops: result.ops,
       seconds: result.seconds,

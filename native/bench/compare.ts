@@ -15,7 +15,7 @@ import { UsageError } from '../../harness/errors.js';
 import { runId } from '../../harness/runner.js';
 import { median } from 'simple-statistics';
 import { ChurnRun, namespaceFlags, type Namespace } from '../index.js';
-import { normalizeSet } from '../../experiments/netns/index.js';
+import { normalizeSet } from '../../experiments/namespaceSets.js';
 import { NetnsTeardownProbe } from '../../experiments/netns/teardown.js';
 
 const run = promisify(execFile);

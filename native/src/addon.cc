@@ -7,6 +7,7 @@
 #include "bpfstats.h"
 #include "churn.h"
 #include "mounts.h"
+#include "scriptRun.h"
 #include "spawn.h"
 
 namespace sockbench {
@@ -35,6 +36,7 @@ static Napi::Object Constants(Napi::Env env) {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ChurnRun::Init(env, exports);
+  ScriptRun::Init(env, exports);
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("reap", Napi::Function::New(env, Reap));
   exports.Set("mount", Napi::Function::New(env, Mount));

@@ -1,0 +1,101 @@
+// cgroups: create vs reuse. How fast can a new sandbox get a ready cgroup (limits set, clean,
+// thawed), by making a fresh one and removing it afterwards, or by taking one from a pool and
+// resetting it? On cgroup v1 (a directory per controller) and v2 (one directory), wherever
+// this machine mounts them.
+import type { Argv } from 'yargs';
+import { ScriptRun, type ScriptOptions } from '../../native/index.js';
+import { PrivilegeError, UsageError } from '../../harness/errors.js';
+import { orphansIn, ownerTag } from '../../harness/ownedDirs.js';
+import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
+import { bounds, runToCompletion } from '../nativeRun.js';
+import { cgroupsFigure } from './figure.js';
+import { createScript, findHierarchies, makeParents, removeCgroupTree, reuseScripts, type Hierarchy } from './hierarchies.js';
+
+export const CGROUP_CONFIGS = ['create', 'reuse'];
+const KIND = 'sockbench-cgroups';
+
+let parents: { hierarchy: Hierarchy; name: string; dirs: string[] }[] = [];
+
+function requestedVersions(options: Record<string, unknown>): number[] | undefined {
+  if (options.versions === undefined) return undefined;
+  const versions = String(options.versions).split(',').map((s) => s.trim()).filter(Boolean);
+  if (versions.length === 0 || versions.some((v) => v !== '1' && v !== '2')) throw new UsageError(`--versions: expected 1, 2 or 1,2, got '${options.versions}'`);
+  return [...new Set(versions.map(Number))];
+}
+
+/** The hierarchies to measure: those asked for, each of which must exist, or all there are. */
+function hierarchiesFor(options: Record<string, unknown>): Hierarchy[] {
+  const found = findHierarchies();
+  const wanted = requestedVersions(options);
+  if (!wanted) return found;
+  for (const v of wanted) if (!found.some((h) => h.version === v)) throw new PrivilegeError(`cgroup v${v} is not mounted on this machine`);
+  return found.filter((h) => wanted.includes(h.version));
+}
+
+export const cgroups: Experiment = {
+  name: 'cgroups',
+  summary: 'a ready cgroup per second: create a fresh one vs reuse one from a pool, cgroup v1 and v2',
+  defaults: { concurrency: [1, 2, 4, 8, 16], duration: 2, repeat: 3, warmup: 0.3 },
+  quick: { concurrency: [1, 4], duration: 0.5, repeat: 2, warmup: 0.1 },
+
+  options(argv: Argv): Argv {
+    return argv
+      .option('configs', { type: 'string', default: CGROUP_CONFIGS.join(','), describe: 'create: mkdir, set limits, rmdir; reuse: reset a pooled cgroup' })
+      .option('versions', { type: 'string', describe: 'cgroup versions to measure, 1 and/or 2 [default: every one mounted]' });
+  },
+
+  configs(options) {
+    const configs = String(options.configs).split(',').map((s) => s.trim()).filter(Boolean);
+    if (configs.length === 0) throw new UsageError('--configs: give at least one of create, reuse');
+    for (const c of configs) if (!CGROUP_CONFIGS.includes(c)) throw new UsageError(`--configs: unknown configuration '${c}' (known: ${CGROUP_CONFIGS.join(', ')})`);
+    requestedVersions(options);
+    return [...new Set(configs)];
+  },
+
+  points(configs, concurrency, options) {
+    return hierarchiesFor(options).flatMap((h) => configs.flatMap((config) => concurrency.map((c) => ({ config, concurrency: c, params: { cgroup_version: h.version } }))));
+  },
+
+  async preflight(options) {
+    if (process.geteuid?.() !== 0) throw new PrivilegeError('cgroups makes and removes cgroups and needs root: run it as root');
+    if (hierarchiesFor(options).length === 0) throw new PrivilegeError('no cgroup hierarchy is mounted (neither cgroup v1 controllers nor cgroup2)');
+  },
+
+  async setup(ctx: RunContext) {
+    for (const h of findHierarchies()) {
+      for (const root of Object.values(h.roots)) {
+        for (const orphan of orphansIn(root, KIND)) {
+          removeCgroupTree(orphan);
+          ctx.progress.note(`cgroups: removed ${orphan}, left by a run that is gone`);
+        }
+      }
+    }
+    const name = ownerTag(KIND);
+    for (const h of hierarchiesFor(ctx.options)) {
+      parents.push({ hierarchy: h, name, dirs: makeParents(h, name) });
+      ctx.notes[`cgroup_v${h.version}_controllers`] = h.controllers;
+      if (h.version === 2 && h.controllers.length === 0) {
+        ctx.progress.note('cgroups: cgroup v2 here offers none of memory, cpu, pids: v2 points make and reset bare cgroups, with no limits to set');
+      }
+    }
+  },
+
+  async teardown() {
+    for (const p of parents) for (const dir of p.dirs) removeCgroupTree(dir);
+    parents = [];
+  },
+
+  async measure(point: Point, ctx: RunContext): Promise<Measurement> {
+    const parent = parents.find((p) => p.hierarchy.version === point.params!.cgroup_version)!;
+    const script: Pick<ScriptOptions, 'prepare' | 'phases' | 'cleanup'> = point.config === 'create'
+      ? { phases: [{ name: 'cycle', steps: createScript(parent.hierarchy, parent.name) }] }
+      : (({ prepare, steps, cleanup }) => ({ prepare, cleanup, phases: [{ name: 'cycle', steps }] }))(reuseScripts(parent.hierarchy, parent.name));
+    const run = new ScriptRun({ ...script, concurrency: point.concurrency, ...bounds(point) });
+    const result = await runToCompletion(run, ctx, `cgroups ${point.config} v${point.params!.cgroup_version}`);
+    return { ops: result.ops, seconds: result.seconds, latenciesUs: result.phases.cycle! };
+  },
+
+  figure(rows: Row[]) {
+    return cgroupsFigure(rows);
+  },
+};

@@ -1,0 +1,71 @@
+// Scratch directories a run owns, named so that a later run can tell a crashed owner's leftovers
+// (which it removes, mounts and all) from a live run's (which it leaves alone):
+// /run/sockbench/<kind>-<pid>-<process start time>. The start time guards against a reused pid.
+import fs from 'node:fs';
+import path from 'node:path';
+import { constants, umount2 } from '../native/index.js';
+import { readMounts } from './mountinfo.js';
+
+export const RUN_ROOT = '/run/sockbench';
+
+/** Field 22 of /proc/<pid>/stat (clock ticks after boot), or undefined when there is no such process. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm, field 2, may hold spaces and parentheses: count fields after its closing one.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** This process's name for a thing of that kind it owns: "<kind>-<pid>-<start time>". */
+export function ownerTag(kind: string): string {
+  return `${kind}-${process.pid}-${processStartTime(process.pid)}`;
+}
+
+/** Entries of dir named by ownerTag(kind) whose owning process is gone. */
+export function orphansIn(dir: string, kind: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const pattern = new RegExp(`^${kind}-(\\d+)-(\\d+)$`);
+  return names.filter((name) => {
+    const m = pattern.exec(name);
+    return m !== null && processStartTime(Number(m[1])) !== m[2];
+  }).map((name) => path.join(dir, name));
+}
+
+/** Makes this process's directory of that kind (empty) and returns its path. */
+export function ownedDir(kind: string): string {
+  const dir = path.join(RUN_ROOT, ownerTag(kind));
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** Unmounts everything at or under dir, deepest first, then deletes it. */
+export function removeOwnedDir(dir: string): void {
+  const inside = readMounts()
+    .map((m) => m.mountPoint)
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const m of inside) {
+    try {
+      umount2(m, constants.MNT_DETACH);
+    } catch (e) {
+      // Gone with a parent detached before it, or stacked twice and already taken off.
+      if ((e as { code?: string }).code !== 'EINVAL' && (e as { code?: string }).code !== 'ENOENT') throw e;
+    }
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** Removes the directories of that kind whose owner is gone; returns what it removed. */
+export function reclaimLeftovers(kind: string): string[] {
+  const orphans = orphansIn(RUN_ROOT, kind);
+  for (const dir of orphans) removeOwnedDir(dir);
+  return orphans;
+}

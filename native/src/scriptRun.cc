@@ -1,0 +1,365 @@
+// ScriptRun: a short script of mkdir / rmdir / write / mount / umount calls, run over and over
+// by `concurrency` C threads, each phase of each operation timed on its own. The storage and
+// cgroup studies are such scripts: what differs between their configurations is the calls,
+// not the loop, and keeping the loop in C keeps JS and libuv out of what is measured.
+#include "scriptRun.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "errors.h"
+
+namespace sockbench {
+namespace {
+
+constexpr int kMaxConcurrency = 4096;
+constexpr size_t kThreadStackBytes = 256 * 1024;
+
+double NowSeconds() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+std::string Expand(const std::string& tmpl, int thread, uint64_t n) {
+  std::string out;
+  out.reserve(tmpl.size() + 16);
+  for (size_t i = 0; i < tmpl.size(); i++) {
+    if (tmpl.compare(i, 3, "{t}") == 0) {
+      out += std::to_string(thread);
+      i += 2;
+    } else if (tmpl.compare(i, 3, "{n}") == 0) {
+      out += std::to_string(n);
+      i += 2;
+    } else {
+      out += tmpl[i];
+    }
+  }
+  return out;
+}
+
+const char* OpName(ScriptStep::Op op) {
+  switch (op) {
+    case ScriptStep::kMkdir: return "mkdir";
+    case ScriptStep::kRmdir: return "rmdir";
+    case ScriptStep::kWrite: return "write";
+    case ScriptStep::kMount: return "mount";
+    case ScriptStep::kUmount: return "umount2";
+    case ScriptStep::kEmpty: return "read";
+  }
+  return "?";
+}
+
+// 0, or the errno of the call that failed (the failing path is left in *where).
+int RunStep(const ScriptStep& s, int thread, uint64_t n, std::string* where) {
+  std::string path = Expand(s.path, thread, n);
+  int rc = 0;
+  switch (s.op) {
+    case ScriptStep::kMkdir: rc = mkdir(path.c_str(), 0755); break;
+    case ScriptStep::kRmdir: rc = rmdir(path.c_str()); break;
+    case ScriptStep::kWrite: {
+      int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) { rc = -1; break; }
+      std::string value = Expand(s.value, thread, n);
+      ssize_t w = write(fd, value.data(), value.size());
+      int err = errno;
+      close(fd);
+      if (w < 0) { errno = err; rc = -1; }
+      break;
+    }
+    case ScriptStep::kMount: {
+      std::string source = Expand(s.value, thread, n);
+      std::string data = Expand(s.data, thread, n);
+      rc = mount(source.empty() ? nullptr : source.c_str(), path.c_str(),
+                 s.fstype.empty() ? nullptr : s.fstype.c_str(), s.flags,
+                 data.empty() ? nullptr : data.c_str());
+      break;
+    }
+    case ScriptStep::kUmount: rc = umount2(path.c_str(), static_cast<int>(s.flags)); break;
+    case ScriptStep::kEmpty: {
+      int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) { rc = -1; break; }
+      char byte;
+      ssize_t r = read(fd, &byte, 1);
+      int err = errno;
+      close(fd);
+      if (r != 0) { errno = r < 0 ? err : ENOTEMPTY; rc = -1; }
+      break;
+    }
+  }
+  if (rc == 0) return 0;
+  *where = path;
+  return errno;
+}
+
+struct Shared {
+  const ScriptOptions* options = nullptr;
+  std::atomic<bool>* stop = nullptr;
+  double deadline = 0;
+  std::atomic<uint64_t> claimed{0};
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::atomic<bool> failed{false};
+  pthread_mutex_t failLock = PTHREAD_MUTEX_INITIALIZER;
+  std::string failedCall, failedPath;
+  int failedErrno = 0;
+
+  void Fail(const char* call, int err, const std::string& path) {
+    pthread_mutex_lock(&failLock);
+    if (!failed.load()) {
+      failedCall = call;
+      failedPath = path;
+      failedErrno = err;
+      failed.store(true);
+    }
+    pthread_mutex_unlock(&failLock);
+  }
+};
+
+struct Worker {
+  Shared* shared = nullptr;
+  int index = 0;
+  pthread_t thread{};
+  std::vector<std::vector<double>> latenciesUs;  // per phase
+  double finishedAt = 0;
+};
+
+bool RunSteps(Shared& s, const std::vector<ScriptStep>& steps, int thread, uint64_t n) {
+  for (const auto& step : steps) {
+    std::string where;
+    int err = RunStep(step, thread, n, &where);
+    if (err != 0) {
+      s.Fail(OpName(step.op), err, where);
+      return false;
+    }
+  }
+  return true;
+}
+
+void* WorkerMain(void* raw) {
+  auto* w = static_cast<Worker*>(raw);
+  Shared& s = *w->shared;
+  const ScriptOptions& o = *s.options;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+
+  bool prepared = RunSteps(s, o.prepare, w->index, 0);
+  s.ready.fetch_add(1);
+  while (!s.go.load(std::memory_order_acquire)) sched_yield();
+
+  for (uint64_t n = 0; prepared && !s.stop->load(std::memory_order_relaxed) && !s.failed.load(std::memory_order_relaxed); n++) {
+    if (o.ops != 0 && s.claimed.fetch_add(1) >= o.ops) break;
+    double t = NowSeconds();
+    bool ok = true;
+    for (size_t p = 0; ok && p < o.phases.size(); p++) {
+      ok = RunSteps(s, o.phases[p].steps, w->index, n);
+      double now = NowSeconds();
+      if (ok) w->latenciesUs[p].push_back((now - t) * 1e6);
+      t = now;
+    }
+    if (!ok || (o.ops == 0 && t >= s.deadline)) break;
+  }
+  w->finishedAt = NowSeconds();
+  for (const auto& step : o.cleanup) {
+    std::string ignored;
+    RunStep(step, w->index, 0, &ignored);
+  }
+  return nullptr;
+}
+
+class ScriptWorker : public Napi::AsyncWorker {
+ public:
+  ScriptWorker(Napi::Env env, ScriptRun* owner, const ScriptOptions& options)
+      : Napi::AsyncWorker(env), owner_(owner), options_(options),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    Shared s;
+    s.options = &options_;
+    s.stop = &owner_->stop;
+    std::vector<Worker> workers(options_.concurrency);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, kThreadStackBytes);
+    int started = 0;
+    for (size_t i = 0; i < workers.size(); i++) {
+      Worker& w = workers[i];
+      w.shared = &s;
+      w.index = static_cast<int>(i);
+      w.latenciesUs.resize(options_.phases.size());
+      int err = pthread_create(&w.thread, &attr, WorkerMain, &w);
+      if (err != 0) {
+        s.Fail("pthread_create", err, "");
+        break;
+      }
+      started++;
+    }
+    pthread_attr_destroy(&attr);
+
+    // The clock starts once every thread has prepared its own directories and mounts.
+    while (s.ready.load() < started) sched_yield();
+    double start = NowSeconds();
+    s.deadline = start + options_.durationSeconds;
+    s.go.store(true, std::memory_order_release);
+    double end = start;
+    for (int i = 0; i < started; i++) {
+      pthread_join(workers[i].thread, nullptr);
+      if (workers[i].finishedAt > end) end = workers[i].finishedAt;
+    }
+    latenciesUs_.resize(options_.phases.size());
+    for (auto& w : workers) {
+      for (size_t p = 0; p < w.latenciesUs.size(); p++) {
+        latenciesUs_[p].insert(latenciesUs_[p].end(), w.latenciesUs[p].begin(), w.latenciesUs[p].end());
+      }
+    }
+    seconds_ = end - start;
+    stopped_ = owner_->stop.load();
+    if (s.failed.load()) {
+      failedCall_ = s.failedCall;
+      failedPath_ = s.failedPath;
+      failedErrno_ = s.failedErrno;
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    owner_->running = false;
+    owner_->Release();
+    if (failedErrno_ != 0) {
+      deferred_.Reject(SyscallError(env, failedCall_, failedErrno_, failedPath_).Value());
+      return;
+    }
+    Napi::Object result = Napi::Object::New(env);
+    Napi::Object phases = Napi::Object::New(env);
+    // An operation counts once all its phases ran: the last phase's count.
+    size_t ops = latenciesUs_.empty() ? 0 : latenciesUs_.back().size();
+    for (size_t p = 0; p < latenciesUs_.size(); p++) {
+      auto lat = Napi::Float64Array::New(env, latenciesUs_[p].size());
+      std::copy(latenciesUs_[p].begin(), latenciesUs_[p].end(), lat.Data());
+      phases.Set(options_.phases[p].name, lat);
+    }
+    result.Set("ops", Napi::Number::New(env, static_cast<double>(ops)));
+    result.Set("seconds", Napi::Number::New(env, seconds_));
+    result.Set("phases", phases);
+    result.Set("stopped", Napi::Boolean::New(env, stopped_));
+    deferred_.Resolve(result);
+  }
+
+  void OnError(const Napi::Error& e) override {
+    owner_->running = false;
+    owner_->Release();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  ScriptRun* owner_;
+  ScriptOptions options_;
+  Napi::Promise::Deferred deferred_;
+  std::vector<std::vector<double>> latenciesUs_;
+  double seconds_ = 0;
+  bool stopped_ = false;
+  std::string failedCall_, failedPath_;
+  int failedErrno_ = 0;
+};
+
+ScriptStep ParseStep(Napi::Env env, Napi::Value v) {
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "a script step must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  std::string op = o.Get("op").ToString().Utf8Value();
+  ScriptStep s{};
+  if (op == "mkdir") s.op = ScriptStep::kMkdir;
+  else if (op == "rmdir") s.op = ScriptStep::kRmdir;
+  else if (op == "write") s.op = ScriptStep::kWrite;
+  else if (op == "mount") s.op = ScriptStep::kMount;
+  else if (op == "umount") s.op = ScriptStep::kUmount;
+  else if (op == "empty") s.op = ScriptStep::kEmpty;
+  else throw Napi::TypeError::New(env, "unknown script op '" + op + "' (mkdir, rmdir, write, mount, umount, empty)");
+  if (!o.Get("path").IsString()) throw Napi::TypeError::New(env, op + ": path must be a string");
+  s.path = o.Get("path").As<Napi::String>().Utf8Value();
+  auto str = [&](const char* key) { return o.Get(key).IsString() ? o.Get(key).As<Napi::String>().Utf8Value() : std::string(); };
+  s.value = s.op == ScriptStep::kMount ? str("source") : str("value");
+  s.fstype = str("fstype");
+  s.data = str("data");
+  s.flags = o.Get("flags").IsNumber() ? static_cast<unsigned long>(o.Get("flags").As<Napi::Number>().Int64Value()) : 0;
+  return s;
+}
+
+std::vector<ScriptStep> ParseSteps(Napi::Env env, Napi::Value v) {
+  std::vector<ScriptStep> steps;
+  if (v.IsUndefined()) return steps;
+  if (!v.IsArray()) throw Napi::TypeError::New(env, "script steps must be an array");
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) steps.push_back(ParseStep(env, a.Get(i)));
+  return steps;
+}
+
+}  // namespace
+
+Napi::Object ScriptRun::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = DefineClass(env, "ScriptRun", {
+      InstanceMethod("start", &ScriptRun::Start),
+      InstanceMethod("stop", &ScriptRun::Stop),
+  });
+  exports.Set("ScriptRun", ctor);
+  return exports;
+}
+
+// new ScriptRun({ concurrency, durationSeconds?, ops?, prepare?, phases: [{ name, steps }], cleanup? })
+ScriptRun::ScriptRun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ScriptRun>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "ScriptRun expects an options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto num = [&](const char* key, double fallback) {
+    Napi::Value v = o.Get(key);
+    return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+  };
+  options_.concurrency = static_cast<int>(num("concurrency", 1));
+  options_.durationSeconds = num("durationSeconds", 0);
+  options_.ops = static_cast<uint64_t>(num("ops", 0));
+  options_.prepare = ParseSteps(env, o.Get("prepare"));
+  options_.cleanup = ParseSteps(env, o.Get("cleanup"));
+  if (!o.Get("phases").IsArray()) throw Napi::TypeError::New(env, "phases must be an array of { name, steps }");
+  Napi::Array phases = o.Get("phases").As<Napi::Array>();
+  for (uint32_t i = 0; i < phases.Length(); i++) {
+    if (!phases.Get(i).IsObject()) throw Napi::TypeError::New(env, "a phase must be { name, steps }");
+    Napi::Object p = phases.Get(i).As<Napi::Object>();
+    options_.phases.push_back({p.Get("name").ToString().Utf8Value(), ParseSteps(env, p.Get("steps"))});
+  }
+  if (options_.phases.empty()) throw Napi::RangeError::New(env, "give at least one phase");
+  if (options_.concurrency < 1 || options_.concurrency > kMaxConcurrency) {
+    throw Napi::RangeError::New(env, "concurrency must be 1.." + std::to_string(kMaxConcurrency));
+  }
+  if ((options_.ops == 0) == (options_.durationSeconds <= 0)) {
+    throw Napi::RangeError::New(env, "give exactly one of durationSeconds > 0 or ops > 0");
+  }
+}
+
+Napi::Value ScriptRun::Start(const Napi::CallbackInfo& info) {
+  if (running || started_) throw Napi::Error::New(info.Env(), "a ScriptRun can be started once");
+  started_ = running = true;
+  auto* worker = new ScriptWorker(info.Env(), this, options_);
+  Napi::Promise promise = worker->Promise();
+  self_ = Napi::Persistent(info.This().As<Napi::Object>());
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value ScriptRun::Stop(const Napi::CallbackInfo& info) {
+  stop.store(true);
+  return info.Env().Undefined();
+}
+
+}  // namespace sockbench

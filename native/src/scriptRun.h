@@ -1,0 +1,55 @@
+#pragma once
+#include <napi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sockbench {
+
+// One file-system or cgroup call of a script. Paths and values may hold {t} (the worker
+// thread's index) and {n} (the operation's number within that thread).
+struct ScriptStep {
+  enum Op { kMkdir, kRmdir, kWrite, kMount, kUmount, kEmpty } op;  // kEmpty: the file must read empty
+  std::string path;
+  std::string value;   // kWrite: what is written; kMount: the source
+  std::string fstype;  // kMount
+  std::string data;    // kMount
+  unsigned long flags = 0;  // kMount: mount flags; kUmount: umount2 flags
+};
+
+struct ScriptPhase {
+  std::string name;
+  std::vector<ScriptStep> steps;
+};
+
+struct ScriptOptions {
+  int concurrency = 1;
+  double durationSeconds = 0;
+  uint64_t ops = 0;
+  std::vector<ScriptStep> prepare;  // once per thread, before the clock starts
+  std::vector<ScriptPhase> phases;  // each operation runs them in order, timing each
+  std::vector<ScriptStep> cleanup;  // once per thread at the end, errors ignored
+};
+
+// JS: const run = new ScriptRun(options); const result = await run.start(); run.stop();
+class ScriptRun : public Napi::ObjectWrap<ScriptRun> {
+ public:
+  static Napi::Object Init(Napi::Env env, Napi::Object exports);
+  explicit ScriptRun(const Napi::CallbackInfo& info);
+
+  std::atomic<bool> stop{false};
+  bool running = false;
+  void Release() { self_.Reset(); }
+
+ private:
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value Stop(const Napi::CallbackInfo& info);
+
+  ScriptOptions options_;
+  bool started_ = false;
+  Napi::ObjectReference self_;
+};
+
+}  // namespace sockbench
