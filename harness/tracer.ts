@@ -318,7 +318,7 @@ export function lockRows(snap: Snapshot, kallsyms: Kallsyms, spinSampleEvery: nu
     rows.set(`short\0${kind}`, {
       lock: `${kind} (waits under ${LOCK_STACK_THRESHOLD_US} µs)`,
       kind,
-      call_path: `(not sampled: waits under ${LOCK_STACK_THRESHOLD_US} µs)`,
+      call_path: `(no stack: waits under ${LOCK_STACK_THRESHOLD_US} µs)`,
       operation: '(short waits)',
       contentions: Number(n) * scale(Number(flags)),
       wait_total_us: (Number(shortWait[flags] ?? 0) * scale(Number(flags))) / 1000,

@@ -45,6 +45,9 @@ export type ScriptStep =
   | { op: 'mkdir' | 'rmdir'; path: string }
   /** Fails with ENOTEMPTY unless the file reads empty (e.g. a pooled cgroup's cgroup.procs). */
   | { op: 'empty'; path: string }
+  /** Makes path the calling thread's root (the thread first unshares CLONE_FS); unchroot goes back. */
+  | { op: 'chroot'; path: string }
+  | { op: 'unchroot' }
   | { op: 'write'; path: string; value: string }
   | { op: 'mount'; path: string; source?: string; fstype?: string; flags: number; data?: string }
   | { op: 'umount'; path: string; flags?: number };

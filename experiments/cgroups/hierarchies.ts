@@ -76,13 +76,25 @@ function limitSteps(h: Hierarchy, controller: string, dir: string): ScriptStep[]
   ];
 }
 
+/** How one way gets a sandbox a ready cgroup and gives it back, as ScriptRun steps. */
+export interface CgroupScript {
+  /** Once per thread before the clock starts, and once at the end. */
+  prepare: ScriptStep[];
+  cleanup: ScriptStep[];
+  /** Per operation: make the cgroup ready, then give it back. */
+  ready: ScriptStep[];
+  release: ScriptStep[];
+}
+
 /** create: mkdir, set limits; give back: rmdir. Each operation makes a cgroup of its own. */
-export function createScript(h: Hierarchy, parent: string): ScriptStep[] {
+export function createScript(h: Hierarchy, parent: string): CgroupScript {
   const all = dirs(h, parent, 'c{t}-{n}');
-  return [
-    ...all.flatMap(({ controller, dir }) => [{ op: 'mkdir', path: dir } as ScriptStep, ...limitSteps(h, controller, dir)]),
-    ...all.map(({ dir }) => ({ op: 'rmdir', path: dir }) as ScriptStep),
-  ];
+  return {
+    prepare: [],
+    cleanup: [],
+    ready: all.flatMap(({ controller, dir }) => [{ op: 'mkdir', path: dir } as ScriptStep, ...limitSteps(h, controller, dir)]),
+    release: all.map(({ dir }) => ({ op: 'rmdir', path: dir }) as ScriptStep),
+  };
 }
 
 /**
@@ -90,7 +102,7 @@ export function createScript(h: Hierarchy, parent: string): ScriptStep[] {
  * memory statistic (v1) and thaws it; giving it back checks it holds no task, as a pool must
  * before handing it on.
  */
-export function reuseScripts(h: Hierarchy, parent: string): { prepare: ScriptStep[]; steps: ScriptStep[]; cleanup: ScriptStep[] } {
+export function reuseScript(h: Hierarchy, parent: string): CgroupScript {
   const all = dirs(h, parent, 'pool-{t}');
   const thaw = (controller: string, dir: string): ScriptStep[] =>
     h.version === 2 ? [{ op: 'write', path: path.join(dir, 'cgroup.freeze'), value: '0' }]
@@ -99,10 +111,8 @@ export function reuseScripts(h: Hierarchy, parent: string): { prepare: ScriptSte
     h.version === 1 && controller === 'memory' ? [{ op: 'write', path: path.join(dir, 'memory.max_usage_in_bytes'), value: '0' }] : [];
   return {
     prepare: all.map(({ dir }) => ({ op: 'mkdir', path: dir }) as ScriptStep),
-    steps: [
-      ...all.flatMap(({ controller, dir }) => [...limitSteps(h, controller, dir), ...clearStats(controller, dir), ...thaw(controller, dir)]),
-      ...all.map(({ dir }) => ({ op: 'empty', path: path.join(dir, 'cgroup.procs') }) as ScriptStep),
-    ],
+    ready: all.flatMap(({ controller, dir }) => [...limitSteps(h, controller, dir), ...clearStats(controller, dir), ...thaw(controller, dir)]),
+    release: all.map(({ dir }) => ({ op: 'empty', path: path.join(dir, 'cgroup.procs') }) as ScriptStep),
     cleanup: all.map(({ dir }) => ({ op: 'rmdir', path: dir }) as ScriptStep),
   };
 }

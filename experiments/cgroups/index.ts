@@ -3,13 +3,13 @@
 // resetting it? On cgroup v1 (a directory per controller) and v2 (one directory), wherever
 // this machine mounts them.
 import type { Argv } from 'yargs';
-import { ScriptRun, type ScriptOptions } from '../../native/index.js';
+import { ScriptRun } from '../../native/index.js';
 import { PrivilegeError, UsageError } from '../../harness/errors.js';
 import { orphansIn, ownerTag } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
 import { bounds, runToCompletion } from '../nativeRun.js';
 import { cgroupsFigure } from './figure.js';
-import { createScript, findHierarchies, makeParents, removeCgroupTree, reuseScripts, type Hierarchy } from './hierarchies.js';
+import { createScript, findHierarchies, makeParents, removeCgroupTree, reuseScript, type Hierarchy } from './hierarchies.js';
 
 export const CGROUP_CONFIGS = ['create', 'reuse'];
 const KIND = 'sockbench-cgroups';
@@ -87,10 +87,9 @@ export const cgroups: Experiment = {
 
   async measure(point: Point, ctx: RunContext): Promise<Measurement> {
     const parent = parents.find((p) => p.hierarchy.version === point.params!.cgroup_version)!;
-    const script: Pick<ScriptOptions, 'prepare' | 'phases' | 'cleanup'> = point.config === 'create'
-      ? { phases: [{ name: 'cycle', steps: createScript(parent.hierarchy, parent.name) }] }
-      : (({ prepare, steps, cleanup }) => ({ prepare, cleanup, phases: [{ name: 'cycle', steps }] }))(reuseScripts(parent.hierarchy, parent.name));
-    const run = new ScriptRun({ ...script, concurrency: point.concurrency, ...bounds(point) });
+    const { prepare, cleanup, ready, release } = (point.config === 'create' ? createScript : reuseScript)(parent.hierarchy, parent.name);
+    // Timed as one cycle, ready and given back: create pays its rmdir there, reuse its check.
+    const run = new ScriptRun({ prepare, cleanup, phases: [{ name: 'cycle', steps: [...ready, ...release] }], concurrency: point.concurrency, ...bounds(point) });
     const result = await runToCompletion(run, ctx, `cgroups ${point.config} v${point.params!.cgroup_version}`);
     return { ops: result.ops, seconds: result.seconds, latenciesUs: result.phases.cycle! };
   },

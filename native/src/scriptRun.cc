@@ -56,12 +56,15 @@ const char* OpName(ScriptStep::Op op) {
     case ScriptStep::kMount: return "mount";
     case ScriptStep::kUmount: return "umount2";
     case ScriptStep::kEmpty: return "read";
+    case ScriptStep::kChroot: return "chroot";
+    case ScriptStep::kUnchroot: return "chroot";
   }
   return "?";
 }
 
-// 0, or the errno of the call that failed (the failing path is left in *where).
-int RunStep(const ScriptStep& s, int thread, uint64_t n, std::string* where) {
+// 0, or the errno of the call that failed (the failing path is left in *where). rootFd is the
+// thread's original root, for kUnchroot.
+int RunStep(const ScriptStep& s, int thread, uint64_t n, int rootFd, std::string* where) {
   std::string path = Expand(s.path, thread, n);
   int rc = 0;
   switch (s.op) {
@@ -86,6 +89,8 @@ int RunStep(const ScriptStep& s, int thread, uint64_t n, std::string* where) {
       break;
     }
     case ScriptStep::kUmount: rc = umount2(path.c_str(), static_cast<int>(s.flags)); break;
+    case ScriptStep::kChroot: rc = chroot(path.c_str()) != 0 || chdir("/") != 0 ? -1 : 0; break;
+    case ScriptStep::kUnchroot: rc = fchdir(rootFd) != 0 || chroot(".") != 0 ? -1 : 0; break;
     case ScriptStep::kEmpty: {
       int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) { rc = -1; break; }
@@ -129,15 +134,16 @@ struct Shared {
 struct Worker {
   Shared* shared = nullptr;
   int index = 0;
+  int rootFd = -1;  // the root to return to, when the script chroots
   pthread_t thread{};
   std::vector<std::vector<double>> latenciesUs;  // per phase
   double finishedAt = 0;
 };
 
-bool RunSteps(Shared& s, const std::vector<ScriptStep>& steps, int thread, uint64_t n) {
+bool RunSteps(Shared& s, const std::vector<ScriptStep>& steps, const Worker& w, uint64_t n) {
   for (const auto& step : steps) {
     std::string where;
-    int err = RunStep(step, thread, n, &where);
+    int err = RunStep(step, w.index, n, w.rootFd, &where);
     if (err != 0) {
       s.Fail(OpName(step.op), err, where);
       return false;
@@ -154,7 +160,23 @@ void* WorkerMain(void* raw) {
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
 
-  bool prepared = RunSteps(s, o.prepare, w->index, 0);
+  // A thread that chroots first takes a private copy of the process's root and cwd
+  // (unshare(CLONE_FS)), so Node's own threads never see it.
+  bool chroots = false;
+  for (const auto& p : o.phases) {
+    for (const auto& step : p.steps) chroots = chroots || step.op == ScriptStep::kChroot;
+  }
+  bool prepared = true;
+  if (chroots) {
+    if (unshare(CLONE_FS) != 0) {
+      s.Fail("unshare", errno, "CLONE_FS");
+      prepared = false;
+    } else if ((w->rootFd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+      s.Fail("open", errno, "/");
+      prepared = false;
+    }
+  }
+  prepared = prepared && RunSteps(s, o.prepare, *w, 0);
   s.ready.fetch_add(1);
   while (!s.go.load(std::memory_order_acquire)) sched_yield();
 
@@ -163,7 +185,7 @@ void* WorkerMain(void* raw) {
     double t = NowSeconds();
     bool ok = true;
     for (size_t p = 0; ok && p < o.phases.size(); p++) {
-      ok = RunSteps(s, o.phases[p].steps, w->index, n);
+      ok = RunSteps(s, o.phases[p].steps, *w, n);
       double now = NowSeconds();
       if (ok) w->latenciesUs[p].push_back((now - t) * 1e6);
       t = now;
@@ -171,10 +193,13 @@ void* WorkerMain(void* raw) {
     if (!ok || (o.ops == 0 && t >= s.deadline)) break;
   }
   w->finishedAt = NowSeconds();
-  for (const auto& step : o.cleanup) {
-    std::string ignored;
-    RunStep(step, w->index, 0, &ignored);
+  std::string ignored;
+  // Back to the real root before cleaning up, whatever phase a failure stopped in.
+  if (w->rootFd >= 0) {
+    RunStep(ScriptStep{ScriptStep::kUnchroot, "", "", "", "", 0}, w->index, 0, w->rootFd, &ignored);
+    close(w->rootFd);
   }
+  for (const auto& step : o.cleanup) RunStep(step, w->index, 0, w->rootFd, &ignored);
   return nullptr;
 }
 
@@ -286,9 +311,13 @@ ScriptStep ParseStep(Napi::Env env, Napi::Value v) {
   else if (op == "mount") s.op = ScriptStep::kMount;
   else if (op == "umount") s.op = ScriptStep::kUmount;
   else if (op == "empty") s.op = ScriptStep::kEmpty;
-  else throw Napi::TypeError::New(env, "unknown script op '" + op + "' (mkdir, rmdir, write, mount, umount, empty)");
-  if (!o.Get("path").IsString()) throw Napi::TypeError::New(env, op + ": path must be a string");
-  s.path = o.Get("path").As<Napi::String>().Utf8Value();
+  else if (op == "chroot") s.op = ScriptStep::kChroot;
+  else if (op == "unchroot") s.op = ScriptStep::kUnchroot;
+  else throw Napi::TypeError::New(env, "unknown script op '" + op + "' (mkdir, rmdir, write, mount, umount, empty, chroot, unchroot)");
+  if (s.op != ScriptStep::kUnchroot) {
+    if (!o.Get("path").IsString()) throw Napi::TypeError::New(env, op + ": path must be a string");
+    s.path = o.Get("path").As<Napi::String>().Utf8Value();
+  }
   auto str = [&](const char* key) { return o.Get(key).IsString() ? o.Get(key).As<Napi::String>().Utf8Value() : std::string(); };
   s.value = s.op == ScriptStep::kMount ? str("source") : str("value");
   s.fstype = str("fstype");

@@ -11,7 +11,9 @@ namespace sockbench {
 // One file-system or cgroup call of a script. Paths and values may hold {t} (the worker
 // thread's index) and {n} (the operation's number within that thread).
 struct ScriptStep {
-  enum Op { kMkdir, kRmdir, kWrite, kMount, kUmount, kEmpty } op;  // kEmpty: the file must read empty
+  // kEmpty: the file must read empty. kChroot / kUnchroot: enter path as the thread's root /
+  // go back to the root the thread started with (each thread has its own fs_struct then).
+  enum Op { kMkdir, kRmdir, kWrite, kMount, kUmount, kEmpty, kChroot, kUnchroot } op;
   std::string path;
   std::string value;   // kWrite: what is written; kMount: the source
   std::string fstype;  // kMount

@@ -1,0 +1,160 @@
+// Container storage (the paper's AUFS vs bind study): how fast can a sandbox's root directory
+// be provisioned and removed, by a read-only bind mount of a base, a SOCK-style stitched root
+// (base, packages and code read-only, scratch writable), overlayfs (mainline's stand-in for
+// AUFS), or a plain chroot into the tree. Setup and teardown are timed separately.
+//
+// A phase's rate is its operations over the time the threads spent in it (sum of its
+// latencies / concurrency): the loop is closed, so the phases' times add up to the wall time.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Argv } from 'yargs';
+import { constants, mount, ScriptRun, type ScriptOptions, type ScriptStep } from '../../native/index.js';
+import { PrivilegeError, UsageError } from '../../harness/errors.js';
+import { ownedDir, reclaimLeftovers, removeOwnedDir } from '../../harness/ownedDirs.js';
+import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
+import { bounds, runToCompletion } from '../nativeRun.js';
+import { storageFigure } from './figure.js';
+
+export const STORAGE_CONFIGS = ['bind', 'sock-root', 'overlay', 'fuse-overlay', 'chroot'];
+const DEFAULT_CONFIGS = ['bind', 'sock-root', 'overlay', 'chroot'];
+const PHASES = ['setup', 'teardown'];
+
+let workDir: string | undefined;
+let measurements = 0;
+
+/** /proc/filesystems lines read "nodev\toverlay". */
+function hasOverlayfs(): boolean {
+  return fs.readFileSync('/proc/filesystems', 'utf8').split('\n').some((l) => l.split('\t')[1] === 'overlay');
+}
+
+/** A small root tree, with the mount points a stitched SOCK root needs, and what goes in them. */
+export function makeStorageTree(dir: string): void {
+  const base = path.join(dir, 'base');
+  for (const d of ['bin', 'etc', 'lib', 'usr/lib/python3', 'tmp', 'packages', 'handler', 'host']) fs.mkdirSync(path.join(base, d), { recursive: true });
+  fs.writeFileSync(path.join(base, 'etc/os-release'), 'NAME=sockbench-storage-base\n');
+  const packages = path.join(dir, 'packages');
+  fs.mkdirSync(path.join(packages, 'requests'), { recursive: true });
+  fs.writeFileSync(path.join(packages, 'requests/__init__.py'), '');
+  const code = path.join(dir, 'code');
+  fs.mkdirSync(code);
+  fs.writeFileSync(path.join(code, 'f.py'), 'def f(event):\n    return event\n');
+  for (const d of ['roots', 'scratch', 'upper', 'work']) fs.mkdirSync(path.join(dir, d));
+}
+
+const { MS_BIND, MS_REMOUNT, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_PRIVATE, MNT_DETACH } = constants;
+const bindRo = (source: string, target: string): ScriptStep[] => [
+  { op: 'mount', source, path: target, flags: MS_BIND },
+  // A bind mount ignores MS_RDONLY; read-only takes a second call.
+  { op: 'mount', path: target, flags: MS_REMOUNT | MS_BIND | MS_RDONLY },
+];
+
+/**
+ * The ScriptRun of one configuration: per-thread directories, the two phases, and cleanup.
+ * `run` makes this measurement's directories its own (they go when the tmpfs does).
+ */
+export function storageScript(config: string, dir: string, run: number): Pick<ScriptOptions, 'prepare' | 'phases' | 'cleanup'> {
+  const [base, packages, code] = ['base', 'packages', 'code'].map((d) => path.join(dir, d)) as [string, string, string];
+  const root = path.join(dir, `roots/${run}-{t}`);
+  const phases = (setup: ScriptStep[], teardown: ScriptStep[]) => [{ name: 'setup', steps: setup }, { name: 'teardown', steps: teardown }];
+  switch (config) {
+    case 'bind':
+      return {
+        prepare: [{ op: 'mkdir', path: root }],
+        phases: phases(bindRo(base, root), [{ op: 'umount', path: root }]),
+        cleanup: [{ op: 'umount', path: root, flags: MNT_DETACH }],
+      };
+    case 'sock-root': {
+      const scratch = path.join(dir, `scratch/${run}-{t}`);
+      return {
+        prepare: [{ op: 'mkdir', path: root }, { op: 'mkdir', path: scratch }],
+        phases: phases(
+          [...bindRo(base, root), ...bindRo(packages, `${root}/packages`), ...bindRo(code, `${root}/handler`), { op: 'mount', source: scratch, path: `${root}/host`, flags: MS_BIND }],
+          ['host', 'handler', 'packages'].map((m) => ({ op: 'umount', path: `${root}/${m}` }) as ScriptStep).concat([{ op: 'umount', path: root }]),
+        ),
+        cleanup: [{ op: 'umount', path: root, flags: MNT_DETACH }],
+      };
+    }
+    case 'overlay': {
+      const upper = path.join(dir, `upper/${run}-{t}`);
+      const work = path.join(dir, `work/${run}-{t}`);
+      return {
+        prepare: [root, upper, work].map((p) => ({ op: 'mkdir', path: p }) as ScriptStep),
+        phases: phases(
+          [{ op: 'mount', source: 'overlay', path: root, fstype: 'overlay', flags: 0, data: `lowerdir=${base},upperdir=${upper},workdir=${work}` }],
+          [{ op: 'umount', path: root }],
+        ),
+        cleanup: [{ op: 'umount', path: root, flags: MNT_DETACH }],
+      };
+    }
+    case 'chroot':
+      return { phases: phases([{ op: 'chroot', path: base }], [{ op: 'unchroot' }]) };
+    default:
+      throw new UsageError(`--configs: ${config} cannot be measured`);
+  }
+}
+
+export const storage: Experiment = {
+  name: 'storage',
+  summary: 'provisioning a container root: bind, SOCK stitched root, overlayfs, chroot; setup and teardown',
+  defaults: { concurrency: [1, 2, 4, 8, 16], duration: 2, repeat: 3, warmup: 0.3 },
+  quick: { concurrency: [1, 4], duration: 0.5, repeat: 2, warmup: 0.1 },
+
+  options(argv: Argv): Argv {
+    return argv.option('configs', {
+      type: 'string',
+      default: DEFAULT_CONFIGS.join(','),
+      describe: `comma-separated, among ${STORAGE_CONFIGS.join(', ')} (fuse-overlay is not measured yet)`,
+    });
+  },
+
+  configs(options) {
+    const configs = String(options.configs).split(',').map((s) => s.trim()).filter(Boolean);
+    if (configs.length === 0) throw new UsageError('--configs: give at least one configuration');
+    for (const c of configs) {
+      if (!STORAGE_CONFIGS.includes(c)) throw new UsageError(`--configs: unknown configuration '${c}' (known: ${STORAGE_CONFIGS.join(', ')})`);
+      if (c === 'fuse-overlay') throw new UsageError('--configs: fuse-overlay is not measured yet (it needs a FUSE daemon per root; see paper-repro.md)');
+    }
+    return [...new Set(configs)];
+  },
+
+  async preflight(options) {
+    if (process.geteuid?.() !== 0) throw new PrivilegeError('storage mounts container roots and needs root (CAP_SYS_ADMIN): run it as root');
+    if (this.configs(options).includes('overlay') && !hasOverlayfs()) {
+      throw new PrivilegeError('this kernel has no overlayfs (not in /proc/filesystems; try modprobe overlay), or leave it out with --configs');
+    }
+  },
+
+  async setup(ctx: RunContext) {
+    for (const dir of reclaimLeftovers('storage')) ctx.progress.note(`storage: removed ${dir}, left by a run that is gone`);
+    workDir = ownedDir('storage');
+    try {
+      // Everything on a private tmpfs: no mount of the study propagates to or from the host.
+      mount('sockbench', workDir, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=0755,size=64m');
+      mount(null, workDir, null, MS_PRIVATE);
+      makeStorageTree(workDir);
+    } catch (e) {
+      removeOwnedDir(workDir);
+      workDir = undefined;
+      throw e;
+    }
+  },
+
+  async teardown() {
+    if (workDir) removeOwnedDir(workDir);
+    workDir = undefined;
+  },
+
+  async measure(point: Point, ctx: RunContext): Promise<Measurement[]> {
+    const run = new ScriptRun({ ...storageScript(point.config, workDir!, measurements++), concurrency: point.concurrency, ...bounds(point) });
+    const result = await runToCompletion(run, ctx, `storage ${point.config}`);
+    return PHASES.map((phase) => {
+      const latencies = result.phases[phase]!;
+      const busySeconds = latencies.reduce((sum, us) => sum + us, 0) / 1e6 / point.concurrency;
+      return { phase, ops: latencies.length, seconds: busySeconds, latenciesUs: latencies, extra: { wall_seconds: result.seconds } };
+    });
+  },
+
+  figure(rows: Row[]) {
+    return storageFigure(rows);
+  },
+};

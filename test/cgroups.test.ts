@@ -1,0 +1,119 @@
+// The cgroup study: a created cgroup really exists with its limits and is really gone after
+// release; a pooled one is really reset; a dead run's cgroups are removed; bad input refused.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readCsv } from '../harness/csv.js';
+import { ownerTag } from '../harness/ownedDirs.js';
+import { createScript, findHierarchies, LIMITS, makeParents, removeCgroupTree, reuseScript, type Hierarchy } from '../experiments/cgroups/hierarchies.js';
+import { ScriptRun, type ScriptStep } from '../native/index.js';
+import { cli, onlyRun, scratchDir } from './helpers.js';
+
+const once = (steps: ScriptStep[]) => new ScriptRun({ concurrency: 1, ops: 1, phases: [{ name: 'p', steps }] }).start();
+const read = (file: string) => fs.readFileSync(file, 'utf8').trim();
+const v1 = () => findHierarchies().find((h) => h.version === 1);
+
+function withParent(h: Hierarchy, body: (name: string, dirs: string[]) => Promise<void>) {
+  const name = ownerTag('sockbench-cgroups-test');
+  const dirs = makeParents(h, name);
+  return body(name, dirs).finally(() => dirs.forEach(removeCgroupTree));
+}
+
+test('create (v1): the cgroup exists in every controller with its limits, and release removes it', async () => {
+  const h = v1();
+  if (!h) return; // a v2-only host: the v2 test below covers it
+  await withParent(h, async (name) => {
+    const script = createScript(h, name);
+    await once(script.ready);
+    const memory = path.join(h.roots.memory!, name, 'c0-0');
+    assert.is(read(path.join(memory, 'memory.limit_in_bytes')), LIMITS.memoryBytes);
+    if (h.roots.pids) assert.is(read(path.join(h.roots.pids, name, 'c0-0', 'pids.max')), LIMITS.pids);
+    if (h.roots.cpu) assert.is(read(path.join(h.roots.cpu, name, 'c0-0', 'cpu.shares')), LIMITS.cpuShares);
+    await once(script.release);
+    for (const c of h.controllers) assert.not.ok(fs.existsSync(path.join(h.roots[c]!, name, 'c0-0')), `${c} cgroup removed`);
+  });
+});
+
+test('reuse (v1): a pooled cgroup gets its limits back and a frozen one is thawed; one with a task is refused', async () => {
+  const h = v1();
+  if (!h) return;
+  await withParent(h, async (name) => {
+    const script = reuseScript(h, name);
+    await once(script.prepare);
+    const pool = (c: string) => path.join(h.roots[c]!, name, 'pool-0');
+    fs.writeFileSync(path.join(pool('memory'), 'memory.limit_in_bytes'), String(64 * 1024 * 1024));
+    if (h.roots.freezer) fs.writeFileSync(path.join(pool('freezer'), 'freezer.state'), 'FROZEN');
+    await once(script.ready);
+    assert.is(read(path.join(pool('memory'), 'memory.limit_in_bytes')), LIMITS.memoryBytes);
+    if (h.roots.freezer) assert.is(read(path.join(pool('freezer'), 'freezer.state')), 'THAWED');
+    await once(script.release);
+    // A real leftover task: a sleeping child moved into the pooled memory cgroup.
+    const child = execFileSync('sh', ['-c', `sleep 30 >/dev/null 2>&1 & echo $!`], { encoding: 'utf8' }).trim();
+    fs.writeFileSync(path.join(pool('memory'), 'cgroup.procs'), child);
+    try {
+      let error: { code?: string; syscall?: string } = {};
+      await once(script.release).catch((e) => (error = e));
+      assert.is(error.code, 'ENOTEMPTY');
+      assert.is(error.syscall, 'read');
+    } finally {
+      process.kill(Number(child), 'SIGKILL');
+      for (let i = 0; i < 100 && read(path.join(pool('memory'), 'cgroup.procs')) !== ''; i++) await new Promise((r) => setTimeout(r, 20));
+    }
+    await once(script.cleanup);
+  });
+});
+
+test('v2: a created cgroup appears under the run\'s parent and is gone after release', async () => {
+  const h = findHierarchies().find((x) => x.version === 2);
+  if (!h) return;
+  await withParent(h, async (name) => {
+    const script = createScript(h, name);
+    await once(script.ready);
+    const dir = path.join(h.roots.unified!, name, 'c0-0');
+    assert.ok(fs.existsSync(path.join(dir, 'cgroup.procs')));
+    if (h.controllers.includes('memory')) assert.is(read(path.join(dir, 'memory.max')), LIMITS.memoryBytes);
+    await once(script.release);
+    assert.not.ok(fs.existsSync(dir));
+  });
+});
+
+test('a run: config and cgroup_version columns for every hierarchy here; no cgroup left behind; a dead run\'s are removed', async () => {
+  const h = findHierarchies()[0]!;
+  // A leftover as a killed run leaves it: named for a pid that is gone.
+  const deadPid = Number(execFileSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).trim());
+  const orphan = path.join(Object.values(h.roots)[0]!, `sockbench-cgroups-${deadPid}-1`);
+  fs.mkdirSync(path.join(orphan, 'pool-0'), { recursive: true });
+  const out = scratchDir();
+  try {
+    const r = await cli(['run', 'cgroups', '--concurrency', '1,2', '--duration', '0.2', '--repeat', '1', '--warmup', '0', '--out', out]);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stderr, `removed ${orphan}`);
+    assert.not.ok(fs.existsSync(orphan));
+    const rows = readCsv(path.join(onlyRun(out, 'cgroups'), 'data.csv'));
+    const versions = findHierarchies().map((x) => x.version);
+    assert.is(rows.length, versions.length * 2 * 2);
+    for (const v of versions) for (const c of ['create', 'reuse']) assert.ok(rows.some((x) => x.config === c && Number(x.cgroup_version) === v), `${c} v${v}`);
+    for (const x of findHierarchies()) for (const root of Object.values(x.roots)) {
+      assert.equal(fs.readdirSync(root).filter((n) => n.startsWith('sockbench-cgroups-')), [], `nothing left in ${root}`);
+    }
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+    if (fs.existsSync(orphan)) removeCgroupTree(orphan);
+  }
+});
+
+for (const [flags, mention, code] of [
+  [['--configs', 'create,bogus'], '--configs', 2],
+  [['--versions', '3'], '--versions', 2],
+] as [string[], string, number][]) {
+  test(`bad input ${flags.join(' ')}: exit ${code} naming ${mention}`, async () => {
+    const r = await cli(['run', 'cgroups', ...flags, '--out', '/nonexistent-sockbench']);
+    assert.is(r.code, code, r.stderr);
+    assert.is(r.stderr.trim().split('\n').length, 1);
+    assert.match(r.stderr, mention);
+  });
+}
+
+test.run();
