@@ -13,7 +13,7 @@ export function cgroupsFigure(rows: Row[]): object {
       x: { field: 'concurrency', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'concurrency (threads)' },
       y: { aggregate: 'median', field: 'rate', type: 'quantitative', scale: { type: 'log' }, title: 'ready cgroups / second' },
       color: { field: 'version', type: 'nominal', title: 'hierarchy' },
-      strokeDash: { field: 'config', type: 'nominal', title: 'how', scale: { domain: ['create', 'reuse'], range: [[1, 0], [5, 3]] } },
+      strokeDash: { field: 'config', type: 'nominal', title: 'how', scale: { domain: ['create', 'reuse'], range: [[1, 0], [5, 3]] }, legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: 'black' } },
       detail: { field: 'config' },
     },
     layer: [{ mark: 'line' }, { mark: { type: 'point', filled: true } }],

@@ -16,7 +16,7 @@ export function mntnsFigure(rows: Row[]): object {
       x: { field: 'host_mounts', type: 'quantitative', scale: { type: 'symlog', constant: 10 }, axis: { values: [...new Set(values.map((v) => v.host_mounts))] }, title: 'extra mounts in the host namespace' },
       y: { aggregate: 'median', field: 'rate', type: 'quantitative', scale: { type: 'log' }, title: 'operations / second' },
       color: { field: 'concurrency', type: 'ordinal', sort: concurrencies, title: 'concurrency' },
-      strokeDash: { field: 'config', type: 'nominal', title: 'operation', scale: { domain: ['mntns', 'chroot'], range: [[1, 0], [5, 3]] } },
+      strokeDash: { field: 'config', type: 'nominal', title: 'operation', scale: { domain: ['mntns', 'chroot'], range: [[1, 0], [5, 3]] }, legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: 'black' } },
       detail: { field: 'config' },
     },
     layer: [{ mark: 'line' }, { mark: { type: 'point', filled: true } }],
