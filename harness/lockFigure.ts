@@ -1,11 +1,15 @@
 // The figure every traced run gets: total lock wait per measurement against concurrency, one
-// line per call path (the heaviest few; the rest summed as "other"), one panel per config.
+// line per call path (the heaviest few; the rest summed as "other"), one panel per config and
+// value of the sweep's other parameters (host_mounts=1000, cgroup_version=2).
 import type { LockRow } from './tracer.js';
 
 const SHOWN_PATHS = 8;
+const NOT_PARAMS = new Set(['config', 'concurrency', 'repeat', 'lock', 'kind', 'call_path', 'operation', 'contentions', 'wait_total_us', 'wait_max_us']);
 
-export function lockFigure(experiment: string, rows: (LockRow & { config: string; concurrency: number; repeat: number })[]): object {
+export function lockFigure(experiment: string, rows: (LockRow & { config: string; concurrency: number; repeat: number; [param: string]: string | number })[]): object {
   const label = (r: LockRow) => `${r.operation}: ${r.call_path}`;
+  const params = Object.keys(rows[0] ?? {}).filter((k) => !NOT_PARAMS.has(k));
+  const panel = (r: (typeof rows)[number]) => [r.config, ...params.map((p) => `${p}=${r[p]}`)].join(' ');
   const byPath = new Map<string, number>();
   for (const r of rows) byPath.set(label(r), (byPath.get(label(r)) ?? 0) + r.wait_total_us);
   const top = new Set([...byPath.entries()].sort((a, b) => b[1] - a[1]).slice(0, SHOWN_PATHS).map(([p]) => p));
@@ -13,8 +17,8 @@ export function lockFigure(experiment: string, rows: (LockRow & { config: string
   const sums = new Map<string, { config: string; concurrency: number; repeat: number; path: string; wait_ms: number }>();
   for (const r of rows) {
     const p = top.has(label(r)) ? label(r) : 'other';
-    const key = `${r.config}\0${r.concurrency}\0${r.repeat}\0${p}`;
-    const s = sums.get(key) ?? { config: r.config, concurrency: r.concurrency, repeat: r.repeat, path: p, wait_ms: 0 };
+    const key = `${panel(r)}\0${r.concurrency}\0${r.repeat}\0${p}`;
+    const s = sums.get(key) ?? { config: panel(r), concurrency: r.concurrency, repeat: r.repeat, path: p, wait_ms: 0 };
     s.wait_ms += r.wait_total_us / 1000;
     sums.set(key, s);
   }
