@@ -48,6 +48,8 @@ export type ScriptStep =
   /** Makes path the calling thread's root (the thread first unshares CLONE_FS); unchroot goes back. */
   | { op: 'chroot'; path: string }
   | { op: 'unchroot' }
+  /** Runs the program at path (output discarded, no shell) and waits; it must exit 0. */
+  | { op: 'exec'; path: string; args: string[] }
   | { op: 'write'; path: string; value: string }
   | { op: 'mount'; path: string; source?: string; fstype?: string; flags: number; data?: string }
   | { op: 'umount'; path: string; flags?: number };

@@ -18,6 +18,7 @@ declare -A NEED=(
   [iproute2]=/usr/sbin/ip
   [util-linux]=/usr/bin/nsenter
   [bpftrace]=/usr/bin/bpftrace
+  [fuse-overlayfs]=/usr/bin/fuse-overlayfs
 )
 if ! command -v node >/dev/null; then
   NEED[nodejs]=/usr/bin/node

@@ -13,12 +13,14 @@ namespace sockbench {
 struct ScriptStep {
   // kEmpty: the file must read empty. kChroot / kUnchroot: enter path as the thread's root /
   // go back to the root the thread started with (each thread has its own fs_struct then).
-  enum Op { kMkdir, kRmdir, kWrite, kMount, kUmount, kEmpty, kChroot, kUnchroot } op;
+  // kExec: run the program at path with args, output discarded; it must exit 0.
+  enum Op { kMkdir, kRmdir, kWrite, kMount, kUmount, kEmpty, kChroot, kUnchroot, kExec } op;
   std::string path;
   std::string value;   // kWrite: what is written; kMount: the source
   std::string fstype;  // kMount
   std::string data;    // kMount
   unsigned long flags = 0;  // kMount: mount flags; kUmount: umount2 flags
+  std::vector<std::string> args;  // kExec: argv[1..]
 };
 
 struct ScriptPhase {
