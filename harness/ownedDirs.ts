@@ -3,7 +3,7 @@
 // /run/sockbench/<kind>-<pid>-<process start time>. The start time guards against a reused pid.
 import fs from 'node:fs';
 import path from 'node:path';
-import { constants, umount2 } from '../native/index.js';
+import { constants, mount, umount2 } from '../native/index.js';
 import { readMounts } from './mountinfo.js';
 
 export const RUN_ROOT = '/run/sockbench';
@@ -43,6 +43,22 @@ export function orphansIn(dir: string, kind: string): string[] {
 export function ownedDir(kind: string): string {
   const dir = path.join(RUN_ROOT, ownerTag(kind));
   fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/**
+ * This process's directory of that kind with a private tmpfs on it: what a study mounts inside
+ * propagates neither to nor from the rest of the machine, and removeOwnedDir takes it all away.
+ */
+export function ownedTmpfs(kind: string): string {
+  const dir = ownedDir(kind);
+  try {
+    mount('sockbench', dir, 'tmpfs', constants.MS_NOSUID | constants.MS_NODEV, 'mode=0755,size=64m');
+    mount(null, dir, null, constants.MS_PRIVATE);
+  } catch (e) {
+    removeOwnedDir(dir);
+    throw e;
+  }
   return dir;
 }
 

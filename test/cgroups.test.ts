@@ -9,7 +9,7 @@ import { readCsv } from '../harness/csv.js';
 import { ownerTag } from '../harness/ownedDirs.js';
 import { createScript, findHierarchies, LIMITS, makeParents, removeCgroupTree, reuseScript, type Hierarchy } from '../experiments/cgroups/hierarchies.js';
 import { ScriptRun, type ScriptStep } from '../native/index.js';
-import { cli, onlyRun, scratchDir } from './helpers.js';
+import { cli, onlyRun, refusesBadInput, scratchDir } from './helpers.js';
 
 const once = (steps: ScriptStep[]) => new ScriptRun({ concurrency: 1, ops: 1, phases: [{ name: 'p', steps }] }).start();
 const read = (file: string) => fs.readFileSync(file, 'utf8').trim();
@@ -104,16 +104,9 @@ test('a run: config and cgroup_version columns for every hierarchy here; no cgro
   }
 });
 
-for (const [flags, mention, code] of [
+refusesBadInput('cgroups', [
   [['--configs', 'create,bogus'], '--configs', 2],
   [['--versions', '3'], '--versions', 2],
-] as [string[], string, number][]) {
-  test(`bad input ${flags.join(' ')}: exit ${code} naming ${mention}`, async () => {
-    const r = await cli(['run', 'cgroups', ...flags, '--out', '/nonexistent-sockbench']);
-    assert.is(r.code, code, r.stderr);
-    assert.is(r.stderr.trim().split('\n').length, 1);
-    assert.match(r.stderr, mention);
-  });
-}
+]);
 
 test.run();

@@ -1,28 +1,15 @@
 // The CLI contract, through the real binary: bad input is refused with exit 2 and nothing
 // written, a missing privilege is exit 3, a run writes CSV, meta.json and a figure, and an
 // interrupted run leaves no complete-looking CSV and no stray processes or sentinels.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readCsv } from '../harness/csv.js';
+import { CLI, cli, scratchDir } from './helpers.js';
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../harness/cli.js');
-
-interface Result { code: number; stdout: string; stderr: string }
-
-function cli(args: string[], options: { uid?: number; gid?: number } = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { ...options, env: { ...process.env, CI: 'true' } }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'sb-cli-'));
 const sentinels = () => fs.readdirSync('/sys/class/net').filter((n) => n.startsWith('sbtd'));
 
 for (const [flags, mention] of [
@@ -39,7 +26,7 @@ for (const [flags, mention] of [
   [['--trace', 'foo'], '--trace'],
 ] as [string[], string][]) {
   test(`bad input ${flags.join(' ')}: exit 2, one line naming ${mention}, nothing written`, async () => {
-    const out = tmp();
+    const out = scratchDir();
     try {
       const r = await cli(['run', 'netns', ...flags, '--out', out]);
       assert.is(r.code, 2, r.stderr);
@@ -60,7 +47,7 @@ test('an unknown experiment is a usage error', async () => {
 });
 
 test('not root: exit 3 with a message saying what is missing, nothing written', async () => {
-  const out = tmp();
+  const out = scratchDir();
   fs.chmodSync(out, 0o777);
   try {
     const r = await cli(['run', 'netns', '--quick', '--out', out], { uid: 65534, gid: 65534 });
@@ -74,7 +61,7 @@ test('not root: exit 3 with a message saying what is missing, nothing written', 
 });
 
 test('a run writes data.csv with the contract columns, meta.json and a rendered figure', async () => {
-  const out = tmp();
+  const out = scratchDir();
   try {
     const r = await cli(['run', 'netns', '--namespaces', 'none,net,uts+ipc', '--concurrency', '1,2', '--duration', '0.2', '--repeat', '2', '--warmup', '0', '--out', out]);
     assert.is(r.code, 0, r.stderr);
@@ -111,7 +98,7 @@ test('a run writes data.csv with the contract columns, meta.json and a rendered 
 });
 
 test('Ctrl-C: exit 130, no data.csv, meta.json says interrupted, no stray children or sentinels', async () => {
-  const out = tmp();
+  const out = scratchDir();
   try {
     const child = spawn(process.execPath, [CLI, 'run', 'netns', '--namespaces', 'net,none', '--concurrency', '4', '--duration', '30', '--repeat', '1', '--warmup', '0', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';

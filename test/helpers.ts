@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
 
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../harness/cli.js');
 
@@ -28,4 +30,16 @@ export function onlyRun(out: string, experiment: string): string {
   const runs = fs.readdirSync(path.join(out, 'results', experiment));
   if (runs.length !== 1) throw new Error(`expected one run of ${experiment}, found ${runs.length}`);
   return path.join(out, 'results', experiment, runs[0]!);
+}
+
+/** Registers one test per case: the run is refused with that exit status and one line naming what was wrong. */
+export function refusesBadInput(experiment: string, cases: [flags: string[], mention: string, code?: number][]): void {
+  for (const [flags, mention, code = 2] of cases) {
+    test(`${experiment}: bad input ${flags.join(' ')}: exit ${code}, one line naming ${mention}`, async () => {
+      const r = await cli(['run', experiment, ...flags, '--out', '/nonexistent-sockbench']);
+      assert.is(r.code, code, r.stderr);
+      assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, mention);
+    });
+  }
 }

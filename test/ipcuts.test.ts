@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readCsv } from '../harness/csv.js';
-import { cli, onlyRun, scratchDir } from './helpers.js';
+import { cli, onlyRun, refusesBadInput, scratchDir } from './helpers.js';
 
 test('a run: one row per set, concurrency and repetition, and a figure', async () => {
   const out = scratchDir();
@@ -21,10 +21,9 @@ test('a run: one row per set, concurrency and repetition, and a figure', async (
   }
 });
 
-test('a namespace other than ipc, uts, pid is refused with exit 2', async () => {
-  const r = await cli(['run', 'ipcuts', '--namespaces', 'ipc,net', '--out', '/nonexistent-sockbench']);
-  assert.is(r.code, 2, r.stderr);
-  assert.match(r.stderr, "'net'");
-});
+refusesBadInput('ipcuts', [
+  [['--namespaces', 'ipc,net'], "'net'"],
+  [['--namespaces', 'ipc+bogus'], '--namespaces'],
+]);
 
 test.run();

@@ -8,10 +8,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readCsv } from '../harness/csv.js';
 import { readMounts } from '../harness/mountinfo.js';
-import { ownedDir, removeOwnedDir, RUN_ROOT } from '../harness/ownedDirs.js';
+import { ownedTmpfs, removeOwnedDir, RUN_ROOT } from '../harness/ownedDirs.js';
 import { makeStorageTree, storageScript } from '../experiments/storage/index.js';
 import { ScriptRun } from '../native/index.js';
-import { cli, onlyRun, scratchDir } from './helpers.js';
+import { cli, onlyRun, refusesBadInput, scratchDir } from './helpers.js';
 
 /** Runs one phase of a configuration's script once, on thread 0, keeping what it built. */
 async function phase(config: string, dir: string, which: 'setup' | 'teardown', withPrepare = false) {
@@ -42,7 +42,7 @@ const writable = (p: string) => {
 };
 
 function inTree(body: (dir: string) => Promise<void>) {
-  const dir = ownedDir('storage-test');
+  const dir = ownedTmpfs('storage-test');
   makeStorageTree(dir);
   return body(dir).finally(() => removeOwnedDir(dir));
 }
@@ -130,15 +130,8 @@ test('a run: config and phase columns; its tmpfs, mounts and directory are all g
   }
 });
 
-for (const [flags, mention] of [
+refusesBadInput('storage', [
   [['--configs', 'bind,aufs'], '--configs'],
-] as [string[], string][]) {
-  test(`bad input ${flags.join(' ')}: exit 2 naming ${mention}`, async () => {
-    const r = await cli(['run', 'storage', ...flags, '--out', '/nonexistent-sockbench']);
-    assert.is(r.code, 2, r.stderr);
-    assert.is(r.stderr.trim().split('\n').length, 1);
-    assert.match(r.stderr, mention);
-  });
-}
+]);
 
 test.run();

@@ -7,6 +7,7 @@ import { ScriptRun } from '../../native/index.js';
 import { PrivilegeError, UsageError } from '../../harness/errors.js';
 import { orphansIn, ownerTag } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
+import { parseConfigList } from '../configList.js';
 import { bounds, runToCompletion } from '../nativeRun.js';
 import { cgroupsFigure } from './figure.js';
 import { createScript, findHierarchies, makeParents, removeCgroupTree, reuseScript, type Hierarchy } from './hierarchies.js';
@@ -45,11 +46,9 @@ export const cgroups: Experiment = {
   },
 
   configs(options) {
-    const configs = String(options.configs).split(',').map((s) => s.trim()).filter(Boolean);
-    if (configs.length === 0) throw new UsageError('--configs: give at least one of create, reuse');
-    for (const c of configs) if (!CGROUP_CONFIGS.includes(c)) throw new UsageError(`--configs: unknown configuration '${c}' (known: ${CGROUP_CONFIGS.join(', ')})`);
+    const configs = parseConfigList(options.configs, CGROUP_CONFIGS);
     requestedVersions(options);
-    return [...new Set(configs)];
+    return configs;
   },
 
   points(configs, concurrency, options) {

@@ -1,5 +1,5 @@
 // The extra mounts of the host namespace that the mount-namespace study sweeps over. They live
-// on a private tmpfs in the run's own directory: nothing propagates to or from the rest of the
+// on the run's private tmpfs (ownedTmpfs): nothing propagates to or from the rest of the
 // machine, and one lazy unmount of the tmpfs takes them all away.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,9 +9,8 @@ export class HostMounts {
   private count = 0;
   private readonly source: string;
 
+  /** root: an empty directory on a private tmpfs. */
   constructor(private readonly root: string) {
-    mount('sockbench', root, 'tmpfs', constants.MS_NOSUID | constants.MS_NODEV, 'mode=0755,size=64m');
-    mount(null, root, null, constants.MS_PRIVATE);
     this.source = path.join(root, 'source');
     fs.mkdirSync(this.source);
     fs.mkdirSync(path.join(root, 'mounts'));

@@ -5,8 +5,9 @@
 import type { Argv } from 'yargs';
 import { constants } from '../../native/index.js';
 import { PrivilegeError, UsageError } from '../../harness/errors.js';
-import { ownedDir, reclaimLeftovers, removeOwnedDir } from '../../harness/ownedDirs.js';
+import { ownedTmpfs, reclaimLeftovers, removeOwnedDir } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
+import { parseConfigList } from '../configList.js';
 import { churn } from '../nativeRun.js';
 import { mntnsFigure } from './figure.js';
 import { HostMounts } from './hostMounts.js';
@@ -43,11 +44,9 @@ export const mntns: Experiment = {
   },
 
   configs(options) {
-    const configs = String(options.configs).split(',').map((s) => s.trim()).filter(Boolean);
-    if (configs.length === 0) throw new UsageError('--configs: give at least one of mntns, chroot');
-    for (const c of configs) if (!MNTNS_CONFIGS.includes(c)) throw new UsageError(`--configs: unknown configuration '${c}' (known: ${MNTNS_CONFIGS.join(', ')})`);
+    const configs = parseConfigList(options.configs, MNTNS_CONFIGS);
     if (options['host-mounts'] !== undefined) parseHostMounts(String(options['host-mounts']));
-    return [...new Set(configs)];
+    return configs;
   },
 
   // Host mounts outermost, ascending: the mount table is grown between points, never rebuilt.
@@ -62,14 +61,9 @@ export const mntns: Experiment = {
 
   async setup(ctx: RunContext) {
     for (const dir of reclaimLeftovers('mntns')) ctx.progress.note(`mntns: removed ${dir}, left by a run that is gone`);
-    const dir = ownedDir('mntns');
-    try {
-      const mounts = new HostMounts(dir);
-      run = { dir, mounts, chrootDir: mounts.directory('chroot-root') };
-    } catch (e) {
-      removeOwnedDir(dir);
-      throw e;
-    }
+    const dir = ownedTmpfs('mntns');
+    const mounts = new HostMounts(dir);
+    run = { dir, mounts, chrootDir: mounts.directory('chroot-root') };
   },
 
   async teardown() {

@@ -11,10 +11,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { constants, mount, ScriptRun, type ScriptOptions, type ScriptStep } from '../../native/index.js';
+import { constants, ScriptRun, type ScriptOptions, type ScriptStep } from '../../native/index.js';
 import { PrivilegeError, UsageError } from '../../harness/errors.js';
-import { ownedDir, reclaimLeftovers, removeOwnedDir } from '../../harness/ownedDirs.js';
+import { ownedTmpfs, reclaimLeftovers, removeOwnedDir } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
+import { parseConfigList } from '../configList.js';
 import { bounds, runToCompletion } from '../nativeRun.js';
 import { storageFigure } from './figure.js';
 
@@ -49,7 +50,7 @@ export function makeStorageTree(dir: string): void {
   for (const d of ['roots', 'scratch', 'upper', 'work']) fs.mkdirSync(path.join(dir, d));
 }
 
-const { MS_BIND, MS_REMOUNT, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_PRIVATE, MNT_DETACH } = constants;
+const { MS_BIND, MS_REMOUNT, MS_RDONLY, MNT_DETACH } = constants;
 const bindRo = (source: string, target: string): ScriptStep[] => [
   { op: 'mount', source, path: target, flags: MS_BIND },
   // A bind mount ignores MS_RDONLY; read-only takes a second call.
@@ -131,13 +132,8 @@ export const storage: Experiment = {
 
   configs(options) {
     const asked = options.configs !== undefined && options.configs !== DEFAULT_CONFIGS.join(',');
-    const configs = String(options.configs).split(',').map((s) => s.trim()).filter(Boolean);
-    if (configs.length === 0) throw new UsageError('--configs: give at least one configuration');
-    for (const c of configs) {
-      if (!STORAGE_CONFIGS.includes(c)) throw new UsageError(`--configs: unknown configuration '${c}' (known: ${STORAGE_CONFIGS.join(', ')})`);
-    }
     // By default fuse-overlay is measured where it can be; asked for by name, its absence is an error (preflight).
-    return [...new Set(configs)].filter((c) => asked || c !== 'fuse-overlay' || fuseOverlayfs() !== undefined);
+    return parseConfigList(options.configs, STORAGE_CONFIGS).filter((c) => asked || c !== 'fuse-overlay' || fuseOverlayfs() !== undefined);
   },
 
   async preflight(options) {
@@ -156,17 +152,9 @@ export const storage: Experiment = {
       if (!fuseOverlayfs()) ctx.progress.note('storage: not measuring fuse-overlay: fuse-overlayfs is not installed (scripts/setup.sh installs it)');
     }
     for (const dir of reclaimLeftovers('storage')) ctx.progress.note(`storage: removed ${dir}, left by a run that is gone`);
-    workDir = ownedDir('storage');
-    try {
-      // Everything on a private tmpfs: no mount of the study propagates to or from the host.
-      mount('sockbench', workDir, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=0755,size=64m');
-      mount(null, workDir, null, MS_PRIVATE);
-      makeStorageTree(workDir);
-    } catch (e) {
-      removeOwnedDir(workDir);
-      workDir = undefined;
-      throw e;
-    }
+    // Everything on a private tmpfs: no mount of the study propagates to or from the host.
+    workDir = ownedTmpfs('storage');
+    makeStorageTree(workDir);
   },
 
   async teardown() {
