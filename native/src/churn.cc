@@ -25,15 +25,14 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "errors.h"
+#include "threadedRun.h"
 
 namespace sockbench {
 namespace {
@@ -45,12 +44,6 @@ constexpr int kMaxConcurrency = 4096;
 constexpr int kShareFlags = CLONE_VM | CLONE_VFORK | CLONE_FILES;
 constexpr int kNamespaceFlags =
     CLONE_NEWCGROUP | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS;
-
-double NowSeconds() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 struct ChildArgs {
   int unshareFlags;        // 0 when the namespaces come from clone's own flags
@@ -84,26 +77,11 @@ struct Shared {
   double deadline = 0;      // absolute; valid once started
   std::atomic<bool>* stop = nullptr;
   std::atomic<uint64_t> claimed{0};
-  std::atomic<int> ready{0};
-  std::atomic<bool> go{false};
-  std::atomic<bool> failed{false};
-  std::string failedCall, failedArgs;
-  int failedErrno = 0;
-  pthread_mutex_t failLock = PTHREAD_MUTEX_INITIALIZER;
-
-  void Fail(const std::string& call, int err, const std::string& args = "") {
-    pthread_mutex_lock(&failLock);
-    if (!failed.load()) {
-      failedCall = call;
-      failedArgs = args;
-      failedErrno = err;
-      failed.store(true);
-    }
-    pthread_mutex_unlock(&failLock);
-  }
+  StartGate gate;
+  FirstFailure* failure = nullptr;
 };
 
-struct Worker {
+struct Thread {
   Shared* shared = nullptr;
   pthread_t thread{};
   std::vector<double> latenciesUs;
@@ -111,8 +89,8 @@ struct Worker {
   double finishedAt = 0;
 };
 
-void* WorkerMain(void* raw) {
-  auto* w = static_cast<Worker*>(raw);
+void* ThreadMain(void* raw) {
+  auto* w = static_cast<Thread*>(raw);
   Shared& s = *w->shared;
   sigset_t all;
   sigfillset(&all);
@@ -121,29 +99,28 @@ void* WorkerMain(void* raw) {
   char* stackTop = static_cast<char*>(w->childStack) + kChildStackBytes;
   ChildArgs args{s.unshareFlags, s.chrootPath, 0, nullptr};
 
-  s.ready.fetch_add(1);
-  while (!s.go.load(std::memory_order_acquire)) sched_yield();
+  s.gate.Arrive();
 
-  while (!s.stop->load(std::memory_order_relaxed) && !s.failed.load(std::memory_order_relaxed)) {
+  while (!s.stop->load(std::memory_order_relaxed) && !s.failure->Happened()) {
     if (s.maxOps != 0 && s.claimed.fetch_add(1) >= s.maxOps) break;
     args.error = 0;
     double t0 = NowSeconds();
     pid_t pid = clone(ChildMain, stackTop, kShareFlags | s.cloneFlags, &args);
     if (pid < 0) {
-      s.Fail("clone", errno, CloneFlagNames(s.cloneFlags));
+      s.failure->Record("clone", errno, CloneFlagNames(s.cloneFlags));
       break;
     }
     int status = 0;
     while (waitpid(pid, &status, __WALL) < 0) {
       if (errno != EINTR) {
-        s.Fail("waitpid", errno);
+        s.failure->Record("waitpid", errno);
         break;
       }
     }
     double t1 = NowSeconds();
     if (args.error != 0) {
       bool inChroot = std::string(args.failedCall) == "chroot";
-      s.Fail(args.failedCall, args.error, inChroot ? std::string(s.chrootPath) : CloneFlagNames(s.unshareFlags));
+      s.failure->Record(args.failedCall, args.error, inChroot ? std::string(s.chrootPath) : CloneFlagNames(s.unshareFlags));
       break;
     }
     w->latenciesUs.push_back((t1 - t0) * 1e6);
@@ -153,17 +130,16 @@ void* WorkerMain(void* raw) {
   return nullptr;
 }
 
-class ChurnWorker : public Napi::AsyncWorker {
- public:
-  ChurnWorker(Napi::Env env, ChurnRun* owner, const ChurnOptions& options)
-      : Napi::AsyncWorker(env), owner_(owner), options_(options),
-        deferred_(Napi::Promise::Deferred::New(env)) {}
+}  // namespace
 
-  Napi::Promise Promise() { return deferred_.Promise(); }
+class ChurnRun::Worker : public RunWorker<ChurnRun> {
+ public:
+  Worker(Napi::Env env, ChurnRun* owner) : RunWorker(env, owner), options_(owner->options_) {}
 
   void Execute() override {
     Shared s;
     s.stop = &owner_->stop;
+    s.failure = &failure_;
     s.maxOps = options_.ops;
     if (options_.useUnshare) {
       s.unshareFlags = options_.flags;
@@ -172,11 +148,7 @@ class ChurnWorker : public Napi::AsyncWorker {
     }
     if (!options_.chrootPath.empty()) s.chrootPath = options_.chrootPath.c_str();
 
-    std::vector<Worker> workers(options_.concurrency);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, kThreadStackBytes);
-    int started = 0;
+    std::vector<Thread> workers(options_.concurrency);
     for (auto& w : workers) {
       w.shared = &s;
       w.latenciesUs.reserve(4096);
@@ -184,89 +156,38 @@ class ChurnWorker : public Napi::AsyncWorker {
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
       if (w.childStack == MAP_FAILED) {
         w.childStack = nullptr;
-        s.Fail("mmap", errno);
-        break;
+        failure_.Record("mmap", errno);
       }
-      int err = pthread_create(&w.thread, &attr, WorkerMain, &w);
-      if (err != 0) {
-        s.Fail("pthread_create", err);
-        break;
-      }
-      started++;
     }
-    pthread_attr_destroy(&attr);
-
-    while (s.ready.load() < started) sched_yield();
-    double start = NowSeconds();
+    int started = failure_.Happened() ? 0 : StartThreads(workers, kThreadStackBytes, ThreadMain, failure_);
+    double start = s.gate.Release(started);
     s.deadline = start + options_.durationSeconds;
-    s.go.store(true, std::memory_order_release);
-
-    double end = start;
-    for (int i = 0; i < started; i++) {
-      pthread_join(workers[i].thread, nullptr);
-      if (workers[i].finishedAt > end) end = workers[i].finishedAt;
-    }
+    seconds_ = JoinThreads(workers, started, start) - start;
     for (auto& w : workers) {
       if (w.childStack) munmap(w.childStack, kChildStackBytes);
       latenciesUs_.insert(latenciesUs_.end(), w.latenciesUs.begin(), w.latenciesUs.end());
     }
-    seconds_ = end - start;
     stopped_ = owner_->stop.load();
-    if (s.failed.load()) {
-      failedCall_ = s.failedCall;
-      failedArgs_ = s.failedArgs;
-      failedErrno_ = s.failedErrno;
-    }
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
-    owner_->running = false;
-    owner_->Release();
-    if (failedErrno_ != 0) {
-      deferred_.Reject(SyscallError(env, failedCall_, failedErrno_, failedArgs_).Value());
-      return;
-    }
+ private:
+  Napi::Object Result(Napi::Env env) override {
     Napi::Object result = Napi::Object::New(env);
     auto lat = Napi::Float64Array::New(env, latenciesUs_.size());
     std::copy(latenciesUs_.begin(), latenciesUs_.end(), lat.Data());
     result.Set("ops", Napi::Number::New(env, static_cast<double>(latenciesUs_.size())));
-    result.Set("seconds", Napi::Number::New(env, seconds_));
     result.Set("latenciesUs", lat);
-    result.Set("stopped", Napi::Boolean::New(env, stopped_));
-    deferred_.Resolve(result);
+    return result;
   }
-
-  void OnError(const Napi::Error& e) override {
-    owner_->running = false;
-    owner_->Release();
-    deferred_.Reject(e.Value());
-  }
-
- private:
-  ChurnRun* owner_;
   ChurnOptions options_;
-  Napi::Promise::Deferred deferred_;
   std::vector<double> latenciesUs_;
-  double seconds_ = 0;
-  bool stopped_ = false;
-  std::string failedCall_, failedArgs_;
-  int failedErrno_ = 0;
 };
 
-}  // namespace
 
-Napi::Object ChurnRun::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function ctor = DefineClass(env, "ChurnRun", {
-      InstanceMethod("start", &ChurnRun::Start),
-      InstanceMethod("stop", &ChurnRun::Stop),
-  });
-  exports.Set("ChurnRun", ctor);
-  return exports;
-}
+void ChurnRun::Init(Napi::Env env, Napi::Object exports) { Register(env, exports, "ChurnRun"); }
 
 // new ChurnRun({ flags, concurrency, durationSeconds?, ops?, useUnshare?, chroot? })
-ChurnRun::ChurnRun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ChurnRun>(info) {
+ChurnRun::ChurnRun(const Napi::CallbackInfo& info) : ThreadedRun(info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) {
     throw Napi::TypeError::New(env, "ChurnRun expects an options object");
@@ -292,24 +213,6 @@ ChurnRun::ChurnRun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ChurnRun>(
   if ((options_.ops == 0) == (options_.durationSeconds <= 0)) {
     throw Napi::RangeError::New(env, "give exactly one of durationSeconds > 0 or ops > 0");
   }
-}
-
-Napi::Value ChurnRun::Start(const Napi::CallbackInfo& info) {
-  if (running || started_) {
-    throw Napi::Error::New(info.Env(), "a ChurnRun can be started once");
-  }
-  started_ = running = true;
-  auto* worker = new ChurnWorker(info.Env(), this, options_);
-  Napi::Promise promise = worker->Promise();
-  // Keep this object alive while the native threads use it.
-  self_ = Napi::Persistent(info.This().As<Napi::Object>());
-  worker->Queue();
-  return promise;
-}
-
-Napi::Value ChurnRun::Stop(const Napi::CallbackInfo& info) {
-  stop.store(true);
-  return info.Env().Undefined();
 }
 
 }  // namespace sockbench

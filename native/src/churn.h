@@ -1,9 +1,10 @@
 #pragma once
 #include <napi.h>
 
-#include <atomic>
 #include <cstdint>
 #include <string>
+
+#include "threadedRun.h"
 
 namespace sockbench {
 
@@ -17,23 +18,15 @@ struct ChurnOptions {
 };
 
 // JS: const run = new ChurnRun(options); const result = await run.start(); run.stop();
-class ChurnRun : public Napi::ObjectWrap<ChurnRun> {
+class ChurnRun : public ThreadedRun<ChurnRun> {
  public:
-  static Napi::Object Init(Napi::Env env, Napi::Object exports);
+  class Worker;
+  // Defined where Worker is complete: registering start() instantiates its use.
+  static void Init(Napi::Env env, Napi::Object exports);
   explicit ChurnRun(const Napi::CallbackInfo& info);
 
-  std::atomic<bool> stop{false};
-  bool running = false;
-  // Drops the reference that kept this object alive while its threads ran.
-  void Release() { self_.Reset(); }
-
  private:
-  Napi::Value Start(const Napi::CallbackInfo& info);
-  Napi::Value Stop(const Napi::CallbackInfo& info);
-
   ChurnOptions options_;
-  bool started_ = false;
-  Napi::ObjectReference self_;
 };
 
 }  // namespace sockbench

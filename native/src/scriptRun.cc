@@ -6,20 +6,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <sched.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
 #include <vector>
 
 #include "errors.h"
+#include "threadedRun.h"
 
 extern char** environ;
 
@@ -28,12 +27,6 @@ namespace {
 
 constexpr int kMaxConcurrency = 4096;
 constexpr size_t kThreadStackBytes = 256 * 1024;
-
-double NowSeconds() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 std::string Expand(const std::string& tmpl, int thread, uint64_t n) {
   std::string out;
@@ -66,9 +59,6 @@ const char* OpName(ScriptStep::Op op) {
   }
   return "?";
 }
-
-// A program's exit status that is not 0, as an errno-shaped result for RunStep's callers.
-constexpr int kExitedNonZero = -1;
 
 // posix_spawn (glibc clones with CLONE_VM|CLONE_VFORK: no copy of Node's memory), output to
 // /dev/null, and wait. 0 when it exited 0; an errno; or kExitedNonZero.
@@ -150,26 +140,11 @@ struct Shared {
   std::atomic<bool>* stop = nullptr;
   double deadline = 0;
   std::atomic<uint64_t> claimed{0};
-  std::atomic<int> ready{0};
-  std::atomic<bool> go{false};
-  std::atomic<bool> failed{false};
-  pthread_mutex_t failLock = PTHREAD_MUTEX_INITIALIZER;
-  std::string failedCall, failedPath;
-  int failedErrno = 0;
-
-  void Fail(const char* call, int err, const std::string& path) {
-    pthread_mutex_lock(&failLock);
-    if (!failed.load()) {
-      failedCall = err == kExitedNonZero ? path : call;
-      failedPath = path;
-      failedErrno = err;
-      failed.store(true);
-    }
-    pthread_mutex_unlock(&failLock);
-  }
+  StartGate gate;
+  FirstFailure* failure = nullptr;
 };
 
-struct Worker {
+struct Thread {
   Shared* shared = nullptr;
   int index = 0;
   int rootFd = -1;  // the root to return to, when the script chroots
@@ -178,20 +153,20 @@ struct Worker {
   double finishedAt = 0;
 };
 
-bool RunSteps(Shared& s, const std::vector<ScriptStep>& steps, const Worker& w, uint64_t n) {
+bool RunSteps(Shared& s, const std::vector<ScriptStep>& steps, const Thread& w, uint64_t n) {
   for (const auto& step : steps) {
     std::string where;
     int err = RunStep(step, w.index, n, w.rootFd, &where);
     if (err != 0) {
-      s.Fail(OpName(step.op), err, where);
+      s.failure->Record(OpName(step.op), err, where);
       return false;
     }
   }
   return true;
 }
 
-void* WorkerMain(void* raw) {
-  auto* w = static_cast<Worker*>(raw);
+void* ThreadMain(void* raw) {
+  auto* w = static_cast<Thread*>(raw);
   Shared& s = *w->shared;
   const ScriptOptions& o = *s.options;
   sigset_t all;
@@ -207,18 +182,17 @@ void* WorkerMain(void* raw) {
   bool prepared = true;
   if (chroots) {
     if (unshare(CLONE_FS) != 0) {
-      s.Fail("unshare", errno, "CLONE_FS");
+      s.failure->Record("unshare", errno, "CLONE_FS");
       prepared = false;
     } else if ((w->rootFd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
-      s.Fail("open", errno, "/");
+      s.failure->Record("open", errno, "/");
       prepared = false;
     }
   }
   prepared = prepared && RunSteps(s, o.prepare, *w, 0);
-  s.ready.fetch_add(1);
-  while (!s.go.load(std::memory_order_acquire)) sched_yield();
+  s.gate.Arrive();
 
-  for (uint64_t n = 0; prepared && !s.stop->load(std::memory_order_relaxed) && !s.failed.load(std::memory_order_relaxed); n++) {
+  for (uint64_t n = 0; prepared && !s.stop->load(std::memory_order_relaxed) && !s.failure->Happened(); n++) {
     if (o.ops != 0 && s.claimed.fetch_add(1) >= o.ops) break;
     double t = NowSeconds();
     bool ok = true;
@@ -242,107 +216,6 @@ void* WorkerMain(void* raw) {
   for (const auto& step : o.cleanup) RunStep(step, w->index, 0, w->rootFd, &ignored);
   return nullptr;
 }
-
-class ScriptWorker : public Napi::AsyncWorker {
- public:
-  ScriptWorker(Napi::Env env, ScriptRun* owner, const ScriptOptions& options)
-      : Napi::AsyncWorker(env), owner_(owner), options_(options),
-        deferred_(Napi::Promise::Deferred::New(env)) {}
-
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    Shared s;
-    s.options = &options_;
-    s.stop = &owner_->stop;
-    std::vector<Worker> workers(options_.concurrency);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, kThreadStackBytes);
-    int started = 0;
-    for (size_t i = 0; i < workers.size(); i++) {
-      Worker& w = workers[i];
-      w.shared = &s;
-      w.index = static_cast<int>(i);
-      w.latenciesUs.resize(options_.phases.size());
-      int err = pthread_create(&w.thread, &attr, WorkerMain, &w);
-      if (err != 0) {
-        s.Fail("pthread_create", err, "");
-        break;
-      }
-      started++;
-    }
-    pthread_attr_destroy(&attr);
-
-    // The clock starts once every thread has prepared its own directories and mounts.
-    while (s.ready.load() < started) sched_yield();
-    double start = NowSeconds();
-    s.deadline = start + options_.durationSeconds;
-    s.go.store(true, std::memory_order_release);
-    double end = start;
-    for (int i = 0; i < started; i++) {
-      pthread_join(workers[i].thread, nullptr);
-      if (workers[i].finishedAt > end) end = workers[i].finishedAt;
-    }
-    latenciesUs_.resize(options_.phases.size());
-    for (auto& w : workers) {
-      for (size_t p = 0; p < w.latenciesUs.size(); p++) {
-        latenciesUs_[p].insert(latenciesUs_[p].end(), w.latenciesUs[p].begin(), w.latenciesUs[p].end());
-      }
-    }
-    seconds_ = end - start;
-    stopped_ = owner_->stop.load();
-    if (s.failed.load()) {
-      failedCall_ = s.failedCall;
-      failedPath_ = s.failedPath;
-      failedErrno_ = s.failedErrno;
-    }
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    owner_->running = false;
-    owner_->Release();
-    if (failedErrno_ == kExitedNonZero) {
-      deferred_.Reject(Napi::Error::New(env, failedPath_ + " exited with a non-zero status").Value());
-      return;
-    }
-    if (failedErrno_ != 0) {
-      deferred_.Reject(SyscallError(env, failedCall_, failedErrno_, failedPath_).Value());
-      return;
-    }
-    Napi::Object result = Napi::Object::New(env);
-    Napi::Object phases = Napi::Object::New(env);
-    // An operation counts once all its phases ran: the last phase's count.
-    size_t ops = latenciesUs_.empty() ? 0 : latenciesUs_.back().size();
-    for (size_t p = 0; p < latenciesUs_.size(); p++) {
-      auto lat = Napi::Float64Array::New(env, latenciesUs_[p].size());
-      std::copy(latenciesUs_[p].begin(), latenciesUs_[p].end(), lat.Data());
-      phases.Set(options_.phases[p].name, lat);
-    }
-    result.Set("ops", Napi::Number::New(env, static_cast<double>(ops)));
-    result.Set("seconds", Napi::Number::New(env, seconds_));
-    result.Set("phases", phases);
-    result.Set("stopped", Napi::Boolean::New(env, stopped_));
-    deferred_.Resolve(result);
-  }
-
-  void OnError(const Napi::Error& e) override {
-    owner_->running = false;
-    owner_->Release();
-    deferred_.Reject(e.Value());
-  }
-
- private:
-  ScriptRun* owner_;
-  ScriptOptions options_;
-  Napi::Promise::Deferred deferred_;
-  std::vector<std::vector<double>> latenciesUs_;
-  double seconds_ = 0;
-  bool stopped_ = false;
-  std::string failedCall_, failedPath_;
-  int failedErrno_ = 0;
-};
 
 ScriptStep ParseStep(Napi::Env env, Napi::Value v) {
   if (!v.IsObject()) throw Napi::TypeError::New(env, "a script step must be an object");
@@ -386,17 +259,58 @@ std::vector<ScriptStep> ParseSteps(Napi::Env env, Napi::Value v) {
 
 }  // namespace
 
-Napi::Object ScriptRun::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function ctor = DefineClass(env, "ScriptRun", {
-      InstanceMethod("start", &ScriptRun::Start),
-      InstanceMethod("stop", &ScriptRun::Stop),
-  });
-  exports.Set("ScriptRun", ctor);
-  return exports;
-}
+class ScriptRun::Worker : public RunWorker<ScriptRun> {
+ public:
+  Worker(Napi::Env env, ScriptRun* owner) : RunWorker(env, owner), options_(owner->options_) {}
+
+  void Execute() override {
+    Shared s;
+    s.options = &options_;
+    s.stop = &owner_->stop;
+    s.failure = &failure_;
+    std::vector<Thread> threads(options_.concurrency);
+    for (size_t i = 0; i < threads.size(); i++) {
+      threads[i].shared = &s;
+      threads[i].index = static_cast<int>(i);
+      threads[i].latenciesUs.resize(options_.phases.size());
+    }
+    // The clock starts once every thread has prepared its own directories and mounts.
+    int started = StartThreads(threads, kThreadStackBytes, ThreadMain, failure_);
+    double start = s.gate.Release(started);
+    s.deadline = start + options_.durationSeconds;
+    seconds_ = JoinThreads(threads, started, start) - start;
+    latenciesUs_.resize(options_.phases.size());
+    for (auto& t : threads) {
+      for (size_t p = 0; p < t.latenciesUs.size(); p++) {
+        latenciesUs_[p].insert(latenciesUs_[p].end(), t.latenciesUs[p].begin(), t.latenciesUs[p].end());
+      }
+    }
+    stopped_ = owner_->stop.load();
+  }
+
+ private:
+  Napi::Object Result(Napi::Env env) override {
+    Napi::Object result = Napi::Object::New(env);
+    Napi::Object phases = Napi::Object::New(env);
+    // An operation counts once all its phases ran: the last phase's count.
+    size_t ops = latenciesUs_.empty() ? 0 : latenciesUs_.back().size();
+    for (size_t p = 0; p < latenciesUs_.size(); p++) {
+      auto lat = Napi::Float64Array::New(env, latenciesUs_[p].size());
+      std::copy(latenciesUs_[p].begin(), latenciesUs_[p].end(), lat.Data());
+      phases.Set(options_.phases[p].name, lat);
+    }
+    result.Set("ops", Napi::Number::New(env, static_cast<double>(ops)));
+    result.Set("phases", phases);
+    return result;
+  }
+  ScriptOptions options_;
+  std::vector<std::vector<double>> latenciesUs_;
+};
+
+void ScriptRun::Init(Napi::Env env, Napi::Object exports) { Register(env, exports, "ScriptRun"); }
 
 // new ScriptRun({ concurrency, durationSeconds?, ops?, prepare?, phases: [{ name, steps }], cleanup? })
-ScriptRun::ScriptRun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ScriptRun>(info) {
+ScriptRun::ScriptRun(const Napi::CallbackInfo& info) : ThreadedRun(info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "ScriptRun expects an options object");
   Napi::Object o = info[0].As<Napi::Object>();
@@ -423,21 +337,6 @@ ScriptRun::ScriptRun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ScriptRu
   if ((options_.ops == 0) == (options_.durationSeconds <= 0)) {
     throw Napi::RangeError::New(env, "give exactly one of durationSeconds > 0 or ops > 0");
   }
-}
-
-Napi::Value ScriptRun::Start(const Napi::CallbackInfo& info) {
-  if (running || started_) throw Napi::Error::New(info.Env(), "a ScriptRun can be started once");
-  started_ = running = true;
-  auto* worker = new ScriptWorker(info.Env(), this, options_);
-  Napi::Promise promise = worker->Promise();
-  self_ = Napi::Persistent(info.This().As<Napi::Object>());
-  worker->Queue();
-  return promise;
-}
-
-Napi::Value ScriptRun::Stop(const Napi::CallbackInfo& info) {
-  stop.store(true);
-  return info.Env().Undefined();
 }
 
 }  // namespace sockbench

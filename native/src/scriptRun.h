@@ -1,10 +1,11 @@
 #pragma once
 #include <napi.h>
 
-#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "threadedRun.h"
 
 namespace sockbench {
 
@@ -38,22 +39,15 @@ struct ScriptOptions {
 };
 
 // JS: const run = new ScriptRun(options); const result = await run.start(); run.stop();
-class ScriptRun : public Napi::ObjectWrap<ScriptRun> {
+class ScriptRun : public ThreadedRun<ScriptRun> {
  public:
-  static Napi::Object Init(Napi::Env env, Napi::Object exports);
+  class Worker;
+  // Defined where Worker is complete: registering start() instantiates its use.
+  static void Init(Napi::Env env, Napi::Object exports);
   explicit ScriptRun(const Napi::CallbackInfo& info);
 
-  std::atomic<bool> stop{false};
-  bool running = false;
-  void Release() { self_.Reset(); }
-
  private:
-  Napi::Value Start(const Napi::CallbackInfo& info);
-  Napi::Value Stop(const Napi::CallbackInfo& info);
-
   ScriptOptions options_;
-  bool started_ = false;
-  Napi::ObjectReference self_;
 };
 
 }  // namespace sockbench
