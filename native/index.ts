@@ -40,7 +40,7 @@ export interface ChurnOptions {
   chroot?: string;
 }
 
-/** One call of a ScriptRun. Paths, values and sources may hold {t} (thread) and {n} (operation number). */
+/** One call of a ScriptRun. Paths, values and sources may hold {t} (thread), {n} (operation number) and {p} (the thread's holder pid). */
 export type ScriptStep =
   | { op: 'mkdir' | 'rmdir'; path: string }
   /** Fails with ENOTEMPTY unless the file reads empty (e.g. a pooled cgroup's cgroup.procs). */
@@ -64,6 +64,8 @@ export interface ScriptOptions {
   phases: { name: string; steps: ScriptStep[] }[];
   /** Run once by each thread at the end, whatever happened; errors ignored. */
   cleanup?: ScriptStep[];
+  /** Each thread keeps a child that only waits (killed at the end); {p} is its pid. */
+  holder?: boolean;
 }
 
 export interface ScriptResult {

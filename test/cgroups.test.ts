@@ -1,5 +1,6 @@
 // The cgroup study: a created cgroup really exists with its limits and is really gone after
-// release; a pooled one is really reset; a dead run's cgroups are removed; bad input refused.
+// release; a pooled one is really reset; a moved process really lands; a dead run's cgroups
+// are removed; bad input refused.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -7,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readCsv } from '../harness/csv.js';
 import { ownerTag } from '../harness/ownedDirs.js';
-import { createScript, findHierarchies, LIMITS, makeParents, removeCgroupTree, reuseScript, type Hierarchy } from '../experiments/cgroups/hierarchies.js';
+import { createScript, findHierarchies, LIMITS, makeParents, moveScript, removeCgroupTree, reuseScript, type Hierarchy } from '../experiments/cgroups/hierarchies.js';
 import { ScriptRun, type ScriptStep } from '../native/index.js';
 import { cli, onlyRun, refusesBadInput, scratchDir } from './helpers.js';
 
@@ -65,6 +66,21 @@ test('reuse (v1): a pooled cgroup gets its limits back and a frozen one is thawe
   });
 });
 
+test('move: the holder process really lands in the cgroup its pid is written to; cleanup leaves neither cgroup', async () => {
+  const h = findHierarchies()[0]!;
+  await withParent(h, async (name) => {
+    const { prepare, toA, cleanup } = moveScript(h, name);
+    const aProcs = (toA[0] as { path: string }).path;
+    // Right after the move, an emptiness check of the destination must fail: a task is there.
+    let error: { code?: string } = {};
+    await new ScriptRun({ concurrency: 1, ops: 1, holder: true, prepare, cleanup, phases: [{ name: 'a', steps: [...toA, { op: 'empty', path: aProcs }] }] })
+      .start()
+      .catch((e) => (error = e));
+    assert.is(error.code, 'ENOTEMPTY');
+    for (const step of prepare) assert.not.ok(fs.existsSync((step as { path: string }).path), 'the holder was killed, then both cgroups removed');
+  });
+});
+
 test('v2: a created cgroup appears under the run\'s parent and is gone after release', async () => {
   const h = findHierarchies().find((x) => x.version === 2);
   if (!h) return;
@@ -93,8 +109,8 @@ test('a run: config and cgroup_version columns for every hierarchy here; no cgro
     assert.not.ok(fs.existsSync(orphan));
     const rows = readCsv(path.join(onlyRun(out, 'cgroups'), 'data.csv'));
     const versions = findHierarchies().map((x) => x.version);
-    assert.is(rows.length, versions.length * 2 * 2);
-    for (const v of versions) for (const c of ['create', 'reuse']) assert.ok(rows.some((x) => x.config === c && Number(x.cgroup_version) === v), `${c} v${v}`);
+    assert.is(rows.length, versions.length * 3 * 2);
+    for (const v of versions) for (const c of ['create', 'reuse', 'move']) assert.ok(rows.some((x) => x.config === c && Number(x.cgroup_version) === v), `${c} v${v}`);
     for (const x of findHierarchies()) for (const root of Object.values(x.roots)) {
       assert.equal(fs.readdirSync(root).filter((n) => n.startsWith('sockbench-cgroups-')), [], `nothing left in ${root}`);
     }

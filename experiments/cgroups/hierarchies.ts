@@ -98,6 +98,24 @@ export function createScript(h: Hierarchy, parent: string): CgroupScript {
 }
 
 /**
+ * move: each thread's holder process (a child that only waits) is moved back and forth
+ * between two of the thread's cgroups, by writing its pid to cgroup.procs in every directory
+ * of the hierarchy, as a worker does to put a sandbox's first process in its cgroup.
+ */
+export function moveScript(h: Hierarchy, parent: string): { prepare: ScriptStep[]; toA: ScriptStep[]; toB: ScriptStep[]; cleanup: ScriptStep[] } {
+  const a = dirs(h, parent, 'move-{t}-a');
+  const b = dirs(h, parent, 'move-{t}-b');
+  const moveTo = (to: typeof a) => to.map(({ dir }) => ({ op: 'write', path: path.join(dir, 'cgroup.procs'), value: '{p}' }) as ScriptStep);
+  return {
+    prepare: [...a, ...b].map(({ dir }) => ({ op: 'mkdir', path: dir }) as ScriptStep),
+    toA: moveTo(a),
+    toB: moveTo(b),
+    // The holder is gone by then (ScriptRun kills it before cleanup), so both are empty.
+    cleanup: [...a, ...b].map(({ dir }) => ({ op: 'rmdir', path: dir }) as ScriptStep),
+  };
+}
+
+/**
  * reuse: each thread owns one pooled cgroup. Taking it re-sets the limits, clears the peak
  * memory statistic (v1) and thaws it; giving it back checks it holds no task, as a pool must
  * before handing it on.

@@ -1,7 +1,8 @@
 // cgroups: create vs reuse. How fast can a new sandbox get a ready cgroup (limits set, clean,
 // thawed), by making a fresh one and removing it afterwards, or by taking one from a pool and
-// resetting it? On cgroup v1 (a directory per controller) and v2 (one directory), wherever
-// this machine mounts them.
+// resetting it? And what does putting a process in one cost (move: a write to cgroup.procs)?
+// On cgroup v1 (a directory per controller) and v2 (one directory), wherever this machine
+// mounts them.
 import type { Argv } from 'yargs';
 import { ScriptRun } from '../../native/index.js';
 import { PrivilegeError, UsageError } from '../../harness/errors.js';
@@ -10,9 +11,9 @@ import type { Experiment, Measurement, Point, RunContext, Row } from '../../harn
 import { parseConfigList } from '../configList.js';
 import { bounds, runToCompletion } from '../nativeRun.js';
 import { cgroupsFigure } from './figure.js';
-import { createScript, findHierarchies, makeParents, removeCgroupTree, reuseScript, type Hierarchy } from './hierarchies.js';
+import { createScript, findHierarchies, makeParents, moveScript, removeCgroupTree, reuseScript, type Hierarchy } from './hierarchies.js';
 
-export const CGROUP_CONFIGS = ['create', 'reuse'];
+export const CGROUP_CONFIGS = ['create', 'reuse', 'move'];
 const KIND = 'sockbench-cgroups';
 
 let parents: { hierarchy: Hierarchy; name: string; dirs: string[] }[] = [];
@@ -33,6 +34,15 @@ function hierarchiesFor(options: Record<string, unknown>): Hierarchy[] {
   return found.filter((h) => wanted.includes(h.version));
 }
 
+/** One operation is one move; a ScriptRun operation moves the holder there and back. */
+async function measureMove(h: Hierarchy, parent: string, point: Point, ctx: RunContext): Promise<Measurement> {
+  const { prepare, toA, toB, cleanup } = moveScript(h, parent);
+  const run = new ScriptRun({ prepare, cleanup, holder: true, phases: [{ name: 'a', steps: toA }, { name: 'b', steps: toB }], concurrency: point.concurrency, ...bounds(point) });
+  const result = await runToCompletion(run, ctx, `cgroups move v${h.version}`);
+  const latenciesUs = new Float64Array([...result.phases.a!, ...result.phases.b!]);
+  return { ops: latenciesUs.length, seconds: result.seconds, latenciesUs };
+}
+
 export const cgroups: Experiment = {
   name: 'cgroups',
   summary: 'a ready cgroup per second: create a fresh one vs reuse one from a pool, cgroup v1 and v2',
@@ -41,7 +51,7 @@ export const cgroups: Experiment = {
 
   options(argv: Argv): Argv {
     return argv
-      .option('configs', { type: 'string', default: CGROUP_CONFIGS.join(','), describe: 'create: mkdir, set limits, rmdir; reuse: reset a pooled cgroup' })
+      .option('configs', { type: 'string', default: CGROUP_CONFIGS.join(','), describe: 'create: mkdir, set limits, rmdir; reuse: reset a pooled cgroup; move: write a process into cgroup.procs' })
       .option('versions', { type: 'string', describe: 'cgroup versions to measure, 1 and/or 2 [default: every one mounted]' });
   },
 
@@ -86,6 +96,7 @@ export const cgroups: Experiment = {
 
   async measure(point: Point, ctx: RunContext): Promise<Measurement> {
     const parent = parents.find((p) => p.hierarchy.version === point.params!.cgroup_version)!;
+    if (point.config === 'move') return measureMove(parent.hierarchy, parent.name, point, ctx);
     const { prepare, cleanup, ready, release } = (point.config === 'create' ? createScript : reuseScript)(parent.hierarchy, parent.name);
     // Timed as one cycle, ready and given back: create pays its rmdir there, reuse its check.
     const run = new ScriptRun({ prepare, cleanup, phases: [{ name: 'cycle', steps: [...ready, ...release] }], concurrency: point.concurrency, ...bounds(point) });

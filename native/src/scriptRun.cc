@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,15 +29,26 @@ namespace {
 constexpr int kMaxConcurrency = 4096;
 constexpr size_t kThreadStackBytes = 256 * 1024;
 
-std::string Expand(const std::string& tmpl, int thread, uint64_t n) {
+// What a step's templates may name: {t} the thread's index, {n} the operation's number within
+// the thread, {p} the pid of the thread's holder process.
+struct Vars {
+  int thread;
+  uint64_t n;
+  pid_t holder;
+};
+
+std::string Expand(const std::string& tmpl, const Vars& v) {
   std::string out;
   out.reserve(tmpl.size() + 16);
   for (size_t i = 0; i < tmpl.size(); i++) {
     if (tmpl.compare(i, 3, "{t}") == 0) {
-      out += std::to_string(thread);
+      out += std::to_string(v.thread);
       i += 2;
     } else if (tmpl.compare(i, 3, "{n}") == 0) {
-      out += std::to_string(n);
+      out += std::to_string(v.n);
+      i += 2;
+    } else if (tmpl.compare(i, 3, "{p}") == 0) {
+      out += std::to_string(v.holder);
       i += 2;
     } else {
       out += tmpl[i];
@@ -62,9 +74,9 @@ const char* OpName(ScriptStep::Op op) {
 
 // posix_spawn (glibc clones with CLONE_VM|CLONE_VFORK: no copy of Node's memory), output to
 // /dev/null, and wait. 0 when it exited 0; an errno; or kExitedNonZero.
-int Exec(const std::string& program, const std::vector<std::string>& args, int thread, uint64_t n) {
+int Exec(const std::string& program, const std::vector<std::string>& args, const Vars& v) {
   std::vector<std::string> argv{program};
-  for (const auto& a : args) argv.push_back(Expand(a, thread, n));
+  for (const auto& a : args) argv.push_back(Expand(a, v));
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
@@ -86,8 +98,8 @@ int Exec(const std::string& program, const std::vector<std::string>& args, int t
 
 // 0, or the errno of the call that failed (the failing path is left in *where). rootFd is the
 // thread's original root, for kUnchroot.
-int RunStep(const ScriptStep& s, int thread, uint64_t n, int rootFd, std::string* where) {
-  std::string path = Expand(s.path, thread, n);
+int RunStep(const ScriptStep& s, const Vars& v, int rootFd, std::string* where) {
+  std::string path = Expand(s.path, v);
   int rc = 0;
   switch (s.op) {
     case ScriptStep::kMkdir: rc = mkdir(path.c_str(), 0755); break;
@@ -95,7 +107,7 @@ int RunStep(const ScriptStep& s, int thread, uint64_t n, int rootFd, std::string
     case ScriptStep::kWrite: {
       int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
       if (fd < 0) { rc = -1; break; }
-      std::string value = Expand(s.value, thread, n);
+      std::string value = Expand(s.value, v);
       ssize_t w = write(fd, value.data(), value.size());
       int err = errno;
       close(fd);
@@ -103,8 +115,8 @@ int RunStep(const ScriptStep& s, int thread, uint64_t n, int rootFd, std::string
       break;
     }
     case ScriptStep::kMount: {
-      std::string source = Expand(s.value, thread, n);
-      std::string data = Expand(s.data, thread, n);
+      std::string source = Expand(s.value, v);
+      std::string data = Expand(s.data, v);
       rc = mount(source.empty() ? nullptr : source.c_str(), path.c_str(),
                  s.fstype.empty() ? nullptr : s.fstype.c_str(), s.flags,
                  data.empty() ? nullptr : data.c_str());
@@ -112,7 +124,7 @@ int RunStep(const ScriptStep& s, int thread, uint64_t n, int rootFd, std::string
     }
     case ScriptStep::kUmount: rc = umount2(path.c_str(), static_cast<int>(s.flags)); break;
     case ScriptStep::kExec: {
-      int err = Exec(s.path, s.args, thread, n);
+      int err = Exec(s.path, s.args, v);
       if (err == 0) return 0;
       *where = path;
       return err;
@@ -148,6 +160,7 @@ struct Thread {
   Shared* shared = nullptr;
   int index = 0;
   int rootFd = -1;  // the root to return to, when the script chroots
+  pid_t holder = 0;  // the thread's holder process, when the script asks for one
   pthread_t thread{};
   std::vector<std::vector<double>> latenciesUs;  // per phase
   double finishedAt = 0;
@@ -156,7 +169,7 @@ struct Thread {
 bool RunSteps(Shared& s, const std::vector<ScriptStep>& steps, const Thread& w, uint64_t n) {
   for (const auto& step : steps) {
     std::string where;
-    int err = RunStep(step, w.index, n, w.rootFd, &where);
+    int err = RunStep(step, Vars{w.index, n, w.holder}, w.rootFd, &where);
     if (err != 0) {
       s.failure->Record(OpName(step.op), err, where);
       return false;
@@ -189,6 +202,22 @@ void* ThreadMain(void* raw) {
       prepared = false;
     }
   }
+  // A holder is a child that only waits, for a script to move between cgroups. It dies with
+  // this thread (PDEATHSIG), so a crash cannot leave it behind.
+  if (prepared && o.holder) {
+    pid_t parent = getpid();
+    w->holder = fork();
+    if (w->holder == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(0);
+      for (;;) pause();
+    }
+    if (w->holder < 0) {
+      s.failure->Record("fork", errno, "holder");
+      w->holder = 0;
+      prepared = false;
+    }
+  }
   prepared = prepared && RunSteps(s, o.prepare, *w, 0);
   s.gate.Arrive();
 
@@ -210,10 +239,16 @@ void* ThreadMain(void* raw) {
   if (w->rootFd >= 0) {
     ScriptStep unchroot{};
     unchroot.op = ScriptStep::kUnchroot;
-    RunStep(unchroot, w->index, 0, w->rootFd, &ignored);
+    RunStep(unchroot, Vars{w->index, 0, w->holder}, w->rootFd, &ignored);
     close(w->rootFd);
   }
-  for (const auto& step : o.cleanup) RunStep(step, w->index, 0, w->rootFd, &ignored);
+  // Gone before cleanup, so the cgroups it was in are empty and can be removed.
+  if (w->holder > 0) {
+    kill(w->holder, SIGKILL);
+    while (waitpid(w->holder, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  for (const auto& step : o.cleanup) RunStep(step, Vars{w->index, 0, w->holder}, w->rootFd, &ignored);
   return nullptr;
 }
 
@@ -323,6 +358,7 @@ ScriptRun::ScriptRun(const Napi::CallbackInfo& info) : ThreadedRun(info) {
   options_.ops = static_cast<uint64_t>(num("ops", 0));
   options_.prepare = ParseSteps(env, o.Get("prepare"));
   options_.cleanup = ParseSteps(env, o.Get("cleanup"));
+  options_.holder = o.Get("holder").ToBoolean().Value();
   if (!o.Get("phases").IsArray()) throw Napi::TypeError::New(env, "phases must be an array of { name, steps }");
   Napi::Array phases = o.Get("phases").As<Napi::Array>();
   for (uint32_t i = 0; i < phases.Length(); i++) {

@@ -10,7 +10,8 @@
 namespace sockbench {
 
 // One file-system or cgroup call of a script. Paths and values may hold {t} (the worker
-// thread's index) and {n} (the operation's number within that thread).
+// thread's index), {n} (the operation's number within that thread) and {p} (the pid of the
+// thread's holder process).
 struct ScriptStep {
   // kEmpty: the file must read empty. kChroot / kUnchroot: enter path as the thread's root /
   // go back to the root the thread started with (each thread has its own fs_struct then).
@@ -36,6 +37,7 @@ struct ScriptOptions {
   std::vector<ScriptStep> prepare;  // once per thread, before the clock starts
   std::vector<ScriptPhase> phases;  // each operation runs them in order, timing each
   std::vector<ScriptStep> cleanup;  // once per thread at the end, errors ignored
+  bool holder = false;              // each thread keeps a waiting child, {p} in templates
 };
 
 // JS: const run = new ScriptRun(options); const result = await run.start(); run.stop();
