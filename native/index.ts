@@ -38,6 +38,10 @@ export interface ChurnOptions {
   useUnshare?: boolean;
   /** Then chroot(2) into this directory (and chdir to /), as a lean container does. */
   chroot?: string;
+  /** A cgroup v2 directory the child is born in: clone3 with CLONE_INTO_CGROUP (x86_64). */
+  intoCgroup?: string;
+  /** cgroup.procs files the child writes "0" to, moving itself in, before anything else. */
+  moveTo?: string[];
 }
 
 /** One call of a ScriptRun. Paths, values and sources may hold {t} (thread), {n} (operation number) and {p} (the thread's holder pid). */

@@ -8,8 +8,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readCsv } from '../harness/csv.js';
 import { ownerTag } from '../harness/ownedDirs.js';
-import { createScript, findHierarchies, LIMITS, makeParents, moveScript, removeCgroupTree, reuseScript, type Hierarchy } from '../experiments/cgroups/hierarchies.js';
-import { ScriptRun, type ScriptStep } from '../native/index.js';
+import { createScript, findHierarchies, LIMITS, makeParents, moveScript, removeCgroupTree, reuseScript, targetDirs, type Hierarchy } from '../experiments/cgroups/hierarchies.js';
+import { ChurnRun, ScriptRun, type ScriptStep } from '../native/index.js';
 import { cli, onlyRun, refusesBadInput, scratchDir } from './helpers.js';
 
 const once = (steps: ScriptStep[]) => new ScriptRun({ concurrency: 1, ops: 1, phases: [{ name: 'p', steps }] }).start();
@@ -81,6 +81,27 @@ test('move: the holder process really lands in the cgroup its pid is written to;
   });
 });
 
+// A child that lands in a frozen cgroup stops there until it is thawed: the operation then
+// takes at least as long as the cgroup stays frozen. That shows where the child really went.
+for (const how of ['intoCgroup', 'moveTo'] as const) {
+  test(`clone (${how}): the new process really lands in the target cgroup`, async () => {
+    const h = findHierarchies().find((x) => x.version === 2);
+    if (!h) return;
+    await withParent(h, async (name) => {
+      const [target] = targetDirs(h, name);
+      fs.mkdirSync(target!);
+      fs.writeFileSync(path.join(target!, 'cgroup.freeze'), '1');
+      const run = new ChurnRun({ flags: 0, concurrency: 1, ops: 1, ...(how === 'intoCgroup' ? { intoCgroup: target! } : { moveTo: [path.join(target!, 'cgroup.procs')] }) }).start();
+      await new Promise((r) => setTimeout(r, 300));
+      fs.writeFileSync(path.join(target!, 'cgroup.freeze'), '0');
+      const r = await run;
+      assert.is(r.ops, 1);
+      assert.ok(r.latenciesUs[0]! >= 250_000, `the child waited frozen (${r.latenciesUs[0]} µs)`);
+      fs.rmdirSync(target!);
+    });
+  });
+}
+
 test('v2: a created cgroup appears under the run\'s parent and is gone after release', async () => {
   const h = findHierarchies().find((x) => x.version === 2);
   if (!h) return;
@@ -109,8 +130,9 @@ test('a run: config and cgroup_version columns for every hierarchy here; no cgro
     assert.not.ok(fs.existsSync(orphan));
     const rows = readCsv(path.join(onlyRun(out, 'cgroups'), 'data.csv'));
     const versions = findHierarchies().map((x) => x.version);
-    assert.is(rows.length, versions.length * 3 * 2);
-    for (const v of versions) for (const c of ['create', 'reuse', 'move']) assert.ok(rows.some((x) => x.config === c && Number(x.cgroup_version) === v), `${c} v${v}`);
+    const configsOf = (v: number) => ['create', 'reuse', 'move', 'clone-move', ...(v === 2 ? ['clone-into'] : [])];
+    assert.is(rows.length, versions.reduce((n, v) => n + configsOf(v).length * 2, 0));
+    for (const v of versions) for (const c of configsOf(v)) assert.ok(rows.some((x) => x.config === c && Number(x.cgroup_version) === v), `${c} v${v}`);
     for (const x of findHierarchies()) for (const root of Object.values(x.roots)) {
       assert.equal(fs.readdirSync(root).filter((n) => n.startsWith('sockbench-cgroups-')), [], `nothing left in ${root}`);
     }

@@ -1,5 +1,5 @@
-// Operations per second against concurrency: create (solid), reuse (dashed) and move (dotted),
-// a colour per cgroup version.
+// Operations per second against concurrency, a dash pattern per configuration and a colour per
+// cgroup version.
 import type { Row } from '../../harness/types.js';
 
 export function cgroupsFigure(rows: Row[]): object {
@@ -13,7 +13,7 @@ export function cgroupsFigure(rows: Row[]): object {
       x: { field: 'concurrency', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'concurrency (threads)' },
       y: { aggregate: 'median', field: 'rate', type: 'quantitative', scale: { type: 'log' }, title: 'operations / second' },
       color: { field: 'version', type: 'nominal', title: 'hierarchy' },
-      strokeDash: { field: 'config', type: 'nominal', title: 'how', scale: { domain: ['create', 'reuse', 'move'], range: [[1, 0], [5, 3], [1, 2]] }, legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: 'black' } },
+      strokeDash: { field: 'config', type: 'nominal', title: 'how', scale: { domain: ['create', 'reuse', 'move', 'clone-move', 'clone-into'], range: [[1, 0], [5, 3], [1, 2], [8, 2, 1, 2], [2, 4]] }, legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: 'black' } },
       detail: { field: 'config' },
     },
     layer: [{ mark: 'line' }, { mark: { type: 'point', filled: true } }],

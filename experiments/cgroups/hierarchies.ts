@@ -97,6 +97,11 @@ export function createScript(h: Hierarchy, parent: string): CgroupScript {
   };
 }
 
+/** The directories of the one cgroup clone-move and clone-into put their new processes in. */
+export function targetDirs(h: Hierarchy, parent: string): string[] {
+  return dirs(h, parent, 'clone-target').map(({ dir }) => dir);
+}
+
 /**
  * move: each thread's holder process (a child that only waits) is moved back and forth
  * between two of the thread's cgroups, by writing its pid to cgroup.procs in every directory

@@ -1,19 +1,22 @@
 // cgroups: create vs reuse. How fast can a new sandbox get a ready cgroup (limits set, clean,
 // thawed), by making a fresh one and removing it afterwards, or by taking one from a pool and
-// resetting it? And what does putting a process in one cost (move: a write to cgroup.procs)?
+// resetting it? And what does putting a process in one cost: moving a running one (a write to
+// cgroup.procs), a new one that moves itself in, or one born there (clone3 CLONE_INTO_CGROUP)?
 // On cgroup v1 (a directory per controller) and v2 (one directory), wherever this machine
 // mounts them.
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Argv } from 'yargs';
 import { ScriptRun } from '../../native/index.js';
 import { PrivilegeError, UsageError } from '../../harness/errors.js';
 import { orphansIn, ownerTag } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
 import { parseConfigList } from '../configList.js';
-import { bounds, runToCompletion } from '../nativeRun.js';
+import { bounds, churn, runToCompletion } from '../nativeRun.js';
 import { cgroupsFigure } from './figure.js';
-import { createScript, findHierarchies, makeParents, moveScript, removeCgroupTree, reuseScript, type Hierarchy } from './hierarchies.js';
+import { createScript, findHierarchies, makeParents, moveScript, removeCgroupTree, reuseScript, targetDirs, type Hierarchy } from './hierarchies.js';
 
-export const CGROUP_CONFIGS = ['create', 'reuse', 'move'];
+export const CGROUP_CONFIGS = ['create', 'reuse', 'move', 'clone-move', 'clone-into'];
 const KIND = 'sockbench-cgroups';
 
 let parents: { hierarchy: Hierarchy; name: string; dirs: string[] }[] = [];
@@ -43,6 +46,23 @@ async function measureMove(h: Hierarchy, parent: string, point: Point, ctx: RunC
   return { ops: latenciesUs.length, seconds: result.seconds, latenciesUs };
 }
 
+/**
+ * A new process per operation that ends up in the target cgroup: written in by itself
+ * (clone-move, "0" to cgroup.procs in each directory) or born there (clone-into), then exits.
+ */
+async function measureClone(h: Hierarchy, parent: string, point: Point, ctx: RunContext): Promise<Measurement> {
+  const target = targetDirs(h, parent);
+  for (const dir of target) fs.mkdirSync(dir, { recursive: true });
+  try {
+    const how = point.config === 'clone-into' ? { intoCgroup: target[0]! } : { moveTo: target.map((d) => path.join(d, 'cgroup.procs')) };
+    const result = await churn(point, ctx, { flags: 0, ...how }, `cgroups ${point.config} v${h.version}`);
+    return { ops: result.ops, seconds: result.seconds, latenciesUs: result.latenciesUs };
+  } finally {
+    // Every child has exited and been reaped: the target is empty.
+    for (const dir of target) fs.rmdirSync(dir);
+  }
+}
+
 export const cgroups: Experiment = {
   name: 'cgroups',
   summary: 'a ready cgroup per second: create a fresh one vs reuse one from a pool, cgroup v1 and v2',
@@ -51,7 +71,11 @@ export const cgroups: Experiment = {
 
   options(argv: Argv): Argv {
     return argv
-      .option('configs', { type: 'string', default: CGROUP_CONFIGS.join(','), describe: 'create: mkdir, set limits, rmdir; reuse: reset a pooled cgroup; move: write a process into cgroup.procs' })
+      .option('configs', {
+        type: 'string',
+        default: CGROUP_CONFIGS.join(','),
+        describe: 'create: mkdir, set limits, rmdir; reuse: reset a pooled cgroup; move: write a process into cgroup.procs; clone-move: a new process writes itself in, then exits; clone-into: it is born there (clone3 CLONE_INTO_CGROUP, cgroup v2 only)',
+      })
       .option('versions', { type: 'string', describe: 'cgroup versions to measure, 1 and/or 2 [default: every one mounted]' });
   },
 
@@ -62,7 +86,10 @@ export const cgroups: Experiment = {
   },
 
   points(configs, concurrency, options) {
-    return hierarchiesFor(options).flatMap((h) => configs.flatMap((config) => concurrency.map((c) => ({ config, concurrency: c, params: { cgroup_version: h.version } }))));
+    // CLONE_INTO_CGROUP takes a cgroup v2 directory: there is no v1 point of it.
+    return hierarchiesFor(options).flatMap((h) =>
+      configs.filter((config) => config !== 'clone-into' || h.version === 2).flatMap((config) => concurrency.map((c) => ({ config, concurrency: c, params: { cgroup_version: h.version } }))),
+    );
   },
 
   async preflight(options) {
@@ -97,6 +124,7 @@ export const cgroups: Experiment = {
   async measure(point: Point, ctx: RunContext): Promise<Measurement> {
     const parent = parents.find((p) => p.hierarchy.version === point.params!.cgroup_version)!;
     if (point.config === 'move') return measureMove(parent.hierarchy, parent.name, point, ctx);
+    if (point.config === 'clone-move' || point.config === 'clone-into') return measureClone(parent.hierarchy, parent.name, point, ctx);
     const { prepare, cleanup, ready, release } = (point.config === 'create' ? createScript : reuseScript)(parent.hierarchy, parent.name);
     // Timed as one cycle, ready and given back: create pays its rmdir there, reuse its check.
     const run = new ScriptRun({ prepare, cleanup, phases: [{ name: 'cycle', steps: [...ready, ...release] }], concurrency: point.concurrency, ...bounds(point) });

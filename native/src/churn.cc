@@ -19,6 +19,9 @@
 #include "churn.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <string.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -48,6 +51,7 @@ constexpr int kNamespaceFlags =
 struct ChildArgs {
   int unshareFlags;        // 0 when the namespaces come from clone's own flags
   const char* chrootPath;  // null: no chroot
+  const std::vector<std::string>* moveTo;  // cgroup.procs files the child writes itself into
   int error;               // written by the child (shared memory), read after it is reaped
   const char* failedCall;  // likewise
 };
@@ -59,6 +63,17 @@ int ChildMain(void* raw) {
     args->failedCall = "unshare";
     return 1;
   }
+  for (const auto& procs : *args->moveTo) {
+    // "0" is the writer itself: the child moves into that cgroup.
+    int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1) {
+      args->error = errno;
+      args->failedCall = "write";
+      if (fd >= 0) close(fd);
+      return 1;
+    }
+    close(fd);
+  }
   // The child has its own fs_struct (no CLONE_FS), so its chroot never touches the parent's.
   if (args->chrootPath != nullptr && (chroot(args->chrootPath) != 0 || chdir("/") != 0)) {
     args->error = errno;
@@ -68,11 +83,45 @@ int ChildMain(void* raw) {
   return 0;
 }
 
+#if defined(__x86_64__)
+// clone3 on a stack of our own, which glibc's clone() cannot do with CLONE_INTO_CGROUP. The
+// child starts on the new stack with the parent's registers and cannot return into C code, so
+// the assembly calls fn(arg) there (fn and arg kept in callee-saved registers) and exits with
+// its result. CLONE_VFORK: the parent resumes only after that.
+pid_t Clone3OnStack(struct clone_args* ca, int (*fn)(void*), void* arg) {
+  long ret;
+  register int (*callee)(void*) asm("r12") = fn;
+  register void* callArg asm("r13") = arg;
+  asm volatile(
+      "syscall\n\t"
+      "test %%rax, %%rax\n\t"
+      "jnz 1f\n\t"
+      "xor %%ebp, %%ebp\n\t"
+      "mov %%r13, %%rdi\n\t"
+      "call *%%r12\n\t"
+      "mov %%eax, %%edi\n\t"
+      "mov $60, %%eax\n\t"  // SYS_exit
+      "syscall\n\t"
+      "hlt\n\t"
+      "1:\n\t"
+      : "=a"(ret)
+      : "a"(SYS_clone3), "D"(ca), "S"(sizeof(*ca)), "r"(callee), "r"(callArg)
+      : "rcx", "r11", "memory");
+  if (ret < 0) {
+    errno = static_cast<int>(-ret);
+    return -1;
+  }
+  return static_cast<pid_t>(ret);
+}
+#endif
+
 // State shared by the worker threads of one run.
 struct Shared {
   int cloneFlags = 0;
   int unshareFlags = 0;
   const char* chrootPath = nullptr;
+  std::vector<std::string> moveTo;
+  int cgroupFd = -1;        // CLONE_INTO_CGROUP target, or -1
   uint64_t maxOps = 0;      // 0: bounded by time
   double deadline = 0;      // absolute; valid once started
   std::atomic<bool>* stop = nullptr;
@@ -97,7 +146,7 @@ void* ThreadMain(void* raw) {
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
 
   char* stackTop = static_cast<char*>(w->childStack) + kChildStackBytes;
-  ChildArgs args{s.unshareFlags, s.chrootPath, 0, nullptr};
+  ChildArgs args{s.unshareFlags, s.chrootPath, &s.moveTo, 0, nullptr};
 
   s.gate.Arrive();
 
@@ -105,7 +154,19 @@ void* ThreadMain(void* raw) {
     if (s.maxOps != 0 && s.claimed.fetch_add(1) >= s.maxOps) break;
     args.error = 0;
     double t0 = NowSeconds();
-    pid_t pid = clone(ChildMain, stackTop, kShareFlags | s.cloneFlags, &args);
+    pid_t pid;
+#if defined(__x86_64__)
+    if (s.cgroupFd >= 0) {
+      struct clone_args ca;
+      memset(&ca, 0, sizeof(ca));
+      ca.flags = kShareFlags | s.cloneFlags | CLONE_INTO_CGROUP;
+      ca.stack = reinterpret_cast<uint64_t>(w->childStack);
+      ca.stack_size = kChildStackBytes;
+      ca.cgroup = static_cast<uint64_t>(s.cgroupFd);
+      pid = Clone3OnStack(&ca, ChildMain, &args);
+    } else
+#endif
+      pid = clone(ChildMain, stackTop, kShareFlags | s.cloneFlags, &args);
     if (pid < 0) {
       s.failure->Record("clone", errno, CloneFlagNames(s.cloneFlags));
       break;
@@ -147,6 +208,11 @@ class ChurnRun::Worker : public RunWorker<ChurnRun> {
       s.cloneFlags = options_.flags;
     }
     if (!options_.chrootPath.empty()) s.chrootPath = options_.chrootPath.c_str();
+    s.moveTo = options_.moveTo;
+    if (!options_.intoCgroup.empty()) {
+      s.cgroupFd = open(options_.intoCgroup.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (s.cgroupFd < 0) failure_.Record("open", errno, options_.intoCgroup);
+    }
 
     std::vector<Thread> workers(options_.concurrency);
     for (auto& w : workers) {
@@ -163,6 +229,7 @@ class ChurnRun::Worker : public RunWorker<ChurnRun> {
     double start = s.gate.Release(started);
     s.deadline = start + options_.durationSeconds;
     seconds_ = JoinThreads(workers, started, start) - start;
+    if (s.cgroupFd >= 0) close(s.cgroupFd);
     for (auto& w : workers) {
       if (w.childStack) munmap(w.childStack, kChildStackBytes);
       latenciesUs_.insert(latenciesUs_.end(), w.latenciesUs.begin(), w.latenciesUs.end());
@@ -203,6 +270,14 @@ ChurnRun::ChurnRun(const Napi::CallbackInfo& info) : ThreadedRun(info) {
   options_.ops = static_cast<uint64_t>(num("ops", 0));
   options_.useUnshare = o.Get("useUnshare").ToBoolean().Value();
   if (o.Get("chroot").IsString()) options_.chrootPath = o.Get("chroot").As<Napi::String>().Utf8Value();
+  if (o.Get("intoCgroup").IsString()) options_.intoCgroup = o.Get("intoCgroup").As<Napi::String>().Utf8Value();
+  if (o.Get("moveTo").IsArray()) {
+    Napi::Array files = o.Get("moveTo").As<Napi::Array>();
+    for (uint32_t i = 0; i < files.Length(); i++) options_.moveTo.push_back(files.Get(i).ToString().Utf8Value());
+  }
+#if !defined(__x86_64__)
+  if (!options_.intoCgroup.empty()) throw Napi::Error::New(env, "intoCgroup (clone3 with CLONE_INTO_CGROUP) is implemented for x86_64 only");
+#endif
 
   if ((options_.flags & ~kNamespaceFlags) != 0) {
     throw Napi::RangeError::New(env, "flags may hold only CLONE_NEW{CGROUP,IPC,NET,NS,PID,UTS}");

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "threadedRun.h"
 
@@ -15,6 +16,8 @@ struct ChurnOptions {
   uint64_t ops = 0;          // total operations; 0 when bounded by time
   bool useUnshare = false;   // child calls unshare(flags) instead of being cloned into them
   std::string chrootPath;    // non-empty: the child then chroots here (and chdirs to /)
+  std::string intoCgroup;    // non-empty: a cgroup2 directory the child is born in (clone3)
+  std::vector<std::string> moveTo;  // cgroup.procs files the child writes itself into
 };
 
 // JS: const run = new ChurnRun(options); const result = await run.start(); run.stop();
