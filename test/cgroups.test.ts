@@ -1,7 +1,7 @@
 // The cgroup study: a created cgroup really exists with its limits and is really gone after
 // release; a pooled one is really reset; a moved process really lands; a dead run's cgroups
 // are removed; bad input refused.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -10,7 +10,7 @@ import { readCsv } from '../harness/csv.js';
 import { ownerTag } from '../harness/ownedDirs.js';
 import { createScript, findHierarchies, LIMITS, makeParents, moveScript, removeCgroupTree, reuseScript, targetDirs, type Hierarchy } from '../experiments/cgroups/hierarchies.js';
 import { ChurnRun, ScriptRun, type ScriptStep } from '../native/index.js';
-import { cli, onlyRun, refusesBadInput, scratchDir } from './helpers.js';
+import { CLI, cli, onlyRun, refusesBadInput, scratchDir } from './helpers.js';
 
 const once = (steps: ScriptStep[]) => new ScriptRun({ concurrency: 1, ops: 1, phases: [{ name: 'p', steps }] }).start();
 const read = (file: string) => fs.readFileSync(file, 'utf8').trim();
@@ -139,6 +139,38 @@ test('a run: config and cgroup_version columns for every hierarchy here; no cgro
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
     if (fs.existsSync(orphan)) removeCgroupTree(orphan);
+  }
+});
+
+test('a v2-only host: with only cgroup2 mounted at /sys/fs/cgroup, the study finds it there and measures v2 alone', async () => {
+  const out = scratchDir();
+  try {
+    // A private mount namespace where /sys/fs/cgroup holds nothing but cgroup2, as on a host
+    // without v1: the same kernel hierarchy, at the path such a host uses.
+    const script = [
+      'set -e',
+      'mount --make-rprivate /',
+      'umount -R /sys/fs/cgroup',
+      'mount -t cgroup2 none /sys/fs/cgroup',
+      `exec "${process.execPath}" "${CLI}" run cgroups --configs create,reuse,clone-into --concurrency 1 --duration 0.2 --repeat 1 --warmup 0 --out "${out}"`,
+    ].join('\n');
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile('unshare', ['--mount', 'sh', '-c', script], { env: { ...process.env, CI: 'true' } }, (err, _stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
+      );
+    });
+    assert.is(r.code, 0, r.stderr);
+    const dir = onlyRun(out, 'cgroups');
+    const rows = readCsv(path.join(dir, 'data.csv'));
+    assert.equal([...new Set(rows.map((x) => Number(x.cgroup_version)))], [2]);
+    assert.equal(rows.map((x) => x.config).sort(), ['clone-into', 'create', 'reuse']);
+    const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'));
+    assert.is(meta.environment.cgroup.version, 'v2');
+    // Nothing of the run is left in the hierarchy (seen here at its usual place).
+    const v2 = findHierarchies().find((h) => h.version === 2)!;
+    assert.equal(fs.readdirSync(v2.roots.unified!).filter((n) => n.startsWith('sockbench-cgroups-')), []);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
   }
 });
 
