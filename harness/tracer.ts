@@ -27,9 +27,10 @@ const FLUSH_TIMEOUT_MS = 30_000;
 export const LOCK_STACK_THRESHOLD_US = 10;
 /**
  * locks.bt times one spinning contention in this many, at random, and the harness scales their
- * counts and sums back up. Timing all of them cost up to 6% of the CPU and 15% of the netns rate
- * (bench:trace-overhead): spins are ~98% of contentions, and each timing is two ~300 ns clock
- * reads here. Sleeping waits (mutex, rwsem) are few and always all timed.
+ * counts and sums back up. Timing all of them cost up to 6% of the CPU and up to a fifth of the
+ * netns rate (bench:trace-overhead, paper-repro.md): spins are ~99% of contentions, and each
+ * timing is two clock reads, a map insert and a delete. Sleeping waits (mutex, rwsem) are few
+ * and always all timed.
  */
 export const SPIN_SAMPLE_EVERY = 8;
 
