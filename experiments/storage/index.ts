@@ -83,29 +83,19 @@ export function storageScript(config: string, dir: string, run: number): Pick<Sc
         cleanup: [{ op: 'umount', path: root, flags: MNT_DETACH }],
       };
     }
-    case 'overlay': {
-      const upper = path.join(dir, `upper/${run}-{t}`);
-      const work = path.join(dir, `work/${run}-{t}`);
-      return {
-        prepare: [root, upper, work].map((p) => ({ op: 'mkdir', path: p }) as ScriptStep),
-        phases: phases(
-          [{ op: 'mount', source: 'overlay', path: root, fstype: 'overlay', flags: 0, data: `lowerdir=${base},upperdir=${upper},workdir=${work}` }],
-          [{ op: 'umount', path: root }],
-        ),
-        cleanup: [{ op: 'umount', path: root, flags: MNT_DETACH }],
-      };
-    }
+    case 'overlay':
     case 'fuse-overlay': {
-      // The same overlay, served by a FUSE daemon: setup is starting it (it daemonizes once its
-      // mount is up); the unmount ends it.
       const upper = path.join(dir, `upper/${run}-{t}`);
       const work = path.join(dir, `work/${run}-{t}`);
+      const options = `lowerdir=${base},upperdir=${upper},workdir=${work}`;
+      // The same overlay, in the kernel or served by a FUSE daemon. For the daemon, setup is
+      // starting it (it daemonizes once its mount is up); the unmount ends it.
+      const setup: ScriptStep = config === 'overlay'
+        ? { op: 'mount', source: 'overlay', path: root, fstype: 'overlay', flags: 0, data: options }
+        : { op: 'exec', path: fuseOverlayfs() ?? 'fuse-overlayfs', args: ['-o', options, root] };
       return {
         prepare: [root, upper, work].map((p) => ({ op: 'mkdir', path: p }) as ScriptStep),
-        phases: phases(
-          [{ op: 'exec', path: fuseOverlayfs() ?? 'fuse-overlayfs', args: ['-o', `lowerdir=${base},upperdir=${upper},workdir=${work}`, root] }],
-          [{ op: 'umount', path: root }],
-        ),
+        phases: phases([setup], [{ op: 'umount', path: root }]),
         cleanup: [{ op: 'umount', path: root, flags: MNT_DETACH }],
       };
     }
