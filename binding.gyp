@@ -7,6 +7,7 @@
         "native/src/bpfstats.cc",
         "native/src/errors.cc",
         "native/src/churn.cc",
+        "native/src/exitWatcher.cc",
         "native/src/spawn.cc",
         "native/src/mounts.cc",
         "native/src/scriptRun.cc"

@@ -4,24 +4,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { constants, mount, umount2 } from '../native/index.js';
-import { readMounts } from './mountinfo.js';
+import { mountsUnder } from '../engine/mountinfo.js';
+import { isAlive, selfIdentity } from '../engine/processIdentity.js';
 
 export const RUN_ROOT = '/run/sockbench';
 
-/** Field 22 of /proc/<pid>/stat (clock ticks after boot), or undefined when there is no such process. */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // comm, field 2, may hold spaces and parentheses: count fields after its closing one.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
 /** This process's name for a thing of that kind it owns: "<kind>-<pid>-<start time>". */
 export function ownerTag(kind: string): string {
-  return `${kind}-${process.pid}-${processStartTime(process.pid)}`;
+  return `${kind}-${selfIdentity()}`;
 }
 
 /** Entries of dir named by ownerTag(kind) whose owning process is gone. */
@@ -35,7 +25,7 @@ export function orphansIn(dir: string, kind: string): string[] {
   const pattern = new RegExp(`^${kind}-(\\d+)-(\\d+)$`);
   return names.filter((name) => {
     const m = pattern.exec(name);
-    return m !== null && processStartTime(Number(m[1])) !== m[2];
+    return m !== null && !isAlive(`${m[1]}-${m[2]}`);
   }).map((name) => path.join(dir, name));
 }
 
@@ -64,11 +54,7 @@ export function ownedTmpfs(kind: string): string {
 
 /** Unmounts everything at or under dir, deepest first, then deletes it. */
 export function removeOwnedDir(dir: string): void {
-  const inside = readMounts()
-    .map((m) => m.mountPoint)
-    .filter((m) => m === dir || m.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length);
-  for (const m of inside) {
+  for (const m of mountsUnder(dir)) {
     try {
       umount2(m, constants.MNT_DETACH);
     } catch (e) {

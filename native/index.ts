@@ -105,6 +105,16 @@ export type SpawnStep =
   | { op: 'chroot'; path: string }
   | { op: 'chdir'; path: string }
   | { op: 'sethostname'; name: string }
+  /** open(path, O_WRONLY), write value, close: e.g. "0" to a cgroup.procs file to join that cgroup. Fails as 'open' or 'write'. */
+  | { op: 'write'; path: string; value: string }
+  /** stdout and stderr append to path (created 0600), stdin reads /dev/null. A host path: put it before chroot. */
+  | { op: 'redirect'; path: string }
+  /**
+   * For good: no supplementary groups, gid then uid set (real, effective, saved), every
+   * capability set and the bounding set emptied, no_new_privs. Later steps run unprivileged.
+   */
+  | { op: 'dropPrivileges'; uid: number; gid: number }
+  /** execve; the program gets fds 0-2 only. */
   | { op: 'exec'; argv: string[]; env?: string[] }
   | { op: 'hold' };
 
@@ -114,6 +124,13 @@ export interface SpawnOptions {
   steps: SpawnStep[];
   /** SIGKILL the child when the process that spawned it dies (default true). */
   dieWithParent?: boolean;
+}
+
+export interface ExitResult {
+  /** Set when the child exited normally. */
+  exitCode: number | null;
+  /** Set when a signal killed the child. */
+  signal: number | null;
 }
 
 export interface ReapResult {
@@ -134,6 +151,12 @@ interface Addon {
   ScriptRun: new (options: ScriptOptions) => ScriptRun;
   spawn(options: SpawnOptions): number;
   reap(pid: number, timeoutMs?: number): Promise<ReapResult>;
+  /**
+   * Resolves when our child pid exits, and reaps it. Waits in one native epoll thread, not in
+   * libuv's pool, so any number can be pending; holds the event loop open only while some are.
+   * Rejects with a SyscallError: 'pidfd_open' (ESRCH: no such pid), 'waitid' (ECHILD: not our child).
+   */
+  watchExit(pid: number): Promise<ExitResult>;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data?: string | null): void;
   umount2(target: string, flags?: number): void;
   /** Times every BPF program run until the returned fd is closed (BPF_ENABLE_STATS). */
@@ -146,7 +169,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 const addon = createRequire(import.meta.url)(path.join(root, 'build/Release/sockbench_native.node')) as Addon;
 
-export const { ChurnRun, ScriptRun, spawn, reap, mount, umount2, enableBpfStats, constants } = addon;
+export const { ChurnRun, ScriptRun, spawn, reap, watchExit, mount, umount2, enableBpfStats, constants } = addon;
 
 const FLAG_OF: Record<Namespace, keyof Constants> = {
   cgroup: 'CLONE_NEWCGROUP',

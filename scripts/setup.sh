@@ -19,6 +19,7 @@ declare -A NEED=(
   [util-linux]=/usr/bin/nsenter
   [bpftrace]=/usr/bin/bpftrace
   [fuse-overlayfs]=/usr/bin/fuse-overlayfs
+  [debootstrap]=/usr/sbin/debootstrap
 )
 if ! command -v node >/dev/null; then
   NEED[nodejs]=/usr/bin/node
@@ -53,8 +54,10 @@ elif [ -e /usr/include/node/node_api.h ]; then
 fi
 
 # npm ci builds the addon (node-gyp) and compiles the TypeScript (prepare).
-if [ ! -e build/Release/sockbench_native.node ] || [ ! -e dist/harness/cli.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -e build/Release/sockbench_native.node ] || [ ! -e dist/harness/cli.js ] || [ ! -e dist/engine/cli.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies and building (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+# The SOCK engine's base root file system (Debian with python3, about a minute the first time).
+node dist/engine/cli.js base build ${SOCK_BASE:+--base "$SOCK_BASE"}
 say "ready"

@@ -8,7 +8,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readCsv } from '../harness/csv.js';
 import { ownerTag } from '../harness/ownedDirs.js';
-import { createScript, findHierarchies, LIMITS, makeParents, moveScript, removeCgroupTree, reuseScript, targetDirs, type Hierarchy } from '../experiments/cgroups/hierarchies.js';
+import { createScript, moveScript, reuseScript, targetDirs } from '../experiments/cgroups/hierarchies.js';
+import { DEFAULT_LIMITS, findHierarchies, makeParents, removeCgroupTree, type Hierarchy } from '../engine/cgroupHierarchy.js';
 import { ChurnRun, ScriptRun, type ScriptStep } from '../native/index.js';
 import { CLI, cli, onlyRun, refusesBadInput, scratchDir } from './helpers.js';
 
@@ -29,9 +30,9 @@ test('create (v1): the cgroup exists in every controller with its limits, and re
     const script = createScript(h, name);
     await once(script.ready);
     const memory = path.join(h.roots.memory!, name, 'c0-0');
-    assert.is(read(path.join(memory, 'memory.limit_in_bytes')), LIMITS.memoryBytes);
-    if (h.roots.pids) assert.is(read(path.join(h.roots.pids, name, 'c0-0', 'pids.max')), LIMITS.pids);
-    if (h.roots.cpu) assert.is(read(path.join(h.roots.cpu, name, 'c0-0', 'cpu.shares')), LIMITS.cpuShares);
+    assert.is(read(path.join(memory, 'memory.limit_in_bytes')), String(DEFAULT_LIMITS.memoryBytes));
+    if (h.roots.pids) assert.is(read(path.join(h.roots.pids, name, 'c0-0', 'pids.max')), String(DEFAULT_LIMITS.pids));
+    if (h.roots.cpu) assert.is(read(path.join(h.roots.cpu, name, 'c0-0', 'cpu.shares')), String(DEFAULT_LIMITS.cpuShares));
     await once(script.release);
     for (const c of h.controllers) assert.not.ok(fs.existsSync(path.join(h.roots[c]!, name, 'c0-0')), `${c} cgroup removed`);
   });
@@ -47,7 +48,7 @@ test('reuse (v1): a pooled cgroup gets its limits back and a frozen one is thawe
     fs.writeFileSync(path.join(pool('memory'), 'memory.limit_in_bytes'), String(64 * 1024 * 1024));
     if (h.roots.freezer) fs.writeFileSync(path.join(pool('freezer'), 'freezer.state'), 'FROZEN');
     await once(script.ready);
-    assert.is(read(path.join(pool('memory'), 'memory.limit_in_bytes')), LIMITS.memoryBytes);
+    assert.is(read(path.join(pool('memory'), 'memory.limit_in_bytes')), String(DEFAULT_LIMITS.memoryBytes));
     if (h.roots.freezer) assert.is(read(path.join(pool('freezer'), 'freezer.state')), 'THAWED');
     await once(script.release);
     // A real leftover task: a sleeping child moved into the pooled memory cgroup.
@@ -110,7 +111,7 @@ test('v2: a created cgroup appears under the run\'s parent and is gone after rel
     await once(script.ready);
     const dir = path.join(h.roots.unified!, name, 'c0-0');
     assert.ok(fs.existsSync(path.join(dir, 'cgroup.procs')));
-    if (h.controllers.includes('memory')) assert.is(read(path.join(dir, 'memory.max')), LIMITS.memoryBytes);
+    if (h.controllers.includes('memory')) assert.is(read(path.join(dir, 'memory.max')), String(DEFAULT_LIMITS.memoryBytes));
     await once(script.release);
     assert.not.ok(fs.existsSync(dir));
   });

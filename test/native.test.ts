@@ -1,14 +1,59 @@
 // The addon against the real kernel: namespaces really differ, steps really happen, errors
 // carry errno and the call that failed.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ChurnRun, NAMESPACES, constants, namespaceFlags, reap, spawn, type SyscallError } from '../native/index.js';
+import { ChurnRun, NAMESPACES, constants, namespaceFlags, reap, spawn, watchExit, type SyscallError } from '../native/index.js';
 
 const nsOf = (pid: number | 'self', ns: string) => fs.readlinkSync(`/proc/${pid}/ns/${ns}`);
+/** The compiled front door, for scripts run in a separate node process. */
+const INDEX_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../native/index.js');
+/** No process has this pid: pids are below pid_max. */
+const NO_SUCH_PID = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+
+/** Runs an ES module script in a fresh node; a hang is a failure, not a stuck test run. */
+function runNode(script: string, opts: { timeoutMs?: number; viaShell?: string } = {}) {
+  const args = ['--input-type=module', '-e', script];
+  // uvu sets FORCE_COLOR, which would colour console.log(number).
+  const options = { encoding: 'utf8', timeout: opts.timeoutMs ?? 10000, env: { ...process.env, FORCE_COLOR: '0' } } as const;
+  const r = opts.viaShell
+    ? spawnSync('/bin/sh', ['-c', `${opts.viaShell}; exec "$0" "$@"`, process.execPath, ...args], options)
+    : spawnSync(process.execPath, args, options);
+  assert.is(r.error, undefined, `node did not finish by itself: ${r.error}`);
+  return r;
+}
+
+/** Fails instead of hanging when p does not settle in time. */
+async function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A cgroup v1 pids or memory hierarchy if one is mounted, else the cgroup2 mount. */
+function cgroupHierarchy(): string {
+  let v2: string | undefined;
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [mount, fsInfo] = line.split(' - ');
+    if (!fsInfo) continue;
+    const mountPoint = mount.split(' ')[4];
+    const [fsType, , superOptions = ''] = fsInfo.split(' ');
+    if (fsType === 'cgroup' && superOptions.split(',').some((o) => o === 'pids' || o === 'memory')) return mountPoint;
+    if (fsType === 'cgroup2') v2 ??= mountPoint;
+  }
+  if (!v2) throw new Error('no cgroup hierarchy is mounted');
+  return v2;
+}
 
 async function kill(pid: number) {
   process.kill(pid, 'SIGKILL');
@@ -120,6 +165,231 @@ test('spawn: a failing step names the call and errno, and leaves no child behind
     assert.is((e as SyscallError).syscall, 'execve');
   }
   assert.is(fs.readFileSync(`/proc/self/task/${process.pid}/children`, 'utf8').trim(), '');
+});
+
+test('spawn: a write step moves the child into a cgroup from inside; watchExit sees it killed', async () => {
+  const cg = fs.mkdtempSync(path.join(cgroupHierarchy(), 'sb-test-'));
+  try {
+    const pid = spawn({ steps: [{ op: 'write', path: `${cg}/cgroup.procs`, value: '0' }, { op: 'hold' }] });
+    const exited = watchExit(pid);
+    try {
+      const members = fs.readFileSync(`${cg}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
+      assert.equal(members, [pid]);
+    } finally {
+      process.kill(pid, 'SIGKILL');
+    }
+    assert.equal(await within(5000, exited, 'watchExit'), { exitCode: null, signal: 9 });
+    assert.is(fs.readFileSync(`${cg}/cgroup.procs`, 'utf8').trim(), '', 'the reaped child left the cgroup');
+  } finally {
+    fs.rmdirSync(cg);
+  }
+});
+
+test('spawn: a failing write step names open or write, with the path', () => {
+  try {
+    spawn({ steps: [{ op: 'write', path: '/nonexistent-sockbench/cgroup.procs', value: '0' }, { op: 'hold' }] });
+    assert.unreachable('write to a missing file should throw');
+  } catch (e) {
+    const err = e as SyscallError;
+    assert.is(err.syscall, 'open');
+    assert.is(err.code, 'ENOENT');
+    assert.match(err.message, 'open(/nonexistent-sockbench/cgroup.procs) failed');
+  }
+  const procs = path.join(cgroupHierarchy(), 'cgroup.procs');
+  try {
+    spawn({ steps: [{ op: 'write', path: procs, value: 'not-a-pid' }, { op: 'hold' }] });
+    assert.unreachable('writing a non-pid to cgroup.procs should throw');
+  } catch (e) {
+    const err = e as SyscallError;
+    assert.is(err.syscall, 'write');
+    assert.is(err.code, 'EINVAL');
+    assert.match(err.message, `write(${procs}) failed`);
+  }
+  assert.is(fs.readFileSync(`/proc/self/task/${process.pid}/children`, 'utf8').trim(), '');
+});
+
+test('spawn: redirect appends stdout and stderr to a new 0600 file and gives stdin /dev/null', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-log-'));
+  const log = path.join(dir, 'init.log');
+  try {
+    // `cat` would wait on our stdin if the child still had it.
+    const argv = ['/bin/sh', '-c', 'echo hi; echo err >&2; cat'];
+    const first = spawn({ steps: [{ op: 'redirect', path: log }, { op: 'exec', argv }] });
+    assert.equal(await within(5000, watchExit(first), 'first child'), { exitCode: 0, signal: null });
+    assert.is(fs.readFileSync(log, 'utf8'), 'hi\nerr\n');
+    assert.is(fs.statSync(log).mode & 0o777, 0o600);
+    const second = spawn({ steps: [{ op: 'redirect', path: log }, { op: 'exec', argv: ['/bin/sh', '-c', 'echo again >&2'] }] });
+    assert.equal(await within(5000, watchExit(second), 'second child'), { exitCode: 0, signal: null });
+    assert.is(fs.readFileSync(log, 'utf8'), 'hi\nerr\nagain\n', 'opened for append');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('spawn: dropPrivileges leaves no capabilities, no new privileges and only the ids given', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-drop-'));
+  fs.chmodSync(dir, 0o777);
+  const out = path.join(dir, 'status');
+  try {
+    const grep = `grep -E "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Uid|Gid|Groups)" /proc/self/status > ${out}`;
+    const pid = spawn({ steps: [{ op: 'dropPrivileges', uid: 65534, gid: 65534 }, { op: 'exec', argv: ['/bin/sh', '-c', grep] }] });
+    assert.equal(await within(5000, watchExit(pid), 'watchExit'), { exitCode: 0, signal: null });
+    const fields = Object.fromEntries(
+      fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
+    );
+    for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.is(fields[set], '0000000000000000', set);
+    assert.is(fields.NoNewPrivs, '1');
+    assert.is(fields.Uid, '65534\t65534\t65534\t65534');
+    assert.is(fields.Gid, '65534\t65534\t65534\t65534');
+    assert.is(fields.Groups, '');
+    assert.is(fs.statSync(out).uid, 65534);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  // Steps after the drop run unprivileged.
+  try {
+    spawn({ steps: [{ op: 'dropPrivileges', uid: 65534, gid: 65534 }, { op: 'chroot', path: '/' }, { op: 'hold' }] });
+    assert.unreachable('chroot without CAP_SYS_CHROOT should throw');
+  } catch (e) {
+    assert.is((e as SyscallError).syscall, 'chroot');
+    assert.is((e as SyscallError).code, 'EPERM');
+  }
+  assert.throws(() => spawn({ steps: [{ op: 'dropPrivileges', uid: -1, gid: 0 }, { op: 'hold' }] }), /uid/);
+});
+
+test('spawn: a child that dropped privileges still dies with its parent', async () => {
+  // Changing ids clears the parent-death signal; the step must set it again. (The holder
+  // lets go of node's stdout, so that node's own exit ends runNode even if the holder lives.)
+  const r = runNode(`
+    import { spawn } from '${INDEX_JS}';
+    const steps = [{ op: 'redirect', path: '/dev/null' }, { op: 'dropPrivileges', uid: 65534, gid: 65534 }, { op: 'hold' }];
+    console.log(String(spawn({ steps })));`);
+  assert.is(r.status, 0, r.stderr);
+  const pid = Number(r.stdout.trim());
+  assert.ok(pid > 0, `stdout ${JSON.stringify(r.stdout)} stderr ${JSON.stringify(r.stderr)}`);
+  const alive = () => {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return !/^\d+ \(.*\) [ZX]/.test(stat);
+    } catch {
+      return false;
+    }
+  };
+  const deadline = Date.now() + 3000;
+  while (alive() && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+  const survived = alive();
+  if (survived) process.kill(pid, 'SIGKILL');
+  assert.not.ok(survived, 'the holder outlived the process that spawned it');
+});
+
+test('spawn: exec passes fds 0-2 only, even ones the parent holds without close-on-exec', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-fds-'));
+  const out = path.join(dir, 'fds');
+  try {
+    // The shell opens fd 5 without O_CLOEXEC and node inherits it.
+    const r = runNode(
+      `
+      import fs from 'node:fs';
+      import { spawn, watchExit } from '${INDEX_JS}';
+      const ours = fs.readdirSync('/proc/self/fd');
+      const pid = spawn({ steps: [{ op: 'redirect', path: '${out}' }, { op: 'exec', argv: ['/bin/ls', '/proc/self/fd'] }] });
+      const exit = await watchExit(pid);
+      console.log(JSON.stringify({ ours, exit }));`,
+      { viaShell: 'exec 5</dev/null' },
+    );
+    assert.is(r.status, 0, r.stderr);
+    const { ours, exit } = JSON.parse(r.stdout) as { ours: string[]; exit: unknown };
+    assert.ok(ours.includes('5'), 'the node process has the inherited fd 5');
+    assert.equal(exit, { exitCode: 0, signal: null });
+    // 3 is the directory ls itself is reading.
+    assert.equal(fs.readFileSync(out, 'utf8').trim().split('\n'), ['0', '1', '2', '3']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('watchExit: reports an exit code or the killing signal, and rejects for a missing pid', async () => {
+  const child = spawn({ steps: [{ op: 'exec', argv: ['/bin/sh', '-c', 'exit 7'] }] });
+  assert.equal(await within(5000, watchExit(child), 'exit 7'), { exitCode: 7, signal: null });
+  const holder = spawn({ steps: [{ op: 'hold' }] });
+  const killed = watchExit(holder);
+  process.kill(holder, 'SIGKILL');
+  assert.equal(await within(5000, killed, 'killed holder'), { exitCode: null, signal: 9 });
+  assert.not.ok(fs.existsSync(`/proc/${holder}`), 'the child was reaped');
+  try {
+    await watchExit(NO_SUCH_PID);
+    assert.unreachable('watchExit of a missing pid should reject');
+  } catch (e) {
+    const err = e as SyscallError;
+    assert.is(err.code, 'ESRCH');
+    assert.is(err.syscall, 'pidfd_open');
+  }
+  assert.throws(() => watchExit(-1), /pid/);
+});
+
+test('watchExit: twenty pending watches hold no libuv pool thread, and each gets its own result', async () => {
+  const signals = ['SIGKILL', 'SIGTERM', 'SIGUSR1', 'SIGUSR2', 'SIGHUP', 'SIGINT', 'SIGALRM'] as const;
+  const pids = Array.from({ length: 20 }, () => spawn({ steps: [{ op: 'hold' }] }));
+  let settled = 0;
+  const exits = pids.map((pid) => watchExit(pid).finally(() => settled++));
+  try {
+    // More fs jobs than the pool has threads: with reap() each pending child would occupy one.
+    const self = fileURLToPath(import.meta.url);
+    const t0 = performance.now();
+    await within(
+      2000,
+      Promise.all([fs.promises.readFile(self), fs.promises.readFile('/proc/self/status'), fs.promises.stat('/'), fs.promises.readdir('/proc/self/fd'), fs.promises.readFile(self)]),
+      'fs work while 20 watches are pending',
+    );
+    assert.ok(performance.now() - t0 < 1000);
+    assert.is(settled, 0, 'no watched child has exited yet');
+  } finally {
+    pids.forEach((pid, i) => process.kill(pid, signals[i % signals.length]));
+  }
+  const results = await within(5000, Promise.all(exits), 'twenty exits');
+  results.forEach((r, i) => assert.equal(r, { exitCode: null, signal: os.constants.signals[signals[i % signals.length]] }, `child ${i}`));
+});
+
+test('watchExit: holds the event loop open only while a watch is pending', () => {
+  // Were the loop not held, node would quit at the first await (unsettled top-level await,
+  // status 13); were it held after, node would never quit.
+  const t0 = Date.now();
+  const r = runNode(`
+    import { spawn, watchExit } from '${INDEX_JS}';
+    const a = await watchExit(spawn({ steps: [{ op: 'exec', argv: ['/bin/sh', '-c', 'sleep 0.2; exit 5'] }] }));
+    const b = await watchExit(spawn({ steps: [{ op: 'exec', argv: ['/bin/sh', '-c', 'sleep 0.2; kill -9 $$'] }] }));
+    const c = await watchExit(${NO_SUCH_PID}).catch((e) => e.code);
+    console.log(JSON.stringify({ a, b, c }));`);
+  assert.is(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout), { a: { exitCode: 5, signal: null }, b: { exitCode: null, signal: 9 }, c: 'ESRCH' });
+  assert.ok(Date.now() - t0 < 8000);
+});
+
+test('watchExit: node exits cleanly with watches pending, by process.exit or worker teardown', () => {
+  const exiting = runNode(`
+    import { spawn, watchExit } from '${INDEX_JS}';
+    watchExit(spawn({ steps: [{ op: 'redirect', path: '/dev/null' }, { op: 'hold' }] }));
+    setTimeout(() => process.exit(3), 100);`);
+  assert.is(exiting.signal, null, exiting.stderr);
+  assert.is(exiting.status, 3, exiting.stderr);
+
+  // The worker's own watcher thread must be stopped and joined as its environment goes.
+  const worker = runNode(`
+    import { Worker } from 'node:worker_threads';
+    const w = new Worker(\`
+      import { parentPort } from 'node:worker_threads';
+      import { spawn, watchExit } from '${INDEX_JS}';
+      watchExit(spawn({ steps: [{ op: 'exec', argv: ['/bin/sh', '-c', 'exit 4'] }] })).then((r) => {
+        watchExit(spawn({ steps: [{ op: 'redirect', path: '/dev/null' }, { op: 'hold' }] }));
+        parentPort.postMessage(r);
+      });\`, { eval: true });
+    w.on('message', async (r) => {
+      await w.terminate();
+      console.log(JSON.stringify(r));
+    });`);
+  assert.is(worker.signal, null, worker.stderr);
+  assert.is(worker.status, 0, worker.stderr);
+  assert.equal(JSON.parse(worker.stdout), { exitCode: 4, signal: null });
 });
 
 test('churn: an op-bounded run does exactly that many operations and times each', async () => {

@@ -1,58 +1,8 @@
-// Where this machine's cgroup controllers are, and the scripts that make a sandbox's cgroup
-// ready in each way the study compares. v1 has one directory per controller (memory, cpu, pids,
-// freezer); v2 has one directory whose controllers come from the parent's subtree_control.
-import fs from 'node:fs';
+// The scripts that make a sandbox's cgroup ready in each way the study compares, on the
+// hierarchies the engine finds (engine/cgroupHierarchy.ts).
 import path from 'node:path';
 import type { ScriptStep } from '../../native/index.js';
-import { readMounts } from '../../harness/mountinfo.js';
-
-/** What a sandbox is given: 256 MiB, 256 tasks, a CPU share (the engine's defaults). */
-export const LIMITS = { memoryBytes: String(256 * 1024 * 1024), pids: '256', cpuShares: '512', cpuWeight: '50' };
-const V1_CONTROLLERS = ['memory', 'cpu', 'pids', 'freezer'] as const;
-const V2_CONTROLLERS = ['memory', 'cpu', 'pids'];
-
-export interface Hierarchy {
-  version: 1 | 2;
-  /** controller -> mount point (v1); for v2 the one mount point under the key "unified". */
-  roots: Record<string, string>;
-  /** The controllers a sandbox's cgroup gets limits from; on v2, what could be enabled. */
-  controllers: string[];
-}
-
-export function findHierarchies(): Hierarchy[] {
-  const mounts = readMounts();
-  const found: Hierarchy[] = [];
-  const v1: Record<string, string> = {};
-  for (const m of mounts) {
-    if (m.fsType !== 'cgroup') continue;
-    for (const c of V1_CONTROLLERS) if (m.superOptions.includes(c) && !v1[c]) v1[c] = m.mountPoint;
-  }
-  if (Object.keys(v1).length > 0) found.push({ version: 1, roots: v1, controllers: V1_CONTROLLERS.filter((c) => v1[c]) });
-  const v2 = mounts.find((m) => m.fsType === 'cgroup2');
-  if (v2) {
-    const available = fs.readFileSync(path.join(v2.mountPoint, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
-    found.push({ version: 2, roots: { unified: v2.mountPoint }, controllers: V2_CONTROLLERS.filter((c) => available.includes(c)) });
-  }
-  return found;
-}
-
-/** The run's parent cgroup in every directory of a hierarchy (v2: with the controllers enabled below it). */
-export function makeParents(h: Hierarchy, name: string): string[] {
-  const parents = Object.values(h.roots).map((root) => path.join(root, name));
-  for (const p of parents) fs.mkdirSync(p);
-  if (h.version === 2 && h.controllers.length > 0) {
-    fs.writeFileSync(path.join(parents[0]!, 'cgroup.subtree_control'), h.controllers.map((c) => `+${c}`).join(' '));
-  }
-  return parents;
-}
-
-/** Removes cgroups at and under dir, deepest first. They must hold no tasks. */
-export function removeCgroupTree(dir: string): void {
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    if (entry.isDirectory()) removeCgroupTree(path.join(dir, entry.name));
-  }
-  fs.rmdirSync(dir);
-}
+import { DEFAULT_LIMITS, limitFiles, type Hierarchy } from '../../engine/cgroupHierarchy.js';
 
 /** The cgroup directories of one sandbox cgroup named `leaf`, controller by controller. */
 function dirs(h: Hierarchy, parent: string, leaf: string): { controller: string; dir: string }[] {
@@ -60,20 +10,9 @@ function dirs(h: Hierarchy, parent: string, leaf: string): { controller: string;
   return h.controllers.map((c) => ({ controller: c, dir: path.join(h.roots[c]!, parent, leaf) }));
 }
 
-/** Limits set on a ready cgroup, per directory. */
+/** The engine's default limits set on a ready cgroup, per directory. */
 function limitSteps(h: Hierarchy, controller: string, dir: string): ScriptStep[] {
-  const w = (file: string, value: string): ScriptStep => ({ op: 'write', path: path.join(dir, file), value });
-  if (h.version === 1) {
-    if (controller === 'memory') return [w('memory.limit_in_bytes', LIMITS.memoryBytes)];
-    if (controller === 'cpu') return [w('cpu.shares', LIMITS.cpuShares)];
-    if (controller === 'pids') return [w('pids.max', LIMITS.pids)];
-    return [];
-  }
-  return [
-    ...(h.controllers.includes('memory') ? [w('memory.max', LIMITS.memoryBytes)] : []),
-    ...(h.controllers.includes('cpu') ? [w('cpu.weight', LIMITS.cpuWeight)] : []),
-    ...(h.controllers.includes('pids') ? [w('pids.max', LIMITS.pids)] : []),
-  ];
+  return limitFiles(h, controller, DEFAULT_LIMITS).map(({ file, value }) => ({ op: 'write', path: path.join(dir, file), value }));
 }
 
 /** How one way gets a sandbox a ready cgroup and gives it back, as ScriptRun steps. */

@@ -14,7 +14,8 @@ import type { Experiment, Measurement, Point, RunContext, Row } from '../../harn
 import { parseConfigList } from '../configList.js';
 import { bounds, churn, runToCompletion } from '../nativeRun.js';
 import { cgroupsFigure } from './figure.js';
-import { createScript, findHierarchies, makeParents, moveScript, removeCgroupTree, reuseScript, targetDirs, type Hierarchy } from './hierarchies.js';
+import { createScript, moveScript, reuseScript, targetDirs } from './hierarchies.js';
+import { findHierarchies, makeParents, removeCgroupTree, type Hierarchy } from '../../engine/cgroupHierarchy.js';
 
 export const CGROUP_CONFIGS = ['create', 'reuse', 'move', 'clone-move', 'clone-into'];
 const KIND = 'sockbench-cgroups';

@@ -6,6 +6,7 @@
 
 #include "bpfstats.h"
 #include "churn.h"
+#include "exitWatcher.h"
 #include "mounts.h"
 #include "scriptRun.h"
 #include "spawn.h"
@@ -39,6 +40,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ScriptRun::Init(env, exports);
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("reap", Napi::Function::New(env, Reap));
+  InitExitWatcher(env, exports);
   exports.Set("mount", Napi::Function::New(env, Mount));
   exports.Set("umount2", Napi::Function::New(env, Umount2));
   exports.Set("enableBpfStats", Napi::Function::New(env, EnableBpfStats));

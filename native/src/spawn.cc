@@ -5,14 +5,24 @@
 // calling thread or the whole process, and Node is multi-threaded. Everything the child
 // needs is marshalled before the clone, and the child makes only async-signal-safe calls.
 // A close-on-exec pipe tells the parent the outcome: EOF means exec succeeded, a record
-// names the failed step and errno, or says the child reached `hold`.
+// names the failed step, the call within it and errno, or says the child reached `hold`.
+//
+// Besides namespaces and mounts, a child can join cgroups (`write` "0" to cgroup.procs),
+// send its output to a log file (`redirect`), and give up root for good (`dropPrivileges`:
+// no groups, no capabilities in any set, no_new_privs). glibc's set*id() wrappers signal
+// every thread they believe the process has, and after a raw clone that list is Node's, so
+// the child changes credentials with raw syscalls. `exec` passes only fds 0-2 on.
 #include "spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -24,10 +34,21 @@
 
 #include "errors.h"
 
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
 namespace sockbench {
 namespace {
 
-enum class Op { Unshare, Setns, Mount, Chroot, Chdir, Sethostname, Exec, Hold };
+enum class Op { Unshare, Setns, Mount, Chroot, Chdir, Sethostname, Write, Redirect, DropPrivileges, Exec, Hold };
 
 struct Step {
   Op op;
@@ -35,11 +56,31 @@ struct Step {
   std::string path, source, fstype, data;
   bool hasSource = false, hasFstype = false, hasData = false;
   std::vector<std::string> argv, env;
+  uint32_t uid = 0, gid = 0;
+};
+
+// Which call of a step failed, for steps that make more than one.
+enum Call : int32_t {
+  kCallOfStep = 0,  // the step's own call (OpName)
+  kOpen,
+  kWrite,
+  kDup2,
+  kSetgroups,
+  kSetresgid,
+  kCapbsetDrop,
+  kAmbientClearAll,
+  kSetresuid,
+  kCapset,
+  kNoNewPrivs,
+  kPdeathsig,
+  kCapget,
 };
 
 struct Report {
   int32_t step;  // index of the failed step, or -1 when the child reached `hold`
   int32_t err;
+  int32_t call;  // a Call
+  int32_t arg;   // detail for the message: a capability number, a target fd, 1 for /dev/null
 };
 
 const char* OpName(Op op) {
@@ -50,6 +91,9 @@ const char* OpName(Op op) {
     case Op::Chroot: return "chroot";
     case Op::Chdir: return "chdir";
     case Op::Sethostname: return "sethostname";
+    case Op::Write: return "write";
+    case Op::Redirect: return "open";
+    case Op::DropPrivileges: return "dropPrivileges";
     case Op::Exec: return "execve";
     case Op::Hold: return "hold";
   }
@@ -72,6 +116,22 @@ std::vector<std::string> StringArray(Napi::Env env, Napi::Object o, const char* 
   return out;
 }
 
+uint32_t IdField(Napi::Env env, Napi::Object o, const char* key) {
+  Napi::Value v = o.Get(key);
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  // (uid_t)-1 means "leave unchanged" to setresuid(), so it is no id to drop to.
+  if (!(d >= 0 && d < 4294967295.0 && d == static_cast<double>(static_cast<uint32_t>(d))))
+    throw Napi::TypeError::New(env, std::string("dropPrivileges step needs a numeric ") + key + " (0 to 4294967294)");
+  return static_cast<uint32_t>(d);
+}
+
+std::string RequiredString(Napi::Env env, Napi::Object o, const char* op, const char* key) {
+  bool present = false;
+  std::string v = StringField(o, key, &present);
+  if (!present) throw Napi::TypeError::New(env, std::string(op) + " step needs a string " + key);
+  return v;
+}
+
 Step ParseStep(Napi::Env env, Napi::Object o) {
   std::string op = StringField(o, "op");
   Step s{};
@@ -91,6 +151,17 @@ Step ParseStep(Napi::Env env, Napi::Object o) {
     s.fstype = StringField(o, "fstype", &s.hasFstype);
     s.data = StringField(o, "data", &s.hasData);
     s.path = StringField(o, "target");
+  } else if (op == "write") {
+    s.op = Op::Write;
+    s.path = RequiredString(env, o, "write", "path");
+    s.data = RequiredString(env, o, "write", "value");
+  } else if (op == "redirect") {
+    s.op = Op::Redirect;
+    s.path = RequiredString(env, o, "redirect", "path");
+  } else if (op == "dropPrivileges") {
+    s.op = Op::DropPrivileges;
+    s.uid = IdField(env, o, "uid");
+    s.gid = IdField(env, o, "gid");
   } else if (op == "exec") {
     s.op = Op::Exec;
     s.argv = StringArray(env, o, "argv");
@@ -109,15 +180,98 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
   return out;
 }
 
-[[noreturn]] void ChildFail(int fd, int step, int err) {
-  Report r{step, err};
+// The highest capability number the running kernel knows; read by the parent, since the
+// child may already be chrooted when it drops privileges.
+int CapLastCap() {
+  int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 63;
+  char buf[16] = {};
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 63;
+  int v = atoi(buf);
+  return v > 0 && v < 64 ? v : 63;
+}
+
+[[noreturn]] void ChildFail(int fd, int step, int err, int call = kCallOfStep, int arg = 0) {
+  Report r{step, err, call, arg};
   (void)!write(fd, &r, sizeof r);
   _exit(127);
 }
 
+// The steps that make more than one call; each reports failure itself and returns on success.
+
+void ChildWrite(int fd, int i, const Step& s) {
+  int out = open(s.path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (out < 0) ChildFail(fd, i, errno, kOpen);
+  const char* p = s.data.data();
+  size_t left = s.data.size();
+  while (left > 0) {
+    ssize_t n = write(out, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) ChildFail(fd, i, n < 0 ? errno : EIO, kWrite);
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  close(out);
+}
+
+// Makes `from` the descriptor `to` (inheritable), closing `from` unless it is a std fd.
+void ChildMoveFd(int fd, int i, int from, int to) {
+  if (from == to) {
+    if (fcntl(to, F_SETFD, 0) != 0) ChildFail(fd, i, errno, kDup2, to);
+    return;
+  }
+  int rc;
+  do rc = dup2(from, to); while (rc < 0 && errno == EINTR);
+  if (rc < 0) ChildFail(fd, i, errno, kDup2, to);
+}
+
+void ChildRedirect(int fd, int i, const Step& s) {
+  int log = open(s.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log < 0) ChildFail(fd, i, errno, kOpen);
+  ChildMoveFd(fd, i, log, 1);
+  ChildMoveFd(fd, i, log, 2);
+  if (log > 2) close(log);
+  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null < 0) ChildFail(fd, i, errno, kOpen, 1);
+  ChildMoveFd(fd, i, null, 0);
+  if (null > 2) close(null);
+}
+
+void ChildDropPrivileges(int fd, int i, const Step& s, int capLast, bool dieWithParent, pid_t expectedParent) {
+  if (syscall(SYS_setgroups, 0, nullptr) != 0) ChildFail(fd, i, errno, kSetgroups);
+  if (syscall(SYS_setresgid, s.gid, s.gid, s.gid) != 0) ChildFail(fd, i, errno, kSetresgid);
+  for (int cap = 0; cap <= capLast; cap++) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) ChildFail(fd, i, errno, kCapbsetDrop, cap);
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+    ChildFail(fd, i, errno, kAmbientClearAll);
+  // Leaving uid 0 for a non-zero uid empties the permitted and effective sets (no KEEP_CAPS).
+  if (syscall(SYS_setresuid, s.uid, s.uid, s.uid) != 0) ChildFail(fd, i, errno, kSetresuid);
+  // The inheritable set survives setresuid; empty it too (always allowed).
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capset, &header, data) != 0) ChildFail(fd, i, errno, kCapset);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(fd, i, errno, kNoNewPrivs);
+  if (dieWithParent) {
+    // commit_creds() cleared the parent-death signal when the ids changed; set it again, and
+    // catch a parent that died in between, as at the start.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(fd, i, errno, kPdeathsig);
+    if (getppid() != expectedParent) _exit(127);
+  }
+  header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct got[2] = {};
+  if (syscall(SYS_capget, &header, got) != 0) ChildFail(fd, i, errno, kCapget);
+  for (const auto& d : got) {
+    if (d.effective != 0 || d.permitted != 0 || d.inheritable != 0) ChildFail(fd, i, EPERM, kCapget);
+  }
+}
+
 // Runs in the child after clone(): only async-signal-safe calls from here on.
 [[noreturn]] void ChildRun(int fd, std::vector<Step>& steps, std::vector<std::vector<char*>>& argvs,
-                           std::vector<std::vector<char*>>& envs, bool dieWithParent, pid_t expectedParent) {
+                           std::vector<std::vector<char*>>& envs, bool dieWithParent, pid_t expectedParent,
+                           int capLast) {
   // Node's handlers were inherited; running one here would write into Node's signal pipe.
   for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
   sigset_t none;
@@ -149,11 +303,16 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
       case Op::Chroot: rc = chroot(s.path.c_str()); break;
       case Op::Chdir: rc = chdir(s.path.c_str()); break;
       case Op::Sethostname: rc = sethostname(s.data.c_str(), s.data.size()); break;
+      case Op::Write: ChildWrite(fd, i, s); break;
+      case Op::Redirect: ChildRedirect(fd, i, s); break;
+      case Op::DropPrivileges: ChildDropPrivileges(fd, i, s, capLast, dieWithParent, expectedParent); break;
       case Op::Exec:
+        // Only fds 0-2 go on to the program (ENOSYS before Linux 5.11 is let through).
+        syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
         execve(argvs[i][0], argvs[i].data(), envs[i].data());
         ChildFail(fd, i, errno);
       case Op::Hold: {
-        Report ready{-1, 0};
+        Report ready{-1, 0, 0, 0};
         (void)!write(fd, &ready, sizeof ready);
         close(fd);
         for (;;) pause();
@@ -161,9 +320,35 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
     }
     if (rc != 0) ChildFail(fd, i, errno);
   }
-  Report done{-1, 0};
+  Report done{-1, 0, 0, 0};
   (void)!write(fd, &done, sizeof done);
   _exit(0);
+}
+
+struct ChildArgs {
+  int* fds;
+  std::vector<Step>* steps;
+  std::vector<std::vector<char*>>* argvs;
+  std::vector<std::vector<char*>>* envs;
+  bool dieWithParent;
+  pid_t expectedParent;
+  int capLast;
+};
+
+int ChildEntry(void* p) {
+  auto* a = static_cast<ChildArgs*>(p);
+  close(a->fds[0]);
+  ChildRun(a->fds[1], *a->steps, *a->argvs, *a->envs, a->dieWithParent, a->expectedParent, a->capLast);
+}
+
+constexpr size_t kChildStackSize = 256 * 1024;
+
+// The stack a CLONE_VM child runs its steps on, or null if none could be mapped. The spawning
+// thread waits for its child (CLONE_VFORK), so one stack per thread serves every spawn.
+char* ChildStack() {
+  static thread_local void* stack = mmap(nullptr, kChildStackSize, PROT_READ | PROT_WRITE,
+                                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  return stack == MAP_FAILED ? nullptr : static_cast<char*>(stack);
 }
 
 }  // namespace
@@ -190,20 +375,41 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     }
   }
 
+  int capLast = 63;
+  for (const Step& s : steps) {
+    if (s.op == Op::DropPrivileges) capLast = CapLastCap();
+  }
+
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw SyscallError(env, "pipe2", errno);
   pid_t expectedParent = (cloneFlags & CLONE_NEWPID) ? 0 : getpid();
-  // Raw clone with a null stack has fork semantics, plus the namespaces the child is born in.
-  long pid = syscall(SYS_clone, SIGCHLD | cloneFlags, nullptr, nullptr, nullptr, nullptr);
+  ChildArgs args{fds, &steps, &argvs, &envs, dieWithParent, expectedParent, capLast};
+  // No handler of Node's may run in the child before it resets them (with CLONE_VM it would
+  // run on Node's memory): every signal stays blocked across the clone.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  long pid;
+  bool execs = !steps.empty() && steps.back().op == Op::Exec;
+  char* stack = execs ? ChildStack() : nullptr;
+  if (stack) {
+    // A child that ends in exec shares Node's memory until then (CLONE_VM|CLONE_VFORK, as
+    // posix_spawn does) instead of copying its page tables: a fork of a 150 MB Node costs
+    // milliseconds, and a fresh copy of Node's address space also slows the cgroup.procs
+    // writes the child makes. This thread waits until the child has exec'd or exited.
+    pid = clone(ChildEntry, stack + kChildStackSize, CLONE_VM | CLONE_VFORK | SIGCHLD | cloneFlags, &args);
+  } else {
+    // A child that holds never execs (or no stack could be mapped): raw clone with a null
+    // stack has fork semantics.
+    pid = syscall(SYS_clone, SIGCHLD | cloneFlags, nullptr, nullptr, nullptr, nullptr);
+    if (pid == 0) ChildEntry(&args);
+  }
+  int cloneErr = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) {
-    int err = errno;
     close(fds[0]);
     close(fds[1]);
-    throw SyscallError(env, "clone", err, CloneFlagNames(cloneFlags));
-  }
-  if (pid == 0) {
-    close(fds[0]);
-    ChildRun(fds[1], steps, argvs, envs, dieWithParent, expectedParent);
+    throw SyscallError(env, "clone", cloneErr, CloneFlagNames(cloneFlags));
   }
   close(fds[1]);
   Report r{};
@@ -213,11 +419,27 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   if (n == static_cast<ssize_t>(sizeof r) && r.step >= 0) {
     int status;
     waitpid(pid, &status, 0);
+    if (static_cast<size_t>(r.step) >= steps.size()) throw Napi::Error::New(env, "spawned child sent a bad report");
     const Step& s = steps[r.step];
+    std::string call = OpName(s.op);
     std::string args = s.op == Op::Unshare ? CloneFlagNames(s.flags) : s.op == Op::Exec ? s.argv[0] : s.path;
-    throw SyscallError(env, OpName(s.op), r.err, args);
+    switch (r.call) {
+      case kOpen: call = "open"; if (r.arg == 1) args = "/dev/null"; break;
+      case kWrite: call = "write"; break;
+      case kDup2: call = "dup2"; args = s.path + " -> fd " + std::to_string(r.arg); break;
+      case kSetgroups: call = "setgroups"; args = "0, NULL"; break;
+      case kSetresgid: call = "setresgid"; args = std::to_string(s.gid); break;
+      case kCapbsetDrop: call = "prctl"; args = "PR_CAPBSET_DROP, " + std::to_string(r.arg); break;
+      case kAmbientClearAll: call = "prctl"; args = "PR_CAP_AMBIENT_CLEAR_ALL"; break;
+      case kSetresuid: call = "setresuid"; args = std::to_string(s.uid); break;
+      case kCapset: call = "capset"; args = "all sets empty"; break;
+      case kNoNewPrivs: call = "prctl"; args = "PR_SET_NO_NEW_PRIVS"; break;
+      case kPdeathsig: call = "prctl"; args = "PR_SET_PDEATHSIG"; break;
+      case kCapget: call = "capget"; args = "capabilities left after dropping to uid " + std::to_string(s.uid); break;
+      default: break;
+    }
+    throw SyscallError(env, call, r.err, args);
   }
-  bool execs = !steps.empty() && steps.back().op == Op::Exec;
   if (n != static_cast<ssize_t>(sizeof r) && !execs) {
     int status = 0;
     waitpid(pid, &status, 0);

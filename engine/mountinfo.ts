@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 export interface Mount {
   mountPoint: string;
   fsType: string;
+  /** Per-mount options (ro, nosuid, ...), as opposed to the file system's superOptions. */
+  options: string[];
   superOptions: string[];
 }
 
@@ -22,13 +24,21 @@ function parseMountinfo(text: string): Mount[] {
   return text.split('\n').flatMap((line) => {
     const [before, after] = line.split(' - ');
     if (after === undefined) return [];
-    const mountPoint = before.split(' ')[4];
+    const fields = before.split(' ');
     const [fsType, , superOptions = ''] = after.split(' ');
-    return [{ mountPoint: unescapeOctal(mountPoint), fsType, superOptions: superOptions.split(',') }];
+    return [{ mountPoint: unescapeOctal(fields[4]), fsType, options: fields[5].split(','), superOptions: superOptions.split(',') }];
   });
 }
 
 // The kernel writes space, tab, newline and backslash in paths as \040, \011, \012, \134.
 function unescapeOctal(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/** Mount points at or under dir, deepest first (the order to unmount them in). */
+export function mountsUnder(dir: string): string[] {
+  return readMounts()
+    .map((m) => m.mountPoint)
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
 }

@@ -1,0 +1,191 @@
+// A pool of pre-created cgroups, one per sandbox that can be alive at once. Making and removing
+// a cgroup per sandbox costs mkdir/rmdir in every controller's tree and serializes on the
+// cgroup mutex; taking a ready one costs a few writes (the cgroups study measures both). A
+// cgroup comes back to the pool only once it holds no task and is thawed.
+import fs from 'node:fs';
+import path from 'node:path';
+import { EngineSetupError } from './errors.js';
+import { findHierarchies, limitFiles, makeParents, removeCgroupTree, type Hierarchy, type Limits } from './cgroupHierarchy.js';
+
+const POLL_MS = 2;
+
+/** One pooled cgroup: a directory per controller tree (v1) or one directory (v2). */
+export class PooledCgroup {
+  constructor(
+    readonly hierarchy: Hierarchy,
+    /** controller (v2: "unified") -> directory */
+    readonly dirs: Record<string, string>,
+  ) {}
+
+  /** The cgroup.procs files a process writes "0" to, to enter this cgroup in every tree. */
+  get procsFiles(): string[] {
+    return Object.values(this.dirs).map((d) => path.join(d, 'cgroup.procs'));
+  }
+
+  private dir(controller: 'memory' | 'freezer' | 'pids'): string {
+    return this.hierarchy.version === 2 ? this.dirs.unified! : this.dirs[controller]!;
+  }
+
+  pids(): number[] {
+    const all = new Set<number>();
+    for (const f of this.procsFiles) {
+      for (const line of fs.readFileSync(f, 'utf8').split('\n')) if (line) all.add(Number(line));
+    }
+    return [...all];
+  }
+
+  /** How many times the kernel's OOM killer has killed a task here since the cgroup was made. */
+  oomKills(): number {
+    const file = this.hierarchy.version === 2 ? 'memory.events' : 'memory.oom_control';
+    const m = /^oom_kill (\d+)$/m.exec(fs.readFileSync(path.join(this.dir('memory'), file), 'utf8'));
+    return m ? Number(m[1]) : 0;
+  }
+
+  memoryBytes(): number {
+    const file = this.hierarchy.version === 2 ? 'memory.current' : 'memory.usage_in_bytes';
+    return Number(fs.readFileSync(path.join(this.dir('memory'), file), 'utf8'));
+  }
+
+  setLimits(limits: Limits): void {
+    for (const [controller, dir] of Object.entries(this.dirs)) {
+      for (const { file, value } of limitFiles(this.hierarchy, controller, limits)) fs.writeFileSync(path.join(dir, file), value);
+    }
+  }
+
+  async freeze(timeoutMs: number): Promise<void> {
+    await this.setFrozen(true, timeoutMs);
+  }
+
+  async thaw(timeoutMs: number): Promise<void> {
+    await this.setFrozen(false, timeoutMs);
+  }
+
+  private async setFrozen(frozen: boolean, timeoutMs: number): Promise<void> {
+    const dir = this.dir('freezer');
+    // v1 passes through FREEZING while tasks stop; v2 reports completion in cgroup.events.
+    const done = this.hierarchy.version === 2
+      ? () => fs.readFileSync(path.join(dir, 'cgroup.events'), 'utf8').includes(`frozen ${frozen ? 1 : 0}`)
+      : () => fs.readFileSync(path.join(dir, 'freezer.state'), 'utf8').trim() === (frozen ? 'FROZEN' : 'THAWED');
+    if (this.hierarchy.version === 2) fs.writeFileSync(path.join(dir, 'cgroup.freeze'), frozen ? '1' : '0');
+    else fs.writeFileSync(path.join(dir, 'freezer.state'), frozen ? 'FROZEN' : 'THAWED');
+    await until(done, timeoutMs, `${frozen ? 'freezing' : 'thawing'} ${dir}`);
+  }
+
+  /** SIGKILLs every task (thawing first: a frozen v1 task does not die until thawed) and waits until none is left. */
+  async empty(timeoutMs: number): Promise<void> {
+    if (this.hierarchy.version === 2 || this.dirs.freezer) await this.thaw(timeoutMs);
+    const kill = this.hierarchy.version === 2 && fs.existsSync(path.join(this.dirs.unified!, 'cgroup.kill'))
+      ? () => fs.writeFileSync(path.join(this.dirs.unified!, 'cgroup.kill'), '1')
+      : () => this.pids().forEach((pid) => { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } });
+    await until(() => {
+      if (this.pids().length === 0) return true;
+      kill();
+      return false;
+    }, timeoutMs, `emptying ${Object.values(this.dirs)[0]}`);
+  }
+}
+
+async function until(done: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`${what} did not finish in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+/** The hierarchy a sandbox gets its cgroup from: v1 where it has memory, pids and freezer, else v2 with memory and pids. */
+export function chooseHierarchy(version?: 1 | 2): Hierarchy {
+  const usable = findHierarchies().filter((h) =>
+    h.version === 1 ? ['memory', 'pids', 'freezer'].every((c) => h.controllers.includes(c)) : ['memory', 'pids'].every((c) => h.controllers.includes(c)));
+  const chosen = version ? usable.find((h) => h.version === version) : usable[0];
+  if (!chosen) {
+    throw new EngineSetupError(version
+      ? `no usable cgroup v${version} hierarchy here (it needs ${version === 1 ? 'memory, pids and freezer' : 'memory and pids'} controllers)`
+      : 'no usable cgroup hierarchy: neither v1 with memory, pids and freezer nor v2 with memory and pids', 3);
+  }
+  return chosen;
+}
+
+export class CgroupPool {
+  private readonly free: PooledCgroup[] = [];
+  private readonly all: PooledCgroup[] = [];
+
+  private constructor(readonly hierarchy: Hierarchy, readonly name: string) {}
+
+  /** The parent cgroup `name` (in every tree) with `size` children ready. Leftovers of a crashed owner of that name must be reclaimed first. */
+  static create(hierarchy: Hierarchy, name: string, size: number, limits: Limits): CgroupPool {
+    const pool = new CgroupPool(hierarchy, name);
+    const parents = makeParents(hierarchy, name);
+    const keys = hierarchy.version === 2 ? ['unified'] : Object.keys(hierarchy.roots);
+    for (let i = 0; i < size; i++) {
+      const dirs: Record<string, string> = {};
+      keys.forEach((k, j) => {
+        dirs[k] = path.join(parents[j]!, `pool-${i}`);
+        fs.mkdirSync(dirs[k]!);
+      });
+      const cg = new PooledCgroup(hierarchy, dirs);
+      cg.setLimits(limits);
+      pool.all.push(cg);
+      pool.free.push(cg);
+    }
+    return pool;
+  }
+
+  /**
+   * Kills whatever is left in the cgroups named `name` under every hierarchy and removes them.
+   * Returns how many tasks it had to kill.
+   */
+  static async reclaim(name: string, timeoutMs: number): Promise<number> {
+    let killed = 0;
+    for (const h of findHierarchies()) {
+      const parents = Object.values(h.roots).map((r) => path.join(r, name)).filter((p) => fs.existsSync(p));
+      if (parents.length === 0) continue;
+      const leaves = fs.readdirSync(parents[0]!, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+      for (const leaf of leaves) {
+        const dirs: Record<string, string> = {};
+        if (h.version === 2) dirs.unified = path.join(parents[0]!, leaf);
+        else for (const [c, root] of Object.entries(h.roots)) if (fs.existsSync(path.join(root, name, leaf))) dirs[c] = path.join(root, name, leaf);
+        const cg = new PooledCgroup(h, dirs);
+        killed += cg.pids().length;
+        await cg.empty(timeoutMs);
+      }
+      for (const p of parents) removeCgroupTree(p);
+    }
+    return killed;
+  }
+
+  get size(): number {
+    return this.all.length;
+  }
+
+  get freeCount(): number {
+    return this.free.length;
+  }
+
+  /** A clean cgroup; the caller must not take more than the pool's size at once. */
+  take(): PooledCgroup {
+    const cg = this.free.pop();
+    if (!cg) throw new Error('cgroup pool exhausted: more sandboxes than the pool was made for');
+    return cg;
+  }
+
+  /** Empties cg and puts it back; a cgroup that cannot be emptied is kept out of the pool. */
+  async give(cg: PooledCgroup, timeoutMs: number): Promise<void> {
+    await cg.empty(timeoutMs);
+    this.free.push(cg);
+  }
+
+  /** Memory charged to the cgroups in use. */
+  busyMemoryBytes(): number {
+    return this.all.filter((cg) => !this.free.includes(cg)).reduce((sum, cg) => sum + cg.memoryBytes(), 0);
+  }
+
+  /** Empties and removes every cgroup of the pool. */
+  async destroy(timeoutMs: number): Promise<void> {
+    for (const cg of this.all) await cg.empty(timeoutMs);
+    const parents = Object.values(this.hierarchy.roots).map((r) => path.join(r, this.name));
+    for (const p of parents) if (fs.existsSync(p)) removeCgroupTree(p);
+    this.free.length = 0;
+    this.all.length = 0;
+  }
+}

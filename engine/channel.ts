@@ -1,0 +1,99 @@
+// The worker's end of a sandbox's Unix socket. The worker listens in the sandbox's scratch
+// directory and the runtime inside dials it once it has loaded the handler, so "connected and
+// said ready" is the readiness signal (no polling for a socket to appear). Messages are JSON,
+// one per line, one request in flight at a time (see runtime/server.py).
+import fs from 'node:fs';
+import net from 'node:net';
+
+/** Unix socket paths longer than this do not fit in sockaddr_un. */
+const MAX_SOCKET_PATH = 107;
+
+export class Channel {
+  private buffer = '';
+  private waiting: { resolve: (m: Record<string, unknown>) => void; reject: (e: Error) => void } | undefined;
+  private closedBecause: Error | undefined;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => this.onData(chunk));
+    const onEnd = (why: string) => this.fail(new Error(why));
+    socket.on('end', () => onEnd('the sandbox closed its socket'));
+    socket.on('close', () => onEnd('the sandbox closed its socket'));
+    socket.on('error', (e) => onEnd(`socket error: ${e.message}`));
+  }
+
+  /**
+   * Listens at socketPath (connectable by anyone: the sandbox's user is not root) and resolves
+   * with the first connection; the listening socket is then closed and unlinked.
+   */
+  static accept(socketPath: string, signal: AbortSignal): Promise<Channel> {
+    if (socketPath.length > MAX_SOCKET_PATH) {
+      return Promise.reject(new Error(`socket path ${socketPath} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter --state-dir`));
+    }
+    return new Promise((resolve, reject) => {
+      const server = net.createServer();
+      const finish = (err?: Error, socket?: net.Socket) => {
+        server.close();
+        signal.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve(new Channel(socket!));
+      };
+      const onAbort = () => finish(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      signal.addEventListener('abort', onAbort, { once: true });
+      server.once('connection', (socket) => finish(undefined, socket));
+      server.once('error', (e) => finish(e));
+      server.listen(socketPath, () => {
+        try {
+          fs.chmodSync(socketPath, 0o666);
+        } catch (e) {
+          finish(e as Error);
+        }
+      });
+    });
+  }
+
+  /** The next message from the sandbox. */
+  next(): Promise<Record<string, unknown>> {
+    if (this.closedBecause) return Promise.reject(this.closedBecause);
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+      this.drain();
+    });
+  }
+
+  send(message: Record<string, unknown>): void {
+    this.socket.write(`${JSON.stringify(message)}\n`);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    this.drain();
+  }
+
+  private drain(): void {
+    const newline = this.buffer.indexOf('\n');
+    if (newline < 0 || !this.waiting) return;
+    const line = this.buffer.slice(0, newline);
+    this.buffer = this.buffer.slice(newline + 1);
+    const { resolve, reject } = this.waiting;
+    this.waiting = undefined;
+    try {
+      resolve(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      reject(new Error(`the sandbox sent a line that is not JSON: ${line.slice(0, 200)}`));
+    }
+  }
+
+  private fail(e: Error): void {
+    this.closedBecause ??= e;
+    if (this.waiting && this.buffer.indexOf('\n') < 0) {
+      const { reject } = this.waiting;
+      this.waiting = undefined;
+      reject(this.closedBecause);
+    }
+  }
+}

@@ -1,0 +1,242 @@
+#!/usr/bin/env node
+// sock: run the SOCK engine's worker, invoke its lambdas, and clean up after it.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { baseProblem, buildBase, DEFAULT_MIRROR } from './baseRootfs.js';
+import { CgroupPool } from './cgroupPool.js';
+import { EngineSetupError } from './errors.js';
+import { Registry } from './registry.js';
+import { SockEngine } from './sockEngine.js';
+import { DEFAULT_STATE_DIR, StateDir } from './stateDir.js';
+import { Worker } from './worker.js';
+
+class UsageError extends Error {}
+
+const say = (line: string) => process.stderr.write(`sock: ${line}\n`);
+
+function whole(flag: string, value: unknown, min: number): number {
+  const n = Number(value);
+  if (typeof value === 'boolean' || value === '' || !Number.isInteger(n) || n < min) throw new UsageError(`--${flag}: '${String(value)}' is not a whole number >= ${min}`);
+  return n;
+}
+
+const stateDirOption = (y: Argv) => y.option('state-dir', {
+  type: 'string',
+  default: process.env.SOCK_STATE_DIR ?? DEFAULT_STATE_DIR,
+  defaultDescription: `$SOCK_STATE_DIR or ${DEFAULT_STATE_DIR}`,
+  describe: 'the engine\'s state directory (sandbox roots, code snapshots, base)',
+});
+
+const baseOption = (y: Argv) => y.option('base', {
+  type: 'string',
+  describe: 'base root file system [default: $SOCK_BASE or <state-dir>/base]',
+});
+
+const baseOf = (args: Record<string, unknown>) => path.resolve(String(args.base ?? process.env.SOCK_BASE ?? new StateDir(String(args['state-dir'])).defaultBase));
+
+/** Where to reach the worker: --port/--host, else what the worker of --state-dir wrote, else 127.0.0.1:5000. */
+function workerUrl(args: Record<string, unknown>): string {
+  let port = args.port as number | undefined;
+  let host = args.host as string | undefined;
+  if (port === undefined) {
+    try {
+      const written = JSON.parse(fs.readFileSync(new StateDir(String(args['state-dir'])).workerFile, 'utf8')) as { port: number; host: string };
+      port = written.port;
+      host ??= written.host;
+    } catch {
+      port = 5000;
+    }
+  }
+  return `http://${host ?? '127.0.0.1'}:${whole('port', port, 1)}`;
+}
+
+const clientOptions = (y: Argv) => stateDirOption(y)
+  .option('port', { type: 'number', describe: 'the worker\'s port [default: the one the worker of --state-dir listens on, else 5000]' })
+  .option('host', { type: 'string', describe: 'the worker\'s address [default: 127.0.0.1]' });
+
+async function request(url: string, init?: RequestInit): Promise<{ status: number; body: unknown }> {
+  let res: Response;
+  try {
+    res = await fetch(url, init);
+  } catch (e) {
+    throw new EngineSetupError(`no worker answers at ${new URL(url).origin} (${(e as { cause?: Error }).cause?.message ?? (e as Error).message}); start one with \`sock worker up\``);
+  }
+  const text = await res.text();
+  try {
+    return { status: res.status, body: JSON.parse(text) };
+  } catch {
+    return { status: res.status, body: text };
+  }
+}
+
+async function workerUp(args: Record<string, unknown>): Promise<number> {
+  const registryDir = path.resolve(String(args.registry));
+  if (!fs.existsSync(registryDir) || !fs.statSync(registryDir).isDirectory()) throw new UsageError(`--registry: ${registryDir} is not a directory`);
+  const port = whole('port', args.port, 0);
+  const capacity = whole('max-sandboxes', args['max-sandboxes'], 1);
+  const cgroupVersion = args['cgroup-version'] === 'auto' ? undefined : (Number(args['cgroup-version']) as 1 | 2);
+  const engine = await SockEngine.start({
+    stateDir: String(args['state-dir']),
+    base: baseOf(args),
+    capacity,
+    cgroupVersion,
+    limits: { memoryBytes: whole('memory-mb', args['memory-mb'], 8) * 2 ** 20, pids: whole('pids', args.pids, 4), cpuShares: whole('cpu-shares', args['cpu-shares'], 2) },
+    log: say,
+  });
+  const registry = new Registry(registryDir, engine.state.code);
+  const worker = new Worker({ registry, backend: engine, timeoutMs: whole('timeout', args.timeout, 1), queueLimit: whole('queue-limit', args['queue-limit'], 0), log: say });
+  let address;
+  try {
+    address = await worker.listen(port, String(args.host));
+  } catch (e) {
+    await engine.shutdown();
+    throw new EngineSetupError(`cannot listen on ${args.host}:${port}: ${(e as Error).message}`);
+  }
+  fs.writeFileSync(engine.state.workerFile, JSON.stringify({ pid: process.pid, host: address.address, port: address.port }));
+  say(`worker listening on http://${address.address}:${address.port} (registry ${registryDir}, state ${engine.state.root}, cgroup v${engine.pool.hierarchy.version}, ${capacity} sandboxes at once)`);
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        say(`${signal} again: exiting now; the next start removes what is left`);
+        process.exit(1);
+      }
+      stopping = true;
+      say(`${signal}: destroying sandboxes and shutting down`);
+      worker.close().then(() => resolve(0), (e) => {
+        say(`shutdown failed: ${(e as Error).message}`);
+        resolve(1);
+      });
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+}
+
+async function invoke(args: Record<string, unknown>): Promise<number> {
+  let body = String(args.event ?? 'null');
+  try {
+    JSON.parse(body);
+  } catch (e) {
+    throw new UsageError(`event: '${body}' is not JSON (${(e as Error).message})`);
+  }
+  if (args.event === undefined) body = 'null';
+  const { status, body: answer } = await request(`${workerUrl(args)}/run/${encodeURIComponent(String(args.lambda))}`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body,
+  });
+  if (status === 200) {
+    process.stdout.write(`${JSON.stringify(answer)}\n`);
+    return 0;
+  }
+  const error = typeof answer === 'object' && answer && 'error' in answer ? String((answer as { error: unknown }).error) : String(answer);
+  process.stderr.write(`sock: ${args.lambda}: HTTP ${status}: ${error}\n`);
+  return 1;
+}
+
+async function status(args: Record<string, unknown>): Promise<number> {
+  const { status: code, body } = await request(`${workerUrl(args)}/status`);
+  process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+  return code === 200 ? 0 : 1;
+}
+
+/** Removes what a crashed engine left under --state-dir (mounts, sandbox directories, its cgroups and their processes). */
+async function gc(args: Record<string, unknown>): Promise<number> {
+  if (process.getuid?.() !== 0) throw new EngineSetupError('sock gc must run as root', 3);
+  const state = new StateDir(String(args['state-dir']));
+  if (!fs.existsSync(state.root)) {
+    say(`${state.root} does not exist: nothing to remove`);
+    return 0;
+  }
+  state.claim();
+  try {
+    const killed = await CgroupPool.reclaim(state.cgroupName, 5000);
+    const removed = state.reclaim();
+    if (killed > 0) removed.unshift(`${killed} processes in ${state.cgroupName}`);
+    say(removed.length > 0 ? `removed ${removed.join('; ')}` : `nothing left behind in ${state.root}`);
+  } finally {
+    state.release();
+  }
+  return 0;
+}
+
+async function base(args: Record<string, unknown>, build: boolean): Promise<number> {
+  const dir = baseOf(args);
+  if (!build) {
+    const problem = baseProblem(dir);
+    say(problem ?? `${dir} is a complete base`);
+    return problem ? 3 : 0;
+  }
+  if (process.getuid?.() !== 0) throw new EngineSetupError('building the base needs root (debootstrap)', 3);
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  await buildBase(dir, say, String(args.mirror));
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const action = (fn: (args: Record<string, unknown>) => Promise<number>) => async (args: Record<string, unknown>) => {
+    exitCode = await fn(args);
+  };
+  const parser = yargs(argv)
+    .scriptName('sock')
+    .usage('$0 <command>\n\nThe SOCK engine: lean containers that run Python handlers f(event) behind an HTTP worker.')
+    .command('worker', 'run the HTTP worker', (y) => y
+      .command('up', 'serve POST /run/<lambda> and GET /status in the foreground until SIGINT or SIGTERM', (w) => baseOption(stateDirOption(w))
+        .option('registry', { type: 'string', demandOption: true, describe: 'directory with one directory per lambda, each holding f.py (and optionally requirements.txt)' })
+        .option('port', { type: 'number', default: 5000, describe: 'TCP port (0: any free port, printed at start)' })
+        .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
+        .option('max-sandboxes', { type: 'number', default: Math.max(4, 2 * os.availableParallelism()), describe: 'sandboxes alive at once (the cgroup pool); more requests wait' })
+        .option('queue-limit', { type: 'number', default: 1024, describe: 'requests that may wait for a sandbox; beyond it the worker answers 503' })
+        .option('timeout', { type: 'number', default: 30000, describe: 'per-invocation limit in ms; past it the sandbox is killed and the caller gets 504' })
+        .option('memory-mb', { type: 'number', default: 256, describe: 'memory limit of each sandbox' })
+        .option('pids', { type: 'number', default: 256, describe: 'task limit of each sandbox' })
+        .option('cpu-shares', { type: 'number', default: 512, describe: 'CPU share of each sandbox (v1 cpu.shares; v2 gets the matching cpu.weight)' })
+        .option('cgroup-version', { choices: ['auto', '1', '2'], default: 'auto', describe: 'cgroup hierarchy for the pool' })
+        .strict(), action(workerUp))
+      .demandCommand(1, 'name a worker command: up'))
+    .command('invoke <lambda> [event]', 'run a lambda once through the worker and print its JSON result', (y) => clientOptions(y)
+      .positional('lambda', { type: 'string', describe: 'the lambda\'s name (its directory in the registry)' })
+      .positional('event', { type: 'string', describe: 'the event, as JSON [default: null]' })
+      .strict(), action(invoke))
+    .command('status', 'print the worker\'s sandboxes, memory and cache state', (y) => clientOptions(y).strict(), action(status))
+    .command('gc', 'remove what a crashed worker left in --state-dir (refused while a worker runs there)', (y) => stateDirOption(y).strict(), action(gc))
+    .command('base', 'the base root file system sandboxes are stitched on', (y) => y
+      .command('build', 'build it with debootstrap (about a minute; does nothing if it is complete)', (b) => baseOption(stateDirOption(b))
+        .option('mirror', { type: 'string', default: process.env.SOCK_DEBIAN_MIRROR ?? DEFAULT_MIRROR, describe: 'Debian mirror [$SOCK_DEBIAN_MIRROR]' })
+        .strict(), action((a) => base(a, true)))
+      .command('check', 'exit 0 if it is complete, 3 (saying why) if not', (b) => baseOption(stateDirOption(b)).strict(), action((a) => base(a, false)))
+      .demandCommand(1, 'name a base command: build or check'))
+    .demandCommand(1, 'name a command: worker up, invoke, status, gc or base')
+    .strict()
+    .help()
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg ?? 'bad usage');
+    });
+  try {
+    await parser.parseAsync();
+  } catch (e) {
+    if (e instanceof UsageError) {
+      say(`${e.message} (see sock --help)`);
+      return 2;
+    }
+    if (e instanceof EngineSetupError) {
+      say(e.message);
+      return e.exitCode;
+    }
+    say(`error: ${(e as Error).stack ?? e}`);
+    return 1;
+  }
+  return exitCode;
+}
+
+if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(hideBin(process.argv)).then((code) => {
+    process.exitCode = code;
+  });
+}

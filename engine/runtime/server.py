@@ -1,0 +1,137 @@
+"""The process inside a lean container that runs a handler.
+
+It loads f(event) from <handler dir>/f.py, dials the worker's Unix socket in the sandbox's
+scratch directory (the worker listens, so it learns the sandbox is ready without polling), says
+whether the handler loaded, then answers one request per line:
+
+    worker -> sandbox   {"event": <any JSON>}
+    sandbox -> worker   {"result": <any JSON>}
+                      | {"error": "exception" | "bad-result", "type": ..., "message": ..., "traceback": ...}
+
+and, once, right after connecting:
+
+    sandbox -> worker   {"ready": true, "pid": <pid in the sandbox>}
+                      | {"fatal": "bad-handler", "type": ..., "message": ..., "traceback": ...}
+
+Loading and serving are separate functions on purpose: a zygote imports packages first and
+forks, and each forked child then calls load_handler and serve for its own handler.
+"""
+
+import _json
+import _socket
+import os
+import sys
+
+# The runtime's own imports are part of every cold start, so it keeps to C modules that cost
+# nothing to load: the json package pulls in re and enum (about 12 ms here, more than half of
+# `python3 -c pass`), socket.py and traceback a few ms more. _json is what json itself runs on.
+
+
+class _DecodeContext:
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}.__getitem__
+    memo = {}
+
+
+_scan = _json.make_scanner(_DecodeContext())
+
+
+def _unserializable(o):
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+def decode(text):
+    """The worker sends only what JSON.stringify made; anything else is a ValueError."""
+    text = text.strip()
+    try:
+        value, end = _scan(text, 0)
+    except Exception as e:  # the C scanner reports bad input in more than one way
+        raise ValueError(f"not JSON: {text[:80]!r}") from e
+    if end != len(text):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
+def encode(value):
+    """Strict JSON (no NaN or Infinity, which JSON.parse refuses)."""
+    encoder = _json.make_encoder({}, _unserializable, _json.encode_basestring_ascii, None, ": ", ", ", False, False, False)
+    return "".join(encoder(value, 0))
+
+
+def load_handler(code_dir):
+    """Runs code_dir/f.py as module "f" and returns its f."""
+    sys.path.insert(0, code_dir)
+    path = os.path.join(code_dir, "f.py")
+    with open(path, "rb") as source:
+        code = compile(source.read(), path, "exec")
+    module = type(sys)("f")
+    module.__file__ = path
+    sys.modules["f"] = module
+    exec(code, module.__dict__)
+    handler = getattr(module, "f", None)
+    if not callable(handler):
+        raise TypeError("f.py defines no function f(event)")
+    return handler
+
+
+def failure(kind, e):
+    import traceback  # only on the failure path: it costs a few ms to import
+
+    return {"error": kind, "type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}
+
+
+def answer(handler, event):
+    """The reply to one event, as a line of JSON."""
+    # BaseException: a handler calling sys.exit() is a failed invocation, not a dead sandbox.
+    try:
+        result = handler(event)
+    except BaseException as e:  # noqa: B036
+        return encode(failure("exception", e))
+    try:
+        return '{"result": ' + encode(result) + "}"
+    except (TypeError, ValueError, RecursionError) as e:
+        return encode(failure("bad-result", e))
+
+
+def send(conn, line):
+    conn.sendall(line.encode() + b"\n")
+
+
+def lines(conn):
+    buffer = b""
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            yield line.decode()
+
+
+def serve(conn, handler):
+    for line in lines(conn):
+        send(conn, answer(handler, decode(line)["event"]))
+
+
+def main():
+    socket_path, code_dir = sys.argv[1], sys.argv[2]
+    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    conn.connect(socket_path)
+    try:
+        handler = load_handler(code_dir)
+    except BaseException as e:  # noqa: B036
+        message = failure("bad-handler", e)
+        message["fatal"] = message.pop("error")
+        send(conn, encode(message))
+        sys.exit(1)
+    send(conn, encode({"ready": True, "pid": os.getpid()}))
+    serve(conn, handler)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,332 @@
+// SOCK's lean containers: a stitched root entered with chroot, new IPC, UTS and PID namespaces
+// but no network or mount namespace (the paper's point: those two are where the kernel
+// serializes), a cgroup from a pool, and an unprivileged user without capabilities.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { constants, spawn, watchExit, type ExitResult } from '../native/index.js';
+import { requireBase } from './baseRootfs.js';
+import { CgroupPool, chooseHierarchy, type PooledCgroup } from './cgroupPool.js';
+import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
+import { Channel } from './channel.js';
+import { EngineSetupError, SandboxError } from './errors.js';
+import type { BackendStatus, CreateTimings, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
+import { StateDir } from './stateDir.js';
+import { stitchRoot, unstitch } from './stitch.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+// The runtime is Python source, not compiled: it sits in engine/runtime beside the TypeScript.
+const RUNTIME_DIR = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../../engine/runtime' : 'runtime');
+
+/** nobody:nogroup on Debian; a handler needs no identity of its own. */
+const SANDBOX_USER = { uid: 65534, gid: 65534 };
+const KILL_TIMEOUT_MS = 5000;
+
+export interface SockEngineOptions {
+  stateDir: string;
+  /** Base root file system; default <stateDir>/base. */
+  base?: string;
+  /** Sandboxes alive at once: the cgroup pool's size. */
+  capacity: number;
+  limits?: Limits;
+  cgroupVersion?: 1 | 2;
+  /** Time a new sandbox has to load its handler and say ready. */
+  startTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export class SockEngine implements SandboxBackend {
+  readonly name = 'sock';
+  private readonly alive = new Set<SockSandbox>();
+  private created = 0;
+  private destroyed = 0;
+
+  private constructor(
+    readonly state: StateDir,
+    readonly base: string,
+    readonly pool: CgroupPool,
+    readonly limits: Limits,
+    private readonly startTimeoutMs: number,
+  ) {}
+
+  /**
+   * Claims the state directory, removes what a crashed engine left in it (mounts, sandbox
+   * directories, processes and cgroups of this state directory's name), and fills the pool.
+   */
+  static async start(options: SockEngineOptions): Promise<SockEngine> {
+    const log = options.log ?? (() => {});
+    if (process.getuid?.() !== 0) throw new EngineSetupError('the SOCK engine must run as root (it mounts, chroots and makes cgroups)', 3);
+    const state = new StateDir(options.stateDir);
+    const base = path.resolve(options.base ?? state.defaultBase);
+    requireBase(base);
+    const hierarchy = chooseHierarchy(options.cgroupVersion);
+    state.claim();
+    try {
+      const killed = await CgroupPool.reclaim(state.cgroupName, KILL_TIMEOUT_MS);
+      const removed = state.reclaim();
+      if (killed > 0) removed.unshift(`${killed} processes in ${state.cgroupName}`);
+      if (removed.length > 0) log(`removed what a previous engine left: ${removed.join('; ')}`);
+      const limits = options.limits ?? DEFAULT_LIMITS;
+      const pool = CgroupPool.create(hierarchy, state.cgroupName, options.capacity, limits);
+      return new SockEngine(state, base, pool, limits, options.startTimeoutMs ?? 30_000);
+    } catch (e) {
+      state.release();
+      throw e;
+    }
+  }
+
+  get capacity(): number {
+    return this.pool.size;
+  }
+
+  async create(spec: SandboxSpec): Promise<Sandbox> {
+    requireReadable(spec.code);
+    const id = `sb-${++this.created}`;
+    const t0 = performance.now();
+    const cgroup = this.pool.take();
+    const dir = path.join(this.state.sandboxes, id);
+    let stitched;
+    try {
+      stitched = stitchRoot(dir, { base: this.base, runtime: RUNTIME_DIR, code: spec.code, packages: spec.packages, ...SANDBOX_USER });
+    } catch (e) {
+      this.destroyed++;
+      await this.pool.give(cgroup, KILL_TIMEOUT_MS);
+      throw new SandboxError('sandbox', `stitching the root of ${id} failed: ${(e as Error).message}`);
+    }
+    const t1 = performance.now();
+    const abort = new AbortController();
+    const accepted = Channel.accept(path.join(stitched.scratch, 'worker.sock'), abort.signal);
+    accepted.catch(() => {});
+    let pid: number;
+    try {
+      pid = spawnSandbox(id, stitched.root, stitched.scratch, cgroup, spec);
+    } catch (e) {
+      abort.abort();
+      this.destroyed++;
+      await this.pool.give(cgroup, KILL_TIMEOUT_MS);
+      unstitch(dir);
+      throw new SandboxError('sandbox', `starting ${id} failed: ${(e as Error).message}`);
+    }
+    const t2 = performance.now();
+    const sandbox = new SockSandbox(id, pid, cgroup, dir, stitched.scratch, this);
+    this.alive.add(sandbox);
+    try {
+      await sandbox.ready(accepted, abort, this.startTimeoutMs);
+    } catch (e) {
+      await sandbox.destroy();
+      throw e;
+    }
+    const t3 = performance.now();
+    sandbox.timings = { stitchMs: t1 - t0, spawnMs: t2 - t1, readyMs: t3 - t2, totalMs: t3 - t0 };
+    return sandbox;
+  }
+
+  /** Called by a sandbox once it is gone. */
+  forget(sandbox: SockSandbox): void {
+    if (this.alive.delete(sandbox)) this.destroyed++;
+  }
+
+  status(): BackendStatus {
+    return {
+      backend: this.name,
+      alive: this.alive.size,
+      created: this.created,
+      destroyed: this.destroyed,
+      memoryBytes: this.pool.busyMemoryBytes(),
+      cgroupVersion: this.pool.hierarchy.version,
+      pool: { size: this.pool.size, free: this.pool.freeCount },
+      limits: this.limits,
+      stateDir: this.state.root,
+      base: this.base,
+    };
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.alive].map((s) => s.destroy()));
+    await this.pool.destroy(KILL_TIMEOUT_MS);
+    this.state.release();
+  }
+}
+
+/**
+ * The sandbox's first process: born in new IPC, UTS and PID namespaces (it is PID 1 there), it
+ * joins its cgroup before anything else so all it allocates is charged there, mounts a /proc
+ * that shows only its own namespace, chroots, drops to an unprivileged user with no capabilities
+ * and no_new_privs (chroot cannot be escaped without CAP_SYS_CHROOT), and execs the runtime.
+ */
+function spawnSandbox(id: string, root: string, scratch: string, cgroup: PooledCgroup, spec: SandboxSpec): number {
+  const c = constants;
+  const pythonPath = Object.keys(spec.packages).map((name) => `/packages/${name}`).join(':');
+  return spawn({
+    cloneFlags: c.CLONE_NEWIPC | c.CLONE_NEWUTS | c.CLONE_NEWPID,
+    steps: [
+      ...cgroup.procsFiles.map((file) => ({ op: 'write' as const, path: file, value: '0' })),
+      { op: 'redirect', path: path.join(scratch, 'runtime.log') },
+      { op: 'mount', source: 'proc', target: path.join(root, 'proc'), fstype: 'proc', flags: c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC },
+      { op: 'sethostname', name: id },
+      { op: 'chroot', path: root },
+      { op: 'chdir', path: '/' },
+      { op: 'dropPrivileges', ...SANDBOX_USER },
+      {
+        op: 'exec',
+        argv: ['/usr/bin/python3', '-B', '/sock/server.py', '/host/worker.sock', '/handler'],
+        env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/tmp', 'LANG=C.UTF-8', `PYTHONPATH=${pythonPath}`],
+      },
+    ],
+  });
+}
+
+class SockSandbox implements Sandbox {
+  timings: CreateTimings = { stitchMs: 0, spawnMs: 0, readyMs: 0, totalMs: 0 };
+  private channel: Channel | undefined;
+  private exitStatus: ExitResult | undefined;
+  private readonly exited: Promise<ExitResult>;
+  private readonly oomKillsBefore: number;
+  private destroying: Promise<void> | undefined;
+  private busy = false;
+
+  constructor(
+    readonly id: string,
+    private readonly pid: number,
+    private readonly cgroup: PooledCgroup,
+    private readonly dir: string,
+    private readonly scratch: string,
+    private readonly engine: SockEngine,
+  ) {
+    this.oomKillsBefore = cgroup.oomKills();
+    this.exited = watchExit(pid).then((status) => (this.exitStatus = status));
+  }
+
+  /** Waits for the runtime to connect and load the handler. */
+  async ready(accepted: Promise<Channel>, abort: AbortController, timeoutMs: number): Promise<void> {
+    const timer = setTimeout(() => abort.abort(new SandboxError('sandbox', `${this.id} did not load its handler within ${timeoutMs} ms`)), timeoutMs);
+    const died = this.exited.then(() => {
+      abort.abort(this.deathError('before loading the handler'));
+    });
+    try {
+      this.channel = await accepted;
+      const hello = await Promise.race([this.channel.next(), died.then(() => { throw this.deathError('before loading the handler'); })]);
+      if (hello.fatal === 'bad-handler') {
+        throw new SandboxError('bad-handler', `f.py could not be loaded: ${hello.type}: ${hello.message}`, { type: hello.type, traceback: hello.traceback });
+      }
+      if (hello.ready !== true) throw new SandboxError('sandbox', `${this.id} sent an unexpected first message`);
+    } catch (e) {
+      if (e instanceof SandboxError) throw e;
+      throw this.exitStatus ? this.deathError('before loading the handler') : new SandboxError('sandbox', `${this.id}: ${(e as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async invoke(event: unknown, timeoutMs: number): Promise<unknown> {
+    if (this.destroying || !this.channel) throw new SandboxError('sandbox', `${this.id} is not running`);
+    if (this.busy) throw new SandboxError('sandbox', `${this.id} is already running an invocation`);
+    this.busy = true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      this.channel.send({ event });
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new SandboxError('timeout', `the handler ran longer than ${timeoutMs} ms; its sandbox was killed`)), timeoutMs);
+      });
+      const answer = await Promise.race([
+        this.channel.next().catch(async () => {
+          // The socket closed: the process died. Wait for its status to tell an OOM kill from a crash.
+          await waitAtMost(this.exited, KILL_TIMEOUT_MS);
+          throw this.deathError('during the invocation');
+        }),
+        timedOut,
+      ]);
+      if ('result' in answer) return answer.result;
+      const kind = answer.error === 'bad-result' ? 'bad-result' : 'exception';
+      throw new SandboxError(kind, kind === 'bad-result' ? `the handler's result is not JSON: ${answer.message}` : `${answer.type}: ${answer.message}`,
+        { type: answer.type, traceback: answer.traceback });
+    } catch (e) {
+      if (e instanceof SandboxError && (e.kind === 'timeout' || e.kind === 'oom' || e.kind === 'crash')) await this.destroy();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      this.busy = false;
+    }
+  }
+
+  pause(): Promise<void> {
+    return this.cgroup.freeze(KILL_TIMEOUT_MS);
+  }
+
+  unpause(): Promise<void> {
+    return this.cgroup.thaw(KILL_TIMEOUT_MS);
+  }
+
+  memoryBytes(): number {
+    return this.cgroup.memoryBytes();
+  }
+
+  destroy(): Promise<void> {
+    this.destroying ??= this.teardown();
+    return this.destroying;
+  }
+
+  private async teardown(): Promise<void> {
+    this.channel?.close();
+    // Killing PID 1 of its namespace kills every process in it; until it is reaped its pid cannot be reused.
+    if (!this.exitStatus) {
+      try {
+        process.kill(this.pid, 'SIGKILL');
+      } catch { /* exited on its own meanwhile */ }
+    }
+    const errors: string[] = [];
+    try {
+      // A frozen task dies only once thawed (cgroup v1): give() thaws and kills what is left.
+      await this.engine.pool.give(this.cgroup, KILL_TIMEOUT_MS);
+    } catch (e) {
+      errors.push(`its cgroup: ${(e as Error).message}`);
+    }
+    await waitAtMost(this.exited, KILL_TIMEOUT_MS);
+    try {
+      unstitch(this.dir);
+    } catch (e) {
+      errors.push(`its root: ${(e as Error).message}`);
+    }
+    this.engine.forget(this);
+    if (errors.length > 0) throw new SandboxError('sandbox', `destroying ${this.id} left ${errors.join('; ')}`);
+  }
+
+  /** Why the sandbox's first process ended: the OOM killer, or a crash (with the runtime's last words). */
+  private deathError(when: string): SandboxError {
+    const status = this.exitStatus;
+    if (this.cgroup.oomKills() > this.oomKillsBefore) {
+      return new SandboxError('oom', `the sandbox reached its memory limit of ${Math.round(this.engine.limits.memoryBytes / 2 ** 20)} MiB and the kernel's OOM killer ended it ${when}`);
+    }
+    const how = !status ? 'ended' : status.signal !== null ? `was killed by signal ${status.signal}` : `exited with status ${status.exitCode}`;
+    const log = lastLines(path.join(this.scratch, 'runtime.log'), 5);
+    return new SandboxError('crash', `the sandbox's process ${how} ${when}${log ? `; it wrote: ${log}` : ''}`);
+  }
+}
+
+/** The handler runs as nobody: its code must be readable by others, or it fails inside with a less clear EACCES. */
+function requireReadable(code: string): void {
+  for (const [file, bits] of [[code, 0o005], [path.join(code, 'f.py'), 0o004]] as const) {
+    let mode: number;
+    try {
+      mode = fs.statSync(file).mode;
+    } catch {
+      throw new SandboxError('bad-handler', `${file} does not exist`);
+    }
+    if ((mode & bits) !== bits) throw new SandboxError('bad-handler', `${file} is not readable by the sandbox's user (mode ${(mode & 0o777).toString(8)})`);
+  }
+}
+
+/** Waits for promise, but no longer than ms (and leaves no timer behind to hold the process). */
+async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((r) => { timer = setTimeout(r, ms); })]);
+  clearTimeout(timer);
+}
+
+function lastLines(file: string, n: number): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-n).join(' | ').slice(0, 2000);
+  } catch {
+    return '';
+  }
+}

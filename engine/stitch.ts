@@ -1,0 +1,84 @@
+// A sandbox's root: a directory made of bind mounts, and nothing copied.
+//
+//   <sandbox>/root            <- base root file system, read-only
+//   <sandbox>/root/sock       <- the engine's Python runtime, read-only
+//   <sandbox>/root/handler    <- the handler's code, read-only
+//   <sandbox>/root/packages   <- <sandbox>/packages (read-only), and in it one read-only bind
+//                                per package directory from the install cache
+//   <sandbox>/root/host       <- <sandbox>/scratch, writable by the sandbox's user: the Unix socket
+//   <sandbox>/root/tmp        <- <sandbox>/scratch/tmp, writable
+//   <sandbox>/root/proc       <- mounted by the sandbox's first process, from inside its PID namespace
+//
+// Every mount is made private, so nothing propagates from it to the host's peers or back.
+// One lazy unmount of <sandbox>/root takes the whole tree away.
+import fs from 'node:fs';
+import path from 'node:path';
+import { constants, mount, umount2 } from '../native/index.js';
+import { mountsUnder } from './mountinfo.js';
+import { removeTree } from './stateDir.js';
+
+export interface StitchSpec {
+  base: string;
+  runtime: string;
+  code: string;
+  /** package name -> directory of the installed package */
+  packages: Record<string, string>;
+  /** Owner of the writable scratch directory: the sandbox's unprivileged user. */
+  uid: number;
+  gid: number;
+}
+
+export interface StitchedRoot {
+  dir: string;
+  root: string;
+  scratch: string;
+}
+
+const { MS_BIND, MS_REMOUNT, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_PRIVATE, MNT_DETACH } = constants;
+
+/** Binds source at target, private, read-only unless writable. Device nodes work only on the base (for /dev/null and friends). */
+function bind(source: string, target: string, options: { writable?: boolean; devices?: boolean } = {}): void {
+  mount(source, target, null, MS_BIND);
+  mount(null, target, null, MS_PRIVATE);
+  const flags = MS_BIND | MS_REMOUNT | MS_NOSUID | (options.devices ? 0 : MS_NODEV) | (options.writable ? 0 : MS_RDONLY);
+  mount(null, target, null, flags);
+}
+
+/** Makes <dir>/root; on any failure unmounts what it made and removes dir. */
+export function stitchRoot(dir: string, spec: StitchSpec): StitchedRoot {
+  const root = path.join(dir, 'root');
+  const scratch = path.join(dir, 'scratch');
+  const packages = path.join(dir, 'packages');
+  fs.mkdirSync(root, { recursive: true });
+  fs.mkdirSync(path.join(scratch, 'tmp'), { recursive: true });
+  fs.chownSync(scratch, spec.uid, spec.gid);
+  fs.chownSync(path.join(scratch, 'tmp'), spec.uid, spec.gid);
+  fs.mkdirSync(packages);
+  for (const name of Object.keys(spec.packages)) fs.mkdirSync(path.join(packages, name));
+  try {
+    bind(spec.base, root, { devices: true });
+    bind(spec.runtime, path.join(root, 'sock'));
+    bind(spec.code, path.join(root, 'handler'));
+    bind(packages, path.join(root, 'packages'));
+    for (const [name, source] of Object.entries(spec.packages)) bind(source, path.join(root, 'packages', name));
+    bind(scratch, path.join(root, 'host'), { writable: true });
+    bind(path.join(scratch, 'tmp'), path.join(root, 'tmp'), { writable: true });
+  } catch (e) {
+    unstitch(dir);
+    throw e;
+  }
+  return { dir, root, scratch };
+}
+
+/** Unmounts the root's whole tree and deletes the sandbox's directory. */
+export function unstitch(dir: string): void {
+  const root = path.join(dir, 'root');
+  try {
+    umount2(root, MNT_DETACH);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'EINVAL' && (e as { code?: string }).code !== 'ENOENT') throw e;
+  }
+  // A mount stacked under the first (a failed stitch may leave one) goes the same way.
+  for (const m of mountsUnder(dir)) umount2(m, MNT_DETACH);
+  removeTree(dir);
+}

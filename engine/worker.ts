@@ -1,0 +1,179 @@
+// The HTTP front of the engine, OpenLambda style: POST /run/<lambda> with a JSON body is
+// answered with the handler's JSON result; GET /status says what the worker holds. With the
+// caches off, each request gets a fresh sandbox that is destroyed after it has answered.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SandboxError, type FailureKind } from './errors.js';
+import { Registry } from './registry.js';
+import type { SandboxBackend } from './sandbox.js';
+import { QueueFullError, Slots } from './slots.js';
+
+const MAX_BODY_BYTES = 6 * 1024 * 1024;
+
+/** The HTTP status of each failure: the caller's fault is never a 5xx, the handler's always is. */
+const STATUS_OF: Record<FailureKind, number> = {
+  exception: 500,
+  'bad-handler': 500,
+  'bad-result': 500,
+  oom: 500,
+  crash: 502,
+  timeout: 504,
+  sandbox: 500,
+};
+
+export interface WorkerOptions {
+  registry: Registry;
+  backend: SandboxBackend;
+  /** Per-invocation limit; the sandbox is killed past it. */
+  timeoutMs: number;
+  /** Requests that may wait for a sandbox beyond the backend's capacity. */
+  queueLimit: number;
+  log?: (line: string) => void;
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, readonly kind: string, message: string) {
+    super(message);
+  }
+}
+
+export class Worker {
+  private readonly server: http.Server;
+  private readonly slots: Slots;
+  private readonly started = Date.now();
+  private readonly counts = { requests: 0, ok: 0, failed: {} as Record<string, number> };
+  private closing = false;
+
+  constructor(private readonly options: WorkerOptions) {
+    this.slots = new Slots(options.backend.capacity, options.queueLimit);
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((e) => this.reply(res, 500, { error: `worker: ${(e as Error).message}`, kind: 'worker' }));
+    });
+  }
+
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve(this.server.address() as AddressInfo));
+    });
+  }
+
+  /** Stops taking requests, refuses the queued ones, destroys every sandbox and releases the engine. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.slots.refuseWaiting(new HttpError(503, 'shutdown', 'the worker is shutting down'));
+    const closed = new Promise((resolve) => this.server.close(resolve));
+    this.server.closeIdleConnections();
+    await this.options.backend.shutdown();
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://worker');
+    if (url.pathname === '/status') {
+      if (req.method !== 'GET') return this.reply(res, 405, { error: 'method: /status answers GET', kind: 'method' });
+      return this.reply(res, 200, this.status());
+    }
+    const run = /^\/run\/([^/]+)$/.exec(url.pathname);
+    if (!run) return this.reply(res, 404, { error: `not found: ${url.pathname} (the worker serves POST /run/<lambda> and GET /status)`, kind: 'not-found' });
+    if (req.method !== 'POST') return this.reply(res, 405, { error: 'method: /run/<lambda> answers POST', kind: 'method' });
+    this.counts.requests++;
+    try {
+      const result = await this.run(decodeURIComponent(run[1]!), req);
+      this.counts.ok++;
+      this.reply(res, 200, result);
+    } catch (e) {
+      const { status, body } = this.failure(e);
+      this.counts.failed[String(body.kind)] = (this.counts.failed[String(body.kind)] ?? 0) + 1;
+      if (status >= 500) this.options.log?.(`${run[1]}: ${body.error}`);
+      this.reply(res, status, body);
+    }
+  }
+
+  private async run(name: string, req: http.IncomingMessage): Promise<unknown> {
+    const event = await readEvent(req);
+    const lambda = this.options.registry.lookup(name);
+    if (!lambda) throw new HttpError(404, 'unknown-lambda', `no lambda named '${name}' in ${this.options.registry.dir}`);
+    if (lambda.requirements.length > 0) {
+      throw new HttpError(501, 'packages', `lambda '${name}' requires ${lambda.requirements.join(', ')}, and this worker has no install cache yet`);
+    }
+    if (this.closing) throw new HttpError(503, 'shutdown', 'the worker is shutting down');
+    let release: () => void;
+    try {
+      release = await this.slots.acquire();
+    } catch (e) {
+      if (e instanceof QueueFullError) throw new HttpError(503, 'busy', e.message);
+      throw e;
+    }
+    try {
+      const sandbox = await this.options.backend.create({ code: lambda.code, packages: {} });
+      try {
+        return await sandbox.invoke(event, this.options.timeoutMs);
+      } finally {
+        // Answer first; the slot is held until the sandbox is gone, so the pool is never overdrawn.
+        sandbox.destroy().catch((e) => this.options.log?.(`${sandbox.id}: ${(e as Error).message}`)).finally(release);
+      }
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  private failure(e: unknown): { status: number; body: Record<string, unknown> } {
+    if (e instanceof HttpError) return { status: e.status, body: { error: `${e.kind}: ${e.message}`, kind: e.kind } };
+    if (this.closing) return { status: 503, body: { error: 'shutdown: the worker is shutting down', kind: 'shutdown' } };
+    if (e instanceof SandboxError) return { status: STATUS_OF[e.kind], body: { error: `${e.kind}: ${e.message}`, kind: e.kind, ...e.detail } };
+    return { status: 500, body: { error: `worker: ${(e as Error).message}`, kind: 'worker' } };
+  }
+
+  private status(): Record<string, unknown> {
+    const sandboxes = this.options.backend.status();
+    return {
+      worker: {
+        pid: process.pid,
+        uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
+        registry: this.options.registry.dir,
+        lambdas: this.options.registry.names(),
+        requests: this.counts,
+        timeoutMs: this.options.timeoutMs,
+        queue: { running: this.slots.inUse, waiting: this.slots.waiting, capacity: this.slots.limit, queueLimit: this.slots.queueLimit },
+      },
+      sandboxes,
+      memory: { workerRssBytes: process.memoryUsage.rss(), sandboxesBytes: sandboxes.memoryBytes },
+      caches: { handler: 'off', install: 'off', import: 'off' },
+    };
+  }
+
+  private reply(res: http.ServerResponse, status: number, body: unknown): void {
+    if (res.headersSent) return;
+    const text = `${JSON.stringify(body === undefined ? null : body)}\n`;
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+}
+
+/** The request body as JSON; an empty body is the event null. */
+function readEvent(req: http.IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new HttpError(413, 'too-large', `the request body is larger than ${MAX_BODY_BYTES} bytes`));
+        req.destroy();
+      } else chunks.push(chunk);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (text.trim() === '') return resolve(null);
+      try {
+        resolve(JSON.parse(text));
+      } catch (e) {
+        reject(new HttpError(400, 'bad-request', `the body is not JSON: ${(e as Error).message}`));
+      }
+    });
+  });
+}

@@ -1,0 +1,171 @@
+// npm run bench:engine: what the SOCK engine adds to Python's own start. In one run, with the
+// rounds interleaved in a shuffled order so every mode sees the same machine, it times
+//   bare     - chroot <base> python3 -c pass (the same native spawn, nothing else),
+//   sandbox  - a lean container made through the engine's API, answering a no-op handler,
+//   http     - POST /run/noop through the worker (HTTP, fresh sandbox per request, caches off),
+// and reports each mode's median beside the bare start, as a ratio with a bootstrap interval.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { median, quantile } from 'simple-statistics';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { DEFAULT_STATE_DIR } from '../engine/stateDir.js';
+import { Registry } from '../engine/registry.js';
+import { SockEngine } from '../engine/sockEngine.js';
+import { Worker } from '../engine/worker.js';
+import { spawn, watchExit } from '../native/index.js';
+import { REPO_ROOT } from './cli.js';
+import { writeCsv } from './csv.js';
+import { captureEnvironment } from './environment.js';
+import { InterruptedError, isUserError, UsageError } from './errors.js';
+import { markdownTable } from './markdown.js';
+import { runId } from './runner.js';
+import { bootstrapMedianRatio } from './stats.js';
+
+const MODES = ['bare', 'sandbox', 'http'] as const;
+type Mode = (typeof MODES)[number];
+
+interface Sample {
+  mode: Mode;
+  round: number;
+  ms: number;
+  stitch_ms?: number;
+  spawn_ms?: number;
+  ready_ms?: number;
+  invoke_ms?: number;
+  destroy_ms?: number;
+}
+
+function shuffled<T>(xs: readonly T[]): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+async function bareStart(base: string): Promise<number> {
+  const t0 = performance.now();
+  const pid = spawn({ steps: [{ op: 'chroot', path: base }, { op: 'chdir', path: '/' }, { op: 'exec', argv: ['/usr/bin/python3', '-c', 'pass'], env: ['PATH=/usr/bin:/bin'] }] });
+  const status = await watchExit(pid);
+  if (status.exitCode !== 0) throw new Error(`chroot ${base} python3 -c pass failed (${JSON.stringify(status)})`);
+  return performance.now() - t0;
+}
+
+async function main(): Promise<number> {
+  const args = yargs(hideBin(process.argv))
+    .scriptName('bench:engine')
+    .option('rounds', { type: 'number', default: 40, describe: 'measured rounds; each round times every mode once, in a shuffled order' })
+    .option('warmup', { type: 'number', default: 3, describe: 'unmeasured rounds first' })
+    .option('quick', { type: 'boolean', default: false, describe: '10 rounds, 1 warm-up' })
+    .option('base', { type: 'string', default: process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base'), describe: 'base root file system' })
+    .option('out', { type: 'string', describe: 'directory that receives results/ [default: the repository root]' })
+    .strict()
+    .fail((msg, err) => {
+      throw new UsageError(msg ?? err?.message);
+    })
+    .parseSync();
+  const rounds = args.quick ? 10 : args.rounds;
+  const warmup = args.quick ? 1 : args.warmup;
+  if (!Number.isInteger(rounds) || rounds < 2 || !Number.isInteger(warmup) || warmup < 0) throw new UsageError('--rounds must be a whole number >= 2 and --warmup >= 0');
+  const base = path.resolve(args.base);
+
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sockbench-engine-'));
+  const registryDir = path.join(scratch, 'registry');
+  fs.mkdirSync(path.join(registryDir, 'noop'), { recursive: true, mode: 0o755 });
+  fs.writeFileSync(path.join(registryDir, 'noop', 'f.py'), 'def f(event):\n    return None\n');
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const samples: Sample[] = [];
+  let engine: SockEngine | undefined;
+  let worker: Worker | undefined;
+  try {
+    engine = await SockEngine.start({ stateDir: path.join(scratch, 'state'), base, capacity: 2 });
+    const registry = new Registry(registryDir, engine.state.code);
+    const noop = registry.lookup('noop')!;
+    worker = new Worker({ registry, backend: engine, timeoutMs: 30_000, queueLimit: 0 });
+    const { port } = await worker.listen(0, '127.0.0.1');
+    const measure: Record<Mode, (round: number) => Promise<Sample>> = {
+      bare: async (round) => ({ mode: 'bare', round, ms: await bareStart(base) }),
+      sandbox: async (round) => {
+        const t0 = performance.now();
+        const sandbox = await engine!.create({ code: noop.code, packages: {} });
+        const t1 = performance.now();
+        await sandbox.invoke(null, 30_000);
+        const t2 = performance.now();
+        await sandbox.destroy();
+        const t3 = performance.now();
+        const t = sandbox.timings;
+        return { mode: 'sandbox', round, ms: t2 - t0, stitch_ms: t.stitchMs, spawn_ms: t.spawnMs, ready_ms: t.readyMs, invoke_ms: t2 - t1, destroy_ms: t3 - t2 };
+      },
+      http: async (round) => {
+        const t0 = performance.now();
+        const res = await fetch(`http://127.0.0.1:${port}/run/noop`, { method: 'POST', body: 'null' });
+        const body = await res.text();
+        const ms = performance.now() - t0;
+        if (res.status !== 200) throw new Error(`the worker answered ${res.status}: ${body}`);
+        // The worker destroys the sandbox after answering; wait so it does not overlap the next mode.
+        while (engine!.status().alive > 0) await new Promise((r) => setTimeout(r, 1));
+        return { mode: 'http', round, ms };
+      },
+    };
+    for (let round = 1 - warmup; round <= rounds; round++) {
+      if (interrupted) throw new InterruptedError('interrupted: nothing was written');
+      for (const mode of shuffled(MODES)) {
+        const sample = await measure[mode](round);
+        if (round > 0) samples.push(sample);
+      }
+      if (round > 0 && (round % 10 === 0 || round === rounds)) process.stderr.write(`bench:engine: ${round}/${rounds} rounds\n`);
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (worker) await worker.close();
+    else await engine?.shutdown();
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+
+  const of = (mode: Mode, col: keyof Sample = 'ms') => samples.filter((s) => s.mode === mode).map((s) => Number(s[col]));
+  const summary = MODES.map((mode) => {
+    const ratio = bootstrapMedianRatio(of(mode), of('bare'));
+    return {
+      mode, n: of(mode).length, median_ms: median(of(mode)), p95_ms: quantile(of(mode), 0.95),
+      ratio_to_bare: ratio.ratio, ratio_ci_low: ratio.low, ratio_ci_high: ratio.high,
+      overhead_ms: median(of(mode)) - median(of('bare')),
+    };
+  });
+  const breakdown = (['stitch_ms', 'spawn_ms', 'ready_ms', 'invoke_ms', 'destroy_ms'] as const).map((col) => ({ part: col.replace('_ms', ''), median_ms: median(of('sandbox', col)) }));
+  const dir = path.join(path.resolve(args.out ?? REPO_ROOT), 'results', 'engine-overhead', runId(new Date()));
+  fs.mkdirSync(dir, { recursive: true });
+  writeCsv(path.join(dir, 'data.csv'), samples, ['mode', 'round', 'ms', 'stitch_ms', 'spawn_ms', 'ready_ms', 'invoke_ms', 'destroy_ms']);
+  writeCsv(path.join(dir, 'summary.csv'), summary);
+  writeCsv(path.join(dir, 'breakdown.csv'), breakdown);
+  const environment = await captureEnvironment(process.argv.slice(1));
+  fs.writeFileSync(path.join(dir, 'meta.json'), `${JSON.stringify({ status: 'complete', rounds, warmup, base, summary, breakdown, environment }, null, 2)}\n`);
+  const ms = (x: number) => x.toFixed(2);
+  process.stdout.write(
+    markdownTable(
+      ['mode', 'n', 'median ms', 'p95 ms', 'median / bare [95% CI]', 'overhead ms'],
+      summary.map((s) => [s.mode, String(s.n), ms(s.median_ms), ms(s.p95_ms), `${s.ratio_to_bare.toFixed(2)} [${s.ratio_ci_low.toFixed(2)}, ${s.ratio_ci_high.toFixed(2)}]`, ms(s.overhead_ms)]),
+    ) +
+      `\n\nsandbox, median per part (ms): ${breakdown.map((b) => `${b.part} ${ms(b.median_ms)}`).join(', ')}\ndata: ${path.relative(process.cwd(), dir)}\n`,
+  );
+  return 0;
+}
+
+if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().then(
+    (code) => (process.exitCode = code),
+    (e) => {
+      process.stderr.write(`bench:engine: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = isUserError(e) ? e.exitCode : (e as { exitCode?: number }).exitCode ?? 1;
+    },
+  );
+}

@@ -1,0 +1,58 @@
+// A real `sock worker up` process for the engine's tests, on a port of its own, with a state
+// directory of its own beside the shared base root file system.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_STATE_DIR } from '../engine/stateDir.js';
+import { scratchDir } from './helpers.js';
+
+export const SOCK_CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../engine/cli.js');
+/** Built by scripts/setup.sh (sock base build); the tests never build one of their own. */
+export const BASE = process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base');
+
+/** Writes <registry>/<name>/f.py. */
+export function lambda(registry: string, name: string, source: string): void {
+  fs.mkdirSync(path.join(registry, name), { recursive: true });
+  fs.writeFileSync(path.join(registry, name, 'f.py'), source);
+}
+
+export interface RunningWorker {
+  url: string;
+  proc: ChildProcess;
+  stateDir: string;
+  registry: string;
+  log: () => string;
+  /** Sends the signal and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startWorker(options: { registry?: string; stateDir?: string; args?: string[] } = {}): Promise<RunningWorker> {
+  const registry = options.registry ?? scratchDir();
+  const stateDir = options.stateDir ?? scratchDir();
+  const proc = spawn(process.execPath, [SOCK_CLI, 'worker', 'up', '--port', '0', '--registry', registry, '--state-dir', stateDir, '--base', BASE, ...(options.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    proc.stderr!.setEncoding('utf8');
+    proc.stderr!.on('data', (chunk: string) => {
+      log += chunk;
+      const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(log);
+      if (m) resolve(m[1]!);
+    });
+    exited.then((code) => reject(new Error(`worker exited (${code}) before listening: ${log}`)));
+  });
+  return {
+    url, proc, stateDir, registry,
+    log: () => log,
+    stop: (signal = 'SIGTERM') => {
+      proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export async function post(url: string, name: string, body: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${url}/run/${name}`, { method: 'POST', body });
+  return { status: res.status, body: await res.json() };
+}
