@@ -1,6 +1,8 @@
 // npm run bench:engine: what the SOCK engine adds to Python's own start. In one run, with the
 // rounds interleaved in a shuffled order so every mode sees the same machine, it times
 //   bare     - chroot <base> python3 -c pass (the same native spawn, nothing else),
+//   cgroup   - the same, the child first joining a pooled cgroup as a sandbox's does (the
+//              cgroup.procs writes: on cgroup v1 each migration waits for an RCU grace period),
 //   sandbox  - a lean container made through the engine's API, answering a no-op handler,
 //   http     - POST /run/noop through the worker (HTTP, fresh sandbox per request, caches off),
 // and reports each mode's median beside the bare start, as a ratio with a bootstrap interval.
@@ -24,7 +26,7 @@ import { markdownTable } from './markdown.js';
 import { runId } from './runner.js';
 import { bootstrapMedianRatio } from './stats.js';
 
-const MODES = ['bare', 'sandbox', 'http'] as const;
+const MODES = ['bare', 'cgroup', 'sandbox', 'http'] as const;
 type Mode = (typeof MODES)[number];
 
 interface Sample {
@@ -47,9 +49,15 @@ function shuffled<T>(xs: readonly T[]): T[] {
   return out;
 }
 
-async function bareStart(base: string): Promise<number> {
+async function bareStart(base: string, cgroupProcs: string[] = []): Promise<number> {
   const t0 = performance.now();
-  const pid = spawn({ steps: [{ op: 'chroot', path: base }, { op: 'chdir', path: '/' }, { op: 'exec', argv: ['/usr/bin/python3', '-c', 'pass'], env: ['PATH=/usr/bin:/bin'] }] });
+  const pid = spawn({
+    steps: [
+      ...cgroupProcs.map((path) => ({ op: 'write' as const, path, value: '0' })),
+      { op: 'chroot', path: base }, { op: 'chdir', path: '/' },
+      { op: 'exec', argv: ['/usr/bin/python3', '-c', 'pass'], env: ['PATH=/usr/bin:/bin'] },
+    ],
+  });
   const status = await watchExit(pid);
   if (status.exitCode !== 0) throw new Error(`chroot ${base} python3 -c pass failed (${JSON.stringify(status)})`);
   return performance.now() - t0;
@@ -60,6 +68,7 @@ async function main(): Promise<number> {
     .scriptName('bench:engine')
     .option('rounds', { type: 'number', default: 40, describe: 'measured rounds; each round times every mode once, in a shuffled order' })
     .option('warmup', { type: 'number', default: 3, describe: 'unmeasured rounds first' })
+    .option('gap', { type: 'number', default: 50, describe: 'ms of idleness before each measurement, so each is an isolated cold start (the kernel state one leaves behind, such as an RCU sync in progress, would speed or slow the next)' })
     .option('quick', { type: 'boolean', default: false, describe: '10 rounds, 1 warm-up' })
     .option('base', { type: 'string', default: process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base'), describe: 'base root file system' })
     .option('out', { type: 'string', describe: 'directory that receives results/ [default: the repository root]' })
@@ -71,6 +80,7 @@ async function main(): Promise<number> {
   const rounds = args.quick ? 10 : args.rounds;
   const warmup = args.quick ? 1 : args.warmup;
   if (!Number.isInteger(rounds) || rounds < 2 || !Number.isInteger(warmup) || warmup < 0) throw new UsageError('--rounds must be a whole number >= 2 and --warmup >= 0');
+  if (!(args.gap >= 0)) throw new UsageError('--gap must be a number of ms >= 0');
   const base = path.resolve(args.base);
 
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sockbench-engine-'));
@@ -94,6 +104,14 @@ async function main(): Promise<number> {
     const { port } = await worker.listen(0, '127.0.0.1');
     const measure: Record<Mode, (round: number) => Promise<Sample>> = {
       bare: async (round) => ({ mode: 'bare', round, ms: await bareStart(base) }),
+      cgroup: async (round) => {
+        const cgroup = engine!.pool.take();
+        try {
+          return { mode: 'cgroup', round, ms: await bareStart(base, cgroup.procsFiles) };
+        } finally {
+          await engine!.pool.give(cgroup, 5000);
+        }
+      },
       sandbox: async (round) => {
         const t0 = performance.now();
         const sandbox = await engine!.create({ code: noop.code, packages: {} });
@@ -119,6 +137,7 @@ async function main(): Promise<number> {
     for (let round = 1 - warmup; round <= rounds; round++) {
       if (interrupted) throw new InterruptedError('interrupted: nothing was written');
       for (const mode of shuffled(MODES)) {
+        await new Promise((r) => setTimeout(r, args.gap));
         const sample = await measure[mode](round);
         if (round > 0) samples.push(sample);
       }
@@ -148,7 +167,7 @@ async function main(): Promise<number> {
   writeCsv(path.join(dir, 'summary.csv'), summary);
   writeCsv(path.join(dir, 'breakdown.csv'), breakdown);
   const environment = await captureEnvironment(process.argv.slice(1));
-  fs.writeFileSync(path.join(dir, 'meta.json'), `${JSON.stringify({ status: 'complete', rounds, warmup, base, summary, breakdown, environment }, null, 2)}\n`);
+  fs.writeFileSync(path.join(dir, 'meta.json'), `${JSON.stringify({ status: 'complete', rounds, warmup, gap_ms: args.gap, base, summary, breakdown, environment }, null, 2)}\n`);
   const ms = (x: number) => x.toFixed(2);
   process.stdout.write(
     markdownTable(

@@ -23,8 +23,8 @@ import os
 import sys
 
 # The runtime's own imports are part of every cold start, so it keeps to C modules that cost
-# nothing to load: the json package pulls in re and enum (about 12 ms here, more than half of
-# `python3 -c pass`), socket.py and traceback a few ms more. _json is what json itself runs on.
+# next to nothing to load: the json package pulls in re and enum, socket.py and traceback more
+# (see paper-repro.md, row 16). _json is what json itself runs on.
 
 
 class _DecodeContext:
