@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { baseProblem, buildBase } from '../engine/baseRootfs.js';
 import { EngineSetupError } from '../engine/errors.js';
 import { mountsUnder, readMounts } from '../engine/mountinfo.js';
+import { parseRequirements, Registry } from '../engine/registry.js';
 import type { Sandbox } from '../engine/sandbox.js';
 import { SockEngine } from '../engine/sockEngine.js';
 import { scratchDir } from './helpers.js';
@@ -199,3 +200,29 @@ base('building over a directory that is not a sockbench base is refused and the 
 });
 
 base.run();
+
+const registry = suite('engine: registry');
+
+registry('requirements.txt keeps package lines and drops comments and blanks', () => {
+  assert.equal(parseRequirements('# top\nnumpy==2.1.0  # pinned\n\n  Pillow\n#only a comment\n'), ['numpy==2.1.0', 'Pillow']);
+});
+
+registry('a lambda is versioned by its files, and a new version gets a new snapshot', () => {
+  const dir = scratchDir();
+  const snapshots = scratchDir();
+  const r = new Registry(dir, snapshots);
+  assert.is(r.lookup('nope'), undefined);
+  assert.is(r.lookup('../etc'), undefined);
+  fs.mkdirSync(path.join(dir, 'a'));
+  fs.writeFileSync(path.join(dir, 'a', 'f.py'), 'def f(e):\n    return 1\n');
+  const v1 = r.lookup('a')!;
+  assert.is(fs.readFileSync(path.join(v1.code, 'f.py'), 'utf8'), 'def f(e):\n    return 1\n');
+  assert.is(r.lookup('a')!.version, v1.version);
+  fs.writeFileSync(path.join(dir, 'a', 'f.py'), 'def f(e):\n    return 2\n');
+  const v2 = r.lookup('a')!;
+  assert.is.not(v2.version, v1.version);
+  assert.is(fs.readFileSync(path.join(v1.code, 'f.py'), 'utf8'), 'def f(e):\n    return 1\n', 'a running version\'s code is not changed under it');
+  assert.equal(r.names(), ['a']);
+});
+
+registry.run();

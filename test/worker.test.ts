@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { findHierarchies } from '../engine/cgroupHierarchy.js';
 import { mountsUnder } from '../engine/mountinfo.js';
 import { StateDir } from '../engine/stateDir.js';
-import { lambda, post, SOCK_CLI, startWorker, type RunningWorker } from './sockWorker.js';
+import { BASE, lambda, post, SOCK_CLI, startWorker, type RunningWorker } from './sockWorker.js';
 
 /** The cgroup directories of a state directory's pool, in every tree they exist in. */
 function poolCgroups(stateDir: string): string[] {
@@ -145,6 +145,15 @@ api('a handler that crashes the interpreter is a 502 crash', async () => {
   assert.match(r.body.error, 'signal 11');
 });
 
+api('a lambda that declares packages is refused clearly while there is no install cache', async () => {
+  lambda(w.registry, 'needs', 'import numpy\ndef f(event):\n    return 1\n');
+  fs.writeFileSync(path.join(w.registry, 'needs', 'requirements.txt'), '# pinned\nnumpy==1.24.2\n\n');
+  const r = await post(w.url, 'needs', '{}');
+  assert.is(r.status, 501);
+  assert.is(r.body.kind, 'packages');
+  assert.match(r.body.error, 'numpy==1.24.2');
+});
+
 api('a new version of a lambda, and a lambda added while running, are served without a restart', async () => {
   lambda(w.registry, 'fresh', 'def f(event):\n    return "v1"\n');
   assert.equal((await post(w.url, 'fresh', '')).body, 'v1');
@@ -216,9 +225,9 @@ crash('sock gc removes what a killed worker left, and refuses while a worker run
 
 crash.run();
 
-function sock(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function sock(args: string[], options: { uid?: number; gid?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [SOCK_CLI, ...args], (err, stdout, stderr) => {
+    execFile(process.execPath, [SOCK_CLI, ...args], options, (err, stdout, stderr) => {
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -255,5 +264,12 @@ for (const [args, mention, code] of [
     assert.match(r.stderr, mention);
   });
 }
+
+cli('sock worker up as a user without root is refused with exit 3', async () => {
+  const r = await sock(['worker', 'up', '--registry', '/tmp', '--base', BASE, '--state-dir', '/tmp/sock-unprivileged'], { uid: 65534, gid: 65534 });
+  assert.is(r.code, 3, r.stderr);
+  assert.match(r.stderr, 'must run as root');
+  assert.not.ok(fs.existsSync('/tmp/sock-unprivileged'));
+});
 
 cli.run();
