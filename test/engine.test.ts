@@ -11,8 +11,7 @@ import { mountsUnder, readMounts } from '../engine/mountinfo.js';
 import { parseRequirements, Registry } from '../engine/registry.js';
 import type { Sandbox } from '../engine/sandbox.js';
 import { SockEngine } from '../engine/sockEngine.js';
-import { scratchDir } from './helpers.js';
-import { BASE } from './sockWorker.js';
+import { BASE, engineScratch, removeScratch } from './sockWorker.js';
 
 const PROBE = `
 import os, socket, signal
@@ -42,7 +41,7 @@ def f(event):
     }
 `;
 
-const code = scratchDir();
+const code = engineScratch();
 fs.chmodSync(code, 0o755);
 fs.writeFileSync(path.join(code, 'f.py'), PROBE);
 const hostNs = (n: string) => fs.readlinkSync(`/proc/self/ns/${n}`);
@@ -53,7 +52,7 @@ let sandbox: Sandbox;
 let seen: any;
 
 isolation.before(async () => {
-  engine = await SockEngine.start({ stateDir: scratchDir(), base: BASE, capacity: 2 });
+  engine = await SockEngine.start({ stateDir: engineScratch(), base: BASE, capacity: 2 });
   try {
     sandbox = await engine.create({ code, packages: {} });
     seen = await sandbox.invoke({ host_pid: process.pid }, 10_000);
@@ -142,7 +141,7 @@ isolation('a paused sandbox can still be destroyed', async () => {
 });
 
 isolation('code the sandbox user cannot read is refused with a clear error', async () => {
-  const hidden = scratchDir();
+  const hidden = engineScratch();
   fs.writeFileSync(path.join(hidden, 'f.py'), 'def f(event):\n    return 1\n');
   try {
     await engine.create({ code: hidden, packages: {} });
@@ -173,12 +172,12 @@ base('the shared base is complete', () => {
 });
 
 base('a half-built base (no marker) is reported, never used', async () => {
-  const dir = scratchDir();
+  const dir = engineScratch();
   fs.mkdirSync(path.join(dir, 'usr/bin'), { recursive: true });
   fs.writeFileSync(path.join(dir, '.sockbench-partial'), '');
   assert.match(baseProblem(dir)!, 'half-built');
   try {
-    await SockEngine.start({ stateDir: scratchDir(), base: dir, capacity: 1 });
+    await SockEngine.start({ stateDir: engineScratch(), base: dir, capacity: 1 });
     assert.unreachable('it started');
   } catch (e) {
     assert.instance(e, EngineSetupError);
@@ -188,7 +187,7 @@ base('a half-built base (no marker) is reported, never used', async () => {
 });
 
 base('building over a directory that is not a sockbench base is refused and the directory kept', async () => {
-  const dir = scratchDir();
+  const dir = engineScratch();
   fs.writeFileSync(path.join(dir, 'precious'), 'keep me');
   try {
     await buildBase(dir, () => {});
@@ -208,8 +207,8 @@ registry('requirements.txt keeps package lines and drops comments and blanks', (
 });
 
 registry('a lambda is versioned by its files, and a new version gets a new snapshot', () => {
-  const dir = scratchDir();
-  const snapshots = scratchDir();
+  const dir = engineScratch();
+  const snapshots = engineScratch();
   const r = new Registry(dir, snapshots);
   assert.is(r.lookup('nope'), undefined);
   assert.is(r.lookup('../etc'), undefined);
@@ -224,5 +223,7 @@ registry('a lambda is versioned by its files, and a new version gets a new snaps
   assert.is(fs.readFileSync(path.join(v1.code, 'f.py'), 'utf8'), 'def f(e):\n    return 1\n', 'a running version\'s code is not changed under it');
   assert.equal(r.names(), ['a']);
 });
+
+registry.after(removeScratch);
 
 registry.run();

@@ -4,12 +4,26 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_STATE_DIR } from '../engine/stateDir.js';
+import { DEFAULT_STATE_DIR, removeTree } from '../engine/stateDir.js';
 import { scratchDir } from './helpers.js';
 
 export const SOCK_CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../engine/cli.js');
 /** Built by scripts/setup.sh (sock base build); the tests never build one of their own. */
 export const BASE = process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base');
+
+const made: string[] = [];
+
+/** A scratch directory removed by removeScratch(). */
+export function engineScratch(): string {
+  const dir = scratchDir();
+  made.push(dir);
+  return dir;
+}
+
+/** Removes the scratch directories made so far; refuses (throws) if anything is still mounted in one. */
+export function removeScratch(): void {
+  for (const dir of made.splice(0)) removeTree(dir);
+}
 
 /** Writes <registry>/<name>/f.py. */
 export function lambda(registry: string, name: string, source: string): void {
@@ -28,8 +42,8 @@ export interface RunningWorker {
 }
 
 export async function startWorker(options: { registry?: string; stateDir?: string; args?: string[] } = {}): Promise<RunningWorker> {
-  const registry = options.registry ?? scratchDir();
-  const stateDir = options.stateDir ?? scratchDir();
+  const registry = options.registry ?? engineScratch();
+  const stateDir = options.stateDir ?? engineScratch();
   const proc = spawn(process.execPath, [SOCK_CLI, 'worker', 'up', '--port', '0', '--registry', registry, '--state-dir', stateDir, '--base', BASE, ...(options.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));

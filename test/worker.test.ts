@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { findHierarchies } from '../engine/cgroupHierarchy.js';
 import { mountsUnder } from '../engine/mountinfo.js';
 import { StateDir } from '../engine/stateDir.js';
-import { BASE, lambda, post, SOCK_CLI, startWorker, type RunningWorker } from './sockWorker.js';
+import { BASE, lambda, post, removeScratch, SOCK_CLI, startWorker, type RunningWorker } from './sockWorker.js';
 
 /** The cgroup directories of a state directory's pool, in every tree they exist in. */
 function poolCgroups(stateDir: string): string[] {
@@ -271,5 +271,7 @@ cli('sock worker up as a user without root is refused with exit 3', async () => 
   assert.match(r.stderr, 'must run as root');
   assert.not.ok(fs.existsSync('/tmp/sock-unprivileged'));
 });
+
+cli.after(removeScratch);
 
 cli.run();
