@@ -87,7 +87,7 @@ export class SockEngine implements SandboxBackend {
     const dir = path.join(this.state.sandboxes, id);
     let stitched;
     try {
-      stitched = stitchRoot(dir, { base: this.base, runtime: RUNTIME_DIR, code: spec.code, packages: spec.packages, ...SANDBOX_USER });
+      stitched = stitchRoot(dir, { base: this.base, runtime: RUNTIME_DIR, code: spec.code, packages: spec.packages, ...SANDBOX_USER, scratchBytes: this.limits.memoryBytes });
     } catch (e) {
       this.destroyed++;
       await this.pool.give(cgroup, KILL_TIMEOUT_MS);

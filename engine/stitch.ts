@@ -7,6 +7,9 @@
 //                                per package directory from the install cache
 //   <sandbox>/root/host       <- <sandbox>/scratch, writable by the sandbox's user: the Unix socket
 //   <sandbox>/root/tmp        <- <sandbox>/scratch/tmp, writable
+//
+// Scratch is a tmpfs of its own, so what a handler writes is memory charged to its cgroup
+// (bounded by its memory limit) rather than disk shared with the host.
 //   <sandbox>/root/proc       <- mounted by the sandbox's first process, from inside its PID namespace
 //
 // Every mount is made private, so nothing propagates from it to the host's peers or back.
@@ -26,6 +29,8 @@ export interface StitchSpec {
   /** Owner of the writable scratch directory: the sandbox's unprivileged user. */
   uid: number;
   gid: number;
+  /** Size of the scratch tmpfs. */
+  scratchBytes: number;
 }
 
 export interface StitchedRoot {
@@ -50,12 +55,13 @@ export function stitchRoot(dir: string, spec: StitchSpec): StitchedRoot {
   const scratch = path.join(dir, 'scratch');
   const packages = path.join(dir, 'packages');
   fs.mkdirSync(root, { recursive: true });
-  fs.mkdirSync(path.join(scratch, 'tmp'), { recursive: true });
-  fs.chownSync(scratch, spec.uid, spec.gid);
-  fs.chownSync(path.join(scratch, 'tmp'), spec.uid, spec.gid);
+  fs.mkdirSync(scratch);
   fs.mkdirSync(packages);
   for (const name of Object.keys(spec.packages)) fs.mkdirSync(path.join(packages, name));
   try {
+    mount('sock-scratch', scratch, 'tmpfs', MS_NOSUID | MS_NODEV, `size=${spec.scratchBytes},mode=0755,uid=${spec.uid},gid=${spec.gid}`);
+    fs.mkdirSync(path.join(scratch, 'tmp'));
+    fs.chownSync(path.join(scratch, 'tmp'), spec.uid, spec.gid);
     bind(spec.base, root, { devices: true });
     bind(spec.runtime, path.join(root, 'sock'));
     bind(spec.code, path.join(root, 'handler'));

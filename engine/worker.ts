@@ -80,7 +80,7 @@ export class Worker {
     if (req.method !== 'POST') return this.reply(res, 405, { error: 'method: /run/<lambda> answers POST', kind: 'method' });
     this.counts.requests++;
     try {
-      const result = await this.run(decodeURIComponent(run[1]!), req);
+      const result = await this.run(lambdaName(run[1]!), req);
       this.counts.ok++;
       this.reply(res, 200, result);
     } catch (e) {
@@ -153,6 +153,14 @@ export class Worker {
   }
 }
 
+function lambdaName(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    throw new HttpError(404, 'unknown-lambda', `'${encoded}' is not a lambda name`);
+  }
+}
+
 /** The request body as JSON; an empty body is the event null. */
 function readEvent(req: http.IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -160,13 +168,13 @@ function readEvent(req: http.IncomingMessage): Promise<unknown> {
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new HttpError(413, 'too-large', `the request body is larger than ${MAX_BODY_BYTES} bytes`));
-        req.destroy();
-      } else chunks.push(chunk);
+      // Past the limit the rest is read and dropped, so that the 413 can still be sent.
+      if (size > MAX_BODY_BYTES) reject(new HttpError(413, 'too-large', `the request body is larger than ${MAX_BODY_BYTES} bytes`));
+      else chunks.push(chunk);
     });
     req.on('error', reject);
     req.on('end', () => {
+      if (size > MAX_BODY_BYTES) return;
       const text = Buffer.concat(chunks).toString('utf8');
       if (text.trim() === '') return resolve(null);
       try {

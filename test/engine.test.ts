@@ -103,6 +103,7 @@ isolation('its root is private read-only bind mounts plus a writable scratch, an
   for (const p of ['', 'sock', 'handler', 'packages']) assert.ok(at(p)?.options.includes('ro'), `${p || '/'} is read-only`);
   for (const p of ['host', 'tmp']) assert.ok(at(p)?.options.includes('rw'), `${p} is writable`);
   assert.is(at('proc')?.fsType, 'proc');
+  assert.is(at('host')?.fsType, 'tmpfs', 'scratch is memory charged to the sandbox, not the host\'s disk');
   const raw = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(` ${dir}/`));
   assert.ok(raw.length >= 7);
   for (const line of raw) assert.not.match(line, /shared:|master:/, `private: ${line}`);

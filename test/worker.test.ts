@@ -53,6 +53,16 @@ api.before(async () => {
   lambda(w.registry, 'nof', 'def g(event):\n    return 1\n');
   lambda(w.registry, 'hang', 'def f(event):\n    while True:\n        pass\n');
   lambda(w.registry, 'hog', 'def f(event):\n    x = []\n    while True:\n        x.append(bytearray(8 << 20))\n');
+  lambda(w.registry, 'fill', [
+    'def f(event):',
+    '    try:',
+    '        with open("/tmp/big", "wb") as out:',
+    '            for _ in range(256):',
+    '                out.write(bytes(1 << 20))',
+    '    except OSError as e:',
+    '        return {"errno": e.errno}',
+    '',
+  ].join('\n'));
   lambda(w.registry, 'segv', 'import ctypes\ndef f(event):\n    return ctypes.string_at(0)\n');
   lambda(w.registry, 'bomb', [
     'import os, time',
@@ -136,6 +146,12 @@ api('a fork bomb is stopped at the pids limit and the host is untouched', async 
   assert.is(r.body.errno, 11, 'fork fails with EAGAIN');
   assert.ok(r.body.forked < 32, `forked ${r.body.forked}`);
   assert.is((await post(w.url, 'echo', '2')).status, 200);
+});
+
+api('a handler filling /tmp is stopped by its own memory limit, not by the host\'s disk', async () => {
+  const r = await post(w.url, 'fill', '{}');
+  assert.ok((r.status === 200 && r.body.errno === 28) || r.body.kind === 'oom', JSON.stringify(r.body));
+  assert.is((await post(w.url, 'echo', '3')).status, 200);
 });
 
 api('a handler that crashes the interpreter is a 502 crash', async () => {
