@@ -40,6 +40,7 @@ export class SockEngine implements SandboxBackend {
   private readonly alive = new Set<SockSandbox>();
   private created = 0;
   private destroyed = 0;
+  private closing = false;
 
   private constructor(
     readonly state: StateDir,
@@ -80,6 +81,7 @@ export class SockEngine implements SandboxBackend {
   }
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
+    if (this.closing) throw new SandboxError('sandbox', 'the engine is shutting down');
     requireReadable(spec.code);
     const id = `sb-${++this.created}`;
     const t0 = performance.now();
@@ -142,6 +144,7 @@ export class SockEngine implements SandboxBackend {
   }
 
   async shutdown(): Promise<void> {
+    this.closing = true;
     await Promise.all([...this.alive].map((s) => s.destroy()));
     await this.pool.destroy(KILL_TIMEOUT_MS);
     this.state.release();

@@ -43,11 +43,16 @@ export class Worker {
   private readonly started = Date.now();
   private readonly counts = { requests: 0, ok: 0, failed: {} as Record<string, number> };
   private closing = false;
+  /** Requests being handled, so that shutdown answers every one before it closes connections. */
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly options: WorkerOptions) {
     this.slots = new Slots(options.backend.capacity, options.queueLimit);
     this.server = http.createServer((req, res) => {
-      this.handle(req, res).catch((e) => this.reply(res, 500, { error: `worker: ${(e as Error).message}`, kind: 'worker' }));
+      const handled = this.handle(req, res)
+        .catch((e) => this.reply(res, 500, { error: `worker: ${(e as Error).message}`, kind: 'worker' }))
+        .finally(() => this.inFlight.delete(handled));
+      this.inFlight.add(handled);
     });
   }
 
@@ -65,6 +70,7 @@ export class Worker {
     const closed = new Promise((resolve) => this.server.close(resolve));
     this.server.closeIdleConnections();
     await this.options.backend.shutdown();
+    await Promise.allSettled([...this.inFlight]);
     this.server.closeAllConnections();
     await closed;
   }

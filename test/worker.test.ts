@@ -239,6 +239,19 @@ crash('sock gc removes what a killed worker left, and refuses while a worker run
   assert.equal(poolCgroups(w1.stateDir), []);
 });
 
+crash('Ctrl-C under load answers every request (200 or 503) and leaves nothing behind', async () => {
+  const busy = await startWorker({ args: ['--max-sandboxes', '2'] });
+  lambda(busy.registry, 'slow', 'import time\ndef f(event):\n    time.sleep(0.4)\n    return event\n');
+  const answers = Array.from({ length: 12 }, (_, i) => post(busy.url, 'slow', String(i)).then((r) => r.status, (e) => `no answer: ${(e as Error).message}`));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.is(await busy.stop('SIGINT'), 0, busy.log());
+  const statuses = await Promise.all(answers);
+  for (const s of statuses) assert.ok(s === 200 || s === 503, String(s));
+  assert.ok(statuses.includes(503), 'queued requests were refused, not dropped');
+  assert.equal(mountsUnder(fs.realpathSync(busy.stateDir)), []);
+  assert.equal(poolCgroups(busy.stateDir), []);
+});
+
 crash.run();
 
 function sock(args: string[], options: { uid?: number; gid?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
