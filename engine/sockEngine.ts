@@ -9,8 +9,9 @@ import { requireBase } from './baseRootfs.js';
 import { CgroupPool, chooseHierarchy, type PooledCgroup } from './cgroupPool.js';
 import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
 import { Channel } from './channel.js';
+import { RuntimeSandbox, waitAtMost } from './runtimeSandbox.js';
 import { EngineSetupError, SandboxError } from './errors.js';
-import type { BackendStatus, CreateTimings, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
+import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
 import { StateDir } from './stateDir.js';
 import { stitchRoot, unstitch } from './stitch.js';
 
@@ -179,77 +180,30 @@ function spawnSandbox(id: string, root: string, scratch: string, cgroup: PooledC
   });
 }
 
-class SockSandbox implements Sandbox {
-  timings: CreateTimings = { stitchMs: 0, spawnMs: 0, readyMs: 0, totalMs: 0 };
-  private channel: Channel | undefined;
+class SockSandbox extends RuntimeSandbox {
   private exitStatus: ExitResult | undefined;
-  private readonly exited: Promise<ExitResult>;
+  private readonly exitWatch: Promise<ExitResult>;
   private readonly oomKillsBefore: number;
-  private destroying: Promise<void> | undefined;
-  private busy = false;
 
   constructor(
-    readonly id: string,
+    id: string,
     private readonly pid: number,
     private readonly cgroup: PooledCgroup,
     private readonly dir: string,
     private readonly scratch: string,
     private readonly engine: SockEngine,
   ) {
+    super(id);
     this.oomKillsBefore = cgroup.oomKills();
-    this.exited = watchExit(pid).then((status) => (this.exitStatus = status));
+    this.exitWatch = watchExit(pid).then((status) => (this.exitStatus = status));
   }
 
-  /** Waits for the runtime to connect and load the handler. */
-  async ready(accepted: Promise<Channel>, abort: AbortController, timeoutMs: number): Promise<void> {
-    const timer = setTimeout(() => abort.abort(new SandboxError('sandbox', `${this.id} did not load its handler within ${timeoutMs} ms`)), timeoutMs);
-    const died = this.exited.then(() => {
-      abort.abort(this.deathError('before loading the handler'));
-    });
-    try {
-      this.channel = await accepted;
-      const hello = await Promise.race([this.channel.next(), died.then(() => { throw this.deathError('before loading the handler'); })]);
-      if (hello.fatal === 'bad-handler') {
-        throw new SandboxError('bad-handler', `f.py could not be loaded: ${hello.type}: ${hello.message}`, { type: hello.type, traceback: hello.traceback });
-      }
-      if (hello.ready !== true) throw new SandboxError('sandbox', `${this.id} sent an unexpected first message`);
-    } catch (e) {
-      if (e instanceof SandboxError) throw e;
-      throw this.exitStatus ? this.deathError('before loading the handler') : new SandboxError('sandbox', `${this.id}: ${(e as Error).message}`);
-    } finally {
-      clearTimeout(timer);
-    }
+  protected get exited(): Promise<unknown> {
+    return this.exitWatch;
   }
 
-  async invoke(event: unknown, timeoutMs: number): Promise<unknown> {
-    if (this.destroying || !this.channel) throw new SandboxError('sandbox', `${this.id} is not running`);
-    if (this.busy) throw new SandboxError('sandbox', `${this.id} is already running an invocation`);
-    this.busy = true;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      this.channel.send({ event });
-      const timedOut = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new SandboxError('timeout', `the handler ran longer than ${timeoutMs} ms; its sandbox was killed`)), timeoutMs);
-      });
-      const answer = await Promise.race([
-        this.channel.next().catch(async () => {
-          // The socket closed: the process died. Wait for its status to tell an OOM kill from a crash.
-          await waitAtMost(this.exited, KILL_TIMEOUT_MS);
-          throw this.deathError('during the invocation');
-        }),
-        timedOut,
-      ]);
-      if ('result' in answer) return answer.result;
-      const kind = answer.error === 'bad-result' ? 'bad-result' : 'exception';
-      throw new SandboxError(kind, kind === 'bad-result' ? `the handler's result is not JSON: ${answer.message}` : `${answer.type}: ${answer.message}`,
-        { type: answer.type, traceback: answer.traceback });
-    } catch (e) {
-      if (e instanceof SandboxError && (e.kind === 'timeout' || e.kind === 'oom' || e.kind === 'crash')) await this.destroy();
-      throw e;
-    } finally {
-      clearTimeout(timer);
-      this.busy = false;
-    }
+  protected hasExited(): boolean {
+    return this.exitStatus !== undefined;
   }
 
   pause(): Promise<void> {
@@ -264,13 +218,7 @@ class SockSandbox implements Sandbox {
     return this.cgroup.memoryBytes();
   }
 
-  destroy(): Promise<void> {
-    this.destroying ??= this.teardown();
-    return this.destroying;
-  }
-
-  private async teardown(): Promise<void> {
-    this.channel?.close();
+  protected async teardown(): Promise<void> {
     // Killing PID 1 of its namespace kills every process in it; until it is reaped its pid cannot be reused.
     if (!this.exitStatus) {
       try {
@@ -284,7 +232,7 @@ class SockSandbox implements Sandbox {
     } catch (e) {
       errors.push(`its cgroup: ${(e as Error).message}`);
     }
-    await waitAtMost(this.exited, KILL_TIMEOUT_MS);
+    await waitAtMost(this.exitWatch, KILL_TIMEOUT_MS);
     try {
       unstitch(this.dir);
     } catch (e) {
@@ -295,7 +243,7 @@ class SockSandbox implements Sandbox {
   }
 
   /** Why the sandbox's first process ended: the OOM killer, or a crash (with the runtime's last words). */
-  private deathError(when: string): SandboxError {
+  protected async deathError(when: string): Promise<SandboxError> {
     const status = this.exitStatus;
     if (this.cgroup.oomKills() > this.oomKillsBefore) {
       return new SandboxError('oom', `the sandbox reached its memory limit of ${Math.round(this.engine.limits.memoryBytes / 2 ** 20)} MiB and the kernel's OOM killer ended it ${when}`);
@@ -317,13 +265,6 @@ function requireReadable(code: string): void {
     }
     if ((mode & bits) !== bits) throw new SandboxError('bad-handler', `${file} is not readable by the sandbox's user (mode ${(mode & 0o777).toString(8)})`);
   }
-}
-
-/** Waits for promise, but no longer than ms (and leaves no timer behind to hold the process). */
-async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise((r) => { timer = setTimeout(r, ms); })]);
-  clearTimeout(timer);
 }
 
 function lastLines(file: string, n: number): string {

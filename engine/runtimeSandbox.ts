@@ -1,0 +1,102 @@
+// What every backend's sandbox shares: the runtime inside (runtime/server.py) dials the
+// worker's Unix socket in the sandbox's scratch directory, says whether the handler loaded,
+// and answers invocations. A backend says only how its sandbox dies, why it died, and how
+// it is torn down; the handshake, the time limits and telling a handler's failure from the
+// sandbox's death live here, so two backends cannot differ in them.
+import { Channel } from './channel.js';
+import { SandboxError } from './errors.js';
+import type { CreateTimings, Sandbox } from './sandbox.js';
+
+/** How long to wait for a dead sandbox's exit status before calling it a crash anyway. */
+export const EXIT_GRACE_MS = 5000;
+
+export abstract class RuntimeSandbox implements Sandbox {
+  timings: CreateTimings = { stitchMs: 0, spawnMs: 0, readyMs: 0, totalMs: 0 };
+  private channel: Channel | undefined;
+  private destroying: Promise<void> | undefined;
+  private busy = false;
+
+  constructor(readonly id: string) {}
+
+  /** Resolves once the sandbox's first process has ended. */
+  protected abstract get exited(): Promise<unknown>;
+  protected abstract hasExited(): boolean;
+  /** Why the sandbox's first process ended (OOM kill or crash), once it has. */
+  protected abstract deathError(when: string): Promise<SandboxError>;
+  /** Kills what is left and releases the sandbox's resources. */
+  protected abstract teardown(): Promise<void>;
+  abstract pause(): Promise<void>;
+  abstract unpause(): Promise<void>;
+  abstract memoryBytes(): number;
+
+  /** Waits for the runtime to connect and load the handler; the caller destroys the sandbox if this throws. */
+  async ready(accepted: Promise<Channel>, abort: AbortController, timeoutMs: number): Promise<void> {
+    const timer = setTimeout(() => abort.abort(new SandboxError('sandbox', `${this.id} did not load its handler within ${timeoutMs} ms`)), timeoutMs);
+    const died = this.exited.then(async () => {
+      const e = await this.deathError('before loading the handler');
+      abort.abort(e);
+      throw e;
+    });
+    died.catch(() => {});
+    try {
+      this.channel = await accepted;
+      const hello = await Promise.race([this.channel.next(), died]);
+      if (hello.fatal === 'bad-handler') {
+        throw new SandboxError('bad-handler', `f.py could not be loaded: ${hello.type}: ${hello.message}`, { type: hello.type, traceback: hello.traceback });
+      }
+      if (hello.ready !== true) throw new SandboxError('sandbox', `${this.id} sent an unexpected first message`);
+    } catch (e) {
+      if (e instanceof SandboxError) throw e;
+      if (this.hasExited()) throw await this.deathError('before loading the handler');
+      throw new SandboxError('sandbox', `${this.id}: ${(e as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async invoke(event: unknown, timeoutMs: number): Promise<unknown> {
+    if (this.destroying || !this.channel) throw new SandboxError('sandbox', `${this.id} is not running`);
+    if (this.busy) throw new SandboxError('sandbox', `${this.id} is already running an invocation`);
+    this.busy = true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      this.channel.send({ event });
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new SandboxError('timeout', `the handler ran longer than ${timeoutMs} ms; its sandbox was killed`)), timeoutMs);
+      });
+      const answer = await Promise.race([
+        this.channel.next().catch(async () => {
+          // The socket closed: the sandbox died. Wait for its status to tell an OOM kill from a crash.
+          await waitAtMost(this.exited, EXIT_GRACE_MS);
+          throw await this.deathError('during the invocation');
+        }),
+        timedOut,
+      ]);
+      if ('result' in answer) return answer.result;
+      const kind = answer.error === 'bad-result' ? 'bad-result' : 'exception';
+      throw new SandboxError(kind, kind === 'bad-result' ? `the handler's result is not JSON: ${answer.message}` : `${answer.type}: ${answer.message}`,
+        { type: answer.type, traceback: answer.traceback });
+    } catch (e) {
+      if (e instanceof SandboxError && (e.kind === 'timeout' || e.kind === 'oom' || e.kind === 'crash')) await this.destroy();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      this.busy = false;
+    }
+  }
+
+  destroy(): Promise<void> {
+    this.destroying ??= (async () => {
+      this.channel?.close();
+      await this.teardown();
+    })();
+    return this.destroying;
+  }
+}
+
+/** Waits for promise, but no longer than ms (and leaves no timer behind to hold the process). */
+export async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((r) => { timer = setTimeout(r, ms); })]);
+  clearTimeout(timer);
+}
