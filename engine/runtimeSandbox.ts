@@ -3,9 +3,28 @@
 // and answers invocations. A backend says only how its sandbox dies, why it died, and how
 // it is torn down; the handshake, the time limits and telling a handler's failure from the
 // sandbox's death live here, so two backends cannot differ in them.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Channel } from './channel.js';
 import { SandboxError } from './errors.js';
-import type { CreateTimings, Sandbox } from './sandbox.js';
+import type { CreateTimings, Sandbox, SandboxSpec } from './sandbox.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The runtime is Python source, not compiled: it sits in engine/runtime beside the TypeScript. Mounted read-only at /sock. */
+export const RUNTIME_DIR = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../../engine/runtime' : 'runtime');
+
+/** nobody:nogroup on Debian; a handler needs no identity of its own. */
+export const SANDBOX_USER = { uid: 65534, gid: 65534 };
+
+/** The runtime's command line and environment inside a sandbox (code at /handler, packages at /packages/<name>, scratch at /host). */
+export function runtimeCommand(spec: SandboxSpec): { argv: string[]; env: string[] } {
+  const pythonPath = Object.keys(spec.packages).map((name) => `/packages/${name}`).join(':');
+  return {
+    argv: ['/usr/bin/python3', '-B', '/sock/server.py', '/host/worker.sock', '/handler'],
+    env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/tmp', 'LANG=C.UTF-8', `PYTHONPATH=${pythonPath}`],
+  };
+}
 
 /** How long to wait for a dead sandbox's exit status before calling it a crash anyway. */
 export const EXIT_GRACE_MS = 5000;
@@ -99,4 +118,26 @@ export async function waitAtMost(promise: Promise<unknown>, ms: number): Promise
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([promise, new Promise((r) => { timer = setTimeout(r, ms); })]);
   clearTimeout(timer);
+}
+
+/** The handler runs as nobody: its code must be readable by others, or it fails inside with a less clear EACCES. */
+export function requireReadable(code: string): void {
+  for (const [file, bits] of [[code, 0o005], [path.join(code, 'f.py'), 0o004]] as const) {
+    let mode: number;
+    try {
+      mode = fs.statSync(file).mode;
+    } catch {
+      throw new SandboxError('bad-handler', `${file} does not exist`);
+    }
+    if ((mode & bits) !== bits) throw new SandboxError('bad-handler', `${file} is not readable by the sandbox's user (mode ${(mode & 0o777).toString(8)})`);
+  }
+}
+
+/** The last n lines of a log file, on one line, for an error message; empty if there is none. */
+export function lastLines(file: string, n: number): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-n).join(' | ').slice(0, 2000);
+  } catch {
+    return '';
+  }
 }

@@ -1,26 +1,18 @@
 // SOCK's lean containers: a stitched root entered with chroot, new IPC, UTS and PID namespaces
 // but no network or mount namespace (the paper's point: those two are where the kernel
 // serializes), a cgroup from a pool, and an unprivileged user without capabilities.
-import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { constants, spawn, watchExit, type ExitResult } from '../native/index.js';
 import { requireBase } from './baseRootfs.js';
 import { CgroupPool, chooseHierarchy, type PooledCgroup } from './cgroupPool.js';
 import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
 import { Channel } from './channel.js';
-import { RuntimeSandbox, waitAtMost } from './runtimeSandbox.js';
+import { lastLines, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER, waitAtMost } from './runtimeSandbox.js';
 import { EngineSetupError, SandboxError } from './errors.js';
 import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
 import { StateDir } from './stateDir.js';
 import { stitchRoot, unstitch } from './stitch.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-// The runtime is Python source, not compiled: it sits in engine/runtime beside the TypeScript.
-const RUNTIME_DIR = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../../engine/runtime' : 'runtime');
-
-/** nobody:nogroup on Debian; a handler needs no identity of its own. */
-const SANDBOX_USER = { uid: 65534, gid: 65534 };
 const KILL_TIMEOUT_MS = 5000;
 
 export interface SockEngineOptions {
@@ -160,7 +152,7 @@ export class SockEngine implements SandboxBackend {
  */
 function spawnSandbox(id: string, root: string, scratch: string, cgroup: PooledCgroup, spec: SandboxSpec): number {
   const c = constants;
-  const pythonPath = Object.keys(spec.packages).map((name) => `/packages/${name}`).join(':');
+  const runtime = runtimeCommand(spec);
   return spawn({
     cloneFlags: c.CLONE_NEWIPC | c.CLONE_NEWUTS | c.CLONE_NEWPID,
     steps: [
@@ -171,11 +163,7 @@ function spawnSandbox(id: string, root: string, scratch: string, cgroup: PooledC
       { op: 'chroot', path: root },
       { op: 'chdir', path: '/' },
       { op: 'dropPrivileges', ...SANDBOX_USER },
-      {
-        op: 'exec',
-        argv: ['/usr/bin/python3', '-B', '/sock/server.py', '/host/worker.sock', '/handler'],
-        env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/tmp', 'LANG=C.UTF-8', `PYTHONPATH=${pythonPath}`],
-      },
+      { op: 'exec', argv: runtime.argv, env: runtime.env },
     ],
   });
 }
@@ -251,26 +239,5 @@ class SockSandbox extends RuntimeSandbox {
     const how = !status ? 'ended' : status.signal !== null ? `was killed by signal ${status.signal}` : `exited with status ${status.exitCode}`;
     const log = lastLines(path.join(this.scratch, 'runtime.log'), 5);
     return new SandboxError('crash', `the sandbox's process ${how} ${when}${log ? `; it wrote: ${log}` : ''}`);
-  }
-}
-
-/** The handler runs as nobody: its code must be readable by others, or it fails inside with a less clear EACCES. */
-function requireReadable(code: string): void {
-  for (const [file, bits] of [[code, 0o005], [path.join(code, 'f.py'), 0o004]] as const) {
-    let mode: number;
-    try {
-      mode = fs.statSync(file).mode;
-    } catch {
-      throw new SandboxError('bad-handler', `${file} does not exist`);
-    }
-    if ((mode & bits) !== bits) throw new SandboxError('bad-handler', `${file} is not readable by the sandbox's user (mode ${(mode & 0o777).toString(8)})`);
-  }
-}
-
-function lastLines(file: string, n: number): string {
-  try {
-    return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-n).join(' | ').slice(0, 2000);
-  } catch {
-    return '';
   }
 }

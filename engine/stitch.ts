@@ -55,13 +55,10 @@ export function stitchRoot(dir: string, spec: StitchSpec): StitchedRoot {
   const scratch = path.join(dir, 'scratch');
   const packages = path.join(dir, 'packages');
   fs.mkdirSync(root, { recursive: true });
-  fs.mkdirSync(scratch);
   fs.mkdirSync(packages);
   for (const name of Object.keys(spec.packages)) fs.mkdirSync(path.join(packages, name));
   try {
-    mount('sock-scratch', scratch, 'tmpfs', MS_NOSUID | MS_NODEV, `size=${spec.scratchBytes},mode=0755,uid=${spec.uid},gid=${spec.gid}`);
-    fs.mkdirSync(path.join(scratch, 'tmp'));
-    fs.chownSync(path.join(scratch, 'tmp'), spec.uid, spec.gid);
+    makeScratch(dir, spec);
     bind(spec.base, root, { devices: true });
     bind(spec.runtime, path.join(root, 'sock'));
     bind(spec.code, path.join(root, 'handler'));
@@ -76,7 +73,20 @@ export function stitchRoot(dir: string, spec: StitchSpec): StitchedRoot {
   return { dir, root, scratch };
 }
 
-/** Unmounts the root's whole tree and deletes the sandbox's directory. */
+/**
+ * <dir>/scratch: a tmpfs owned by the sandbox's user, with tmp/ in it. What a handler writes
+ * there is memory charged to its own cgroup. Every backend gives its sandboxes one.
+ */
+export function makeScratch(dir: string, owner: { uid: number; gid: number; scratchBytes: number }): string {
+  const scratch = path.join(dir, 'scratch');
+  fs.mkdirSync(scratch, { recursive: true });
+  mount('sock-scratch', scratch, 'tmpfs', MS_NOSUID | MS_NODEV, `size=${owner.scratchBytes},mode=0755,uid=${owner.uid},gid=${owner.gid}`);
+  fs.mkdirSync(path.join(scratch, 'tmp'));
+  fs.chownSync(path.join(scratch, 'tmp'), owner.uid, owner.gid);
+  return scratch;
+}
+
+/** Unmounts the root's whole tree (and the scratch tmpfs) and deletes the sandbox's directory. */
 export function unstitch(dir: string): void {
   const root = path.join(dir, 'root');
   try {

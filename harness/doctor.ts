@@ -7,7 +7,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { probeTracing, TRACE_FAMILY_NEEDS, type ProbeResult, type ProbeType, type TracingCapabilities } from './capabilities.js';
-import { pingDocker, type DockerPing } from './docker.js';
+import { pingDocker, type DockerPing } from '../engine/dockerPing.js';
 import { cgroupLayout, firstOutputLine, type Environment } from './environment.js';
 import { markdownTable } from './markdown.js';
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { pingDocker } from '../harness/docker.js';
+import { pingDocker } from '../engine/dockerPing.js';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'sb-docker-'));
 
