@@ -8,6 +8,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { baseProblem, buildBase, DEFAULT_MIRROR } from './baseRootfs.js';
 import { CgroupPool } from './cgroupPool.js';
+import { DockerEngine, ensureImage, removeContainers } from './dockerEngine.js';
 import { EngineSetupError } from './errors.js';
 import { Registry } from './registry.js';
 import { SockEngine } from './sockEngine.js';
@@ -79,14 +80,16 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
   const port = whole('port', args.port, 0);
   const capacity = whole('max-sandboxes', args['max-sandboxes'], 1);
   const cgroupVersion = args['cgroup-version'] === 'auto' ? undefined : (Number(args['cgroup-version']) as 1 | 2);
-  const engine = await SockEngine.start({
+  const common = {
     stateDir: String(args['state-dir']),
     base: baseOf(args),
     capacity,
-    cgroupVersion,
     limits: { memoryBytes: whole('memory-mb', args['memory-mb'], 8) * 2 ** 20, pids: whole('pids', args.pids, 4), cpuShares: whole('cpu-shares', args['cpu-shares'], 2) },
     log: say,
-  });
+  };
+  const engine = args.backend === 'sock'
+    ? await SockEngine.start({ ...common, cgroupVersion })
+    : await DockerEngine.start({ ...common, network: args.backend === 'docker-netnone' ? 'none' : 'bridge' });
   const registry = new Registry(registryDir, engine.state.code);
   const worker = new Worker({ registry, backend: engine, timeoutMs: whole('timeout', args.timeout, 1), queueLimit: whole('queue-limit', args['queue-limit'], 0), log: say });
   let address;
@@ -97,7 +100,8 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
     throw new EngineSetupError(`cannot listen on ${args.host}:${port}: ${(e as Error).message}`);
   }
   fs.writeFileSync(engine.state.workerFile, JSON.stringify({ pid: process.pid, host: address.address, port: address.port }));
-  say(`worker listening on http://${address.address}:${address.port} (registry ${registryDir}, state ${engine.state.root}, cgroup v${engine.pool.hierarchy.version}, ${capacity} sandboxes at once)`);
+  const backend = engine instanceof SockEngine ? `sock, cgroup v${engine.pool.hierarchy.version}` : `${engine.name}, image ${engine.image}`;
+  say(`worker listening on http://${address.address}:${address.port} (registry ${registryDir}, state ${engine.state.root}, ${backend}, ${capacity} sandboxes at once)`);
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -154,12 +158,20 @@ async function gc(args: Record<string, unknown>): Promise<number> {
   state.claim();
   try {
     const killed = await CgroupPool.reclaim(state.cgroupName, 5000);
+    const containers = await removeContainers(state.root);
     const removed = state.reclaim();
+    if (containers > 0) removed.unshift(`${containers} Docker containers`);
     if (killed > 0) removed.unshift(`${killed} processes in ${state.cgroupName}`);
     say(removed.length > 0 ? `removed ${removed.join('; ')}` : `nothing left behind in ${state.root}`);
   } finally {
     state.release();
   }
+  return 0;
+}
+
+async function dockerImage(args: Record<string, unknown>): Promise<number> {
+  const image = await ensureImage(baseOf(args), say);
+  say(`${image} is the Docker baseline's image`);
   return 0;
 }
 
@@ -195,7 +207,8 @@ export async function main(argv: string[]): Promise<number> {
         .option('memory-mb', { type: 'number', default: 256, describe: 'memory limit of each sandbox' })
         .option('pids', { type: 'number', default: 256, describe: 'task limit of each sandbox' })
         .option('cpu-shares', { type: 'number', default: 512, describe: 'CPU share of each sandbox (v1 cpu.shares; v2 gets the matching cpu.weight)' })
-        .option('cgroup-version', { choices: ['auto', '1', '2'], default: 'auto', describe: 'cgroup hierarchy for the pool' })
+        .option('cgroup-version', { choices: ['auto', '1', '2'], default: 'auto', describe: 'cgroup hierarchy for the pool (sock backend)' })
+        .option('backend', { choices: ['sock', 'docker', 'docker-netnone'], default: 'sock', describe: 'how sandboxes are made: SOCK lean containers, or Docker containers (bridge network, or --network none)' })
         .strict(), action(workerUp))
       .demandCommand(1, 'name a worker command: up'))
     .command('invoke <lambda> [event]', 'run a lambda once through the worker and print its JSON result', (y) => clientOptions(y)
@@ -209,7 +222,8 @@ export async function main(argv: string[]): Promise<number> {
         .option('mirror', { type: 'string', default: process.env.SOCK_DEBIAN_MIRROR ?? DEFAULT_MIRROR, describe: 'Debian mirror [$SOCK_DEBIAN_MIRROR]' })
         .strict(), action((a) => base(a, true)))
       .command('check', 'exit 0 if it is complete, 3 (saying why) if not', (b) => baseOption(stateDirOption(b)).strict(), action((a) => base(a, false)))
-      .demandCommand(1, 'name a base command: build or check'))
+      .command('docker-image', 'import it into Docker as the baseline\'s image (docker import, once)', (b) => baseOption(stateDirOption(b)).strict(), action(dockerImage))
+      .demandCommand(1, 'name a base command: build, check or docker-image'))
     .demandCommand(1, 'name a command: worker up, invoke, status, gc or base')
     .strict()
     .help()

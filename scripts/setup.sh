@@ -20,6 +20,8 @@ declare -A NEED=(
   [bpftrace]=/usr/bin/bpftrace
   [fuse-overlayfs]=/usr/bin/fuse-overlayfs
   [debootstrap]=/usr/sbin/debootstrap
+  [docker.io]=/usr/sbin/dockerd
+  [curl]=/usr/bin/curl
 )
 if ! command -v node >/dev/null; then
   NEED[nodejs]=/usr/bin/node
@@ -60,4 +62,19 @@ if [ ! -e build/Release/sockbench_native.node ] || [ ! -e dist/harness/cli.js ] 
 fi
 # The SOCK engine's base root file system (Debian with python3, about a minute the first time).
 node dist/engine/cli.js base build ${SOCK_BASE:+--base "$SOCK_BASE"}
+
+# The Docker baseline needs a running daemon and its image, imported from that same base.
+docker_up() { curl -fsS --unix-socket /var/run/docker.sock http://docker/_ping >/dev/null 2>&1; }
+if ! docker_up; then
+  if [ -d /run/systemd/system ]; then
+    say "starting dockerd (systemctl start docker)"
+    systemctl start docker
+  else
+    say "starting dockerd (no systemd here: in the background, log in /var/log/sockbench-dockerd.log)"
+    setsid nohup dockerd >>/var/log/sockbench-dockerd.log 2>&1 < /dev/null &
+  fi
+  for _ in $(seq 60); do docker_up && break; sleep 0.5; done
+  docker_up || { say "dockerd did not come up; see /var/log/sockbench-dockerd.log"; exit 3; }
+fi
+node dist/engine/cli.js base docker-image ${SOCK_BASE:+--base "$SOCK_BASE"}
 say "ready"
