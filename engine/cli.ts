@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { baseProblem, buildBase, DEFAULT_MIRROR } from './baseRootfs.js';
-import { CgroupPool } from './cgroupPool.js';
-import { DockerEngine, ensureImage, removeContainers } from './dockerEngine.js';
+import { DockerEngine, ensureImage } from './dockerEngine.js';
+import { reclaimStateDir } from './gc.js';
 import { EngineSetupError } from './errors.js';
 import { Registry } from './registry.js';
 import { SockEngine } from './sockEngine.js';
@@ -147,25 +147,16 @@ async function status(args: Record<string, unknown>): Promise<number> {
   return code === 200 ? 0 : 1;
 }
 
-/** Removes what a crashed engine left under --state-dir (mounts, sandbox directories, its cgroups and their processes). */
+/** Removes what a crashed engine left under --state-dir (mounts, sandbox directories, its cgroups, containers and processes). */
 async function gc(args: Record<string, unknown>): Promise<number> {
   if (process.getuid?.() !== 0) throw new EngineSetupError('sock gc must run as root', 3);
-  const state = new StateDir(String(args['state-dir']));
-  if (!fs.existsSync(state.root)) {
-    say(`${state.root} does not exist: nothing to remove`);
+  const dir = String(args['state-dir']);
+  if (!fs.existsSync(dir)) {
+    say(`${dir} does not exist: nothing to remove`);
     return 0;
   }
-  state.claim();
-  try {
-    const killed = await CgroupPool.reclaim(state.cgroupName, 5000);
-    const containers = await removeContainers(state.root);
-    const removed = state.reclaim();
-    if (containers > 0) removed.unshift(`${containers} Docker containers`);
-    if (killed > 0) removed.unshift(`${killed} processes in ${state.cgroupName}`);
-    say(removed.length > 0 ? `removed ${removed.join('; ')}` : `nothing left behind in ${state.root}`);
-  } finally {
-    state.release();
-  }
+  const removed = await reclaimStateDir(dir);
+  say(removed.length > 0 ? `removed ${removed.join('; ')}` : `nothing left behind in ${path.resolve(dir)}`);
   return 0;
 }
 

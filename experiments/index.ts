@@ -4,9 +4,10 @@ import { cgroups } from './cgroups/index.js';
 import { ipcuts } from './ipcuts/index.js';
 import { mntns } from './mntns/index.js';
 import { netns } from './netns/index.js';
+import { sockVsDocker } from './sockVsDocker/index.js';
 import { storage } from './storage/index.js';
 
-export const EXPERIMENTS: Experiment[] = [netns, mntns, storage, cgroups, ipcuts];
+export const EXPERIMENTS: Experiment[] = [netns, mntns, storage, cgroups, ipcuts, sockVsDocker];
 
 export function findExperiment(name: string): Experiment | undefined {
   return EXPERIMENTS.find((e) => e.name === name);
