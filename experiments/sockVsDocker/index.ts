@@ -52,7 +52,9 @@ async function workerFor(config: string, capacity: number, options: Record<strin
   const registryDir = path.join(dir!, 'registry');
   const common = { stateDir, base: baseOf(options), capacity };
   const backend = config === 'sock' ? await SockEngine.start(common) : await DockerEngine.start({ ...common, network: config === 'docker' ? 'bridge' : 'none' });
-  const worker = new Worker({ registry: new Registry(registryDir, backend.state.code), backend, timeoutMs: 60_000, queueLimit: 0 });
+  // A client's next request can arrive while its last sandbox is still being destroyed (after
+  // the answer): the worker queues it rather than refusing it.
+  const worker = new Worker({ registry: new Registry(registryDir, backend.state.code), backend, timeoutMs: 60_000, queueLimit: 4096 });
   const { port } = await worker.listen(0, '127.0.0.1');
   running = { config, backend, worker, url: `http://127.0.0.1:${port}/run/noop`, stateDir };
   return running;
@@ -66,13 +68,16 @@ async function closedLoop(url: string, concurrency: number, seconds: number, sig
   const client = async () => {
     while (performance.now() < deadline && !signal.aborted) {
       const t0 = performance.now();
-      const res = await fetch(url, { method: 'POST', body: 'null', signal });
+      // Not given the run's signal: a listener per request would pile up on it. A request takes
+      // seconds at most, and the loop stops after it.
+      const res = await fetch(url, { method: 'POST', body: 'null' });
       const body = await res.text();
       if (res.status !== 200) throw new Error(`the worker answered ${res.status}: ${body}`);
       latenciesUs.push((performance.now() - t0) * 1000);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, client));
+  if (signal.aborted) throw new Error('interrupted');
   return { latenciesUs, seconds: (performance.now() - started) / 1000 };
 }
 
@@ -124,7 +129,7 @@ export const sockVsDocker: Experiment = {
   },
 
   async measure(point: Point, ctx: RunContext): Promise<Measurement> {
-    const r = await workerFor(point.config, Math.max(point.concurrency, 20), ctx.options);
+    const r = await workerFor(point.config, Math.max(2 * point.concurrency, 20), ctx.options);
     const result = await closedLoop(r.url, point.concurrency, point.duration ?? 5, ctx.signal);
     // The last sandboxes are destroyed after their answers: let them go before the next point.
     while (r.backend.status().alive > 0 && !ctx.signal.aborted) await new Promise((res) => setTimeout(res, 10));
