@@ -8,7 +8,7 @@ export function sockVsDockerFigure(rows: Row[]): object {
     const key = `${r.config}/${r.concurrency}`;
     const p = points.get(key) ?? { backend: String(r.config), concurrency: Number(r.concurrency), rps: [], ms: [] };
     p.rps.push(Number(r.ops_per_sec));
-    p.ms.push(Number(r.mean_ms));
+    p.ms.push(Number(r.mean_us) / 1000);
     points.set(key, p);
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
