@@ -9,7 +9,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pingDocker } from '../engine/dockerPing.js';
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'sb-docker-'));
+const made: string[] = [];
+const tmp = () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-docker-'));
+  made.push(dir);
+  return dir;
+};
 
 test('a daemon answering /_ping is running, with its API version', async () => {
   const socket = path.join(tmp(), 'docker.sock');
@@ -39,5 +44,7 @@ test('no socket, and a socket nobody answers on, are told apart', async () => {
     server.close();
   }
 });
+
+test.after(() => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 test.run();
