@@ -16,6 +16,7 @@ import { DOCKER_SOCKET, pingDocker } from './dockerPing.js';
 import { EngineSetupError, SandboxError } from './errors.js';
 import { lastLines, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER } from './runtimeSandbox.js';
 import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
+import { SandboxLedger } from './sandboxLedger.js';
 import { StateDir } from './stateDir.js';
 import { makeScratch, unstitch } from './stitch.js';
 
@@ -95,10 +96,7 @@ export async function removeContainers(stateDir: string, socketPath = DOCKER_SOC
 
 export class DockerEngine implements SandboxBackend {
   readonly name: string;
-  private readonly alive = new Set<DockerSandbox>();
-  private created = 0;
-  private destroyed = 0;
-  private closing = false;
+  readonly sandboxes = new SandboxLedger<DockerSandbox>();
 
   private constructor(
     readonly docker: Docker,
@@ -133,16 +131,15 @@ export class DockerEngine implements SandboxBackend {
   }
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
-    if (this.closing) throw new SandboxError('sandbox', 'the engine is shutting down');
     requireReadable(spec.code);
-    const id = `dk-${++this.created}`;
+    const id = this.sandboxes.nextId('dk');
     const t0 = performance.now();
     const dir = path.join(this.state.sandboxes, id);
     let scratch: string;
     try {
       scratch = makeScratch(dir, { ...SANDBOX_USER, scratchBytes: this.limits.memoryBytes });
     } catch (e) {
-      this.destroyed++;
+      this.sandboxes.failed();
       unstitch(dir);
       throw new SandboxError('sandbox', `making the scratch of ${id} failed: ${(e as Error).message}`);
     }
@@ -150,7 +147,7 @@ export class DockerEngine implements SandboxBackend {
     const accepted = Channel.accept(path.join(scratch, 'worker.sock'), abort.signal);
     accepted.catch(() => {});
     const sandbox = new DockerSandbox(id, dir, scratch, this);
-    this.alive.add(sandbox);
+    this.sandboxes.add(sandbox);
     const t1 = performance.now();
     try {
       await sandbox.run(spec);
@@ -159,29 +156,15 @@ export class DockerEngine implements SandboxBackend {
       await sandbox.destroy().catch(() => {});
       throw e instanceof SandboxError ? e : new SandboxError('sandbox', `starting ${id} failed: ${(e as Error).message}`);
     }
-    const t2 = performance.now();
-    try {
-      await sandbox.ready(accepted, abort, this.startTimeoutMs);
-    } catch (e) {
-      await sandbox.destroy().catch(() => {});
-      throw e;
-    }
-    const t3 = performance.now();
-    sandbox.timings = { stitchMs: t1 - t0, spawnMs: t2 - t1, readyMs: t3 - t2, totalMs: t3 - t0 };
+    await sandbox.becomeReady(accepted, abort, this.startTimeoutMs, t0, t1, performance.now());
     return sandbox;
-  }
-
-  forget(sandbox: DockerSandbox): void {
-    if (this.alive.delete(sandbox)) this.destroyed++;
   }
 
   status(): BackendStatus {
     return {
       backend: this.name,
-      alive: this.alive.size,
-      created: this.created,
-      destroyed: this.destroyed,
-      memoryBytes: [...this.alive].reduce((sum, s) => sum + s.memoryBytes(), 0),
+      ...this.sandboxes.counts(),
+      memoryBytes: [...this.sandboxes.alive].reduce((sum, s) => sum + s.memoryBytes(), 0),
       image: this.image,
       network: this.network,
       limits: this.limits,
@@ -190,8 +173,7 @@ export class DockerEngine implements SandboxBackend {
   }
 
   async shutdown(): Promise<void> {
-    this.closing = true;
-    await Promise.all([...this.alive].map((s) => s.destroy().catch(() => {})));
+    await this.sandboxes.close();
     await removeContainers(this.state.root);
     this.state.release();
   }
@@ -290,7 +272,7 @@ class DockerSandbox extends RuntimeSandbox {
     } catch (e) {
       errors.push(`its scratch: ${(e as Error).message}`);
     }
-    this.engine.forget(this);
+    this.engine.sandboxes.forget(this);
     if (errors.length > 0) throw new SandboxError('sandbox', `destroying ${this.id} left ${errors.join('; ')}`);
   }
 

@@ -73,6 +73,21 @@ export abstract class RuntimeSandbox implements Sandbox {
     }
   }
 
+  /**
+   * ready(), destroying the sandbox if it fails, then the record of where its making went:
+   * t0 start, t1 root or scratch ready, t2 first process started (performance.now()).
+   */
+  async becomeReady(accepted: Promise<Channel>, abort: AbortController, timeoutMs: number, t0: number, t1: number, t2: number): Promise<void> {
+    try {
+      await this.ready(accepted, abort, timeoutMs);
+    } catch (e) {
+      await this.destroy().catch(() => {});
+      throw e;
+    }
+    const t3 = performance.now();
+    this.timings = { stitchMs: t1 - t0, spawnMs: t2 - t1, readyMs: t3 - t2, totalMs: t3 - t0 };
+  }
+
   async invoke(event: unknown, timeoutMs: number): Promise<unknown> {
     if (this.destroying || !this.channel) throw new SandboxError('sandbox', `${this.id} is not running`);
     if (this.busy) throw new SandboxError('sandbox', `${this.id} is already running an invocation`);

@@ -10,6 +10,7 @@ import { Channel } from './channel.js';
 import { lastLines, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER, waitAtMost } from './runtimeSandbox.js';
 import { EngineSetupError, SandboxError } from './errors.js';
 import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
+import { SandboxLedger } from './sandboxLedger.js';
 import { StateDir } from './stateDir.js';
 import { stitchRoot, unstitch } from './stitch.js';
 
@@ -30,10 +31,7 @@ export interface SockEngineOptions {
 
 export class SockEngine implements SandboxBackend {
   readonly name = 'sock';
-  private readonly alive = new Set<SockSandbox>();
-  private created = 0;
-  private destroyed = 0;
-  private closing = false;
+  readonly sandboxes = new SandboxLedger<SockSandbox>();
 
   private constructor(
     readonly state: StateDir,
@@ -74,9 +72,8 @@ export class SockEngine implements SandboxBackend {
   }
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
-    if (this.closing) throw new SandboxError('sandbox', 'the engine is shutting down');
     requireReadable(spec.code);
-    const id = `sb-${++this.created}`;
+    const id = this.sandboxes.nextId('sb');
     const t0 = performance.now();
     const cgroup = this.pool.take();
     const dir = path.join(this.state.sandboxes, id);
@@ -84,7 +81,7 @@ export class SockEngine implements SandboxBackend {
     try {
       stitched = stitchRoot(dir, { base: this.base, runtime: RUNTIME_DIR, code: spec.code, packages: spec.packages, ...SANDBOX_USER, scratchBytes: this.limits.memoryBytes });
     } catch (e) {
-      this.destroyed++;
+      this.sandboxes.failed();
       await this.pool.give(cgroup, KILL_TIMEOUT_MS);
       throw new SandboxError('sandbox', `stitching the root of ${id} failed: ${(e as Error).message}`);
     }
@@ -97,36 +94,22 @@ export class SockEngine implements SandboxBackend {
       pid = spawnSandbox(id, stitched.root, stitched.scratch, cgroup, spec);
     } catch (e) {
       abort.abort();
-      this.destroyed++;
+      this.sandboxes.failed();
       await this.pool.give(cgroup, KILL_TIMEOUT_MS);
       unstitch(dir);
       throw new SandboxError('sandbox', `starting ${id} failed: ${(e as Error).message}`);
     }
     const t2 = performance.now();
     const sandbox = new SockSandbox(id, pid, cgroup, dir, stitched.scratch, this);
-    this.alive.add(sandbox);
-    try {
-      await sandbox.ready(accepted, abort, this.startTimeoutMs);
-    } catch (e) {
-      await sandbox.destroy();
-      throw e;
-    }
-    const t3 = performance.now();
-    sandbox.timings = { stitchMs: t1 - t0, spawnMs: t2 - t1, readyMs: t3 - t2, totalMs: t3 - t0 };
+    this.sandboxes.add(sandbox);
+    await sandbox.becomeReady(accepted, abort, this.startTimeoutMs, t0, t1, t2);
     return sandbox;
-  }
-
-  /** Called by a sandbox once it is gone. */
-  forget(sandbox: SockSandbox): void {
-    if (this.alive.delete(sandbox)) this.destroyed++;
   }
 
   status(): BackendStatus {
     return {
       backend: this.name,
-      alive: this.alive.size,
-      created: this.created,
-      destroyed: this.destroyed,
+      ...this.sandboxes.counts(),
       memoryBytes: this.pool.busyMemoryBytes(),
       cgroupVersion: this.pool.hierarchy.version,
       pool: { size: this.pool.size, free: this.pool.freeCount },
@@ -137,8 +120,7 @@ export class SockEngine implements SandboxBackend {
   }
 
   async shutdown(): Promise<void> {
-    this.closing = true;
-    await Promise.all([...this.alive].map((s) => s.destroy()));
+    await this.sandboxes.close();
     await this.pool.destroy(KILL_TIMEOUT_MS);
     this.state.release();
   }
@@ -226,7 +208,7 @@ class SockSandbox extends RuntimeSandbox {
     } catch (e) {
       errors.push(`its root: ${(e as Error).message}`);
     }
-    this.engine.forget(this);
+    this.engine.sandboxes.forget(this);
     if (errors.length > 0) throw new SandboxError('sandbox', `destroying ${this.id} left ${errors.join('; ')}`);
   }
 
