@@ -1,13 +1,14 @@
 // The registry: every study the CLI can run, by name.
 import type { Experiment } from '../harness/types.js';
 import { cgroups } from './cgroups/index.js';
+import { imports } from './imports/index.js';
 import { ipcuts } from './ipcuts/index.js';
 import { mntns } from './mntns/index.js';
 import { netns } from './netns/index.js';
 import { sockVsDocker } from './sockVsDocker/index.js';
 import { storage } from './storage/index.js';
 
-export const EXPERIMENTS: Experiment[] = [netns, mntns, storage, cgroups, ipcuts, sockVsDocker];
+export const EXPERIMENTS: Experiment[] = [netns, mntns, storage, cgroups, ipcuts, sockVsDocker, imports];
 
 export function findExperiment(name: string): Experiment | undefined {
   return EXPERIMENTS.find((e) => e.name === name);

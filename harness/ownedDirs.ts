@@ -40,10 +40,10 @@ export function ownedDir(kind: string): string {
  * This process's directory of that kind with a private tmpfs on it: what a study mounts inside
  * propagates neither to nor from the rest of the machine, and removeOwnedDir takes it all away.
  */
-export function ownedTmpfs(kind: string): string {
+export function ownedTmpfs(kind: string, sizeMb = 64): string {
   const dir = ownedDir(kind);
   try {
-    mount('sockbench', dir, 'tmpfs', constants.MS_NOSUID | constants.MS_NODEV, 'mode=0755,size=64m');
+    mount('sockbench', dir, 'tmpfs', constants.MS_NOSUID | constants.MS_NODEV, `mode=0755,size=${sizeMb}m`);
     mount(null, dir, null, constants.MS_PRIVATE);
   } catch (e) {
     removeOwnedDir(dir);

@@ -8,8 +8,8 @@ export interface Measurement {
   seconds: number;
   /** Per-operation latency in microseconds, one entry per operation. */
   latenciesUs: Float64Array;
-  /** Extra numeric columns this experiment adds to every row (e.g. ops_per_sec_with_teardown). */
-  extra?: Record<string, number>;
+  /** Extra columns this experiment adds to every row (e.g. ops_per_sec_with_teardown); numeric ones are summarised. */
+  extra?: Record<string, number | string>;
   /**
    * For a measurement made of timed phases (setup, teardown): the phase this one is. measure()
    * then returns one Measurement per phase and each becomes its own row with a `phase` column.
