@@ -145,16 +145,21 @@ async function measurePackage(pypi: string, base: string, runs: number, cold: bo
     let t0 = performance.now();
     await download(debs, debsDir);
     const downloadMs = performance.now() - t0;
+    // Install = unpack, then byte-compile, as pip and Debian's own postinst do: an unpacked
+    // package without .pyc files would compile its modules on every import instead.
+    for (const d of ['upper', 'overlay-work']) fs.mkdirSync(path.join(work, d));
     t0 = performance.now();
     for (const deb of debs) await run('dpkg-deb', ['-x', path.join(debsDir, deb.file), target]);
     mergeUsr(target, base);
-    const installMs = performance.now() - t0;
     // The package over the base: its Python files and the native libraries it needs are where
-    // the interpreter and the loader look for them. Writable (matplotlib wants a /tmp), into the run's tmpfs.
-    for (const d of ['upper', 'overlay-work']) fs.mkdirSync(path.join(work, d));
+    // the interpreter and the loader look for them. Writable (the .pyc files, and matplotlib
+    // wants a /tmp), into the run's tmpfs.
     mount('overlay', merged, 'overlay', 0, `lowerdir=${target}:${base},upperdir=${path.join(work, 'upper')},workdir=${path.join(work, 'overlay-work')}`);
     const libs = libraryDirs(target);
     try {
+      await python(merged, 'import compileall, sys; sys.exit(0 if compileall.compile_dir("/usr/lib/python3/dist-packages", quiet=1) else 1)', libs);
+      const installMs = performance.now() - t0;
+      const installedKb = (await sizeKb(target)) + (await sizeKb(path.join(work, 'upper')));
       const probe = `import sys, time\nn = len(sys.modules)\nt = time.perf_counter()\nimport ${module}\nprint(time.perf_counter() - t, len(sys.modules) - n)`;
       let coldMs = NaN;
       if (cold) {
@@ -178,7 +183,7 @@ async function measurePackage(pypi: string, base: string, runs: number, cold: bo
       return {
         package: pypi, debian, error: '',
         download_ms: downloadMs, download_kb: debs.reduce((s, d) => s + d.bytes, 0) / 1024, debs: debs.length,
-        install_ms: installMs, installed_kb: await sizeKb(target),
+        install_ms: installMs, installed_kb: installedKb,
         python_start_ms: median(starts), import_ms: median(imports) - median(starts), import_inproc_ms: median(inproc), import_cold_ms: coldMs, modules,
       };
     } finally {
