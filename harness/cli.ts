@@ -7,6 +7,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { EXPERIMENTS } from '../experiments/index.js';
 import { isUserError, UsageError } from './errors.js';
+import { compareCommand } from './compare.js';
 import { redrawFigures } from './redraw.js';
 import { readCsv } from './csv.js';
 import { formatSummary, formatTopLocks } from './report.js';
@@ -156,7 +157,20 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       })(),
     )
-    .demandCommand(1, 'name a command: run, list or figures')
+    .command(
+      'compare <a> <b>',
+      'compare two runs of one experiment point by point: B against A (run directories, or results/<experiment> for the newest complete run)',
+      (y) => y
+        .positional('a', { type: 'string', describe: 'the baseline run' })
+        .positional('b', { type: 'string', describe: 'the run compared with it' })
+        .option('fail-on-regression', { type: 'number', describe: 'exit 1 if a metric is worse by more than PCT % (its whole 95% interval beyond it)' })
+        .option('out', { type: 'string', describe: 'directory that receives compare/<a>-vs-<b>/ [default: <repository>/results]' }),
+      (args) => action(() => compareCommand(String(args.a), String(args.b), {
+        failOnRegressionPct: args['fail-on-regression'] as number | undefined,
+        outDir: path.join(path.resolve(String(args.out ?? path.join(REPO_ROOT, 'results'))), 'compare'),
+      }))(),
+    )
+    .demandCommand(1, 'name a command: run, list, figures or compare')
     .strict()
     .help()
     .version(false)
