@@ -94,7 +94,7 @@ async function runCommand(exp: Experiment, args: Record<string, unknown>): Promi
     process.stdout.write(`\ndata:   ${rel(path.join(outcome.runDir!, 'data.csv'))}\n`);
     process.stdout.write(`meta:   ${rel(path.join(outcome.runDir!, 'meta.json'))}\n`);
     process.stdout.write(`figure: ${rel(outcome.figure!.svgPath)}\n`);
-    reportTrace(outcome.runDir!, sweep.out, exp.name, rel);
+    reportTrace(outcome.runDir!, path.dirname(outcome.figure!.svgPath), exp.name, rel);
     return 0;
   }
   const kept = outcome.runDir ? ` (measured points kept in ${rel(path.join(outcome.runDir, 'data.partial.csv'))})` : '';
@@ -103,12 +103,12 @@ async function runCommand(exp: Experiment, args: Record<string, unknown>): Promi
 }
 
 /** Where a traced run put its numbers, and its heaviest lock waits. */
-function reportTrace(runDir: string, out: string, name: string, rel: (p: string) => string) {
+function reportTrace(runDir: string, figures: string, name: string, rel: (p: string) => string) {
   const locks = path.join(runDir, 'locks.csv');
   const syscalls = path.join(runDir, 'syscalls.csv');
   if (fs.existsSync(syscalls)) process.stdout.write(`syscalls: ${rel(syscalls)}\n`);
   if (!fs.existsSync(locks)) return;
-  process.stdout.write(`locks:  ${rel(locks)}\nlock figure: ${rel(path.join(out, 'figures', `${name}-locks.svg`))}\n\n`);
+  process.stdout.write(`locks:  ${rel(locks)}\nlock figure: ${rel(path.join(figures, `${name}-locks.svg`))}\n\n`);
   process.stdout.write(formatTopLocks(readCsv(locks) as never) + '\n');
 }
 

@@ -11,6 +11,7 @@ import { writeCsv } from './csv.js';
 import { captureEnvironment } from './environment.js';
 import { InterruptedError } from './errors.js';
 import { renderFigure } from './figures.js';
+import { latestCompleteRun } from './redraw.js';
 import { Progress } from './progress.js';
 import { latencySummary, summarize, type SummaryRow } from './stats.js';
 import type { TraceFamily } from './tracer.js';
@@ -186,8 +187,11 @@ export async function runExperiment(
   if (status === 'complete') {
     writeCsv(path.join(runDir, 'data.csv'), rows, columns);
     writeCsv(path.join(runDir, 'summary.csv'), summary);
-    figure = await renderFigure(experiment.figure(rows), sweep.out, experiment.name);
-    await trace?.write(runDir, true, sweep.out, experiment.name, keys.slice(3).filter((k) => k !== 'phase'));
+    // A --quick run does not replace the shared figure of a full run: its own goes in its run directory.
+    const fullRunExists = latestCompleteRun(sweep.out, experiment.name) !== undefined && !readQuick(latestCompleteRun(sweep.out, experiment.name)!);
+    const figureRoot = options.quick && fullRunExists ? runDir : sweep.out;
+    figure = await renderFigure(experiment.figure(rows), figureRoot, experiment.name);
+    await trace?.write(runDir, true, figureRoot, experiment.name, keys.slice(3).filter((k) => k !== 'phase'));
   } else if (rows.length > 0) {
     writeCsv(path.join(runDir, 'data.partial.csv'), rows, columns);
     await trace?.write(runDir, false, sweep.out, experiment.name, keys.slice(3).filter((k) => k !== 'phase'));
@@ -197,4 +201,13 @@ export async function runExperiment(
   }
   writeMeta();
   return { status, error: failure, runDir, rows, summary, figure, trace: trace?.info };
+}
+
+/** Whether the run in runDir was a --quick one. */
+function readQuick(runDir: string): boolean {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(runDir, 'meta.json'), 'utf8')).options?.quick === true;
+  } catch {
+    return false;
+  }
 }
