@@ -14,7 +14,7 @@ import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
 import { Channel } from './channel.js';
 import { DOCKER_SOCKET, pingDocker } from './dockerPing.js';
 import { EngineSetupError, SandboxError } from './errors.js';
-import { lastLines, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER } from './runtimeSandbox.js';
+import { deathErrorOf, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER } from './runtimeSandbox.js';
 import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
 import { SandboxLedger } from './sandboxLedger.js';
 import { StateDir } from './stateDir.js';
@@ -281,12 +281,9 @@ class DockerSandbox extends RuntimeSandbox {
     try {
       oom = (await this.container!.inspect()).State.OOMKilled;
     } catch { /* removed meanwhile */ }
-    if (oom) {
-      return new SandboxError('oom', `the sandbox reached its memory limit of ${Math.round(this.engine.limits.memoryBytes / 2 ** 20)} MiB and the kernel's OOM killer ended it ${when}`);
-    }
     const code = this.exitCode;
     const how = code === undefined || code < 0 ? 'ended' : code > 128 ? `was killed by signal ${code - 128}` : `exited with status ${code}`;
-    const log = lastLines(path.join(this.scratch, 'runtime.log'), 5);
-    return new SandboxError('crash', `the sandbox's process ${how} ${when}${log ? `; it wrote: ${log}` : ''}`);
+    return deathErrorOf(when, { oom, how, memoryBytes: this.engine.limits.memoryBytes, scratch: this.scratch });
   }
+
 }

@@ -148,6 +148,19 @@ export function requireReadable(code: string): void {
   }
 }
 
+/**
+ * Why a sandbox's first process ended, said the same way by every backend: the OOM killer at
+ * its memory limit, or a crash (`how`: killed by a signal, an exit status), with the last
+ * lines the runtime wrote to its scratch directory's log.
+ */
+export function deathErrorOf(when: string, cause: { oom: boolean; how: string; memoryBytes: number; scratch: string }): SandboxError {
+  if (cause.oom) {
+    return new SandboxError('oom', `the sandbox reached its memory limit of ${Math.round(cause.memoryBytes / 2 ** 20)} MiB and the kernel's OOM killer ended it ${when}`);
+  }
+  const log = lastLines(path.join(cause.scratch, 'runtime.log'), 5);
+  return new SandboxError('crash', `the sandbox's process ${cause.how} ${when}${log ? `; it wrote: ${log}` : ''}`);
+}
+
 /** The last n lines of a log file, on one line, for an error message; empty if there is none. */
 export function lastLines(file: string, n: number): string {
   try {

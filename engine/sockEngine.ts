@@ -7,7 +7,7 @@ import { requireBase } from './baseRootfs.js';
 import { CgroupPool, chooseHierarchy, type PooledCgroup } from './cgroupPool.js';
 import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
 import { Channel } from './channel.js';
-import { lastLines, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER, waitAtMost } from './runtimeSandbox.js';
+import { deathErrorOf, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER, waitAtMost } from './runtimeSandbox.js';
 import { EngineSetupError, SandboxError } from './errors.js';
 import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
 import { SandboxLedger } from './sandboxLedger.js';
@@ -212,14 +212,10 @@ class SockSandbox extends RuntimeSandbox {
     if (errors.length > 0) throw new SandboxError('sandbox', `destroying ${this.id} left ${errors.join('; ')}`);
   }
 
-  /** Why the sandbox's first process ended: the OOM killer, or a crash (with the runtime's last words). */
   protected async deathError(when: string): Promise<SandboxError> {
     const status = this.exitStatus;
-    if (this.cgroup.oomKills() > this.oomKillsBefore) {
-      return new SandboxError('oom', `the sandbox reached its memory limit of ${Math.round(this.engine.limits.memoryBytes / 2 ** 20)} MiB and the kernel's OOM killer ended it ${when}`);
-    }
     const how = !status ? 'ended' : status.signal !== null ? `was killed by signal ${status.signal}` : `exited with status ${status.exitCode}`;
-    const log = lastLines(path.join(this.scratch, 'runtime.log'), 5);
-    return new SandboxError('crash', `the sandbox's process ${how} ${when}${log ? `; it wrote: ${log}` : ''}`);
+    return deathErrorOf(when, { oom: this.cgroup.oomKills() > this.oomKillsBefore, how, memoryBytes: this.engine.limits.memoryBytes, scratch: this.scratch });
   }
+
 }

@@ -32,6 +32,15 @@ function sandboxMounts(stateDir: string): string[] {
   return mountsUnder(fs.realpathSync(stateDir)).filter((m) => m !== sandboxes);
 }
 
+/** A worker with one invocation stuck in a 60 s handler, its sandbox mounted; the request's promise never rejects. */
+async function busyWorker(): Promise<{ worker: RunningWorker; pending: Promise<unknown> }> {
+  const worker = await startWorker();
+  lambda(worker.registry, 'sleep', 'import time\ndef f(event):\n    time.sleep(60)\n');
+  const pending = post(worker.url, 'sleep', '{}').catch(() => 'no answer');
+  for (let i = 0; i < 200 && sandboxMounts(worker.stateDir).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  return { worker, pending };
+}
+
 async function settled(w: RunningWorker): Promise<void> {
   // A sandbox is destroyed just after its answer is sent; give the last one a moment.
   for (let i = 0; i < 200; i++) {
@@ -201,10 +210,7 @@ api.run();
 const crash = suite('worker: after a crash');
 
 crash('a killed worker\'s sandboxes die with it, and the next worker removes its mounts and cgroups', async () => {
-  const first = await startWorker();
-  lambda(first.registry, 'sleep', 'import time\ndef f(event):\n    time.sleep(60)\n');
-  const pending = post(first.url, 'sleep', '{}').catch(() => 'no answer');
-  for (let i = 0; i < 200 && sandboxMounts(first.stateDir).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  const { worker: first, pending } = await busyWorker();
   assert.ok(sandboxMounts(first.stateDir).length > 0, 'the sandbox is up');
   await first.stop('SIGKILL');
   await pending;
@@ -223,10 +229,7 @@ crash('a killed worker\'s sandboxes die with it, and the next worker removes its
 });
 
 crash('sock gc removes what a killed worker left, and refuses while a worker runs', async () => {
-  const w1 = await startWorker();
-  lambda(w1.registry, 'sleep', 'import time\ndef f(event):\n    time.sleep(60)\n');
-  const pending = post(w1.url, 'sleep', '{}').catch(() => 'no answer');
-  for (let i = 0; i < 200 && sandboxMounts(w1.stateDir).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  const { worker: w1, pending } = await busyWorker();
   const refused = await sock(['gc', '--state-dir', w1.stateDir]);
   assert.is(refused.code, 1);
   assert.match(refused.stderr, 'in use by a running engine');
