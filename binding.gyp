@@ -8,6 +8,7 @@
         "native/src/errors.cc",
         "native/src/churn.cc",
         "native/src/exitWatcher.cc",
+        "native/src/fdPassing.cc",
         "native/src/spawn.cc",
         "native/src/mounts.cc",
         "native/src/scriptRun.cc"

@@ -4,6 +4,7 @@
 // one per line, one request in flight at a time (see runtime/server.py).
 import fs from 'node:fs';
 import net from 'node:net';
+import { peerCred, sendFds } from '../native/index.js';
 
 /** Unix socket paths longer than this do not fit in sockaddr_un. */
 const MAX_SOCKET_PATH = 107;
@@ -23,20 +24,32 @@ export class Channel {
   }
 
   /**
-   * Listens at socketPath (connectable by anyone: the sandbox's user is not root) and resolves
-   * with the first connection; the listening socket is then closed and unlinked.
+   * Listens at socketPath (connectable by anyone: the sandbox's user is not root). `listening`
+   * resolves once the socket can be connected to by that user, which must come before anything
+   * that may dial it starts (a zygote's fork dials within a millisecond); `accepted` resolves
+   * with the first connection, after which the listening socket is closed and unlinked.
    */
-  static accept(socketPath: string, signal: AbortSignal): Promise<Channel> {
+  static listen(socketPath: string, signal: AbortSignal): { listening: Promise<void>; accepted: Promise<Channel> } {
     if (socketPath.length > MAX_SOCKET_PATH) {
-      return Promise.reject(new Error(`socket path ${socketPath} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter --state-dir`));
+      const e = Promise.reject(new Error(`socket path ${socketPath} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter --state-dir`));
+      e.catch(() => {});
+      return { listening: e as Promise<never>, accepted: e as Promise<never> };
     }
-    return new Promise((resolve, reject) => {
+    let ready!: () => void;
+    let notReady!: (e: Error) => void;
+    const listening = new Promise<void>((resolve, reject) => {
+      ready = resolve;
+      notReady = reject;
+    });
+    const accepted = new Promise<Channel>((resolve, reject) => {
       const server = net.createServer();
       const finish = (err?: Error, socket?: net.Socket) => {
         server.close();
         signal.removeEventListener('abort', onAbort);
-        if (err) reject(err);
-        else resolve(new Channel(socket!));
+        if (err) {
+          notReady(err);
+          reject(err);
+        } else resolve(new Channel(socket!));
       };
       const onAbort = () => finish(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
       signal.addEventListener('abort', onAbort, { once: true });
@@ -45,11 +58,15 @@ export class Channel {
       server.listen(socketPath, () => {
         try {
           fs.chmodSync(socketPath, 0o666);
+          ready();
         } catch (e) {
           finish(e as Error);
         }
       });
     });
+    listening.catch(() => {});
+    accepted.catch(() => {});
+    return { listening, accepted };
   }
 
   /** The next message from the sandbox. */
@@ -65,8 +82,25 @@ export class Channel {
     this.socket.write(`${JSON.stringify(message)}\n`);
   }
 
+  /** One message with file descriptors attached (SCM_RIGHTS); the caller keeps and closes its copies. */
+  sendWithFds(message: Record<string, unknown>, fds: number[]): void {
+    sendFds(this.fd, Buffer.from(`${JSON.stringify(message)}\n`), fds);
+  }
+
+  /** The pid, in our PID namespace, of the process that connected. */
+  peerPid(): number {
+    return peerCred(this.fd).pid;
+  }
+
   close(): void {
     this.socket.destroy();
+  }
+
+  /** Node exposes no public way to the descriptor of an accepted Unix socket. */
+  private get fd(): number {
+    const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof fd !== 'number' || fd < 0) throw new Error('the sandbox\'s socket is closed');
+    return fd;
   }
 
   private onData(chunk: string): void {

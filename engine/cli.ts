@@ -10,7 +10,13 @@ import { baseProblem, buildBase, DEFAULT_MIRROR } from './baseRootfs.js';
 import { DockerEngine, ensureImage } from './dockerEngine.js';
 import { reclaimStateDir } from './gc.js';
 import { EngineSetupError } from './errors.js';
+import { HandlerCache } from './handlerCache.js';
+import { ImportCache } from './importCache.js';
+import type { InstallCache } from './installCache.js';
+import { openInstallCache } from './installSetup.js';
+import { zygoteImportsOf } from './packageNames.js';
 import { Registry } from './registry.js';
+import type { SandboxBackend } from './sandbox.js';
 import { SockEngine } from './sockEngine.js';
 import { DEFAULT_STATE_DIR, StateDir } from './stateDir.js';
 import { Worker } from './worker.js';
@@ -87,11 +93,45 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
     limits: { memoryBytes: whole('memory-mb', args['memory-mb'], 8) * 2 ** 20, pids: whole('pids', args.pids, 4), cpuShares: whole('cpu-shares', args['cpu-shares'], 2) },
     log: say,
   };
-  const engine = args.backend === 'sock'
-    ? await SockEngine.start({ ...common, cgroupVersion })
+  const sock = args.backend === 'sock';
+  if (!sock && args.zygotes === 'on') throw new UsageError(`--zygotes on: zygotes are the SOCK backend's; --backend ${args.backend} has none`);
+  const zygotes = sock && args.zygotes !== 'off';
+  const handlerCacheOn = args['handler-cache'] !== 'off';
+  const maxIdle = whole('handler-cache-size', args['handler-cache-size'], 1);
+  const maxZygotes = whole('max-zygotes', args['max-zygotes'], 0);
+  const reserve = (handlerCacheOn ? maxIdle : 0) + (zygotes ? maxZygotes + 1 : 0);
+  const threshold = whole('zygote-threshold', args['zygote-threshold'], 1);
+  const zygoteBudget = whole('zygote-budget-mb', args['zygote-budget-mb'], 1) * 2 ** 20;
+  const handlerBudget = whole('handler-cache-mb', args['handler-cache-mb'], 1) * 2 ** 20;
+  const timeoutMs = whole('timeout', args.timeout, 1);
+  const queueLimit = whole('queue-limit', args['queue-limit'], 0);
+  if (args.installer !== 'pip' && (args['pip-index-url'] !== undefined || args['pip-find-links'] !== undefined)) throw new UsageError('--pip-index-url and --pip-find-links go with --installer pip');
+  if (args.installer === 'pip' && args['pip-index-url'] === undefined && args['pip-find-links'] === undefined) throw new UsageError('--installer pip needs --pip-index-url or --pip-find-links (where pip finds packages)');
+  const engine = sock
+    ? await SockEngine.start({ ...common, reserve, cgroupVersion })
     : await DockerEngine.start({ ...common, network: args.backend === 'docker-netnone' ? 'none' : 'bridge' });
+  let installCache: InstallCache | undefined;
+  let backend: SandboxBackend = engine;
+  try {
+    // Opened once the engine has claimed the state directory: it removes half-done installs there.
+    if (args.installer !== 'off') {
+      installCache = openInstallCache({
+        installer: args.installer as 'debian' | 'pip', stateDir: String(args['state-dir']), base: baseOf(args),
+        pipIndexUrl: args['pip-index-url'] as string | undefined,
+        pipFindLinks: (args['pip-find-links'] as string[] | undefined)?.map((l) => (/^\w+:\/\//.test(l) ? l : path.resolve(l))),
+        log: say,
+      });
+    }
+    if (engine instanceof SockEngine && zygotes) {
+      backend = await ImportCache.start(engine, { threshold, budgetBytes: zygoteBudget, maxZygotes, importsOf: zygoteImportsOf, log: say });
+    }
+  } catch (e) {
+    await engine.shutdown();
+    throw e;
+  }
+  const handlerCache = handlerCacheOn ? new HandlerCache(backend, { maxIdle, budgetBytes: handlerBudget, log: say }) : undefined;
   const registry = new Registry(registryDir, engine.state.code);
-  const worker = new Worker({ registry, backend: engine, timeoutMs: whole('timeout', args.timeout, 1), queueLimit: whole('queue-limit', args['queue-limit'], 0), log: say });
+  const worker = new Worker({ registry, backend, installCache, handlerCache, timeoutMs, queueLimit, log: say });
   let address;
   try {
     address = await worker.listen(port, String(args.host));
@@ -100,8 +140,9 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
     throw new EngineSetupError(`cannot listen on ${args.host}:${port}: ${(e as Error).message}`);
   }
   fs.writeFileSync(engine.state.workerFile, JSON.stringify({ pid: process.pid, host: address.address, port: address.port }));
-  const backend = engine instanceof SockEngine ? `sock, cgroup v${engine.pool.hierarchy.version}` : `${engine.name}, image ${engine.image}`;
-  say(`worker listening on http://${address.address}:${address.port} (registry ${registryDir}, state ${engine.state.root}, ${backend}, ${capacity} sandboxes at once)`);
+  const described = engine instanceof SockEngine ? `sock, cgroup v${engine.pool.hierarchy.version}` : `${engine.name}, image ${engine.image}`;
+  const caches = `caches: install ${installCache ? String(args.installer) : 'off'}, import ${zygotes ? 'zygotes' : 'off'}, handler ${handlerCache ? `${maxIdle} idle` : 'off'}`;
+  say(`worker listening on http://${address.address}:${address.port} (registry ${registryDir}, state ${engine.state.root}, ${described}, ${capacity} sandboxes at once; ${caches})`);
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -200,6 +241,16 @@ export async function main(argv: string[]): Promise<number> {
         .option('cpu-shares', { type: 'number', default: 512, describe: 'CPU share of each sandbox (v1 cpu.shares; v2 gets the matching cpu.weight)' })
         .option('cgroup-version', { choices: ['auto', '1', '2'], default: 'auto', describe: 'cgroup hierarchy for the pool (sock backend)' })
         .option('backend', { choices: ['sock', 'docker', 'docker-netnone'], default: 'sock', describe: 'how sandboxes are made: SOCK lean containers, or Docker containers (bridge network, or --network none)' })
+        .option('installer', { choices: ['debian', 'pip', 'off'], default: 'debian', describe: 'install cache: how requirements.txt is installed (once, into <state-dir>/packages): Debian\'s python3-* packages, or pip against --pip-index-url / --pip-find-links; off answers 501' })
+        .option('pip-index-url', { type: 'string', describe: 'package index for --installer pip' })
+        .option('pip-find-links', { type: 'array', string: true, describe: 'wheel directories or URLs for --installer pip (with no --pip-index-url, only these are used)' })
+        .option('zygotes', { choices: ['on', 'off'], describe: 'import cache: fork handlers from zygotes that have imported their packages [default: on with --backend sock]' })
+        .option('zygote-threshold', { type: 'number', default: 2, describe: 'a package set gets its own zygote once this many sandboxes have asked for it' })
+        .option('zygote-budget-mb', { type: 'number', default: 512, describe: 'memory the zygotes may hold together (sum of PSS); the least asked-for per byte are evicted' })
+        .option('max-zygotes', { type: 'number', default: 16, describe: 'zygotes besides the root (each holds a pooled cgroup)' })
+        .option('handler-cache', { choices: ['on', 'off'], default: 'on', describe: 'keep instances that answered frozen, for their lambda version\'s next request' })
+        .option('handler-cache-size', { type: 'number', default: 16, describe: 'frozen instances kept at most (least recently used evicted first)' })
+        .option('handler-cache-mb', { type: 'number', default: 1024, describe: 'memory the frozen instances may hold together' })
         .strict(), action(workerUp))
       .demandCommand(1, 'name a worker command: up'))
     .command('invoke <lambda> [event]', 'run a lambda once through the worker and print its JSON result', (y) => clientOptions(y)

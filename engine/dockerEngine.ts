@@ -18,7 +18,7 @@ import { deathErrorOf, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSand
 import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
 import { SandboxLedger } from './sandboxLedger.js';
 import { StateDir } from './stateDir.js';
-import { makeScratch, unstitch } from './stitch.js';
+import { linkLibraries, makeScratch, unstitch } from './stitch.js';
 
 /** Every container carries this label, valued with the state directory that owns it. */
 export const STATE_LABEL = 'sockbench.state-dir';
@@ -144,12 +144,12 @@ export class DockerEngine implements SandboxBackend {
       throw new SandboxError('sandbox', `making the scratch of ${id} failed: ${(e as Error).message}`);
     }
     const abort = new AbortController();
-    const accepted = Channel.accept(path.join(scratch, 'worker.sock'), abort.signal);
-    accepted.catch(() => {});
+    const { listening, accepted } = Channel.listen(path.join(scratch, 'worker.sock'), abort.signal);
     const sandbox = new DockerSandbox(id, dir, scratch, this);
     this.sandboxes.add(sandbox);
     const t1 = performance.now();
     try {
+      await listening;
       await sandbox.run(spec);
     } catch (e) {
       abort.abort();
@@ -184,8 +184,9 @@ class DockerSandbox extends RuntimeSandbox {
   private exitCode: number | undefined;
   private waited: Promise<unknown> = new Promise(() => {});
 
-  constructor(id: string, private readonly dir: string, private readonly scratch: string, private readonly engine: DockerEngine) {
+  constructor(id: string, private readonly dir: string, protected readonly scratch: string, private readonly engine: DockerEngine) {
     super(id);
+    this.origin = 'docker';
   }
 
   protected get exited(): Promise<unknown> {
@@ -200,6 +201,9 @@ class DockerSandbox extends RuntimeSandbox {
   async run(spec: SandboxSpec): Promise<void> {
     const e = this.engine;
     const runtime = runtimeCommand(spec);
+    // The packages' shared libraries, linked from one directory as in a stitched root.
+    const libraries = path.join(this.dir, 'lib');
+    linkLibraries(libraries, spec.packages);
     this.container = await e.docker.createContainer({
       Image: e.image,
       Cmd: runtime.argv,
@@ -215,6 +219,7 @@ class DockerSandbox extends RuntimeSandbox {
           `${spec.code}:/handler:ro`,
           `${RUNTIME_DIR}:/sock:ro`,
           ...Object.entries(spec.packages).map(([name, dir]) => `${dir}:/packages/${name}:ro`),
+          `${libraries}:/packages/.lib:ro`,
         ],
         NetworkMode: e.network,
         Memory: e.limits.memoryBytes,

@@ -30,3 +30,11 @@ export function importNameOf(pypiName: string): string {
   const name = normalizePypiName(pypiName);
   return KNOWN[name]?.module ?? name.replace(/-/g, '_');
 }
+
+/** A package whose handlers use a submodule that its top-level import does not load. */
+const USED_SUBMODULES: Record<string, string[]> = { pillow: ['PIL.Image'] };
+
+/** What a zygote imports for a package, so that its forks find what their handlers use already loaded. */
+export function zygoteImportsOf(pypiName: string): string[] {
+  return [importNameOf(pypiName), ...(USED_SUBMODULES[normalizePypiName(pypiName)] ?? [])];
+}

@@ -17,13 +17,19 @@ export const RUNTIME_DIR = path.resolve(here, here.includes(`${path.sep}dist${pa
 /** nobody:nogroup on Debian; a handler needs no identity of its own. */
 export const SANDBOX_USER = { uid: 65534, gid: 65534 };
 
+/** Where each package's importable directory is inside a sandbox (an install cache's package has python/ and lib/). */
+export function packagePaths(packages: Record<string, string>): string[] {
+  return Object.keys(packages).map((name) => `/packages/${name}/python`);
+}
+
+/** The environment of every process the engine starts in a sandbox or zygote. */
+export function sandboxEnv(packages: Record<string, string>): string[] {
+  return ['PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/tmp', 'LANG=C.UTF-8', `PYTHONPATH=${packagePaths(packages).join(':')}`, 'LD_LIBRARY_PATH=/packages/.lib'];
+}
+
 /** The runtime's command line and environment inside a sandbox (code at /handler, packages at /packages/<name>, scratch at /host). */
 export function runtimeCommand(spec: SandboxSpec): { argv: string[]; env: string[] } {
-  const pythonPath = Object.keys(spec.packages).map((name) => `/packages/${name}`).join(':');
-  return {
-    argv: ['/usr/bin/python3', '-B', '/sock/server.py', '/host/worker.sock', '/handler'],
-    env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/tmp', 'LANG=C.UTF-8', `PYTHONPATH=${pythonPath}`],
-  };
+  return { argv: ['/usr/bin/python3', '-B', '/sock/server.py', '/host/worker.sock', '/handler'], env: sandboxEnv(spec.packages) };
 }
 
 /** How long to wait for a dead sandbox's exit status before calling it a crash anyway. */
@@ -31,12 +37,15 @@ export const EXIT_GRACE_MS = 5000;
 
 export abstract class RuntimeSandbox implements Sandbox {
   timings: CreateTimings = { stitchMs: 0, spawnMs: 0, readyMs: 0, totalMs: 0 };
+  origin = 'new';
   private channel: Channel | undefined;
   private destroying: Promise<void> | undefined;
   private busy = false;
 
   constructor(readonly id: string) {}
 
+  /** The sandbox's scratch directory on the host: its runtime writes runtime.log there. */
+  protected abstract readonly scratch: string;
   /** Resolves once the sandbox's first process has ended. */
   protected abstract get exited(): Promise<unknown>;
   protected abstract hasExited(): boolean;
@@ -50,7 +59,10 @@ export abstract class RuntimeSandbox implements Sandbox {
 
   /** Waits for the runtime to connect and load the handler; the caller destroys the sandbox if this throws. */
   async ready(accepted: Promise<Channel>, abort: AbortController, timeoutMs: number): Promise<void> {
-    const timer = setTimeout(() => abort.abort(new SandboxError('sandbox', `${this.id} did not load its handler within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => {
+      const log = lastLines(path.join(this.scratch, 'runtime.log'), 5);
+      abort.abort(new SandboxError('sandbox', `${this.id} did not load its handler within ${timeoutMs} ms${log ? `; it wrote: ${log}` : ''}`));
+    }, timeoutMs);
     const died = this.exited.then(async () => {
       const e = await this.deathError('before loading the handler');
       abort.abort(e);

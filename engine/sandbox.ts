@@ -23,6 +23,8 @@ export interface CreateTimings {
 export interface Sandbox {
   readonly id: string;
   readonly timings: CreateTimings;
+  /** How it was made, for logs and studies: "lean" (spawned), "zygote:<packages>" (forked), "docker". */
+  readonly origin: string;
   /** Runs f(event) once; rejects with a SandboxError saying which kind of failure. */
   invoke(event: unknown, timeoutMs: number): Promise<unknown>;
   /** Freezes every process of the sandbox (cgroup freezer). */

@@ -1,17 +1,19 @@
 // SOCK's lean containers: a stitched root entered with chroot, new IPC, UTS and PID namespaces
 // but no network or mount namespace (the paper's point: those two are where the kernel
 // serializes), a cgroup from a pool, and an unprivileged user without capabilities.
+import fs from 'node:fs';
 import path from 'node:path';
-import { constants, spawn, watchExit, type ExitResult } from '../native/index.js';
+import { CAPABILITIES, constants, spawn, watchExit, type ExitResult, type SpawnStep } from '../native/index.js';
 import { requireBase } from './baseRootfs.js';
 import { CgroupPool, chooseHierarchy, type PooledCgroup } from './cgroupPool.js';
 import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
 import { Channel } from './channel.js';
-import { deathErrorOf, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER, waitAtMost } from './runtimeSandbox.js';
+import { deathErrorOf, packagePaths, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER, sandboxEnv, waitAtMost } from './runtimeSandbox.js';
 import { EngineSetupError, SandboxError } from './errors.js';
 import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
 import { SandboxLedger } from './sandboxLedger.js';
-import { StateDir } from './stateDir.js';
+import { removeTree, StateDir } from './stateDir.js';
+import { Zygote, ZygoteGoneError } from './zygote.js';
 import { stitchRoot, unstitch } from './stitch.js';
 
 const KILL_TIMEOUT_MS = 5000;
@@ -20,8 +22,10 @@ export interface SockEngineOptions {
   stateDir: string;
   /** Base root file system; default <stateDir>/base. */
   base?: string;
-  /** Sandboxes alive at once: the cgroup pool's size. */
+  /** Sandboxes busy at once: what the worker may ask for. */
   capacity: number;
+  /** Pooled cgroups beyond capacity, for what the caches keep alive: zygotes and paused instances. */
+  reserve?: number;
   limits?: Limits;
   cgroupVersion?: 1 | 2;
   /** Time a new sandbox has to load its handler and say ready. */
@@ -29,15 +33,32 @@ export interface SockEngineOptions {
   log?: (line: string) => void;
 }
 
+/** A new container before anything runs in it: its cgroup from the pool and its stitched root. */
+export interface Container {
+  id: string;
+  cgroup: PooledCgroup;
+  dir: string;
+  root: string;
+  scratch: string;
+}
+
+/** What to run in a new container: a process the engine spawns (its pid known at once), or a zygote's fork (the pid comes with its connection). */
+type Starter = (container: Container) => Promise<{ pid: number } | { forked: true }>;
+
+/** The capabilities a zygote keeps, to put its forks in their containers: unshare and mount /proc, chroot, change ids, empty the bounding set. */
+const ZYGOTE_CAPABILITIES = [CAPABILITIES.SYS_ADMIN, CAPABILITIES.SYS_CHROOT, CAPABILITIES.SETUID, CAPABILITIES.SETGID, CAPABILITIES.SETPCAP];
+
 export class SockEngine implements SandboxBackend {
   readonly name = 'sock';
   readonly sandboxes = new SandboxLedger<SockSandbox>();
+  readonly zygotes = new Set<Zygote>();
 
   private constructor(
     readonly state: StateDir,
     readonly base: string,
     readonly pool: CgroupPool,
     readonly limits: Limits,
+    readonly capacity: number,
     private readonly startTimeoutMs: number,
   ) {}
 
@@ -59,48 +80,107 @@ export class SockEngine implements SandboxBackend {
       if (killed > 0) removed.unshift(`${killed} processes in ${state.cgroupName}`);
       if (removed.length > 0) log(`removed what a previous engine left: ${removed.join('; ')}`);
       const limits = options.limits ?? DEFAULT_LIMITS;
-      const pool = CgroupPool.create(hierarchy, state.cgroupName, options.capacity, limits);
-      return new SockEngine(state, base, pool, limits, options.startTimeoutMs ?? 30_000);
+      const pool = CgroupPool.create(hierarchy, state.cgroupName, options.capacity + (options.reserve ?? 0), limits);
+      return new SockEngine(state, base, pool, limits, options.capacity, options.startTimeoutMs ?? 30_000);
     } catch (e) {
       state.release();
       throw e;
     }
   }
 
-  get capacity(): number {
-    return this.pool.size;
+  /** A sandbox whose first process the engine spawns: the runtime, exec'd in the new container. */
+  create(spec: SandboxSpec): Promise<Sandbox> {
+    return this.make(spec, 'lean', async (c) => ({ pid: spawnInContainer(c, { cloneFlags: NEW_NAMESPACES, ...runtimeCommand(spec) }, [{ op: 'mount', source: 'proc', target: path.join(c.root, 'proc'), fstype: 'proc', flags: constants.MS_NOSUID | constants.MS_NODEV | constants.MS_NOEXEC }], [{ op: 'dropPrivileges', ...SANDBOX_USER }]) }));
   }
 
-  async create(spec: SandboxSpec): Promise<Sandbox> {
-    requireReadable(spec.code);
-    const id = this.sandboxes.nextId('sb');
-    const t0 = performance.now();
+  /** A sandbox forked from a zygote that has imported some of spec's packages, and moved into a new container. */
+  createFrom(zygote: Zygote, spec: SandboxSpec): Promise<Sandbox> {
+    return this.make(spec, `zygote:${zygote.key || 'root'}`, async (c) => {
+      await zygote.fork('handler', c, packagePaths(spec.packages));
+      return { forked: true };
+    });
+  }
+
+  /**
+   * A zygote with packages imported: forked from parent (which has imported a subset of them)
+   * into a container of its own, or, with no parent, the root zygote with its reaper, spawned.
+   */
+  async startZygote(packages: Record<string, string>, imports: string[], parent?: Zygote): Promise<Zygote> {
+    const c = await this.prepare('zy', { code: '', packages });
+    const { listening, accepted } = Channel.listen(path.join(c.scratch, 'worker.sock'), AbortSignal.timeout(this.startTimeoutMs));
+    let reaper: number | undefined;
+    const fail = async (e: unknown): Promise<never> => {
+      if (reaper !== undefined) process.kill(reaper, 'SIGKILL');
+      await this.pool.give(c.cgroup, KILL_TIMEOUT_MS).catch(() => {});
+      unstitch(c.dir);
+      throw new SandboxError('sandbox', `starting zygote ${c.id} (${Object.keys(packages).join('+') || 'root'}) failed: ${(e as Error).message}`);
+    };
+    try {
+      await listening;
+      if (parent) await parent.fork('zygote', c, packagePaths(packages), imports);
+      else reaper = spawnInContainer(c, { cloneFlags: NEW_NAMESPACES, argv: ['/usr/bin/python3', '-B', '/sock/zygote.py', '/host/worker.sock'], env: sandboxEnv(packages) }, [], [{ op: 'keepCapabilities', keep: ZYGOTE_CAPABILITIES }]);
+      const channel = await accepted;
+      const hello = await channel.next();
+      if (hello.fatal) throw new Error(`${String(hello.type)}: ${String(hello.message)}`);
+      const zygote = new Zygote(c, Object.keys(packages).sort(), channel.peerPid(), channel, Number(hello.modules), parent, reaper, this);
+      this.zygotes.add(zygote);
+      return zygote;
+    } catch (e) {
+      return fail(e);
+    }
+  }
+
+  /** Gives back a zygote's cgroup and root, once its processes (the reaper's whole namespace, for the root) have ended. */
+  async releaseZygote(zygote: Zygote, dir: string, cgroup: PooledCgroup): Promise<void> {
+    this.zygotes.delete(zygote);
+    await this.pool.give(cgroup, KILL_TIMEOUT_MS);
+    unstitch(dir);
+  }
+
+  /** A cgroup from the pool and a stitched root, for a sandbox or a zygote. */
+  private async prepare(prefix: string, spec: SandboxSpec): Promise<Container> {
+    const id = this.sandboxes.nextId(prefix);
     const cgroup = this.pool.take();
     const dir = path.join(this.state.sandboxes, id);
-    let stitched;
     try {
-      stitched = stitchRoot(dir, { base: this.base, runtime: RUNTIME_DIR, code: spec.code, packages: spec.packages, ...SANDBOX_USER, scratchBytes: this.limits.memoryBytes });
+      const code = spec.code || path.join(dir, 'nothing');
+      if (!spec.code) fs.mkdirSync(code, { recursive: true });
+      const stitched = stitchRoot(dir, { base: this.base, runtime: RUNTIME_DIR, code, packages: spec.packages, ...SANDBOX_USER, scratchBytes: this.limits.memoryBytes });
+      // The runtime's log, made here: a zygote's fork opens it before dropping to nobody, but as a
+      // root without CAP_DAC_OVERRIDE it could not create it in nobody's scratch.
+      fs.writeFileSync(path.join(stitched.scratch, 'runtime.log'), '', { mode: 0o600 });
+      return { id, cgroup, dir, root: stitched.root, scratch: stitched.scratch };
     } catch (e) {
       this.sandboxes.failed();
       await this.pool.give(cgroup, KILL_TIMEOUT_MS);
+      removeTree(dir);
       throw new SandboxError('sandbox', `stitching the root of ${id} failed: ${(e as Error).message}`);
     }
+  }
+
+  private async make(spec: SandboxSpec, origin: string, start: Starter): Promise<Sandbox> {
+    requireReadable(spec.code);
+    const t0 = performance.now();
+    const c = await this.prepare('sb', spec);
     const t1 = performance.now();
     const abort = new AbortController();
-    const accepted = Channel.accept(path.join(stitched.scratch, 'worker.sock'), abort.signal);
-    accepted.catch(() => {});
-    let pid: number;
+    const { listening, accepted } = Channel.listen(path.join(c.scratch, 'worker.sock'), abort.signal);
+    let started;
     try {
-      pid = spawnSandbox(id, stitched.root, stitched.scratch, cgroup, spec);
+      await listening;
+      started = await start(c);
     } catch (e) {
       abort.abort();
       this.sandboxes.failed();
-      await this.pool.give(cgroup, KILL_TIMEOUT_MS);
-      unstitch(dir);
-      throw new SandboxError('sandbox', `starting ${id} failed: ${(e as Error).message}`);
+      await this.pool.give(c.cgroup, KILL_TIMEOUT_MS);
+      unstitch(c.dir);
+      if (e instanceof ZygoteGoneError) throw e;
+      throw new SandboxError('sandbox', `starting ${c.id} failed: ${(e as Error).message}`);
     }
     const t2 = performance.now();
-    const sandbox = new SockSandbox(id, pid, cgroup, dir, stitched.scratch, this);
+    const pid = 'pid' in started ? started.pid : accepted.then((channel) => channel.peerPid());
+    const sandbox = new SockSandbox(c, pid, 'pid' in started, this);
+    sandbox.origin = origin;
     this.sandboxes.add(sandbox);
     await sandbox.becomeReady(accepted, abort, this.startTimeoutMs, t0, t1, t2);
     return sandbox;
@@ -121,51 +201,59 @@ export class SockEngine implements SandboxBackend {
 
   async shutdown(): Promise<void> {
     await this.sandboxes.close();
+    await Promise.all([...this.zygotes].map((z) => z.destroy().catch(() => {})));
     await this.pool.destroy(KILL_TIMEOUT_MS);
     this.state.release();
   }
 }
 
+const NEW_NAMESPACES = constants.CLONE_NEWIPC | constants.CLONE_NEWUTS | constants.CLONE_NEWPID;
+
 /**
- * The sandbox's first process: born in new IPC, UTS and PID namespaces (it is PID 1 there), it
- * joins its cgroup before anything else so all it allocates is charged there, mounts a /proc
- * that shows only its own namespace, chroots, drops to an unprivileged user with no capabilities
- * and no_new_privs (chroot cannot be escaped without CAP_SYS_CHROOT), and execs the runtime.
+ * A container's first process: born in new IPC, UTS and PID namespaces (it is PID 1 there), it
+ * joins its cgroup before anything else so all it allocates is charged there, runs the steps
+ * that need the host's view (a /proc of its own namespace), chroots, gives up what it must
+ * (steps after chroot) and execs. Unprivileged, without CAP_SYS_CHROOT, chroot cannot be escaped.
  */
-function spawnSandbox(id: string, root: string, scratch: string, cgroup: PooledCgroup, spec: SandboxSpec): number {
-  const c = constants;
-  const runtime = runtimeCommand(spec);
+function spawnInContainer(c: Container, run: { cloneFlags: number; argv: string[]; env: string[] }, beforeChroot: SpawnStep[], afterChroot: SpawnStep[]): number {
   return spawn({
-    cloneFlags: c.CLONE_NEWIPC | c.CLONE_NEWUTS | c.CLONE_NEWPID,
+    cloneFlags: run.cloneFlags,
     steps: [
-      ...cgroup.procsFiles.map((file) => ({ op: 'write' as const, path: file, value: '0' })),
-      { op: 'redirect', path: path.join(scratch, 'runtime.log') },
-      { op: 'mount', source: 'proc', target: path.join(root, 'proc'), fstype: 'proc', flags: c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC },
-      { op: 'sethostname', name: id },
-      { op: 'chroot', path: root },
+      ...c.cgroup.procsFiles.map((file) => ({ op: 'write' as const, path: file, value: '0' })),
+      { op: 'redirect', path: path.join(c.scratch, 'runtime.log') },
+      ...beforeChroot,
+      { op: 'sethostname', name: c.id },
+      { op: 'chroot', path: c.root },
       { op: 'chdir', path: '/' },
-      { op: 'dropPrivileges', ...SANDBOX_USER },
-      { op: 'exec', argv: runtime.argv, env: runtime.env },
+      ...afterChroot,
+      { op: 'exec', argv: run.argv, env: run.env },
     ],
   });
 }
 
 class SockSandbox extends RuntimeSandbox {
+  private pid: number | undefined;
   private exitStatus: ExitResult | undefined;
-  private readonly exitWatch: Promise<ExitResult>;
+  private readonly exitWatch: Promise<ExitResult | undefined>;
   private readonly oomKillsBefore: number;
+  private readonly cgroup: PooledCgroup;
+  private readonly dir: string;
+  protected readonly scratch: string;
 
-  constructor(
-    id: string,
-    private readonly pid: number,
-    private readonly cgroup: PooledCgroup,
-    private readonly dir: string,
-    private readonly scratch: string,
-    private readonly engine: SockEngine,
-  ) {
-    super(id);
-    this.oomKillsBefore = cgroup.oomKills();
-    this.exitWatch = watchExit(pid).then((status) => (this.exitStatus = status));
+  /** pid: known at once for a spawned first process (our child, reaped here); for a zygote's fork, learned from its connection. */
+  constructor(c: Container, pid: number | Promise<number>, ourChild: boolean, private readonly engine: SockEngine) {
+    super(c.id);
+    this.cgroup = c.cgroup;
+    this.dir = c.dir;
+    this.scratch = c.scratch;
+    this.oomKillsBefore = c.cgroup.oomKills();
+    this.exitWatch = Promise.resolve(pid).then(
+      (p) => {
+        this.pid = p;
+        return watchExit(p, { reap: ourChild }).then((status) => (this.exitStatus = status));
+      },
+      () => undefined, // it never connected: ready() says why
+    );
   }
 
   protected get exited(): Promise<unknown> {
@@ -190,7 +278,7 @@ class SockSandbox extends RuntimeSandbox {
 
   protected async teardown(): Promise<void> {
     // Killing PID 1 of its namespace kills every process in it; until it is reaped its pid cannot be reused.
-    if (!this.exitStatus) {
+    if (this.pid !== undefined && !this.exitStatus) {
       try {
         process.kill(this.pid, 'SIGKILL');
       } catch { /* exited on its own meanwhile */ }
@@ -202,7 +290,7 @@ class SockSandbox extends RuntimeSandbox {
     } catch (e) {
       errors.push(`its cgroup: ${(e as Error).message}`);
     }
-    await waitAtMost(this.exitWatch, KILL_TIMEOUT_MS);
+    if (this.pid !== undefined) await waitAtMost(this.exitWatch, KILL_TIMEOUT_MS);
     try {
       unstitch(this.dir);
     } catch (e) {
@@ -214,8 +302,7 @@ class SockSandbox extends RuntimeSandbox {
 
   protected async deathError(when: string): Promise<SandboxError> {
     const status = this.exitStatus;
-    const how = !status ? 'ended' : status.signal !== null ? `was killed by signal ${status.signal}` : `exited with status ${status.exitCode}`;
+    const how = !status || (status.signal === null && status.exitCode === null) ? 'ended' : status.signal !== null ? `was killed by signal ${status.signal}` : `exited with status ${status.exitCode}`;
     return deathErrorOf(when, { oom: this.cgroup.oomKills() > this.oomKillsBefore, how, memoryBytes: this.engine.limits.memoryBytes, scratch: this.scratch });
   }
-
 }

@@ -4,7 +4,9 @@
 //   <sandbox>/root/sock       <- the engine's Python runtime, read-only
 //   <sandbox>/root/handler    <- the handler's code, read-only
 //   <sandbox>/root/packages   <- <sandbox>/packages (read-only), and in it one read-only bind
-//                                per package directory from the install cache
+//                                per package directory from the install cache, and .lib: a
+//                                link to each shared library those packages brought (see
+//                                installCache.ts), the one directory on LD_LIBRARY_PATH
 //   <sandbox>/root/host       <- <sandbox>/scratch, writable by the sandbox's user: the Unix socket
 //   <sandbox>/root/tmp        <- <sandbox>/scratch/tmp, writable
 //
@@ -57,6 +59,7 @@ export function stitchRoot(dir: string, spec: StitchSpec): StitchedRoot {
   fs.mkdirSync(root, { recursive: true });
   fs.mkdirSync(packages);
   for (const name of Object.keys(spec.packages)) fs.mkdirSync(path.join(packages, name));
+  linkLibraries(path.join(packages, '.lib'), spec.packages);
   try {
     makeScratch(dir, spec);
     bind(spec.base, root, { devices: true });
@@ -71,6 +74,30 @@ export function stitchRoot(dir: string, spec: StitchSpec): StitchedRoot {
     throw e;
   }
   return { dir, root, scratch };
+}
+
+/**
+ * One directory of links to every package's shared libraries, so the loader finds them with a
+ * single, fixed LD_LIBRARY_PATH. It exists even when empty: the loader marks a missing search
+ * directory as absent once and never looks again, and a zygote's fork that later chroots into
+ * a root with more packages must still find theirs. The first package to bring a name wins.
+ */
+export function linkLibraries(dir: string, packages: Record<string, string>): void {
+  fs.mkdirSync(dir);
+  const taken = new Set<string>();
+  for (const [name, source] of Object.entries(packages)) {
+    let files: string[];
+    try {
+      files = fs.readdirSync(path.join(source, 'lib'));
+    } catch {
+      continue;
+    }
+    for (const file of files) {
+      if (taken.has(file)) continue;
+      taken.add(file);
+      fs.symlinkSync(`/packages/${name}/lib/${file}`, path.join(dir, file));
+    }
+  }
 }
 
 /**

@@ -1,9 +1,15 @@
 // The HTTP front of the engine, OpenLambda style: POST /run/<lambda> with a JSON body is
-// answered with the handler's JSON result; GET /status says what the worker holds. With the
-// caches off, each request gets a fresh sandbox that is destroyed after it has answered.
+// answered with the handler's JSON result; GET /status says what the worker holds. The caches
+// are layers it is given: the install cache puts a lambda's requirements on disk, the import
+// cache (inside the backend) forks its sandbox from a zygote, the handler cache keeps it
+// frozen for the next request. With all off, each request gets a fresh sandbox that is
+// destroyed after it has answered. The x-sock-start header of a reply says how its sandbox
+// came to be: "warm" (handler cache), "zygote:<packages>" (forked), "lean" or "docker".
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SandboxError, type FailureKind } from './errors.js';
+import type { HandlerCache } from './handlerCache.js';
+import { InstallError, type InstallCache } from './installCache.js';
 import { Registry } from './registry.js';
 import type { SandboxBackend } from './sandbox.js';
 import { QueueFullError, Slots } from './slots.js';
@@ -28,6 +34,9 @@ export interface WorkerOptions {
   timeoutMs: number;
   /** Requests that may wait for a sandbox beyond the backend's capacity. */
   queueLimit: number;
+  /** Without one, a lambda with requirements gets 501. */
+  installCache?: InstallCache;
+  handlerCache?: HandlerCache;
   log?: (line: string) => void;
 }
 
@@ -69,6 +78,7 @@ export class Worker {
     this.slots.refuseWaiting(new HttpError(503, 'shutdown', 'the worker is shutting down'));
     const closed = new Promise((resolve) => this.server.close(resolve));
     this.server.closeIdleConnections();
+    await this.options.handlerCache?.close();
     await this.options.backend.shutdown();
     await Promise.allSettled([...this.inFlight]);
     this.server.closeAllConnections();
@@ -86,9 +96,9 @@ export class Worker {
     if (req.method !== 'POST') return this.reply(res, 405, { error: 'method: /run/<lambda> answers POST', kind: 'method' });
     this.counts.requests++;
     try {
-      const result = await this.run(lambdaName(run[1]!), req);
+      const { result, start } = await this.run(lambdaName(run[1]!), req);
       this.counts.ok++;
-      this.reply(res, 200, result);
+      this.reply(res, 200, result, { 'x-sock-start': start });
     } catch (e) {
       const { status, body } = this.failure(e);
       this.counts.failed[String(body.kind)] = (this.counts.failed[String(body.kind)] ?? 0) + 1;
@@ -97,13 +107,11 @@ export class Worker {
     }
   }
 
-  private async run(name: string, req: http.IncomingMessage): Promise<unknown> {
+  private async run(name: string, req: http.IncomingMessage): Promise<{ result: unknown; start: string }> {
     const event = await readEvent(req);
     const lambda = this.options.registry.lookup(name);
     if (!lambda) throw new HttpError(404, 'unknown-lambda', `no lambda named '${name}' in ${this.options.registry.dir}`);
-    if (lambda.requirements.length > 0) {
-      throw new HttpError(501, 'packages', `lambda '${name}' requires ${lambda.requirements.join(', ')}, and this worker has no install cache yet`);
-    }
+    const spec = { code: lambda.code, packages: await this.install(lambda.name, lambda.requirements) };
     if (this.closing) throw new HttpError(503, 'shutdown', 'the worker is shutting down');
     let release: () => void;
     try {
@@ -112,16 +120,38 @@ export class Worker {
       if (e instanceof QueueFullError) throw new HttpError(503, 'busy', e.message);
       throw e;
     }
+    const cache = this.options.handlerCache;
     try {
-      const sandbox = await this.options.backend.create({ code: lambda.code, packages: {} });
+      const { sandbox, hit } = cache ? await cache.acquire(lambda.name, lambda.version, spec) : { sandbox: await this.options.backend.create(spec), hit: false };
+      let reusable = false;
       try {
-        return await sandbox.invoke(event, this.options.timeoutMs);
+        const result = await sandbox.invoke(event, this.options.timeoutMs);
+        reusable = true;
+        return { result, start: hit ? 'warm' : sandbox.origin };
+      } catch (e) {
+        // A handler's exception leaves its instance as good as before; a timeout, OOM or crash does not.
+        reusable = e instanceof SandboxError && (e.kind === 'exception' || e.kind === 'bad-result');
+        throw e;
       } finally {
-        // Answer first; the slot is held until the sandbox is gone, so the pool is never overdrawn.
-        sandbox.destroy().catch((e) => this.options.log?.(`${sandbox.id}: ${(e as Error).message}`)).finally(release);
+        // Answer first; the slot is held until the sandbox is frozen or gone, so the pool is never overdrawn.
+        const done = cache && reusable && !this.closing ? cache.release(lambda.name, lambda.version, sandbox) : sandbox.destroy();
+        done.catch((e) => this.options.log?.(`${sandbox.id}: ${(e as Error).message}`)).finally(release);
       }
     } catch (e) {
       release();
+      throw e;
+    }
+  }
+
+  /** The lambda's packages on disk (installed once, by the install cache), by name. */
+  private async install(name: string, requirements: string[]): Promise<Record<string, string>> {
+    if (requirements.length === 0) return {};
+    const cache = this.options.installCache;
+    if (!cache) throw new HttpError(501, 'packages', `lambda '${name}' requires ${requirements.join(', ')}, and this worker runs without an install cache`);
+    try {
+      return Object.fromEntries((await cache.ensure(requirements)).map((p) => [p.name, p.dir]));
+    } catch (e) {
+      if (e instanceof InstallError) throw new HttpError(500, 'install', `lambda '${name}': ${e.message}`);
       throw e;
     }
   }
@@ -147,14 +177,18 @@ export class Worker {
       },
       sandboxes,
       memory: { workerRssBytes: process.memoryUsage.rss(), sandboxesBytes: sandboxes.memoryBytes },
-      caches: { handler: 'off', install: 'off', import: 'off' },
+      caches: {
+        handler: this.options.handlerCache?.status() ?? 'off',
+        install: this.options.installCache?.status() ?? 'off',
+        import: sandboxes.importCache ?? 'off',
+      },
     };
   }
 
-  private reply(res: http.ServerResponse, status: number, body: unknown): void {
+  private reply(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
     if (res.headersSent) return;
     const text = `${JSON.stringify(body === undefined ? null : body)}\n`;
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
     res.end(text);
   }
 }

@@ -5,10 +5,13 @@ import { imports } from './imports/index.js';
 import { ipcuts } from './ipcuts/index.js';
 import { mntns } from './mntns/index.js';
 import { netns } from './netns/index.js';
+import { resize } from './resize/index.js';
+import { scale } from './scale/index.js';
 import { sockVsDocker } from './sockVsDocker/index.js';
 import { storage } from './storage/index.js';
+import { zygote } from './zygote/index.js';
 
-export const EXPERIMENTS: Experiment[] = [netns, mntns, storage, cgroups, ipcuts, sockVsDocker, imports];
+export const EXPERIMENTS: Experiment[] = [netns, mntns, storage, cgroups, ipcuts, sockVsDocker, imports, zygote, resize, scale];
 
 export function findExperiment(name: string): Experiment | undefined {
   return EXPERIMENTS.find((e) => e.name === name);

@@ -114,6 +114,11 @@ export type SpawnStep =
    * capability set and the bounding set emptied, no_new_privs. Later steps run unprivileged.
    */
   | { op: 'dropPrivileges'; uid: number; gid: number }
+  /**
+   * Stays root but keeps only these capabilities (numbers, see CAPABILITIES), in the bounding
+   * set too; nothing inheritable or ambient; no_new_privs.
+   */
+  | { op: 'keepCapabilities'; keep: number[] }
   /** execve; the program gets fds 0-2 only. */
   | { op: 'exec'; argv: string[]; env?: string[] }
   | { op: 'hold' };
@@ -155,8 +160,14 @@ interface Addon {
    * Resolves when our child pid exits, and reaps it. Waits in one native epoll thread, not in
    * libuv's pool, so any number can be pending; holds the event loop open only while some are.
    * Rejects with a SyscallError: 'pidfd_open' (ESRCH: no such pid), 'waitid' (ECHILD: not our child).
+   * With reap: false it only waits for pid's exit (any process's, not only a child's) and
+   * resolves with both fields null: the status goes to the parent.
    */
-  watchExit(pid: number): Promise<ExitResult>;
+  watchExit(pid: number, options?: { reap?: boolean }): Promise<ExitResult>;
+  /** One sendmsg of data with fds attached (SCM_RIGHTS) on a connected Unix socket's fd. */
+  sendFds(socketFd: number, data: Buffer, fds: number[]): void;
+  /** Who connected to this Unix socket, with the pid as our PID namespace sees it. */
+  peerCred(socketFd: number): { pid: number; uid: number; gid: number };
   mount(source: string | null, target: string, fstype: string | null, flags: number, data?: string | null): void;
   umount2(target: string, flags?: number): void;
   /** Times every BPF program run until the returned fd is closed (BPF_ENABLE_STATS). */
@@ -169,7 +180,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 const addon = createRequire(import.meta.url)(path.join(root, 'build/Release/sockbench_native.node')) as Addon;
 
-export const { ChurnRun, ScriptRun, spawn, reap, watchExit, mount, umount2, enableBpfStats, constants } = addon;
+export const { ChurnRun, ScriptRun, spawn, reap, watchExit, sendFds, peerCred, mount, umount2, enableBpfStats, constants } = addon;
+
+/** Capability numbers (linux/capability.h) the engine names. */
+export const CAPABILITIES = { CHOWN: 0, DAC_OVERRIDE: 1, KILL: 5, SETGID: 6, SETUID: 7, SETPCAP: 8, SYS_CHROOT: 18, SYS_ADMIN: 21 } as const;
 
 const FLAG_OF: Record<Namespace, keyof Constants> = {
   cgroup: 'CLONE_NEWCGROUP',

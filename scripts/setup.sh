@@ -15,6 +15,7 @@ fi
 declare -A NEED=(
   [build-essential]=/usr/bin/g++
   [python3]=/usr/bin/python3
+  [python3-pip]=/usr/lib/python3/dist-packages/pip
   [iproute2]=/usr/sbin/ip
   [util-linux]=/usr/bin/nsenter
   [bpftrace]=/usr/bin/bpftrace

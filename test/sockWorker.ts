@@ -4,7 +4,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_STATE_DIR, removeTree } from '../engine/stateDir.js';
+import { findHierarchies } from '../engine/cgroupHierarchy.js';
+import { mountsUnder } from '../engine/mountinfo.js';
+import { DEFAULT_STATE_DIR, removeTree, StateDir } from '../engine/stateDir.js';
 import { scratchDir } from './helpers.js';
 
 export const SOCK_CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../engine/cli.js');
@@ -41,10 +43,14 @@ export interface RunningWorker {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startWorker(options: { registry?: string; stateDir?: string; args?: string[] } = {}): Promise<RunningWorker> {
+/** The worker without its caches: every request a fresh lean container, as the contract tests expect. */
+const NO_CACHES = ['--installer', 'off', '--zygotes', 'off', '--handler-cache', 'off'];
+
+export async function startWorker(options: { registry?: string; stateDir?: string; args?: string[]; caches?: boolean } = {}): Promise<RunningWorker> {
   const registry = options.registry ?? engineScratch();
   const stateDir = options.stateDir ?? engineScratch();
-  const proc = spawn(process.execPath, [SOCK_CLI, 'worker', 'up', '--port', '0', '--registry', registry, '--state-dir', stateDir, '--base', BASE, ...(options.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const caches = options.caches ? [] : NO_CACHES;
+  const proc = spawn(process.execPath, [SOCK_CLI, 'worker', 'up', '--port', '0', '--registry', registry, '--state-dir', stateDir, '--base', BASE, ...caches, ...(options.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
@@ -67,6 +73,35 @@ export async function startWorker(options: { registry?: string; stateDir?: strin
 }
 
 export async function post(url: string, name: string, body: string): Promise<{ status: number; body: any }> {
+  const { status, body: answer } = await postStarted(url, name, body);
+  return { status, body: answer };
+}
+
+/** post(), and how the worker says the request's sandbox came to be (its x-sock-start header). */
+export async function postStarted(url: string, name: string, body: string): Promise<{ status: number; body: any; start: string }> {
   const res = await fetch(`${url}/run/${name}`, { method: 'POST', body });
-  return { status: res.status, body: await res.json() };
+  return { status: res.status, body: await res.json(), start: res.headers.get('x-sock-start') ?? '' };
+}
+
+/** The engine's cgroups of that state directory, in every hierarchy. */
+export function poolCgroups(stateDir: string): string[] {
+  const name = new StateDir(stateDir).cgroupName;
+  return findHierarchies().flatMap((h) => Object.values(h.roots)).map((root) => path.join(root, name)).filter((d) => fs.existsSync(d));
+}
+
+/** Every process in those cgroups and below. */
+export function tasksIn(dirs: string[]): string[] {
+  const tasks: string[] = [];
+  const walk = (d: string) => {
+    tasks.push(...fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean));
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name));
+  };
+  dirs.forEach(walk);
+  return tasks;
+}
+
+/** Mounts under the state directory other than the engine's own private bind of sandboxes/. */
+export function sandboxMounts(stateDir: string): string[] {
+  const sandboxes = new StateDir(stateDir).sandboxes;
+  return mountsUnder(fs.realpathSync(stateDir)).filter((m) => m !== sandboxes);
 }

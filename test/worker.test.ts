@@ -5,33 +5,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { findHierarchies } from '../engine/cgroupHierarchy.js';
 import { mountsUnder } from '../engine/mountinfo.js';
-import { StateDir } from '../engine/stateDir.js';
-import { BASE, lambda, post, removeScratch, SOCK_CLI, startWorker, type RunningWorker } from './sockWorker.js';
+import { BASE, lambda, poolCgroups, post, removeScratch, sandboxMounts, SOCK_CLI, startWorker, tasksIn, type RunningWorker } from './sockWorker.js';
 
 /** The cgroup directories of a state directory's pool, in every tree they exist in. */
-function poolCgroups(stateDir: string): string[] {
-  const name = new StateDir(stateDir).cgroupName;
-  return findHierarchies().flatMap((h) => Object.values(h.roots)).map((root) => path.join(root, name)).filter((d) => fs.existsSync(d));
-}
-
-function tasksIn(dirs: string[]): string[] {
-  const tasks: string[] = [];
-  const walk = (d: string) => {
-    tasks.push(...fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean));
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name));
-  };
-  dirs.forEach(walk);
-  return tasks;
-}
-
-/** Mounts under the state directory other than the engine's own private bind of sandboxes/. */
-function sandboxMounts(stateDir: string): string[] {
-  const sandboxes = new StateDir(stateDir).sandboxes;
-  return mountsUnder(fs.realpathSync(stateDir)).filter((m) => m !== sandboxes);
-}
-
 /** A worker with one invocation stuck in a 60 s handler, its sandbox mounted; the request's promise never rejects. */
 async function busyWorker(): Promise<{ worker: RunningWorker; pending: Promise<unknown> }> {
   const worker = await startWorker();

@@ -13,12 +13,13 @@ and, once, right after connecting:
     sandbox -> worker   {"ready": true, "pid": <pid in the sandbox>}
                       | {"fatal": "bad-handler", "type": ..., "message": ..., "traceback": ...}
 
-Loading and serving are separate functions on purpose: a zygote imports packages first and
-forks, and each forked child then calls load_handler and serve for its own handler.
+A zygote (zygote.py) imports packages first and forks; each forked child then calls run()
+for its own handler.
 """
 
 import _json
 import _socket
+import faulthandler
 import os
 import sys
 
@@ -118,8 +119,11 @@ def serve(conn, handler):
         send(conn, answer(handler, decode(line)["event"]))
 
 
-def main():
-    socket_path, code_dir = sys.argv[1], sys.argv[2]
+def run(socket_path, code_dir):
+    """Dials the worker, loads the handler, says ready and serves; a zygote's fork calls this too."""
+    # A crash leaves its cause in the log the worker quotes (a zygote's fork has no exit status
+    # the worker can read: its parent is the zygote's reaper).
+    faulthandler.enable()
     conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     conn.connect(socket_path)
     try:
@@ -134,4 +138,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(sys.argv[1], sys.argv[2])

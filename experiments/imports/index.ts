@@ -9,6 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Argv } from 'yargs';
 import { baseProblem } from '../../engine/baseRootfs.js';
+import { download, mergeUsr, resolveDebs, sharedLibraries } from '../../engine/installers/debian.js';
 import { debianPackageOf, importNameOf, normalizePypiName } from '../../engine/packageNames.js';
 import { DEFAULT_STATE_DIR } from '../../engine/stateDir.js';
 import { constants, mount, umount2 } from '../../native/index.js';
@@ -37,46 +38,6 @@ let counter = 0;
 
 const baseOf = (options: Record<string, unknown>) => path.resolve(String(options.base ?? process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base')));
 
-interface Deb {
-  url: string;
-  file: string;
-  bytes: number;
-}
-
-/**
- * The .debs the package needs on top of the base: apt resolves against the base's dpkg status
- * (not the host's), from the host's package lists. Not timed: it is apt's solver, not the download.
- */
-export async function resolveDebs(debian: string, base: string, emptyDir: string): Promise<Deb[]> {
-  let out: string;
-  fs.mkdirSync(path.join(emptyDir, 'partial'), { recursive: true });
-  try {
-    // An empty archive directory: apt leaves out of the list whatever it finds already cached.
-    ({ stdout: out } = await run('apt-get', [
-      'install', '--download-only', '--print-uris', '-y', '-qq', '--no-install-recommends',
-      '-o', `Dir::State::status=${path.join(base, 'var/lib/dpkg/status')}`, '-o', `Dir::Cache::archives=${emptyDir}`,
-      '-o', 'Debug::NoLocking=1', debian,
-    ]));
-  } catch (e) {
-    const stderr = String((e as { stderr?: string }).stderr ?? '').trim().split('\n').find((l) => l.startsWith('E:')) ?? (e as Error).message;
-    throw new Error(`apt cannot resolve ${debian}: ${stderr.replace(/^E: /, '')}`);
-  }
-  return out.split('\n').flatMap((line) => {
-    const m = /^'(\S+)' (\S+) (\d+) /.exec(line);
-    return m ? [{ url: m[1]!, file: m[2]!, bytes: Number(m[3]) }] : [];
-  });
-}
-
-async function download(debs: Deb[], into: string): Promise<void> {
-  for (const deb of debs) {
-    const res = await fetch(deb.url);
-    if (!res.ok) throw new Error(`downloading ${deb.url}: HTTP ${res.status}`);
-    const body = Buffer.from(await res.arrayBuffer());
-    if (body.length !== deb.bytes) throw new Error(`downloading ${deb.url}: ${body.length} bytes, expected ${deb.bytes}`);
-    fs.writeFileSync(path.join(into, deb.file), body);
-  }
-}
-
 /** Seconds python3 takes in the chroot, from fork to exit, and what it printed. */
 async function python(root: string, code: string, libraryPath: string): Promise<{ ms: number; stdout: string }> {
   const t0 = performance.now();
@@ -89,34 +50,9 @@ async function python(root: string, code: string, libraryPath: string): Promise<
   }
 }
 
-/**
- * The base has merged /usr (/lib is a link to usr/lib): a package's own /lib directory laid over
- * it would hide the link, and with it the C library. Its contents go under usr/, as dpkg would put them.
- */
-function mergeUsr(target: string, base: string): void {
-  for (const top of ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']) {
-    const own = path.join(target, top);
-    if (!fs.existsSync(own) || fs.lstatSync(own).isSymbolicLink()) continue;
-    if (!fs.lstatSync(path.join(base, top), { throwIfNoEntry: false })?.isSymbolicLink()) continue;
-    fs.cpSync(own, path.join(target, 'usr', top), { recursive: true, verbatimSymlinks: true });
-    fs.rmSync(own, { recursive: true });
-  }
-}
-
-/**
- * Directories of the unpacked packages that hold shared libraries, as seen from inside. dpkg -x
- * runs no maintainer script, so ldconfig's cache and update-alternatives' links (BLAS and LAPACK
- * for numpy) are missing: the loader is told where the libraries are instead.
- */
+/** Directories of the unpacked packages that hold shared libraries, as seen from inside, for LD_LIBRARY_PATH. */
 function libraryDirs(target: string): string {
-  const found: string[] = [];
-  const walk = (rel: string) => {
-    const entries = fs.readdirSync(path.join(target, rel), { withFileTypes: true });
-    if (entries.some((e) => /\.so(\.|$)/.test(e.name) && !e.isDirectory()) && /lib/.test(rel)) found.push(`/${rel}`);
-    for (const e of entries) if (e.isDirectory() && !/python3|dist-packages|site-packages|share|doc/.test(e.name)) walk(path.join(rel, e.name));
-  };
-  walk('');
-  return found.join(':');
+  return [...new Set(sharedLibraries(target).map((f) => `/${path.dirname(f)}`))].join(':');
 }
 
 function median(xs: number[]): number {

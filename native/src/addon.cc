@@ -7,6 +7,7 @@
 #include "bpfstats.h"
 #include "churn.h"
 #include "exitWatcher.h"
+#include "fdPassing.h"
 #include "mounts.h"
 #include "scriptRun.h"
 #include "spawn.h"
@@ -41,6 +42,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("reap", Napi::Function::New(env, Reap));
   InitExitWatcher(env, exports);
+  exports.Set("sendFds", Napi::Function::New(env, SendFds));
+  exports.Set("peerCred", Napi::Function::New(env, PeerCred));
   exports.Set("mount", Napi::Function::New(env, Mount));
   exports.Set("umount2", Napi::Function::New(env, Umount2));
   exports.Set("enableBpfStats", Napi::Function::New(env, EnableBpfStats));

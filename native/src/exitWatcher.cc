@@ -1,4 +1,6 @@
 // watchExit(pid): a promise for a child's exit that holds no libuv pool thread while it waits.
+// watchExit(pid, {reap: false}) watches a process that is not our child (a zygote's fork):
+// its pidfd turns readable at its exit too, but only its parent learns the status.
 //
 // reap() parks one of libuv's four pool threads in poll() per child; an engine with dozens of
 // sandboxes alive would starve every fs call behind them. Here one native thread per Node
@@ -56,12 +58,13 @@ void CallJs(Napi::Env env, Napi::Function, ExitWatcher* watcher, Exit* exit);
 using ExitFunction = Napi::TypedThreadSafeFunction<ExitWatcher, Exit, CallJs>;
 
 constexpr uint64_t kStopKey = ~uint64_t{0};
+constexpr uint32_t kNoReap = uint32_t{1} << 31;
 constexpr int kMaxEvents = 64;
 
 class ExitWatcher {
  public:
   // JS thread.
-  Napi::Value Watch(Napi::Env env, pid_t pid) {
+  Napi::Value Watch(Napi::Env env, pid_t pid, bool reap) {
     Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
     Napi::Promise promise = deferred.Promise();
     if (stopped_) {
@@ -81,7 +84,8 @@ class ExitWatcher {
       deferred.Reject(SyscallError(env, "pidfd_open", errno, std::to_string(pid)).Value());
       return promise;
     }
-    uint32_t id = nextId_++;
+    // The id's top bit says "do not reap" to the watcher thread.
+    uint32_t id = (nextId_++ & ~kNoReap) | (reap ? 0 : kNoReap);
     struct epoll_event ev = {};
     ev.events = EPOLLIN;
     ev.data.u64 = (static_cast<uint64_t>(id) << 32) | static_cast<uint32_t>(fd);
@@ -194,14 +198,16 @@ class ExitWatcher {
         uint64_t key = events[i].data.u64;
         if (key == kStopKey) return;
         auto* exit = new Exit{static_cast<uint32_t>(key >> 32), static_cast<int>(static_cast<uint32_t>(key)), 0, 0, 0};
-        siginfo_t info = {};
-        int rc;
-        // Readable means the child is a zombie, so this does not block.
-        do rc = waitid(static_cast<idtype_t>(P_PIDFD), exit->fd, &info, WEXITED | __WALL);
-        while (rc < 0 && errno == EINTR);
-        if (rc < 0) exit->err = errno;
-        exit->code = info.si_code;
-        exit->status = info.si_status;
+        if (!(exit->id & kNoReap)) {
+          siginfo_t info = {};
+          int rc;
+          // Readable means the child is a zombie, so this does not block.
+          do rc = waitid(static_cast<idtype_t>(P_PIDFD), exit->fd, &info, WEXITED | __WALL);
+          while (rc < 0 && errno == EINTR);
+          if (rc < 0) exit->err = errno;
+          exit->code = info.si_code;
+          exit->status = info.si_status;
+        }
         epoll_ctl(epfd_, EPOLL_CTL_DEL, exit->fd, nullptr);
         // The queue is unbounded, so this never blocks; it fails only while Node closes it.
         if (exitFunction_.BlockingCall(exit) != napi_ok) delete exit;
@@ -230,10 +236,15 @@ void CallJs(Napi::Env env, Napi::Function, ExitWatcher* watcher, Exit* exit) {
 Napi::Value WatchExit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "watchExit expects a pid");
+  bool reap = true;
+  if (info.Length() > 1 && info[1].IsObject()) {
+    Napi::Value r = info[1].As<Napi::Object>().Get("reap");
+    if (!r.IsUndefined()) reap = r.ToBoolean().Value();
+  }
   double pid = info[0].As<Napi::Number>().DoubleValue();
   if (!(pid > 0 && pid <= 0x7fffffff && pid == static_cast<double>(static_cast<int32_t>(pid))))
     throw Napi::TypeError::New(env, "watchExit expects a positive integer pid");
-  return static_cast<ExitWatcher*>(info.Data())->Watch(env, static_cast<pid_t>(pid));
+  return static_cast<ExitWatcher*>(info.Data())->Watch(env, static_cast<pid_t>(pid), reap);
 }
 
 }  // namespace

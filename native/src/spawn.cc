@@ -48,7 +48,7 @@
 namespace sockbench {
 namespace {
 
-enum class Op { Unshare, Setns, Mount, Chroot, Chdir, Sethostname, Write, Redirect, DropPrivileges, Exec, Hold };
+enum class Op { Unshare, Setns, Mount, Chroot, Chdir, Sethostname, Write, Redirect, DropPrivileges, KeepCapabilities, Exec, Hold };
 
 struct Step {
   Op op;
@@ -57,6 +57,7 @@ struct Step {
   bool hasSource = false, hasFstype = false, hasData = false;
   std::vector<std::string> argv, env;
   uint32_t uid = 0, gid = 0;
+  uint64_t keep = 0;  // keepCapabilities: the capabilities left, one bit each
 };
 
 // Which call of a step failed, for steps that make more than one.
@@ -94,6 +95,7 @@ const char* OpName(Op op) {
     case Op::Write: return "write";
     case Op::Redirect: return "open";
     case Op::DropPrivileges: return "dropPrivileges";
+    case Op::KeepCapabilities: return "keepCapabilities";
     case Op::Exec: return "execve";
     case Op::Hold: return "hold";
   }
@@ -162,6 +164,17 @@ Step ParseStep(Napi::Env env, Napi::Object o) {
     s.op = Op::DropPrivileges;
     s.uid = IdField(env, o, "uid");
     s.gid = IdField(env, o, "gid");
+  } else if (op == "keepCapabilities") {
+    s.op = Op::KeepCapabilities;
+    Napi::Value v = o.Get("keep");
+    if (!v.IsArray()) throw Napi::TypeError::New(env, "keepCapabilities step needs keep: an array of capability numbers");
+    Napi::Array a = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      double cap = a.Get(i).IsNumber() ? a.Get(i).As<Napi::Number>().DoubleValue() : -1;
+      if (!(cap >= 0 && cap < 64 && cap == static_cast<double>(static_cast<int>(cap))))
+        throw Napi::TypeError::New(env, "keepCapabilities: capability numbers are 0 to 63");
+      s.keep |= uint64_t{1} << static_cast<int>(cap);
+    }
   } else if (op == "exec") {
     s.op = Op::Exec;
     s.argv = StringArray(env, o, "argv");
@@ -268,6 +281,25 @@ void ChildDropPrivileges(int fd, int i, const Step& s, int capLast, bool dieWith
   }
 }
 
+// Stays root but keeps only s.keep, in the bounding set too, with nothing inheritable or
+// ambient and no_new_privs: for a process that must itself set up, and then drop to
+// unprivileged, children of its own (a zygote).
+void ChildKeepCapabilities(int fd, int i, const Step& s, int capLast) {
+  for (int cap = 0; cap <= capLast; cap++) {
+    if ((s.keep >> cap) & 1) continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) ChildFail(fd, i, errno, kCapbsetDrop, cap);
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+    ChildFail(fd, i, errno, kAmbientClearAll);
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2] = {};
+  for (int k = 0; k < 2; k++) {
+    data[k].permitted = data[k].effective = static_cast<uint32_t>(s.keep >> (32 * k));
+  }
+  if (syscall(SYS_capset, &header, data) != 0) ChildFail(fd, i, errno, kCapset);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(fd, i, errno, kNoNewPrivs);
+}
+
 // Runs in the child after clone(): only async-signal-safe calls from here on.
 [[noreturn]] void ChildRun(int fd, std::vector<Step>& steps, std::vector<std::vector<char*>>& argvs,
                            std::vector<std::vector<char*>>& envs, bool dieWithParent, pid_t expectedParent,
@@ -306,6 +338,7 @@ void ChildDropPrivileges(int fd, int i, const Step& s, int capLast, bool dieWith
       case Op::Write: ChildWrite(fd, i, s); break;
       case Op::Redirect: ChildRedirect(fd, i, s); break;
       case Op::DropPrivileges: ChildDropPrivileges(fd, i, s, capLast, dieWithParent, expectedParent); break;
+      case Op::KeepCapabilities: ChildKeepCapabilities(fd, i, s, capLast); break;
       case Op::Exec:
         // Only fds 0-2 go on to the program (ENOSYS before Linux 5.11 is let through).
         syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -377,7 +410,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
 
   int capLast = 63;
   for (const Step& s : steps) {
-    if (s.op == Op::DropPrivileges) capLast = CapLastCap();
+    if (s.op == Op::DropPrivileges || s.op == Op::KeepCapabilities) capLast = CapLastCap();
   }
 
   int fds[2];
@@ -432,7 +465,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
       case kCapbsetDrop: call = "prctl"; args = "PR_CAPBSET_DROP, " + std::to_string(r.arg); break;
       case kAmbientClearAll: call = "prctl"; args = "PR_CAP_AMBIENT_CLEAR_ALL"; break;
       case kSetresuid: call = "setresuid"; args = std::to_string(s.uid); break;
-      case kCapset: call = "capset"; args = "all sets empty"; break;
+      case kCapset: call = "capset"; args = s.op == Op::KeepCapabilities ? "the kept capabilities" : "all sets empty"; break;
       case kNoNewPrivs: call = "prctl"; args = "PR_SET_NO_NEW_PRIVS"; break;
       case kPdeathsig: call = "prctl"; args = "PR_SET_PDEATHSIG"; break;
       case kCapget: call = "capget"; args = "capabilities left after dropping to uid " + std::to_string(s.uid); break;

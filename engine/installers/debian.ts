@@ -1,0 +1,159 @@
+// Installs a PyPI requirement from Debian's python3-* package (PyPI is not reachable here): the
+// .debs it needs on top of the base, fetched from the mirror, unpacked with dpkg-deb, laid out
+// for the install cache and byte-compiled with the base's python3. Debian ships one version of
+// each package per release, so a requirement's version specifier cannot be honoured: it is
+// ignored, and the version actually installed is what gets recorded.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { InstallProvider, ParsedRequirement } from '../installCache.js';
+import { debianPackageOf } from '../packageNames.js';
+import { DEFAULT_STATE_DIR, removeTree } from '../stateDir.js';
+import { byteCompile } from './packageRoot.js';
+
+const run = promisify(execFile);
+
+/** Where Debian's python3-* packages put their modules, relative to the unpacked root. */
+const DIST_PACKAGES = 'usr/lib/python3/dist-packages';
+
+export interface Deb {
+  url: string;
+  file: string;
+  bytes: number;
+}
+
+/**
+ * The .debs the package needs on top of the base: apt resolves against the base's dpkg status
+ * (not the host's), from the host's package lists. Not timed: it is apt's solver, not the download.
+ */
+export async function resolveDebs(debian: string, base: string, emptyDir: string, signal?: AbortSignal): Promise<Deb[]> {
+  let out: string;
+  fs.mkdirSync(path.join(emptyDir, 'partial'), { recursive: true });
+  try {
+    // An empty archive directory: apt leaves out of the list whatever it finds already cached.
+    ({ stdout: out } = await run('apt-get', [
+      'install', '--download-only', '--print-uris', '-y', '-qq', '--no-install-recommends',
+      '-o', `Dir::State::status=${path.join(base, 'var/lib/dpkg/status')}`, '-o', `Dir::Cache::archives=${emptyDir}`,
+      '-o', 'Debug::NoLocking=1', debian,
+    ], { signal }));
+  } catch (e) {
+    if (signal?.aborted) throw e;
+    const stderr = String((e as { stderr?: string }).stderr ?? '').trim().split('\n').find((l) => l.startsWith('E:')) ?? (e as Error).message;
+    throw new Error(`apt cannot resolve ${debian}: ${stderr.replace(/^E: /, '')}`);
+  }
+  return out.split('\n').flatMap((line) => {
+    const m = /^'(\S+)' (\S+) (\d+) /.exec(line);
+    return m ? [{ url: m[1]!, file: m[2]!, bytes: Number(m[3]) }] : [];
+  });
+}
+
+export async function download(debs: Deb[], into: string, signal?: AbortSignal): Promise<void> {
+  for (const deb of debs) {
+    const res = await fetch(deb.url, { signal });
+    if (!res.ok) throw new Error(`downloading ${deb.url}: HTTP ${res.status}`);
+    const body = Buffer.from(await res.arrayBuffer());
+    if (body.length !== deb.bytes) throw new Error(`downloading ${deb.url}: ${body.length} bytes, expected ${deb.bytes}`);
+    fs.writeFileSync(path.join(into, deb.file), body);
+  }
+}
+
+/**
+ * The base has merged /usr (/lib is a link to usr/lib): a package's own /lib directory laid over
+ * it would hide the link, and with it the C library. Its contents go under usr/, as dpkg would put them.
+ */
+export function mergeUsr(target: string, base: string): void {
+  for (const top of ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']) {
+    const own = path.join(target, top);
+    if (!fs.existsSync(own) || fs.lstatSync(own).isSymbolicLink()) continue;
+    if (!fs.lstatSync(path.join(base, top), { throwIfNoEntry: false })?.isSymbolicLink()) continue;
+    fs.cpSync(own, path.join(target, 'usr', top), { recursive: true, verbatimSymlinks: true });
+    fs.rmSync(own, { recursive: true });
+  }
+}
+
+/**
+ * The shared libraries of the unpacked packages, relative to target, in directories whose path
+ * says lib (Python's own extension modules, under python3*, are left out), a directory's files
+ * before its subdirectories'. dpkg -x runs no maintainer script, so ldconfig's cache and
+ * update-alternatives' links (BLAS and LAPACK for numpy) are missing: the loader must be told
+ * where these are.
+ */
+export function sharedLibraries(target: string): string[] {
+  const found: string[] = [];
+  const walk = (rel: string) => {
+    const entries = fs.readdirSync(path.join(target, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
+    if (/lib/.test(rel)) found.push(...entries.filter((e) => /\.so(\.|$)/.test(e.name) && !e.isDirectory()).map((e) => path.join(rel, e.name)));
+    for (const e of entries) if (e.isDirectory() && !/python3|dist-packages|site-packages|share|doc/.test(e.name)) walk(path.join(rel, e.name));
+  };
+  walk('');
+  return found;
+}
+
+/**
+ * <into>/lib/<file> -> ../root/<path> for each library the loader looks up by name (lib*.so*);
+ * the first of a name wins. Modules opened by path (Perl's POSIX.so, a plugin's) need no link.
+ */
+function linkLibraries(into: string): void {
+  const lib = path.join(into, 'lib');
+  fs.mkdirSync(lib);
+  const taken = new Set<string>();
+  for (const rel of sharedLibraries(path.join(into, 'root'))) {
+    const file = path.basename(rel);
+    if (!file.startsWith('lib') || taken.has(file)) continue;
+    taken.add(file);
+    fs.symlinkSync(path.join('..', 'root', rel), path.join(lib, file));
+  }
+}
+
+/** The version of debian among the .debs, from apt's file name (name_version_arch.deb, the epoch's ':' escaped). */
+function versionOf(debian: string, debs: Deb[]): string {
+  const deb = debs.find((d) => d.file.startsWith(`${debian}_`));
+  return deb ? decodeURIComponent(deb.file.split('_')[1] ?? '') : '';
+}
+
+export interface DebianOptions {
+  /** The base root file system sandboxes run on [default /var/lib/sockbench/base]. */
+  base?: string;
+  /** Where temporary files go (downloads, the byte-compiling root); each install's are removed after it [default: the OS's temporary directory]. */
+  workDir?: string;
+}
+
+export class DebianProvider implements InstallProvider {
+  readonly name = 'debian';
+  private readonly base: string;
+  private readonly workDir: string;
+
+  constructor(options: DebianOptions = {}) {
+    this.base = path.resolve(options.base ?? path.join(DEFAULT_STATE_DIR, 'base'));
+    this.workDir = path.resolve(options.workDir ?? os.tmpdir());
+  }
+
+  async install(requirement: ParsedRequirement, into: string, signal?: AbortSignal): Promise<{ version: string; downloadMs: number; installMs: number }> {
+    const debian = debianPackageOf(requirement.name);
+    fs.mkdirSync(this.workDir, { recursive: true });
+    const work = fs.mkdtempSync(path.join(this.workDir, `debian-${requirement.name}-`));
+    try {
+      const debs = await resolveDebs(debian, this.base, path.join(work, 'apt'), signal);
+      const debsDir = path.join(work, 'debs');
+      fs.mkdirSync(debsDir);
+      let t0 = performance.now();
+      await download(debs, debsDir, signal);
+      const downloadMs = performance.now() - t0;
+      t0 = performance.now();
+      const root = path.join(into, 'root');
+      fs.mkdirSync(root);
+      for (const deb of debs) await run('dpkg-deb', ['-x', path.join(debsDir, deb.file), root], { signal });
+      mergeUsr(root, this.base);
+      // Made even when the base already has everything (no .debs), so python/ always resolves.
+      fs.mkdirSync(path.join(root, DIST_PACKAGES), { recursive: true });
+      fs.symlinkSync(path.join('root', DIST_PACKAGES), path.join(into, 'python'));
+      linkLibraries(into);
+      await byteCompile(this.base, work, requirement.name, into, signal);
+      return { version: versionOf(debian, debs), downloadMs, installMs: performance.now() - t0 };
+    } finally {
+      removeTree(work);
+    }
+  }
+}

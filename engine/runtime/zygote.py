@@ -1,0 +1,227 @@
+"""A zygote: a Python process that has imported a set of packages and forks handler instances.
+
+The engine starts the first one as `python3 -B /sock/zygote.py /host/worker.sock` in a lean
+container of its own, as root with only CAP_SYS_ADMIN, CAP_SYS_CHROOT, CAP_SETUID, CAP_SETGID
+and CAP_SETPCAP, and no_new_privs. Being PID 1 of that container's PID namespace, it forks the
+root zygote (no packages) and stays behind as the namespace's reaper: every handler instance
+and zygote lives below it, so a zygote that dies takes none of its forks with it.
+
+Each zygote dials the worker's socket in its scratch directory (/host), imports its packages,
+says {"ready": true, "pid": ..., "modules": <loaded>} (or {"fatal": "bad-package", ...}), then
+answers fork requests, one at a time:
+
+    worker -> zygote   {"fork": "handler" | "zygote", "id": <name>, "paths": [sys.path entries],
+                        "imports": [modules, zygote only]}
+                       with SCM_RIGHTS: [root directory, cgroup.procs of each hierarchy]
+    zygote -> worker   {"forked": <id>} | {"error": <why>}
+
+The descriptors are the new container, made by the engine: its stitched root and its cgroup
+from the pool. The forked child joins the cgroup first (so everything it allocates from then
+on is charged there), enters the root with fchdir + chroot, and closes what the zygote held.
+A handler instance also unshares IPC, UTS and PID namespaces and forks once more: unshare of
+a PID namespace moves only the caller's future children, so the grandchild is PID 1 of the new
+namespace; the intermediate exits and the grandchild is reparented to the reaper above. The
+grandchild mounts its /proc, names its host, drops to nobody with no capabilities, writes
+"ok" to a pipe the zygote reads (the zygote then answers "forked") and runs the runtime of
+server.py: it dials /host/worker.sock of its own root, where the engine waits. The engine
+learns its pid from that connection (SO_PEERCRED), not from the zygote.
+
+A child zygote does the same but keeps its privileges and the zygote's PID namespace (so its
+death does not end the instances it forks), imports its extra packages, and serves.
+"""
+
+import _signal
+import _socket
+import ctypes
+import os
+import sys
+
+sys.path.insert(0, "/sock")
+import server  # noqa: E402
+
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWPID = 0x20000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+SANDBOX_USER = 65534
+MAX_FDS = 16
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(rc, what):
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def unshare(flags):
+    _check(_libc.unshare(flags), "unshare")
+
+
+def mount_proc():
+    _check(_libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
+
+
+def sethostname(name):
+    raw = name.encode()
+    _check(_libc.sethostname(raw, len(raw)), "sethostname")
+
+
+def enter(fds):
+    """Joins the new container's cgroup, then its root; the descriptors are closed after."""
+    root, procs = fds[0], fds[1:]
+    for fd in procs:
+        os.write(fd, b"0")
+        os.close(fd)
+    os.fchdir(root)
+    os.chroot(".")
+    os.chdir("/")
+    os.close(root)
+
+
+def log_to(path):
+    """The engine made the log, root's and private: a zygote, root without CAP_DAC_OVERRIDE, cannot create files in scratch (nobody's)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.close(null)
+
+
+def drop_privileges():
+    """For good: the bounding set emptied, no groups, nobody's ids (which empties the rest). Needs /proc."""
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    for cap in range(last + 1):
+        _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"dropping capability {cap}")
+    os.setgroups([])
+    os.setresgid(SANDBOX_USER, SANDBOX_USER, SANDBOX_USER)
+    os.setresuid(SANDBOX_USER, SANDBOX_USER, SANDBOX_USER)
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+
+
+def become_handler(request, fds, ok):
+    enter(fds)
+    unshare(CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID)
+    if os.fork() != 0:
+        os._exit(0)
+    # PID 1 of the new namespace, still root, nothing of the handler's run yet.
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+    mount_proc()
+    sethostname(request["id"])
+    log_to("/host/runtime.log")
+    drop_privileges()
+    sys.path[:0] = request["paths"]
+    os.write(ok, b"ok\n")
+    os.closerange(3, 1 << 20)
+    server.run("/host/worker.sock", "/handler")
+
+
+def become_zygote(request, fds, ok):
+    enter(fds)
+    unshare(CLONE_NEWIPC | CLONE_NEWUTS)
+    sethostname(request["id"])
+    log_to("/host/runtime.log")
+    sys.path[:0] = request["paths"]
+    os.write(ok, b"ok\n")
+    os.closerange(3, 1 << 20)
+    serve("/host/worker.sock", request["imports"])
+
+
+def fork(conn, request, fds):
+    """Forks the child the request asks for; answers once the child has entered its container."""
+    become = {"handler": become_handler, "zygote": become_zygote}.get(request.get("fork"))
+    if become is None or len(fds) < 1:
+        for fd in fds:
+            os.close(fd)
+        return {"error": f"bad fork request: {request!r} with {len(fds)} descriptors"}
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(r)
+            conn.close()
+            become(request, fds, w)
+            status = 0
+        except BaseException as e:  # noqa: B036 - the child must never return into the zygote's loop
+            try:
+                os.write(w, f"{type(e).__name__}: {e}\n".encode())
+            except OSError:
+                # Past "ok" the pipe is closed: the log is where the worker looks (the fork's
+                # own runtime.log, or the zygote's for a failure before it).
+                import traceback
+
+                traceback.print_exc()
+        os._exit(status)
+    os.close(w)
+    for fd in fds:
+        os.close(fd)
+    said = b""
+    while not said.endswith(b"\n"):
+        chunk = os.read(r, 4096)
+        if not chunk:
+            break
+        said += chunk
+    os.close(r)
+    said = said.decode(errors="replace").strip()
+    if said == "ok":
+        return {"forked": request["id"]}
+    return {"error": said or "the child ended before it entered its container"}
+
+
+def requests(conn):
+    """Fork requests with the descriptors that came with each (one request at a time)."""
+    buffer, fds = b"", []
+    while True:
+        data, ancillary, _flags, _addr = conn.recvmsg(65536, _socket.CMSG_SPACE(MAX_FDS * 4))
+        for level, kind, payload in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                usable = len(payload) - len(payload) % 4
+                fds += [int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, usable, 4)]
+        if not data:
+            return
+        buffer += data
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            yield server.decode(line.decode()), fds
+            fds = []
+
+
+def serve(socket_path, imports):
+    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    conn.connect(socket_path)
+    try:
+        for module in imports:
+            __import__(module)
+    except BaseException as e:  # noqa: B036
+        message = server.failure("bad-package", e)
+        message["fatal"] = message.pop("error")
+        server.send(conn, server.encode(message))
+        sys.exit(1)
+    server.send(conn, server.encode({"ready": True, "pid": os.getpid(), "modules": len(sys.modules)}))
+    for request, fds in requests(conn):
+        server.send(conn, server.encode(fork(conn, request, fds)))
+
+
+def main():
+    # Forked children are reaped by the kernel; the engine watches them through pidfds.
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)
+    if os.fork() != 0:
+        # The namespace's reaper. With SIGCHLD ignored, wait() returns only once every
+        # process below has ended; then the container is empty and this ends too.
+        try:
+            while True:
+                os.wait()
+        except ChildProcessError:
+            os._exit(0)
+    serve(sys.argv[1], [])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+// A zygote as the engine sees it: a Python process in a lean container of its own that has
+// imported a set of packages and forks handler instances (and child zygotes) on request. The
+// protocol and why the fork happens as it does are in runtime/zygote.py; this side opens the
+// new container's descriptors, sends them, and waits for the answer. Which zygotes exist and
+// which one serves a handler is the import cache's business (importCache.ts), not this file's.
+import fs from 'node:fs';
+import { watchExit } from '../native/index.js';
+import type { Channel } from './channel.js';
+import type { Container, SockEngine } from './sockEngine.js';
+
+/** A fork takes about a millisecond; one that takes this long is a zygote stuck in something. */
+const FORK_TIMEOUT_MS = 10_000;
+
+/** The zygote cannot fork any more (it died, or its socket closed): ask another one. */
+export class ZygoteGoneError extends Error {}
+
+export interface ZygoteMemory {
+  /** Proportional set size: shared pages divided among the processes sharing them. */
+  pssBytes: number;
+  /** Unique set size: pages only this process maps. */
+  ussBytes: number;
+}
+
+export class Zygote {
+  readonly id: string;
+  /** The package set it imported, sorted; the key names it ("" is the root). */
+  readonly key: string;
+  forks = 0;
+  private alive = true;
+  private reaperAlive: boolean;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly exitWatch: Promise<unknown>;
+  private destroying: Promise<void> | undefined;
+
+  constructor(
+    private readonly container: Container,
+    readonly packages: string[],
+    /** The zygote's own pid, in the engine's PID namespace. */
+    readonly pid: number,
+    private readonly channel: Channel,
+    /** Modules loaded once its imports were done. */
+    readonly modules: number,
+    readonly parent: Zygote | undefined,
+    /** The root zygote's reaper (PID 1 of the namespace every fork lives under), our child. */
+    private readonly reaper: number | undefined,
+    private readonly engine: SockEngine,
+  ) {
+    this.id = container.id;
+    this.reaperAlive = reaper !== undefined;
+    this.key = packages.join('+');
+    const died = watchExit(pid, { reap: false }).then(() => {
+      this.alive = false;
+    });
+    // The root's container (shared with its reaper) is free only once the reaper has ended,
+    // that is once every fork below it has; a child zygote's, once it has.
+    this.exitWatch = reaper === undefined ? died : Promise.all([died, watchExit(reaper).then(() => { this.reaperAlive = false; })]);
+    this.exitWatch.then(() => this.destroy()).catch(() => {});
+  }
+
+  get isAlive(): boolean {
+    return this.alive;
+  }
+
+  /**
+   * Forks a child into container c: a handler instance (which then dials c's socket) or a
+   * zygote that imports `imports`. Requests to one zygote go one at a time.
+   */
+  fork(kind: 'handler' | 'zygote', c: Container, paths: string[], imports: string[] = []): Promise<void> {
+    const next = this.queue.then(() => this.forkNow(kind, c, paths, imports));
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  private async forkNow(kind: 'handler' | 'zygote', c: Container, paths: string[], imports: string[]): Promise<void> {
+    if (!this.alive) throw new ZygoteGoneError(`zygote ${this.describe()} has ended`);
+    const fds: number[] = [];
+    try {
+      fds.push(fs.openSync(c.root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY));
+      for (const file of c.cgroup.procsFiles) fds.push(fs.openSync(file, fs.constants.O_WRONLY));
+      try {
+        this.channel.sendWithFds({ fork: kind, id: c.id, paths, imports }, fds);
+      } catch (e) {
+        throw new ZygoteGoneError(`zygote ${this.describe()}: ${(e as Error).message}`);
+      }
+    } finally {
+      for (const fd of fds) fs.closeSync(fd);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const answer = await Promise.race([
+      this.channel.next().catch((e: Error) => {
+        throw new ZygoteGoneError(`zygote ${this.describe()}: ${e.message}`);
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new ZygoteGoneError(`zygote ${this.describe()} did not answer a fork within ${FORK_TIMEOUT_MS} ms`)), FORK_TIMEOUT_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (typeof answer.error === 'string') throw new Error(`zygote ${this.describe()} could not fork: ${answer.error}`);
+    this.forks++;
+  }
+
+  /** Its memory from /proc/<pid>/smaps_rollup; zero once it has ended. */
+  memory(): ZygoteMemory {
+    let text: string;
+    try {
+      text = fs.readFileSync(`/proc/${this.pid}/smaps_rollup`, 'utf8');
+    } catch {
+      return { pssBytes: 0, ussBytes: 0 };
+    }
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
+    return { pssBytes: kb('Pss'), ussBytes: kb('Private_Clean') + kb('Private_Dirty') };
+  }
+
+  describe(): string {
+    return `${this.id} (${this.key || 'root'})`;
+  }
+
+  /** Kills the zygote (the root: with its reaper, so every fork too) and gives back its container. */
+  destroy(): Promise<void> {
+    this.destroying ??= (async () => {
+      // Only a process not yet seen to end is signalled: an ended one's pid may be someone else's now.
+      const targets = [this.alive ? this.pid : undefined, this.reaperAlive ? this.reaper : undefined];
+      this.alive = false;
+      this.channel.close();
+      for (const pid of targets) {
+        if (pid === undefined) continue;
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch { /* already gone */ }
+      }
+      await this.engine.releaseZygote(this, this.container.dir, this.container.cgroup);
+    })();
+    return this.destroying;
+  }
+}

@@ -1,0 +1,213 @@
+// How SOCK scales with the number of lambdas and packages (the paper's section 6.1 workload):
+// hundreds of distinct lambdas, each importing 0 to 3 packages drawn from a pool by a skewed
+// (Zipf) popularity, called in a skewed order, one request at a time, a new sandbox each
+// (handler cache off, so the import cache is what is measured). Swept over the number of
+// lambdas and the import cache's memory budget (0: no zygotes, every sandbox lean). Each row
+// has the latency distribution and, at its end, how many zygotes there were, their memory
+// (sum of PSS), how many sandboxes were forked or lean, and how many zygotes were evicted.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Argv } from 'yargs';
+import { baseProblem } from '../../engine/baseRootfs.js';
+import { reclaimStateDir } from '../../engine/gc.js';
+import type { InstallCache } from '../../engine/installCache.js';
+import { normalizePypiName, zygoteImportsOf } from '../../engine/packageNames.js';
+import { DEFAULT_STATE_DIR } from '../../engine/stateDir.js';
+import { PrivilegeError, UsageError } from '../../harness/errors.js';
+import { orphansIn, ownedDir, removeOwnedDir, RUN_ROOT } from '../../harness/ownedDirs.js';
+import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
+import { openStudyInstallCache, StudyWorker, writeLambda } from '../studyWorker.js';
+import { scaleFigure } from './figure.js';
+
+const KIND = 'scale';
+/** The pool, most popular first (the rank sets a package's Zipf weight). All are Debian python3-* packages. */
+export const POOL = ['six', 'requests', 'python-dateutil', 'pyyaml', 'simplejson', 'jinja2', 'numpy', 'pytz', 'markupsafe', 'urllib3', 'django', 'Pillow', 'click', 'sqlparse', 'werkzeug', 'sqlalchemy'];
+export const QUICK_POOL = ['six', 'pyyaml', 'simplejson', 'jinja2', 'numpy'];
+
+let dir: string | undefined;
+let installCache: InstallCache | undefined;
+let running: { key: string; worker: StudyWorker } | undefined;
+/** Per lambda count: each lambda's package set. */
+const workloads = new Map<number, string[][]>();
+
+const baseOf = (options: Record<string, unknown>) => path.resolve(String(options.base ?? process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base')));
+
+/** mulberry32: a small seeded generator, so a workload is the same in every run with the same --seed. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** An index in [0, n) with Zipf(s = 1) weights: rank r is picked in proportion to 1 / (r + 1). */
+function zipf(n: number, next: () => number): number {
+  const total = Array.from({ length: n }, (_, r) => 1 / (r + 1)).reduce((a, b) => a + b, 0);
+  let x = next() * total;
+  for (let r = 0; r < n; r++) {
+    x -= 1 / (r + 1);
+    if (x <= 0) return r;
+  }
+  return n - 1;
+}
+
+/** n lambdas' package sets: 0 to 3 distinct packages each, drawn by popularity. */
+function makeWorkload(n: number, pool: string[], seed: number): string[][] {
+  const next = random(seed);
+  return Array.from({ length: n }, () => {
+    const count = [0, 1, 1, 2, 2, 3][Math.floor(next() * 6)]!;
+    const set = new Set<string>();
+    while (set.size < Math.min(count, pool.length)) set.add(normalizePypiName(pool[zipf(pool.length, next)]!));
+    return [...set].sort();
+  });
+}
+
+function listOf(flag: string, value: unknown, min: number): number[] {
+  const xs = String(value).split(',').map((s) => Number(s.trim()));
+  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < min)) throw new UsageError(`--${flag}: '${value}' is not a comma-separated list of whole numbers >= ${min}`);
+  return [...new Set(xs)];
+}
+
+const poolOf = (options: Record<string, unknown>) => (options.pool === undefined ? (options.quick ? QUICK_POOL : POOL) : String(options.pool).split(',').map((s) => s.trim()).filter(Boolean));
+const lambdaCounts = (options: Record<string, unknown>) => listOf('lambdas', options.lambdas ?? (options.quick ? '40' : '100,200,400'), 1);
+const budgets = (options: Record<string, unknown>) => listOf('budgets', options.budgets ?? (options.quick ? '0,256' : '0,64,256,1024'), 0);
+const lambdaName = (count: number, i: number) => `scale-${count}-${i}`;
+
+async function workerFor(budgetMb: number, options: Record<string, unknown>): Promise<StudyWorker> {
+  const key = String(budgetMb);
+  if (running?.key === key) return running.worker;
+  const previous = running;
+  running = undefined;
+  await previous?.worker.stop();
+  const worker = await StudyWorker.start({
+    stateDir: path.join(dir!, 'state'),
+    base: baseOf(options),
+    registry: path.join(dir!, 'registry'),
+    capacity: 2,
+    installCache: installCache!,
+    zygotes: budgetMb === 0 ? undefined : { threshold: Number(options['zygote-threshold']), budgetBytes: budgetMb * 2 ** 20, maxZygotes: 32 },
+  });
+  running = { key, worker };
+  return worker;
+}
+
+export const scale: Experiment = {
+  name: KIND,
+  summary: 'hundreds of lambdas with Zipf-popular packages: latency and memory against the number of lambdas and the import cache budget',
+  defaults: { concurrency: [1], duration: 30, repeat: 1, warmup: 0 },
+  quick: { concurrency: [1], duration: 10, repeat: 1, warmup: 0 },
+
+  options(argv: Argv): Argv {
+    return argv
+      .option('lambdas', { type: 'string', describe: 'comma-separated numbers of distinct lambdas [default: 100,200,400; with --quick 40]' })
+      .option('budgets', { type: 'string', describe: 'comma-separated import cache budgets in MiB, 0 meaning no zygotes [default: 0,64,256,1024; with --quick 0,256]' })
+      .option('pool', { type: 'string', describe: `comma-separated PyPI names the lambdas draw from, most popular first [default: ${POOL.length} packages; with --quick ${QUICK_POOL.join(',')}]` })
+      .option('zygote-threshold', { type: 'number', default: 2, describe: 'a package set gets a zygote after this many requests' })
+      .option('seed', { type: 'number', default: 2018, describe: 'seed of the workload (package sets and request order)' })
+      .option('base', { type: 'string', describe: 'base root file system [default: $SOCK_BASE or /var/lib/sockbench/base]' });
+  },
+
+  configs(options) {
+    lambdaCounts(options);
+    budgets(options);
+    if (poolOf(options).length === 0) throw new UsageError('--pool: give at least one package');
+    const t = Number(options['zygote-threshold']);
+    if (!Number.isInteger(t) || t < 1) throw new UsageError(`--zygote-threshold: '${options['zygote-threshold']}' is not a whole number >= 1`);
+    return ['sock'];
+  },
+
+  points(configs, concurrency, options) {
+    return budgets(options).flatMap((budget_mb) => lambdaCounts(options).map((lambdas) => ({ config: configs[0]!, concurrency: concurrency[0]!, params: { budget_mb, lambdas } })));
+  },
+
+  async preflight(options) {
+    if (process.geteuid?.() !== 0) throw new PrivilegeError(`${KIND} makes containers, mounts and cgroups and needs root: run it as root`);
+    const problem = baseProblem(baseOf(options));
+    if (problem) throw new PrivilegeError(`no base root file system (${problem}); scripts/setup.sh builds it`);
+  },
+
+  async setup(ctx: RunContext) {
+    for (const orphan of orphansIn(RUN_ROOT, KIND)) {
+      await reclaimStateDir(path.join(orphan, 'state'));
+      removeOwnedDir(orphan);
+      ctx.progress.note(`${KIND}: removed ${orphan}, left by a run that is gone`);
+    }
+    dir = ownedDir(KIND);
+    fs.chmodSync(dir, 0o755);
+    installCache = openStudyInstallCache(path.join(dir, 'packages'), baseOf(ctx.options), dir);
+    const pool = poolOf(ctx.options);
+    for (const name of pool) {
+      const [p] = await installCache.ensure([name]);
+      ctx.progress.note(`${KIND}: installed ${p!.name} ${p!.version} (download ${p!.downloadMs.toFixed(0)} ms, install ${p!.installMs.toFixed(0)} ms)`);
+    }
+    for (const count of lambdaCounts(ctx.options)) {
+      const sets = makeWorkload(count, pool, Number(ctx.options.seed) + count);
+      workloads.set(count, sets);
+      sets.forEach((set, i) => {
+        const imports = set.flatMap(zygoteImportsOf).map((m) => `import ${m}\n`).join('');
+        writeLambda(path.join(dir!, 'registry'), lambdaName(count, i), `${imports}\ndef f(event):\n    return ${i}\n`, set);
+      });
+    }
+    ctx.notes.workloads = Object.fromEntries([...workloads].map(([n, sets]) => [n, { lambdas: n, withPackages: sets.filter((s) => s.length > 0).length, distinctSets: new Set(sets.map((s) => s.join('+'))).size }]));
+  },
+
+  async teardown() {
+    try {
+      const r = running;
+      running = undefined;
+      await r?.worker.stop();
+    } finally {
+      if (dir) removeOwnedDir(dir);
+      dir = undefined;
+      installCache = undefined;
+      workloads.clear();
+    }
+  },
+
+  async measure(point: Point, ctx: RunContext): Promise<Measurement> {
+    const count = Number(point.params!.lambdas);
+    const budgetMb = Number(point.params!.budget_mb);
+    // A fresh worker per point: zygotes made for one point's workload are not another's head start.
+    const previous = running;
+    running = undefined;
+    await previous?.worker.stop();
+    const worker = await workerFor(budgetMb, ctx.options);
+    const next = random(Number(ctx.options.seed) * 31 + count);
+    const latenciesUs: number[] = [];
+    const starts = { forked: 0, lean: 0 };
+    const started = performance.now();
+    const done = () => (point.ops ? latenciesUs.length >= point.ops : performance.now() - started >= (point.duration ?? 30) * 1000);
+    while (!done()) {
+      if (ctx.signal.aborted) throw new Error('interrupted');
+      const answer = await worker.run(lambdaName(count, zipf(count, next)));
+      latenciesUs.push(answer.ms * 1000);
+      if (answer.start.startsWith('zygote:')) starts.forked++;
+      else starts.lean++;
+      await worker.settle();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const cache = (worker.status().importCache ?? {}) as { zygotes?: unknown[]; pssBytes?: number; ussBytes?: number; evicted?: number; zygotesMade?: number };
+    return {
+      ops: latenciesUs.length,
+      seconds,
+      latenciesUs: Float64Array.from(latenciesUs),
+      extra: {
+        zygotes: cache.zygotes?.length ?? 0,
+        zygote_pss_mb: (cache.pssBytes ?? 0) / 2 ** 20,
+        zygote_uss_mb: (cache.ussBytes ?? 0) / 2 ** 20,
+        zygotes_made: cache.zygotesMade ?? 0,
+        zygotes_evicted: cache.evicted ?? 0,
+        forked: starts.forked,
+        lean: starts.lean,
+      },
+    };
+  },
+
+  figure(rows: Row[]) {
+    return scaleFigure(rows);
+  },
+};

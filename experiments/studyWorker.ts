@@ -1,0 +1,103 @@
+// The SOCK worker as the cache studies drive it: in this process, on loopback, with the caches
+// each configuration asks for, and a client that checks every answer and says how its
+// sandbox came to be (the worker's x-sock-start header), so a study never counts a warm hit
+// as a cold start or the other way round.
+import fs from 'node:fs';
+import path from 'node:path';
+import { HandlerCache } from '../engine/handlerCache.js';
+import { ImportCache } from '../engine/importCache.js';
+import { InstallCache } from '../engine/installCache.js';
+import { DebianProvider } from '../engine/installers/debian.js';
+import { zygoteImportsOf } from '../engine/packageNames.js';
+import { Registry } from '../engine/registry.js';
+import type { SandboxBackend } from '../engine/sandbox.js';
+import { SockEngine } from '../engine/sockEngine.js';
+import { Worker } from '../engine/worker.js';
+
+export interface StudyWorkerOptions {
+  stateDir: string;
+  base: string;
+  registry: string;
+  /** Sandboxes busy at once. */
+  capacity: number;
+  installCache: InstallCache;
+  /** Fork from zygotes: a set gets its own after `threshold` requests (Infinity: only the root). */
+  zygotes?: { threshold: number; budgetBytes: number; maxZygotes: number };
+  handlerCache?: { maxIdle: number; budgetBytes: number };
+}
+
+export interface Answer {
+  /** End to end, as the client saw it. */
+  ms: number;
+  /** warm, zygote:<packages>, lean */
+  start: string;
+  result: unknown;
+}
+
+export class StudyWorker {
+  private constructor(
+    readonly backend: SandboxBackend,
+    private readonly handlerCache: HandlerCache | undefined,
+    private readonly worker: Worker,
+    private readonly url: string,
+    private readonly stateDir: string,
+  ) {}
+
+  static async start(o: StudyWorkerOptions): Promise<StudyWorker> {
+    const reserve = (o.handlerCache?.maxIdle ?? 0) + (o.zygotes ? o.zygotes.maxZygotes + 1 : 0);
+    const engine = await SockEngine.start({ stateDir: o.stateDir, base: o.base, capacity: o.capacity, reserve });
+    let backend: SandboxBackend = engine;
+    try {
+      if (o.zygotes) {
+        const threshold = Number.isFinite(o.zygotes.threshold) ? o.zygotes.threshold : Number.MAX_SAFE_INTEGER;
+        backend = await ImportCache.start(engine, { ...o.zygotes, threshold, importsOf: zygoteImportsOf });
+      }
+    } catch (e) {
+      await engine.shutdown();
+      throw e;
+    }
+    const handlerCache = o.handlerCache ? new HandlerCache(backend, o.handlerCache) : undefined;
+    const worker = new Worker({ registry: new Registry(o.registry, engine.state.code), backend, installCache: o.installCache, handlerCache, timeoutMs: 120_000, queueLimit: 4096 });
+    const { port } = await worker.listen(0, '127.0.0.1');
+    return new StudyWorker(backend, handlerCache, worker, `http://127.0.0.1:${port}`, o.stateDir);
+  }
+
+  /** One request; anything but 200 is an error naming the lambda and the worker's answer. */
+  async run(lambda: string, event: unknown = null): Promise<Answer> {
+    const t0 = performance.now();
+    const res = await fetch(`${this.url}/run/${lambda}`, { method: 'POST', body: JSON.stringify(event) });
+    const text = await res.text();
+    const ms = performance.now() - t0;
+    if (res.status !== 200) throw new Error(`${lambda}: the worker answered ${res.status}: ${text.slice(0, 300)}`);
+    return { ms, start: res.headers.get('x-sock-start') ?? '', result: JSON.parse(text) };
+  }
+
+  /** Waits until the sandboxes the worker destroys (or freezes) after answering are done with (so that is not in the next measurement). */
+  async settle(): Promise<void> {
+    const kept = () => Number(this.handlerCache?.status().idle ?? 0);
+    const busy = () => Number((this.backend.status() as { alive: number }).alive) - kept();
+    for (let i = 0; i < 500 && busy() > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  status(): Record<string, unknown> {
+    return this.backend.status();
+  }
+
+  async stop(): Promise<void> {
+    await this.worker.close();
+    fs.rmSync(this.stateDir, { recursive: true, force: true });
+  }
+}
+
+/** Writes a lambda into the registry: f.py and, when it has packages, requirements.txt. */
+export function writeLambda(registry: string, name: string, source: string, requirements: string[] = []): void {
+  const dir = path.join(registry, name);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  fs.writeFileSync(path.join(dir, 'f.py'), source, { mode: 0o644 });
+  if (requirements.length > 0) fs.writeFileSync(path.join(dir, 'requirements.txt'), `${requirements.join('\n')}\n`, { mode: 0o644 });
+}
+
+/** A study's own install cache (Debian's packages), in its run directory, so nothing of the user's is touched. */
+export function openStudyInstallCache(dir: string, base: string, workDir: string): InstallCache {
+  return InstallCache.open(dir, new DebianProvider({ base, workDir: path.join(workDir, 'install-work') }));
+}

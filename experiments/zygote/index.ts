@@ -1,0 +1,168 @@
+// The import cache study (the paper's section 4.3 and Figure 12's first bars): how long a handler
+// that imports packages takes to start, end to end over the worker, when its sandbox is
+//   lean         a lean container from scratch: Python starts, then imports the packages
+//   root-zygote  forked from the root zygote (Python already started, nothing imported)
+//   zygote       forked from a zygote that has already imported exactly those packages
+// with the handler cache off, so every request is a new sandbox. Packages come from the
+// install cache (Debian's python3-* here: no PyPI), installed before anything is timed.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Argv } from 'yargs';
+import { baseProblem } from '../../engine/baseRootfs.js';
+import { reclaimStateDir } from '../../engine/gc.js';
+import { normalizePypiName, zygoteImportsOf } from '../../engine/packageNames.js';
+import { DEFAULT_STATE_DIR } from '../../engine/stateDir.js';
+import { PrivilegeError, UsageError } from '../../harness/errors.js';
+import { orphansIn, ownedDir, removeOwnedDir, RUN_ROOT } from '../../harness/ownedDirs.js';
+import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
+import { parseConfigList } from '../configList.js';
+import { openStudyInstallCache, StudyWorker, writeLambda } from '../studyWorker.js';
+import { zygoteFigure } from './figure.js';
+import type { InstallCache } from '../../engine/installCache.js';
+
+const KIND = 'zygote';
+export const CONFIGS = ['lean', 'root-zygote', 'zygote'];
+/** None; a light package; the heavy ones the paper names (numpy, Django, Pillow). */
+export const PACKAGE_SETS = ['none', 'simplejson', 'numpy', 'django', 'pillow'];
+export const QUICK_PACKAGE_SETS = ['none', 'simplejson', 'numpy'];
+
+let dir: string | undefined;
+let installCache: InstallCache | undefined;
+let running: { config: string; worker: StudyWorker } | undefined;
+
+const baseOf = (options: Record<string, unknown>) => path.resolve(String(options.base ?? process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base')));
+
+/** "numpy+Pillow" -> ["numpy", "pillow"]; "none" -> []. */
+function packagesOf(set: string): string[] {
+  return set === 'none' ? [] : set.split('+').map(normalizePypiName).sort();
+}
+
+function setsOf(options: Record<string, unknown>): string[] {
+  const given = options.packages === undefined ? (options.quick ? QUICK_PACKAGE_SETS : PACKAGE_SETS) : String(options.packages).split(',').map((s) => s.trim()).filter(Boolean);
+  if (given.length === 0) throw new UsageError('--packages: give at least one package set');
+  for (const set of given) {
+    if (set !== 'none' && !set.split('+').every((n) => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(n))) throw new UsageError(`--packages: '${set}' is not a package set (names joined by +, or none)`);
+  }
+  return [...new Set(given)];
+}
+
+const lambdaOf = (index: number) => `imports-${index}`;
+
+/** How the worker must have started each request's sandbox in this configuration. */
+function expectedStart(config: string, packages: string[]): string {
+  if (config === 'lean') return 'lean';
+  return config === 'zygote' && packages.length > 0 ? `zygote:${packages.join('+')}` : 'zygote:root';
+}
+
+async function stop(): Promise<void> {
+  const r = running;
+  running = undefined;
+  await r?.worker.stop();
+}
+
+async function workerFor(config: string, options: Record<string, unknown>): Promise<StudyWorker> {
+  if (running?.config === config) return running.worker;
+  await stop();
+  const worker = await StudyWorker.start({
+    stateDir: path.join(dir!, config),
+    base: baseOf(options),
+    registry: path.join(dir!, 'registry'),
+    capacity: 2,
+    installCache: installCache!,
+    zygotes: config === 'lean' ? undefined : { threshold: config === 'zygote' ? 1 : Infinity, budgetBytes: 2 ** 31, maxZygotes: 16 },
+  });
+  running = { config, worker };
+  return worker;
+}
+
+export const zygote: Experiment = {
+  name: KIND,
+  summary: 'start latency of handlers importing packages: lean container, forked from the root zygote, forked from a zygote that imported them',
+  defaults: { concurrency: [1], duration: 5, repeat: 3, warmup: 1 },
+  quick: { concurrency: [1], duration: 2, repeat: 1, warmup: 0 },
+
+  options(argv: Argv): Argv {
+    return argv
+      .option('configs', { type: 'string', default: CONFIGS.join(','), describe: `comma-separated among ${CONFIGS.join(', ')}` })
+      .option('packages', { type: 'string', describe: `comma-separated package sets, each PyPI names joined by + or none [default: ${PACKAGE_SETS.join(',')}; with --quick ${QUICK_PACKAGE_SETS.join(',')}]` })
+      .option('base', { type: 'string', describe: 'base root file system [default: $SOCK_BASE or /var/lib/sockbench/base]' });
+  },
+
+  configs(options) {
+    setsOf(options);
+    return parseConfigList(options.configs, CONFIGS);
+  },
+
+  points(configs, concurrency, options) {
+    return setsOf(options).flatMap((_, set) => configs.flatMap((config) => concurrency.map((c) => ({ config, concurrency: c, params: { set } }))));
+  },
+
+  async preflight(options) {
+    if (process.geteuid?.() !== 0) throw new PrivilegeError(`${KIND} makes containers, mounts and cgroups and needs root: run it as root`);
+    const problem = baseProblem(baseOf(options));
+    if (problem) throw new PrivilegeError(`no base root file system (${problem}); scripts/setup.sh builds it`);
+  },
+
+  async setup(ctx: RunContext) {
+    for (const orphan of orphansIn(RUN_ROOT, KIND)) {
+      for (const config of CONFIGS) await reclaimStateDir(path.join(orphan, config));
+      removeOwnedDir(orphan);
+      ctx.progress.note(`${KIND}: removed ${orphan}, left by a run that is gone`);
+    }
+    dir = ownedDir(KIND);
+    fs.chmodSync(dir, 0o755);
+    installCache = openStudyInstallCache(path.join(dir, 'packages'), baseOf(ctx.options), dir);
+    const sets = setsOf(ctx.options);
+    for (const [i, set] of sets.entries()) {
+      const packages = packagesOf(set);
+      const imports = packages.flatMap(zygoteImportsOf).map((m) => `import ${m}\n`).join('');
+      writeLambda(path.join(dir, 'registry'), lambdaOf(i), `${imports}\ndef f(event):\n    return None\n`, packages);
+      if (packages.length === 0) continue;
+      const installed = await installCache.ensure(packages);
+      ctx.progress.note(`${KIND}: installed ${installed.map((p) => `${p.name} ${p.version} (download ${p.downloadMs.toFixed(0)} ms, install ${p.installMs.toFixed(0)} ms)`).join(', ')}`);
+    }
+    ctx.notes.packageSets = sets;
+  },
+
+  async teardown() {
+    try {
+      await stop();
+    } finally {
+      if (dir) removeOwnedDir(dir);
+      dir = undefined;
+      installCache = undefined;
+    }
+  },
+
+  async measure(point: Point, ctx: RunContext): Promise<Measurement> {
+    const index = Number(point.params?.set);
+    const set = setsOf(ctx.options)[index]!;
+    const packages = packagesOf(set);
+    const expected = expectedStart(point.config, packages);
+    const worker = await workerFor(point.config, ctx.options);
+    // The set's zygote is made by its first request (threshold 1): that one is not timed.
+    if (point.config === 'zygote' && packages.length > 0) {
+      const zygotes = ((worker.status().importCache as { zygotes?: { packages: string }[] })?.zygotes ?? []).map((z) => z.packages);
+      if (!zygotes.includes(packages.join('+'))) {
+        await worker.run(lambdaOf(index));
+        await worker.settle();
+      }
+    }
+    const latenciesUs: number[] = [];
+    const started = performance.now();
+    const done = () => (point.ops ? latenciesUs.length >= point.ops : performance.now() - started >= (point.duration ?? 5) * 1000);
+    while (!done()) {
+      if (ctx.signal.aborted) throw new Error('interrupted');
+      const answer = await worker.run(lambdaOf(index));
+      if (answer.start !== expected) throw new Error(`${point.config} ${set}: a sandbox started as ${answer.start}, not ${expected}`);
+      latenciesUs.push(answer.ms * 1000);
+      // Its sandbox is destroyed after the answer: not inside the next request's time.
+      await worker.settle();
+    }
+    return { ops: latenciesUs.length, seconds: (performance.now() - started) / 1000, latenciesUs: Float64Array.from(latenciesUs), extra: { packages: set, start: expected } };
+  },
+
+  figure(rows: Row[]) {
+    return zygoteFigure(rows);
+  },
+};
