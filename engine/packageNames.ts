@@ -31,8 +31,14 @@ export function importNameOf(pypiName: string): string {
   return KNOWN[name]?.module ?? name.replace(/-/g, '_');
 }
 
-/** A package whose handlers use a submodule that its top-level import does not load. */
-const USED_SUBMODULES: Record<string, string[]> = { pillow: ['PIL.Image'] };
+/**
+ * Modules a package's users load that its top-level import does not: `import PIL` loads only
+ * the namespace, and Image.open() imports the common format plugins on its first call
+ * (Image.preinit), so a zygote for Pillow imports those too.
+ */
+const USED_SUBMODULES: Record<string, string[]> = {
+  pillow: ['PIL.Image', 'PIL.BmpImagePlugin', 'PIL.GifImagePlugin', 'PIL.JpegImagePlugin', 'PIL.PpmImagePlugin', 'PIL.PngImagePlugin'],
+};
 
 /** What a zygote imports for a package, so that its forks find what their handlers use already loaded. */
 export function zygoteImportsOf(pypiName: string): string[] {

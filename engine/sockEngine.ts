@@ -90,7 +90,7 @@ export class SockEngine implements SandboxBackend {
 
   /** A sandbox whose first process the engine spawns: the runtime, exec'd in the new container. */
   create(spec: SandboxSpec): Promise<Sandbox> {
-    return this.make(spec, 'lean', async (c) => ({ pid: spawnInContainer(c, { cloneFlags: NEW_NAMESPACES, ...runtimeCommand(spec) }, [{ op: 'mount', source: 'proc', target: path.join(c.root, 'proc'), fstype: 'proc', flags: constants.MS_NOSUID | constants.MS_NODEV | constants.MS_NOEXEC }], [{ op: 'dropPrivileges', ...SANDBOX_USER }]) }));
+    return this.make(spec, 'lean', async (c) => ({ pid: spawnInContainer(c, { cloneFlags: NEW_NAMESPACES, ...runtimeCommand(spec) }, [mountProc(c)], [{ op: 'dropPrivileges', ...SANDBOX_USER }]) }));
   }
 
   /** A sandbox forked from a zygote that has imported some of spec's packages, and moved into a new container. */
@@ -118,7 +118,7 @@ export class SockEngine implements SandboxBackend {
     try {
       await listening;
       if (parent) await parent.fork('zygote', c, packagePaths(packages), imports);
-      else reaper = spawnInContainer(c, { cloneFlags: NEW_NAMESPACES, argv: ['/usr/bin/python3', '-B', '/sock/zygote.py', '/host/worker.sock'], env: sandboxEnv(packages) }, [], [{ op: 'keepCapabilities', keep: ZYGOTE_CAPABILITIES }]);
+      else reaper = spawnInContainer(c, { cloneFlags: NEW_NAMESPACES, argv: ['/usr/bin/python3', '-B', '/sock/zygote.py', '/host/worker.sock'], env: sandboxEnv(packages) }, [mountProc(c)], [{ op: 'keepCapabilities', keep: ZYGOTE_CAPABILITIES }]);
       const channel = await accepted;
       const hello = await channel.next();
       if (hello.fatal) throw new Error(`${String(hello.type)}: ${String(hello.message)}`);
@@ -208,6 +208,9 @@ export class SockEngine implements SandboxBackend {
 }
 
 const NEW_NAMESPACES = constants.CLONE_NEWIPC | constants.CLONE_NEWUTS | constants.CLONE_NEWPID;
+
+/** A /proc that shows the first process's own PID namespace, mounted by it (before chroot: the host's path). */
+const mountProc = (c: Container): SpawnStep => ({ op: 'mount', source: 'proc', target: path.join(c.root, 'proc'), fstype: 'proc', flags: constants.MS_NOSUID | constants.MS_NODEV | constants.MS_NOEXEC });
 
 /**
  * A container's first process: born in new IPC, UTS and PID namespaces (it is PID 1 there), it

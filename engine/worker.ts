@@ -4,7 +4,9 @@
 // cache (inside the backend) forks its sandbox from a zygote, the handler cache keeps it
 // frozen for the next request. With all off, each request gets a fresh sandbox that is
 // destroyed after it has answered. The x-sock-start header of a reply says how its sandbox
-// came to be: "warm" (handler cache), "zygote:<packages>" (forked), "lean" or "docker".
+// came to be: "warm" (handler cache), "zygote:<packages>" (forked), "lean" or "docker"; its
+// Server-Timing header how long the worker spent installing, getting the sandbox (making,
+// forking or thawing it) and running the handler, in milliseconds.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SandboxError, type FailureKind } from './errors.js';
@@ -96,9 +98,10 @@ export class Worker {
     if (req.method !== 'POST') return this.reply(res, 405, { error: 'method: /run/<lambda> answers POST', kind: 'method' });
     this.counts.requests++;
     try {
-      const { result, start } = await this.run(lambdaName(run[1]!), req);
+      const { result, start, timing } = await this.run(lambdaName(run[1]!), req);
       this.counts.ok++;
-      this.reply(res, 200, result, { 'x-sock-start': start });
+      const serverTiming = Object.entries(timing).map(([name, ms]) => `${name};dur=${ms.toFixed(3)}`).join(', ');
+      this.reply(res, 200, result, { 'x-sock-start': start, 'server-timing': serverTiming });
     } catch (e) {
       const { status, body } = this.failure(e);
       this.counts.failed[String(body.kind)] = (this.counts.failed[String(body.kind)] ?? 0) + 1;
@@ -107,11 +110,13 @@ export class Worker {
     }
   }
 
-  private async run(name: string, req: http.IncomingMessage): Promise<{ result: unknown; start: string }> {
+  private async run(name: string, req: http.IncomingMessage): Promise<{ result: unknown; start: string; timing: Record<string, number> }> {
     const event = await readEvent(req);
     const lambda = this.options.registry.lookup(name);
     if (!lambda) throw new HttpError(404, 'unknown-lambda', `no lambda named '${name}' in ${this.options.registry.dir}`);
+    const t0 = performance.now();
     const spec = { code: lambda.code, packages: await this.install(lambda.name, lambda.requirements) };
+    const t1 = performance.now();
     if (this.closing) throw new HttpError(503, 'shutdown', 'the worker is shutting down');
     let release: () => void;
     try {
@@ -122,12 +127,14 @@ export class Worker {
     }
     const cache = this.options.handlerCache;
     try {
+      const t2 = performance.now();
       const { sandbox, hit } = cache ? await cache.acquire(lambda.name, lambda.version, spec) : { sandbox: await this.options.backend.create(spec), hit: false };
+      const t3 = performance.now();
       let reusable = false;
       try {
         const result = await sandbox.invoke(event, this.options.timeoutMs);
         reusable = true;
-        return { result, start: hit ? 'warm' : sandbox.origin };
+        return { result, start: hit ? 'warm' : sandbox.origin, timing: { install: t1 - t0, sandbox: t3 - t2, invoke: performance.now() - t3 } };
       } catch (e) {
         // A handler's exception leaves its instance as good as before; a timeout, OOM or crash does not.
         reusable = e instanceof SandboxError && (e.kind === 'exception' || e.kind === 'bad-result');

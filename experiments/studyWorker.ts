@@ -32,6 +32,8 @@ export interface Answer {
   /** warm, zygote:<packages>, lean */
   start: string;
   result: unknown;
+  /** The worker's own account (Server-Timing): install, sandbox (make, fork or thaw), invoke, in ms. */
+  timing: Record<string, number>;
 }
 
 export class StudyWorker {
@@ -69,7 +71,11 @@ export class StudyWorker {
     const text = await res.text();
     const ms = performance.now() - t0;
     if (res.status !== 200) throw new Error(`${lambda}: the worker answered ${res.status}: ${text.slice(0, 300)}`);
-    return { ms, start: res.headers.get('x-sock-start') ?? '', result: JSON.parse(text) };
+    const timing = Object.fromEntries((res.headers.get('server-timing') ?? '').split(',').flatMap((part) => {
+      const m = /^\s*(\w+);dur=([\d.]+)\s*$/.exec(part);
+      return m ? [[m[1]!, Number(m[2])]] : [];
+    }));
+    return { ms, start: res.headers.get('x-sock-start') ?? '', result: JSON.parse(text), timing };
   }
 
   /** Waits until the sandboxes the worker destroys (or freezes) after answering are done with (so that is not in the next measurement). */

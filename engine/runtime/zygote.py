@@ -16,15 +16,17 @@ answers fork requests, one at a time:
     zygote -> worker   {"forked": <id>} | {"error": <why>}
 
 The descriptors are the new container, made by the engine: its stitched root and its cgroup
-from the pool. The forked child joins the cgroup first (so everything it allocates from then
-on is charged there), enters the root with fchdir + chroot, and closes what the zygote held.
-A handler instance also unshares IPC, UTS and PID namespaces and forks once more: unshare of
-a PID namespace moves only the caller's future children, so the grandchild is PID 1 of the new
-namespace; the intermediate exits and the grandchild is reparented to the reaper above. The
-grandchild mounts its /proc, names its host, drops to nobody with no capabilities, writes
-"ok" to a pipe the zygote reads (the zygote then answers "forked") and runs the runtime of
+from the pool. For a handler instance the zygote first unshares its PID namespace, which
+moves only its *next child*, forks, and at once goes back to its own namespace for the
+children after (setns to the /proc/self/ns/pid it opened at start): the child is PID 1 of a
+namespace of its own, nested in the zygote's, with one fork instead of the two a child that
+unshared itself would need. The child joins the cgroup first (so everything it allocates from
+then on is charged there), enters the root with fchdir + chroot, unshares IPC and UTS, mounts
+its /proc, names its host, drops to nobody with no capabilities, writes "ok" to a pipe the
+zygote reads (the zygote then answers "forked"), closes all but stdio and runs the runtime of
 server.py: it dials /host/worker.sock of its own root, where the engine waits. The engine
-learns its pid from that connection (SO_PEERCRED), not from the zygote.
+learns its pid from that connection (SO_PEERCRED), not from the zygote. When the zygote dies
+its forks are reparented to the reaper.
 
 A child zygote does the same but keeps its privileges and the zygote's PID namespace (so its
 death does not end the instances it forks), imports its extra packages, and serves.
@@ -95,10 +97,12 @@ def log_to(path):
 
 def drop_privileges():
     """For good: the bounding set emptied, no groups, nobody's ids (which empties the rest). Needs /proc."""
-    with open("/proc/sys/kernel/cap_last_cap") as f:
-        last = int(f.read())
-    for cap in range(last + 1):
-        _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"dropping capability {cap}")
+    with open("/proc/self/status") as f:
+        bounding = next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
+    # The zygote's bounding set holds only what it kept: a handful of calls, not one per capability.
+    for cap in range(64):
+        if bounding >> cap & 1:
+            _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"dropping capability {cap}")
     os.setgroups([])
     os.setresgid(SANDBOX_USER, SANDBOX_USER, SANDBOX_USER)
     os.setresuid(SANDBOX_USER, SANDBOX_USER, SANDBOX_USER)
@@ -106,11 +110,9 @@ def drop_privileges():
 
 
 def become_handler(request, fds, ok):
+    # PID 1 of its own namespace already (see fork()), still root, nothing of the handler's run yet.
     enter(fds)
-    unshare(CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID)
-    if os.fork() != 0:
-        os._exit(0)
-    # PID 1 of the new namespace, still root, nothing of the handler's run yet.
+    unshare(CLONE_NEWIPC | CLONE_NEWUTS)
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
     mount_proc()
     sethostname(request["id"])
@@ -125,11 +127,14 @@ def become_handler(request, fds, ok):
 def become_zygote(request, fds, ok):
     enter(fds)
     unshare(CLONE_NEWIPC | CLONE_NEWUTS)
+    mount_proc()
     sethostname(request["id"])
     log_to("/host/runtime.log")
     sys.path[:0] = request["paths"]
     os.write(ok, b"ok\n")
     os.closerange(3, 1 << 20)
+    global _own_pid_namespace
+    _own_pid_namespace = None  # closed above; reopened (the same namespace) at the first fork
     serve("/host/worker.sock", request["imports"])
 
 
@@ -141,7 +146,7 @@ def fork(conn, request, fds):
             os.close(fd)
         return {"error": f"bad fork request: {request!r} with {len(fds)} descriptors"}
     r, w = os.pipe()
-    pid = os.fork()
+    pid = fork_into_new_pid_namespace() if become is become_handler else os.fork()
     if pid == 0:
         status = 1
         try:
@@ -173,6 +178,29 @@ def fork(conn, request, fds):
     if said == "ok":
         return {"forked": request["id"]}
     return {"error": said or "the child ended before it entered its container"}
+
+
+_own_pid_namespace = None
+
+
+def fork_into_new_pid_namespace():
+    """os.fork() whose child is PID 1 of a new PID namespace; this process stays in its own."""
+    global _own_pid_namespace
+    if _own_pid_namespace is None:
+        _own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+
+    def back():
+        _check(_libc.setns(_own_pid_namespace, CLONE_NEWPID), "setns back to the zygote's PID namespace")
+
+    unshare(CLONE_NEWPID)
+    try:
+        pid = os.fork()
+    except BaseException:
+        back()
+        raise
+    if pid != 0:
+        back()
+    return pid
 
 
 def requests(conn):

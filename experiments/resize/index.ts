@@ -2,7 +2,8 @@
 // Pillow, read from local disk (the paper fetched from S3 and left that time out). Each request
 // is timed end to end over the worker and split into compute (what the handler itself measured:
 // open, resize, save) and platform (everything else: making or thawing the sandbox, starting
-// Python, importing Pillow, the worker). Three states of the caches:
+// Python, importing Pillow, the worker); sandbox_ms is the part of platform the worker spent
+// getting the sandbox (making, forking or thawing it). Three states of the caches:
 //   cold    the handler's first run: Pillow is installed, nothing is imported, no zygote has it
 //           (a lean container: Python starts and imports Pillow)
 //   cold+   another handler used Pillow recently, so a zygote has imported it: this handler's
@@ -151,6 +152,7 @@ export const resize: Experiment = {
     await worker.settle();
     const latenciesUs: number[] = [];
     const computeMs: number[] = [];
+    const sandboxMs: number[] = [];
     const started = performance.now();
     const done = () => (point.ops ? latenciesUs.length >= point.ops : performance.now() - started >= (point.duration ?? 5) * 1000);
     while (!done()) {
@@ -159,6 +161,7 @@ export const resize: Experiment = {
       if (answer.start !== EXPECTED_START[point.config]) throw new Error(`${point.config}: a request started as ${answer.start}, not ${EXPECTED_START[point.config]}`);
       latenciesUs.push(answer.ms * 1000);
       computeMs.push((answer.result as { compute_ms: number }).compute_ms);
+      sandboxMs.push(answer.timing.sandbox ?? NaN);
       await worker.settle();
     }
     const platformMs = latenciesUs.map((us, i) => us / 1000 - computeMs[i]!);
@@ -166,7 +169,7 @@ export const resize: Experiment = {
       ops: latenciesUs.length,
       seconds: (performance.now() - started) / 1000,
       latenciesUs: Float64Array.from(latenciesUs),
-      extra: { platform_ms: median(platformMs), compute_ms: median(computeMs) },
+      extra: { platform_ms: median(platformMs), compute_ms: median(computeMs), sandbox_ms: median(sandboxMs) },
     };
   },
 
