@@ -145,7 +145,7 @@ export class SockEngine implements SandboxBackend {
     try {
       const code = spec.code || path.join(dir, 'nothing');
       if (!spec.code) fs.mkdirSync(code, { recursive: true });
-      const stitched = stitchRoot(dir, { base: this.base, runtime: RUNTIME_DIR, code, packages: spec.packages, ...SANDBOX_USER, scratchBytes: this.limits.memoryBytes });
+      const stitched = stitchRoot(dir, { base: this.base, runtime: RUNTIME_DIR, code, packages: spec.packages, ...SANDBOX_USER, scratchBytes: this.limits.memoryBytes, libraryCache: this.state.libraries });
       // The runtime's log, made here: a zygote's fork opens it before dropping to nobody, but as a
       // root without CAP_DAC_OVERRIDE it could not create it in nobody's scratch.
       fs.writeFileSync(path.join(stitched.scratch, 'runtime.log'), '', { mode: 0o600 });

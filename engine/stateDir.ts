@@ -17,12 +17,15 @@ export class StateDir {
   /** A private mount: sandbox mounts made below it propagate neither out nor in. */
   readonly sandboxes: string;
   readonly code: string;
+  /** Links to each package set's shared libraries, made once per set (stitch.ts). */
+  readonly libraries: string;
   private readonly ownerFile: string;
 
   constructor(dir: string) {
     this.root = path.resolve(dir);
     this.sandboxes = path.join(this.root, 'sandboxes');
     this.code = path.join(this.root, 'code');
+    this.libraries = path.join(this.root, 'libraries');
     this.ownerFile = path.join(this.root, 'owner');
   }
 
@@ -68,7 +71,7 @@ export class StateDir {
   }
 
   /**
-   * Removes every mount, sandbox directory and code snapshot a previous owner left, then makes
+   * Removes every mount, sandbox directory, code snapshot and library link a previous owner left, then makes
    * the empty sandboxes directory a private mount. Returns what it removed, for the log.
    */
   reclaim(): string[] {
@@ -76,7 +79,7 @@ export class StateDir {
     const mounts = mountsUnder(this.sandboxes);
     for (const m of mounts) detach(m);
     if (mounts.length > 0) removed.push(`${mounts.length} mounts under ${this.sandboxes}`);
-    for (const dir of [this.sandboxes, this.code]) {
+    for (const dir of [this.sandboxes, this.code, this.libraries]) {
       const left = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
       if (left.length > 0) removed.push(`${left.length} entries in ${dir}`);
       removeTree(dir);
@@ -84,16 +87,18 @@ export class StateDir {
     fs.rmSync(this.workerFile, { force: true });
     fs.mkdirSync(this.sandboxes, { recursive: true });
     fs.mkdirSync(this.code, { recursive: true });
+    fs.mkdirSync(this.libraries, { recursive: true });
     mount(this.sandboxes, this.sandboxes, null, constants.MS_BIND);
     mount(null, this.sandboxes, null, constants.MS_PRIVATE);
     return removed;
   }
 
-  /** Unmounts and removes the sandboxes and code snapshots, then gives up ownership. */
+  /** Unmounts and removes the sandboxes, code snapshots and library links, then gives up ownership. */
   release(): void {
     for (const m of mountsUnder(this.sandboxes)) detach(m);
     removeTree(this.sandboxes);
     removeTree(this.code);
+    removeTree(this.libraries);
     fs.rmSync(this.workerFile, { force: true });
     fs.rmSync(this.ownerFile, { force: true });
   }

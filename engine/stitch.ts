@@ -4,9 +4,11 @@
 //   <sandbox>/root/sock       <- the engine's Python runtime, read-only
 //   <sandbox>/root/handler    <- the handler's code, read-only
 //   <sandbox>/root/packages   <- <sandbox>/packages (read-only), and in it one read-only bind
-//                                per package directory from the install cache, and .lib: a
-//                                link to each shared library those packages brought (see
-//                                installCache.ts), the one directory on LD_LIBRARY_PATH
+//                                per package directory from the install cache
+//   <sandbox>/root/packages/.lib <- a link to each shared library those packages brought (see
+//                                installCache.ts), the one directory on LD_LIBRARY_PATH; made
+//                                once per package set and bound read-only (a package set like
+//                                Pillow's has dozens of libraries)
 //   <sandbox>/root/host       <- <sandbox>/scratch, writable by the sandbox's user: the Unix socket
 //   <sandbox>/root/tmp        <- <sandbox>/scratch/tmp, writable
 //
@@ -16,6 +18,7 @@
 //
 // Every mount is made private, so nothing propagates from it to the host's peers or back.
 // One lazy unmount of <sandbox>/root takes the whole tree away.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { constants, mount, umount2 } from '../native/index.js';
@@ -33,6 +36,8 @@ export interface StitchSpec {
   gid: number;
   /** Size of the scratch tmpfs. */
   scratchBytes: number;
+  /** Where each package set's library links are kept (librarySet); needed when there are packages. */
+  libraryCache: string;
 }
 
 export interface StitchedRoot {
@@ -59,7 +64,8 @@ export function stitchRoot(dir: string, spec: StitchSpec): StitchedRoot {
   fs.mkdirSync(root, { recursive: true });
   fs.mkdirSync(packages);
   for (const name of Object.keys(spec.packages)) fs.mkdirSync(path.join(packages, name));
-  linkLibraries(path.join(packages, '.lib'), spec.packages);
+  // It exists even when empty: see linkLibraries.
+  fs.mkdirSync(path.join(packages, '.lib'));
   try {
     makeScratch(dir, spec);
     bind(spec.base, root, { devices: true });
@@ -67,6 +73,7 @@ export function stitchRoot(dir: string, spec: StitchSpec): StitchedRoot {
     bind(spec.code, path.join(root, 'handler'));
     bind(packages, path.join(root, 'packages'));
     for (const [name, source] of Object.entries(spec.packages)) bind(source, path.join(root, 'packages', name));
+    if (Object.keys(spec.packages).length > 0) bind(librarySet(spec.libraryCache, spec.packages), path.join(root, 'packages', '.lib'));
     bind(scratch, path.join(root, 'host'), { writable: true });
     bind(path.join(scratch, 'tmp'), path.join(root, 'tmp'), { writable: true });
   } catch (e) {
@@ -98,6 +105,22 @@ export function linkLibraries(dir: string, packages: Record<string, string>): vo
       fs.symlinkSync(`/packages/${name}/lib/${file}`, path.join(dir, file));
     }
   }
+}
+
+/** <cache>/<hash of the package set>: its library links, made once (atomically) and shared by every root with that set. */
+export function librarySet(cache: string, packages: Record<string, string>): string {
+  const key = crypto.createHash('sha256').update(Object.entries(packages).sort().map(([name, dir]) => `${name}\0${dir}`).join('\n')).digest('hex').slice(0, 16);
+  const dir = path.join(cache, key);
+  if (fs.existsSync(dir)) return dir;
+  const partial = `${dir}.partial-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  linkLibraries(partial, packages);
+  try {
+    fs.renameSync(partial, dir);
+  } catch (e) {
+    removeTree(partial);
+    if (!fs.existsSync(dir)) throw e;
+  }
+  return dir;
 }
 
 /**
