@@ -7,13 +7,19 @@ import http from 'node:http';
 import path from 'node:path';
 import { HandlerCache } from '../engine/handlerCache.js';
 import { ImportCache } from '../engine/importCache.js';
+import { baseProblem } from '../engine/baseRootfs.js';
+import { reclaimStateDir } from '../engine/gc.js';
 import { InstallCache } from '../engine/installCache.js';
 import { DebianProvider } from '../engine/installers/debian.js';
 import { zygoteImportsOf } from '../engine/packageNames.js';
 import { Registry } from '../engine/registry.js';
 import type { SandboxBackend } from '../engine/sandbox.js';
 import { SockEngine } from '../engine/sockEngine.js';
+import { DEFAULT_STATE_DIR } from '../engine/stateDir.js';
 import { Worker } from '../engine/worker.js';
+import { PrivilegeError } from '../harness/errors.js';
+import { orphansIn, ownedDir, removeOwnedDir, RUN_ROOT } from '../harness/ownedDirs.js';
+import type { Point, RunContext } from '../harness/types.js';
 
 export interface StudyWorkerOptions {
   stateDir: string;
@@ -122,7 +128,52 @@ export function writeLambda(registry: string, name: string, source: string, requ
   if (requirements.length > 0) fs.writeFileSync(path.join(dir, 'requirements.txt'), `${requirements.join('\n')}\n`, { mode: 0o644 });
 }
 
-/** A study's own install cache (Debian's packages), in its run directory, so nothing of the user's is touched. */
-export function openStudyInstallCache(dir: string, base: string, workDir: string): InstallCache {
-  return InstallCache.open(dir, new DebianProvider({ base, workDir: path.join(workDir, 'install-work') }));
+/** The base root file system a study's sandboxes use: --base, $SOCK_BASE or the engine's default. */
+export const baseOf = (options: Record<string, unknown>) => path.resolve(String(options.base ?? process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base')));
+
+/** What every cache study needs before it writes anything: root, and a complete base. */
+export function preflightCacheStudy(kind: string, options: Record<string, unknown>): void {
+  if (process.geteuid?.() !== 0) throw new PrivilegeError(`${kind} makes containers, mounts and cgroups and needs root: run it as root`);
+  const problem = baseProblem(baseOf(options));
+  if (problem) throw new PrivilegeError(`no base root file system (${problem}); scripts/setup.sh builds it`);
 }
+
+/**
+ * The study's run directory (what a crashed run of it left is removed first: its workers'
+ * state directories, named in stateDirs, with their mounts and cgroups) and its own install
+ * cache in it (Debian's packages), so nothing of the user's is touched.
+ */
+export async function openStudyDir(kind: string, ctx: RunContext, stateDirs: string[]): Promise<{ dir: string; installCache: InstallCache }> {
+  for (const orphan of orphansIn(RUN_ROOT, kind)) {
+    for (const state of stateDirs) await reclaimStateDir(path.join(orphan, state));
+    removeOwnedDir(orphan);
+    ctx.progress.note(`${kind}: removed ${orphan}, left by a run that is gone`);
+  }
+  const dir = ownedDir(kind);
+  fs.chmodSync(dir, 0o755);
+  const installCache = InstallCache.open(path.join(dir, 'packages'), new DebianProvider({ base: baseOf(ctx.options), workDir: path.join(dir, 'install-work') }));
+  return { dir, installCache };
+}
+
+/** Installs the requirements before anything is timed, one at a time (so each one's times are its own), saying what each cost. */
+export async function installFirst(kind: string, ctx: RunContext, installCache: InstallCache, requirements: string[]): Promise<void> {
+  for (const requirement of requirements) {
+    const [p] = await installCache.ensure([requirement]);
+    ctx.progress.note(`${kind}: installed ${p!.name} ${p!.version} (download ${p!.downloadMs.toFixed(0)} ms, install ${p!.installMs.toFixed(0)} ms)`);
+  }
+}
+
+/** Runs once() until the point's operations or duration are used up; returns the seconds taken. */
+export async function repeatForPoint(point: Point, signal: AbortSignal, once: () => Promise<void>): Promise<number> {
+  const started = performance.now();
+  let done = 0;
+  const finished = () => (point.ops ? done >= point.ops : performance.now() - started >= (point.duration ?? 5) * 1000);
+  while (!finished()) {
+    if (signal.aborted) throw new Error('interrupted');
+    await once();
+    done++;
+  }
+  return (performance.now() - started) / 1000;
+}
+
+export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;

@@ -110,8 +110,8 @@ function numericValues(rows: Row[], column: string): number[] {
   return rows.map((row) => row[column]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
 }
 
-/** A small seeded PRNG (mulberry32), so a bootstrap gives the same interval on the same data. */
-function seededRandom(seed: number): () => number {
+/** A small seeded PRNG (mulberry32): a bootstrap gives the same interval on the same data, a generated workload is the same every run. */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -12,15 +12,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { baseProblem } from '../../engine/baseRootfs.js';
-import { reclaimStateDir } from '../../engine/gc.js';
 import type { InstallCache } from '../../engine/installCache.js';
-import { DEFAULT_STATE_DIR } from '../../engine/stateDir.js';
-import { PrivilegeError, UsageError } from '../../harness/errors.js';
-import { orphansIn, ownedDir, removeOwnedDir, RUN_ROOT } from '../../harness/ownedDirs.js';
+import { UsageError } from '../../harness/errors.js';
+import { removeOwnedDir } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
 import { parseConfigList } from '../configList.js';
-import { openStudyInstallCache, StudyWorker, writeLambda } from '../studyWorker.js';
+import { baseOf, installFirst, median, openStudyDir, preflightCacheStudy, repeatForPoint, StudyWorker, writeLambda } from '../studyWorker.js';
 import { resizeFigure } from './figure.js';
 
 const KIND = 'resize';
@@ -60,8 +57,6 @@ let dir: string | undefined;
 let installCache: InstallCache | undefined;
 let running: { config: string; worker: StudyWorker } | undefined;
 
-const baseOf = (options: Record<string, unknown>) => path.resolve(String(options.base ?? process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base')));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
 async function stop(): Promise<void> {
   const r = running;
@@ -105,22 +100,12 @@ export const resize: Experiment = {
   },
 
   async preflight(options) {
-    if (process.geteuid?.() !== 0) throw new PrivilegeError(`${KIND} makes containers, mounts and cgroups and needs root: run it as root`);
-    const problem = baseProblem(baseOf(options));
-    if (problem) throw new PrivilegeError(`no base root file system (${problem}); scripts/setup.sh builds it`);
+    preflightCacheStudy(KIND, options);
   },
 
   async setup(ctx: RunContext) {
-    for (const orphan of orphansIn(RUN_ROOT, KIND)) {
-      await reclaimStateDir(path.join(orphan, 'state'));
-      removeOwnedDir(orphan);
-      ctx.progress.note(`${KIND}: removed ${orphan}, left by a run that is gone`);
-    }
-    dir = ownedDir(KIND);
-    fs.chmodSync(dir, 0o755);
-    installCache = openStudyInstallCache(path.join(dir, 'packages'), baseOf(ctx.options), dir);
-    const [pillow] = await installCache.ensure(['Pillow']);
-    ctx.progress.note(`${KIND}: installed ${pillow!.name} ${pillow!.version} (download ${pillow!.downloadMs.toFixed(0)} ms, install ${pillow!.installMs.toFixed(0)} ms)`);
+    ({ dir, installCache } = await openStudyDir(KIND, ctx, ['state']));
+    await installFirst(KIND, ctx, installCache, ['Pillow']);
     const registry = path.join(dir, 'registry');
     writeLambda(registry, 'make-photo', MAKE_PHOTO, ['Pillow']);
     const worker = await startWorker('cold', ctx.options);
@@ -153,21 +138,18 @@ export const resize: Experiment = {
     const latenciesUs: number[] = [];
     const computeMs: number[] = [];
     const sandboxMs: number[] = [];
-    const started = performance.now();
-    const done = () => (point.ops ? latenciesUs.length >= point.ops : performance.now() - started >= (point.duration ?? 5) * 1000);
-    while (!done()) {
-      if (ctx.signal.aborted) throw new Error('interrupted');
+    const seconds = await repeatForPoint(point, ctx.signal, async () => {
       const answer = await worker.run('resize', event);
       if (answer.start !== EXPECTED_START[point.config]) throw new Error(`${point.config}: a request started as ${answer.start}, not ${EXPECTED_START[point.config]}`);
       latenciesUs.push(answer.ms * 1000);
       computeMs.push((answer.result as { compute_ms: number }).compute_ms);
       sandboxMs.push(answer.timing.sandbox ?? NaN);
       await worker.settle();
-    }
+    });
     const platformMs = latenciesUs.map((us, i) => us / 1000 - computeMs[i]!);
     return {
       ops: latenciesUs.length,
-      seconds: (performance.now() - started) / 1000,
+      seconds,
       latenciesUs: Float64Array.from(latenciesUs),
       extra: { platform_ms: median(platformMs), compute_ms: median(computeMs), sandbox_ms: median(sandboxMs) },
     };

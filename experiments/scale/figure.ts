@@ -4,8 +4,8 @@ import type { Row } from '../../harness/types.js';
 
 export function scaleFigure(rows: Row[]): object {
   const values = rows.flatMap((r) => [
-    { lambdas: Number(r.lambdas), budget: `${r.budget_mb} MiB`, statistic: 'median', ms: Number(r.p50_us) / 1000, pss: Math.round(Number(r.zygote_pss_mb)) },
-    { lambdas: Number(r.lambdas), budget: `${r.budget_mb} MiB`, statistic: 'p99', ms: Number(r.p99_us) / 1000, pss: Math.round(Number(r.zygote_pss_mb)) },
+    { lambdas: Number(r.lambdas), budget: Number(r.budget_mb), statistic: 'median', ms: Number(r.p50_us) / 1000, pss: Math.round(Number(r.zygote_pss_mb)) },
+    { lambdas: Number(r.lambdas), budget: Number(r.budget_mb), statistic: 'p99', ms: Number(r.p99_us) / 1000, pss: Math.round(Number(r.zygote_pss_mb)) },
   ]);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -18,7 +18,7 @@ export function scaleFigure(rows: Row[]): object {
       encoding: {
         x: { field: 'lambdas', type: 'quantitative', scale: { type: 'log' }, title: 'distinct lambdas' },
         y: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'latency (ms)' },
-        color: { field: 'budget', type: 'nominal', title: 'import cache budget' },
+        color: { field: 'budget', type: 'ordinal', scale: { scheme: 'category10' }, title: 'budget (MiB)' },
       },
       layer: [
         { mark: { type: 'line', point: true } },

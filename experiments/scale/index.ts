@@ -5,18 +5,15 @@
 // lambdas and the import cache's memory budget (0: no zygotes, every sandbox lean). Each row
 // has the latency distribution and, at its end, how many zygotes there were, their memory
 // (sum of PSS), how many sandboxes were forked or lean, and how many zygotes were evicted.
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { baseProblem } from '../../engine/baseRootfs.js';
-import { reclaimStateDir } from '../../engine/gc.js';
 import type { InstallCache } from '../../engine/installCache.js';
 import { normalizePypiName, zygoteImportsOf } from '../../engine/packageNames.js';
-import { DEFAULT_STATE_DIR } from '../../engine/stateDir.js';
-import { PrivilegeError, UsageError } from '../../harness/errors.js';
-import { orphansIn, ownedDir, removeOwnedDir, RUN_ROOT } from '../../harness/ownedDirs.js';
+import { UsageError } from '../../harness/errors.js';
+import { removeOwnedDir } from '../../harness/ownedDirs.js';
+import { seededRandom as random } from '../../harness/stats.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
-import { openStudyInstallCache, StudyWorker, writeLambda } from '../studyWorker.js';
+import { baseOf, installFirst, openStudyDir, preflightCacheStudy, repeatForPoint, StudyWorker, writeLambda } from '../studyWorker.js';
 import { scaleFigure } from './figure.js';
 
 const KIND = 'scale';
@@ -29,20 +26,6 @@ let installCache: InstallCache | undefined;
 let running: { key: string; worker: StudyWorker } | undefined;
 /** Per lambda count: each lambda's package set. */
 const workloads = new Map<number, string[][]>();
-
-const baseOf = (options: Record<string, unknown>) => path.resolve(String(options.base ?? process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base')));
-
-/** mulberry32: a small seeded generator, so a workload is the same in every run with the same --seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** An index in [0, n) with Zipf(s = 1) weights: rank r is picked in proportion to 1 / (r + 1). */
 function zipf(n: number, next: () => number): number {
@@ -125,25 +108,13 @@ export const scale: Experiment = {
   },
 
   async preflight(options) {
-    if (process.geteuid?.() !== 0) throw new PrivilegeError(`${KIND} makes containers, mounts and cgroups and needs root: run it as root`);
-    const problem = baseProblem(baseOf(options));
-    if (problem) throw new PrivilegeError(`no base root file system (${problem}); scripts/setup.sh builds it`);
+    preflightCacheStudy(KIND, options);
   },
 
   async setup(ctx: RunContext) {
-    for (const orphan of orphansIn(RUN_ROOT, KIND)) {
-      await reclaimStateDir(path.join(orphan, 'state'));
-      removeOwnedDir(orphan);
-      ctx.progress.note(`${KIND}: removed ${orphan}, left by a run that is gone`);
-    }
-    dir = ownedDir(KIND);
-    fs.chmodSync(dir, 0o755);
-    installCache = openStudyInstallCache(path.join(dir, 'packages'), baseOf(ctx.options), dir);
+    ({ dir, installCache } = await openStudyDir(KIND, ctx, ['state']));
     const pool = poolOf(ctx.options);
-    for (const name of pool) {
-      const [p] = await installCache.ensure([name]);
-      ctx.progress.note(`${KIND}: installed ${p!.name} ${p!.version} (download ${p!.downloadMs.toFixed(0)} ms, install ${p!.installMs.toFixed(0)} ms)`);
-    }
+    await installFirst(KIND, ctx, installCache, pool);
     for (const count of lambdaCounts(ctx.options)) {
       const sets = makeWorkload(count, pool, Number(ctx.options.seed) + count);
       workloads.set(count, sets);
@@ -179,17 +150,13 @@ export const scale: Experiment = {
     const next = random(Number(ctx.options.seed) * 31 + count);
     const latenciesUs: number[] = [];
     const starts = { forked: 0, lean: 0 };
-    const started = performance.now();
-    const done = () => (point.ops ? latenciesUs.length >= point.ops : performance.now() - started >= (point.duration ?? 30) * 1000);
-    while (!done()) {
-      if (ctx.signal.aborted) throw new Error('interrupted');
+    const seconds = await repeatForPoint(point, ctx.signal, async () => {
       const answer = await worker.run(lambdaName(count, zipf(count, next)));
       latenciesUs.push(answer.ms * 1000);
       if (answer.start.startsWith('zygote:')) starts.forked++;
       else starts.lean++;
       await worker.settle();
-    }
-    const seconds = (performance.now() - started) / 1000;
+    });
     const cache = (worker.status().importCache ?? {}) as { zygotes?: unknown[]; pssBytes?: number; ussBytes?: number; evicted?: number; zygotesMade?: number };
     return {
       ops: latenciesUs.length,

@@ -22,7 +22,8 @@ export function zygoteFigure(rows: Row[]): object {
     encoding: {
       x: { field: 'packages', type: 'nominal', title: 'packages the handler imports', sort: null },
       xOffset: { field: 'config', sort: ['lean', 'root-zygote', 'zygote'] },
-      y: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'start latency, median (ms)' },
+      // Side by side, not stacked: a stack on a log scale draws nothing.
+      y: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, stack: null, title: 'start latency, median (ms)' },
       color: { field: 'config', type: 'nominal', title: 'sandbox', sort: ['lean', 'root-zygote', 'zygote'] },
       tooltip: [{ field: 'packages' }, { field: 'config' }, { field: 'ms', format: '.1f' }],
     },

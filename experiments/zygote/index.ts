@@ -6,20 +6,16 @@
 // with the handler cache off, so every request is a new sandbox. Beside the end-to-end latency,
 // sandbox_ms is the worker's own time to get the sandbox ready (its Server-Timing). Packages come from the
 // install cache (Debian's python3-* here: no PyPI), installed before anything is timed.
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { baseProblem } from '../../engine/baseRootfs.js';
-import { reclaimStateDir } from '../../engine/gc.js';
+import type { InstallCache } from '../../engine/installCache.js';
 import { normalizePypiName, zygoteImportsOf } from '../../engine/packageNames.js';
-import { DEFAULT_STATE_DIR } from '../../engine/stateDir.js';
-import { PrivilegeError, UsageError } from '../../harness/errors.js';
-import { orphansIn, ownedDir, removeOwnedDir, RUN_ROOT } from '../../harness/ownedDirs.js';
+import { UsageError } from '../../harness/errors.js';
+import { removeOwnedDir } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
 import { parseConfigList } from '../configList.js';
-import { openStudyInstallCache, StudyWorker, writeLambda } from '../studyWorker.js';
+import { baseOf, installFirst, median, openStudyDir, preflightCacheStudy, repeatForPoint, StudyWorker, writeLambda } from '../studyWorker.js';
 import { zygoteFigure } from './figure.js';
-import type { InstallCache } from '../../engine/installCache.js';
 
 const KIND = 'zygote';
 export const CONFIGS = ['lean', 'root-zygote', 'zygote'];
@@ -30,8 +26,6 @@ export const QUICK_PACKAGE_SETS = ['none', 'simplejson', 'numpy'];
 let dir: string | undefined;
 let installCache: InstallCache | undefined;
 let running: { config: string; worker: StudyWorker } | undefined;
-
-const baseOf = (options: Record<string, unknown>) => path.resolve(String(options.base ?? process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base')));
 
 /** "numpy+Pillow" -> ["numpy", "pillow"]; "none" -> []. */
 function packagesOf(set: string): string[] {
@@ -48,7 +42,6 @@ function setsOf(options: Record<string, unknown>): string[] {
 }
 
 const lambdaOf = (index: number) => `imports-${index}`;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
 /** How the worker must have started each request's sandbox in this configuration. */
 function expectedStart(config: string, packages: string[]): string {
@@ -100,28 +93,17 @@ export const zygote: Experiment = {
   },
 
   async preflight(options) {
-    if (process.geteuid?.() !== 0) throw new PrivilegeError(`${KIND} makes containers, mounts and cgroups and needs root: run it as root`);
-    const problem = baseProblem(baseOf(options));
-    if (problem) throw new PrivilegeError(`no base root file system (${problem}); scripts/setup.sh builds it`);
+    preflightCacheStudy(KIND, options);
   },
 
   async setup(ctx: RunContext) {
-    for (const orphan of orphansIn(RUN_ROOT, KIND)) {
-      for (const config of CONFIGS) await reclaimStateDir(path.join(orphan, config));
-      removeOwnedDir(orphan);
-      ctx.progress.note(`${KIND}: removed ${orphan}, left by a run that is gone`);
-    }
-    dir = ownedDir(KIND);
-    fs.chmodSync(dir, 0o755);
-    installCache = openStudyInstallCache(path.join(dir, 'packages'), baseOf(ctx.options), dir);
+    ({ dir, installCache } = await openStudyDir(KIND, ctx, CONFIGS));
     const sets = setsOf(ctx.options);
     for (const [i, set] of sets.entries()) {
       const packages = packagesOf(set);
       const imports = packages.flatMap(zygoteImportsOf).map((m) => `import ${m}\n`).join('');
       writeLambda(path.join(dir, 'registry'), lambdaOf(i), `${imports}\ndef f(event):\n    return None\n`, packages);
-      if (packages.length === 0) continue;
-      const installed = await installCache.ensure(packages);
-      ctx.progress.note(`${KIND}: installed ${installed.map((p) => `${p.name} ${p.version} (download ${p.downloadMs.toFixed(0)} ms, install ${p.installMs.toFixed(0)} ms)`).join(', ')}`);
+      await installFirst(KIND, ctx, installCache, packages);
     }
     ctx.notes.packageSets = sets;
   },
@@ -152,18 +134,15 @@ export const zygote: Experiment = {
     }
     const latenciesUs: number[] = [];
     const sandboxMs: number[] = [];
-    const started = performance.now();
-    const done = () => (point.ops ? latenciesUs.length >= point.ops : performance.now() - started >= (point.duration ?? 5) * 1000);
-    while (!done()) {
-      if (ctx.signal.aborted) throw new Error('interrupted');
+    const seconds = await repeatForPoint(point, ctx.signal, async () => {
       const answer = await worker.run(lambdaOf(index));
       if (answer.start !== expected) throw new Error(`${point.config} ${set}: a sandbox started as ${answer.start}, not ${expected}`);
       latenciesUs.push(answer.ms * 1000);
       sandboxMs.push(answer.timing.sandbox ?? NaN);
       // Its sandbox is destroyed after the answer: not inside the next request's time.
       await worker.settle();
-    }
-    return { ops: latenciesUs.length, seconds: (performance.now() - started) / 1000, latenciesUs: Float64Array.from(latenciesUs), extra: { packages: set, start: expected, sandbox_ms: median(sandboxMs) } };
+    });
+    return { ops: latenciesUs.length, seconds, latenciesUs: Float64Array.from(latenciesUs), extra: { packages: set, start: expected, sandbox_ms: median(sandboxMs) } };
   },
 
   figure(rows: Row[]) {
