@@ -106,6 +106,37 @@ export class StudyWorker {
   }
 }
 
+/**
+ * The worker a study keeps between points: one at a time, in <dir>/<stateDir>, with the study's
+ * registry and install cache; replaced when a point asks for another configuration (or fresh).
+ */
+export class StudyWorkers {
+  private current: { key: string; worker: StudyWorker } | undefined;
+
+  constructor(private readonly dir: string, private readonly installCache: InstallCache, private readonly options: Record<string, unknown>) {}
+
+  async get(key: string, caches: Pick<StudyWorkerOptions, 'zygotes' | 'handlerCache'>, { fresh = false, stateDir = 'state' } = {}): Promise<StudyWorker> {
+    if (!fresh && this.current?.key === key) return this.current.worker;
+    await this.stop();
+    const worker = await StudyWorker.start({
+      stateDir: path.join(this.dir, stateDir),
+      base: baseOf(this.options),
+      registry: path.join(this.dir, 'registry'),
+      capacity: 2,
+      installCache: this.installCache,
+      ...caches,
+    });
+    this.current = { key, worker };
+    return worker;
+  }
+
+  async stop(): Promise<void> {
+    const c = this.current;
+    this.current = undefined;
+    await c?.worker.stop();
+  }
+}
+
 /** A POST with Node's http client, its answer read whole. */
 function post(url: string, body: string, agent: http.Agent): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {

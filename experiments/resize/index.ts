@@ -17,7 +17,7 @@ import { UsageError } from '../../harness/errors.js';
 import { removeOwnedDir } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
 import { parseConfigList } from '../configList.js';
-import { baseOf, installFirst, median, openStudyDir, preflightCacheStudy, repeatForPoint, StudyWorker, writeLambda } from '../studyWorker.js';
+import { installFirst, median, openStudyDir, preflightCacheStudy, repeatForPoint, type StudyWorker, StudyWorkers, writeLambda } from '../studyWorker.js';
 import { resizeFigure } from './figure.js';
 
 const KIND = 'resize';
@@ -55,29 +55,15 @@ def f(event):
 
 let dir: string | undefined;
 let installCache: InstallCache | undefined;
-let running: { config: string; worker: StudyWorker } | undefined;
+let workers: StudyWorkers | undefined;
 
-
-async function stop(): Promise<void> {
-  const r = running;
-  running = undefined;
-  await r?.worker.stop();
-}
 
 /** A fresh worker per point: what one configuration's caches hold must not leak into another's. */
-async function startWorker(config: string, options: Record<string, unknown>): Promise<StudyWorker> {
-  await stop();
-  const worker = await StudyWorker.start({
-    stateDir: path.join(dir!, 'state'),
-    base: baseOf(options),
-    registry: path.join(dir!, 'registry'),
-    capacity: 2,
-    installCache: installCache!,
+function startWorker(config: string): Promise<StudyWorker> {
+  return workers!.get(config, {
     zygotes: config === 'cold' ? undefined : { threshold: 1, budgetBytes: 2 ** 31, maxZygotes: 4 },
     handlerCache: config === 'warm' ? { maxIdle: 2, budgetBytes: 2 ** 31 } : undefined,
-  });
-  running = { config, worker };
-  return worker;
+  }, { fresh: true });
 }
 
 export const resize: Experiment = {
@@ -105,12 +91,13 @@ export const resize: Experiment = {
 
   async setup(ctx: RunContext) {
     ({ dir, installCache } = await openStudyDir(KIND, ctx, ['state']));
+    workers = new StudyWorkers(dir, installCache, ctx.options);
     await installFirst(KIND, ctx, installCache, ['Pillow']);
     const registry = path.join(dir, 'registry');
     writeLambda(registry, 'make-photo', MAKE_PHOTO, ['Pillow']);
-    const worker = await startWorker('cold', ctx.options);
+    const worker = await startWorker('cold');
     const photo = Buffer.from(String((await worker.run('make-photo', { size: photoSize(ctx.options) })).result), 'base64');
-    await stop();
+    await workers.stop();
     writeLambda(registry, 'resize', RESIZE, ['Pillow']);
     fs.writeFileSync(path.join(registry, 'resize', 'photo.jpg'), photo, { mode: 0o644 });
     writeLambda(registry, 'other-pillow', OTHER, ['Pillow']);
@@ -119,16 +106,17 @@ export const resize: Experiment = {
 
   async teardown() {
     try {
-      await stop();
+      await workers!.stop();
     } finally {
       if (dir) removeOwnedDir(dir);
       dir = undefined;
       installCache = undefined;
+      workers = undefined;
     }
   },
 
   async measure(point: Point, ctx: RunContext): Promise<Measurement> {
-    const worker = await startWorker(point.config, ctx.options);
+    const worker = await startWorker(point.config);
     const event = { width: Number(ctx.options.thumbnail) };
     // What the state needs before its requests: cold+ a zygote with Pillow, left by another
     // handler; warm this handler's instance, frozen in the handler cache.

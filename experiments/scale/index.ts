@@ -13,7 +13,7 @@ import { UsageError } from '../../harness/errors.js';
 import { removeOwnedDir } from '../../harness/ownedDirs.js';
 import { seededRandom as random } from '../../harness/stats.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
-import { baseOf, installFirst, openStudyDir, preflightCacheStudy, repeatForPoint, StudyWorker, writeLambda } from '../studyWorker.js';
+import { installFirst, openStudyDir, preflightCacheStudy, repeatForPoint, StudyWorkers, writeLambda } from '../studyWorker.js';
 import { scaleFigure } from './figure.js';
 
 const KIND = 'scale';
@@ -23,7 +23,7 @@ export const QUICK_POOL = ['six', 'pyyaml', 'simplejson', 'jinja2', 'numpy'];
 
 let dir: string | undefined;
 let installCache: InstallCache | undefined;
-let running: { key: string; worker: StudyWorker } | undefined;
+let workers: StudyWorkers | undefined;
 /** Per lambda count: each lambda's package set. */
 const workloads = new Map<number, string[][]>();
 
@@ -60,24 +60,6 @@ const lambdaCounts = (options: Record<string, unknown>) => listOf('lambdas', opt
 const budgets = (options: Record<string, unknown>) => listOf('budgets', options.budgets ?? (options.quick ? '0,256' : '0,64,256,1024'), 0);
 const lambdaName = (count: number, i: number) => `scale-${count}-${i}`;
 
-async function workerFor(budgetMb: number, options: Record<string, unknown>): Promise<StudyWorker> {
-  const key = String(budgetMb);
-  if (running?.key === key) return running.worker;
-  const previous = running;
-  running = undefined;
-  await previous?.worker.stop();
-  const worker = await StudyWorker.start({
-    stateDir: path.join(dir!, 'state'),
-    base: baseOf(options),
-    registry: path.join(dir!, 'registry'),
-    capacity: 2,
-    installCache: installCache!,
-    zygotes: budgetMb === 0 ? undefined : { threshold: Number(options['zygote-threshold']), budgetBytes: budgetMb * 2 ** 20, maxZygotes: 32 },
-  });
-  running = { key, worker };
-  return worker;
-}
-
 export const scale: Experiment = {
   name: KIND,
   summary: 'hundreds of lambdas with Zipf-popular packages: latency and memory against the number of lambdas and the import cache budget',
@@ -113,6 +95,7 @@ export const scale: Experiment = {
 
   async setup(ctx: RunContext) {
     ({ dir, installCache } = await openStudyDir(KIND, ctx, ['state']));
+    workers = new StudyWorkers(dir, installCache, ctx.options);
     const pool = poolOf(ctx.options);
     await installFirst(KIND, ctx, installCache, pool);
     for (const count of lambdaCounts(ctx.options)) {
@@ -128,13 +111,12 @@ export const scale: Experiment = {
 
   async teardown() {
     try {
-      const r = running;
-      running = undefined;
-      await r?.worker.stop();
+      await workers?.stop();
     } finally {
       if (dir) removeOwnedDir(dir);
       dir = undefined;
       installCache = undefined;
+      workers = undefined;
       workloads.clear();
     }
   },
@@ -143,10 +125,8 @@ export const scale: Experiment = {
     const count = Number(point.params!.lambdas);
     const budgetMb = Number(point.params!.budget_mb);
     // A fresh worker per point: zygotes made for one point's workload are not another's head start.
-    const previous = running;
-    running = undefined;
-    await previous?.worker.stop();
-    const worker = await workerFor(budgetMb, ctx.options);
+    const zygotes = budgetMb === 0 ? undefined : { threshold: Number(ctx.options['zygote-threshold']), budgetBytes: budgetMb * 2 ** 20, maxZygotes: 32 };
+    const worker = await workers!.get(String(budgetMb), { zygotes }, { fresh: true });
     const next = random(Number(ctx.options.seed) * 31 + count);
     const latenciesUs: number[] = [];
     const starts = { forked: 0, lean: 0 };

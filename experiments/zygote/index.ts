@@ -14,7 +14,7 @@ import { UsageError } from '../../harness/errors.js';
 import { removeOwnedDir } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
 import { parseConfigList } from '../configList.js';
-import { baseOf, installFirst, median, openStudyDir, preflightCacheStudy, repeatForPoint, StudyWorker, writeLambda } from '../studyWorker.js';
+import { installFirst, median, openStudyDir, preflightCacheStudy, repeatForPoint, type StudyWorker, StudyWorkers, writeLambda } from '../studyWorker.js';
 import { zygoteFigure } from './figure.js';
 
 const KIND = 'zygote';
@@ -25,7 +25,7 @@ export const QUICK_PACKAGE_SETS = ['none', 'simplejson', 'numpy'];
 
 let dir: string | undefined;
 let installCache: InstallCache | undefined;
-let running: { config: string; worker: StudyWorker } | undefined;
+let workers: StudyWorkers | undefined;
 
 /** "numpy+Pillow" -> ["numpy", "pillow"]; "none" -> []. */
 function packagesOf(set: string): string[] {
@@ -49,25 +49,10 @@ function expectedStart(config: string, packages: string[]): string {
   return config === 'zygote' && packages.length > 0 ? `zygote:${packages.join('+')}` : 'zygote:root';
 }
 
-async function stop(): Promise<void> {
-  const r = running;
-  running = undefined;
-  await r?.worker.stop();
-}
-
-async function workerFor(config: string, options: Record<string, unknown>): Promise<StudyWorker> {
-  if (running?.config === config) return running.worker;
-  await stop();
-  const worker = await StudyWorker.start({
-    stateDir: path.join(dir!, config),
-    base: baseOf(options),
-    registry: path.join(dir!, 'registry'),
-    capacity: 2,
-    installCache: installCache!,
-    zygotes: config === 'lean' ? undefined : { threshold: config === 'zygote' ? 1 : Infinity, budgetBytes: 2 ** 31, maxZygotes: 16 },
-  });
-  running = { config, worker };
-  return worker;
+/** The worker for a configuration (kept across points of the same one, so a set's zygote is made once). */
+function workerFor(config: string): Promise<StudyWorker> {
+  const zygotes = config === 'lean' ? undefined : { threshold: config === 'zygote' ? 1 : Infinity, budgetBytes: 2 ** 31, maxZygotes: 16 };
+  return workers!.get(config, { zygotes }, { stateDir: config });
 }
 
 export const zygote: Experiment = {
@@ -98,6 +83,7 @@ export const zygote: Experiment = {
 
   async setup(ctx: RunContext) {
     ({ dir, installCache } = await openStudyDir(KIND, ctx, CONFIGS));
+    workers = new StudyWorkers(dir, installCache, ctx.options);
     const sets = setsOf(ctx.options);
     for (const [i, set] of sets.entries()) {
       const packages = packagesOf(set);
@@ -110,11 +96,12 @@ export const zygote: Experiment = {
 
   async teardown() {
     try {
-      await stop();
+      await workers?.stop();
     } finally {
       if (dir) removeOwnedDir(dir);
       dir = undefined;
       installCache = undefined;
+      workers = undefined;
     }
   },
 
@@ -123,7 +110,7 @@ export const zygote: Experiment = {
     const set = setsOf(ctx.options)[index]!;
     const packages = packagesOf(set);
     const expected = expectedStart(point.config, packages);
-    const worker = await workerFor(point.config, ctx.options);
+    const worker = await workerFor(point.config);
     // The set's zygote is made by its first request (threshold 1): that one is not timed.
     if (point.config === 'zygote' && packages.length > 0) {
       const zygotes = ((worker.status().importCache as { zygotes?: { packages: string }[] })?.zygotes ?? []).map((z) => z.packages);
