@@ -19,6 +19,8 @@ export class StateDir {
   readonly code: string;
   /** Links to each package set's shared libraries, made once per set (stitch.ts). */
   readonly libraries: string;
+  /** Installs' temporary files, and the roots they byte-compile in (mounts). */
+  readonly installWork: string;
   private readonly ownerFile: string;
 
   constructor(dir: string) {
@@ -26,6 +28,7 @@ export class StateDir {
     this.sandboxes = path.join(this.root, 'sandboxes');
     this.code = path.join(this.root, 'code');
     this.libraries = path.join(this.root, 'libraries');
+    this.installWork = path.join(this.root, 'install-work');
     this.ownerFile = path.join(this.root, 'owner');
   }
 
@@ -71,15 +74,17 @@ export class StateDir {
   }
 
   /**
-   * Removes every mount, sandbox directory, code snapshot and library link a previous owner left, then makes
+   * Removes every mount, sandbox directory, code snapshot, library link and install's temporary file a previous owner left, then makes
    * the empty sandboxes directory a private mount. Returns what it removed, for the log.
    */
   reclaim(): string[] {
     const removed: string[] = [];
-    const mounts = mountsUnder(this.sandboxes);
-    for (const m of mounts) detach(m);
-    if (mounts.length > 0) removed.push(`${mounts.length} mounts under ${this.sandboxes}`);
-    for (const dir of [this.sandboxes, this.code, this.libraries]) {
+    for (const dir of [this.sandboxes, this.installWork]) {
+      const mounts = mountsUnder(dir);
+      for (const m of mounts) detach(m);
+      if (mounts.length > 0) removed.push(`${mounts.length} mounts under ${dir}`);
+    }
+    for (const dir of [this.sandboxes, this.code, this.libraries, this.installWork]) {
       const left = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
       if (left.length > 0) removed.push(`${left.length} entries in ${dir}`);
       removeTree(dir);
@@ -93,12 +98,13 @@ export class StateDir {
     return removed;
   }
 
-  /** Unmounts and removes the sandboxes, code snapshots and library links, then gives up ownership. */
+  /** Unmounts and removes the sandboxes, code snapshots, library links and install work, then gives up ownership. */
   release(): void {
-    for (const m of mountsUnder(this.sandboxes)) detach(m);
+    for (const dir of [this.sandboxes, this.installWork]) for (const m of mountsUnder(dir)) detach(m);
     removeTree(this.sandboxes);
     removeTree(this.code);
     removeTree(this.libraries);
+    removeTree(this.installWork);
     fs.rmSync(this.workerFile, { force: true });
     fs.rmSync(this.ownerFile, { force: true });
   }
