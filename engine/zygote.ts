@@ -98,16 +98,42 @@ export class Zygote {
     this.forks++;
   }
 
-  /** Its memory from /proc/<pid>/smaps_rollup; zero once it has ended. */
+  /**
+   * Its memory from /proc/<pid>/smaps_rollup, with its spare child's (forked ahead of the next
+   * request, still in the zygote's cgroup): the two share most pages, and PSS splits those
+   * between them. Zero once it has ended.
+   */
   memory(): ZygoteMemory {
-    let text: string;
-    try {
-      text = fs.readFileSync(`/proc/${this.pid}/smaps_rollup`, 'utf8');
-    } catch {
-      return { pssBytes: 0, ussBytes: 0 };
+    const total = { pssBytes: 0, ussBytes: 0 };
+    for (const pid of [this.pid, ...this.sparePids()]) {
+      let text: string;
+      try {
+        text = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+      } catch {
+        continue;
+      }
+      const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
+      total.pssBytes += kb('Pss');
+      total.ussBytes += kb('Private_Clean') + kb('Private_Dirty');
     }
-    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
-    return { pssBytes: kb('Pss'), ussBytes: kb('Private_Clean') + kb('Private_Dirty') };
+    return total;
+  }
+
+  /** Children still in the zygote's own cgroup: its spare (its forks have moved to cgroups of their own). */
+  private sparePids(): number[] {
+    try {
+      const own = fs.readFileSync(`/proc/${this.pid}/cgroup`, 'utf8');
+      return fs.readFileSync(`/proc/${this.pid}/task/${this.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+        .filter((pid) => {
+          try {
+            return fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8') === own;
+          } catch {
+            return false;
+          }
+        });
+    } catch {
+      return [];
+    }
   }
 
   describe(): string {

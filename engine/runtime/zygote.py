@@ -28,6 +28,10 @@ server.py: it dials /host/worker.sock of its own root, where the engine waits. T
 learns its pid from that connection (SO_PEERCRED), not from the zygote. When the zygote dies
 its forks are reparented to the reaper.
 
+The fork itself is made ahead of the request: after each answer the zygote forks a spare child
+into a new PID namespace that waits on a socket pair; the next handler request's descriptors go
+to it (SCM_RIGHTS again), and it goes on as above from the cgroup join.
+
 A child zygote does the same but keeps its privileges and the zygote's PID namespace (so its
 death does not end the instances it forks), imports its extra packages, and serves.
 """
@@ -133,51 +137,114 @@ def become_zygote(request, fds, ok):
     sys.path[:0] = request["paths"]
     os.write(ok, b"ok\n")
     os.closerange(3, 1 << 20)
-    global _own_pid_namespace
+    global _own_pid_namespace, _spare
     _own_pid_namespace = None  # closed above; reopened (the same namespace) at the first fork
+    _spare = None  # the parent's spare: its socket was closed above
     serve("/host/worker.sock", request["imports"])
+
+
+def run_child(become, request, fds, ok):
+    """In a forked child: become what was asked; never returns into the zygote's loop."""
+    status = 1
+    try:
+        become(request, fds, ok)
+        status = 0
+    except BaseException as e:  # noqa: B036
+        try:
+            os.write(ok, f"{type(e).__name__}: {e}\n".encode())
+        except OSError:
+            # Past "ok" the channel is closed: the log is where the worker looks (the fork's
+            # own runtime.log, or the zygote's for a failure before it).
+            import traceback
+
+            traceback.print_exc()
+    os._exit(status)
+
+
+def read_verdict(fd):
+    """The child's "ok", or why it failed, up to its newline or its end."""
+    said = b""
+    while not said.endswith(b"\n"):
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        said += chunk
+    return said.decode(errors="replace").strip()
+
+
+def answer(request, said):
+    if said == "ok":
+        return {"forked": request["id"]}
+    return {"error": said or "the child ended before it entered its container"}
+
+
+class Spare:
+    """A child forked ahead of the next handler request: PID 1 of a new PID namespace, still in
+    the zygote's container, waiting on a socket pair for its own container's descriptors. The
+    fork (milliseconds for a zygote with big libraries mapped) is then off the request's path."""
+
+    def __init__(self, conn):
+        mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        pid = fork_into_new_pid_namespace()
+        if pid == 0:
+            mine.close()
+            conn.close()
+            line, fds = b"", []
+            while not line.endswith(b"\n"):
+                data, ancillary, _flags, _addr = theirs.recvmsg(65536, _socket.CMSG_SPACE(MAX_FDS * 4))
+                if not data:
+                    os._exit(0)  # the zygote has gone
+                fds += received_fds(ancillary)
+                line += data
+            run_child(become_handler, server.decode(line.decode()), fds, theirs.fileno())
+        theirs.close()
+        self.sock = mine
+
+    def start(self, request, fds):
+        """Hands the request and descriptors to the spare; its verdict, once it has entered its container."""
+        try:
+            payload = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
+            self.sock.sendmsg([(server.encode(request) + "\n").encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, payload)])
+            return read_verdict(self.sock.fileno())
+        except OSError as e:
+            return f"the spare child could not be started: {e}"
+        finally:
+            self.sock.close()
+            for fd in fds:
+                os.close(fd)
+
+
+_spare = None
 
 
 def fork(conn, request, fds):
     """Forks the child the request asks for; answers once the child has entered its container."""
+    global _spare
     become = {"handler": become_handler, "zygote": become_zygote}.get(request.get("fork"))
     if become is None or len(fds) < 1:
         for fd in fds:
             os.close(fd)
         return {"error": f"bad fork request: {request!r} with {len(fds)} descriptors"}
+    if become is become_handler:
+        spare, _spare = _spare or Spare(conn), None
+        return answer(request, spare.start(request, fds))
     r, w = os.pipe()
-    pid = fork_into_new_pid_namespace() if become is become_handler else os.fork()
-    if pid == 0:
-        status = 1
-        try:
-            os.close(r)
-            conn.close()
-            become(request, fds, w)
-            status = 0
-        except BaseException as e:  # noqa: B036 - the child must never return into the zygote's loop
-            try:
-                os.write(w, f"{type(e).__name__}: {e}\n".encode())
-            except OSError:
-                # Past "ok" the pipe is closed: the log is where the worker looks (the fork's
-                # own runtime.log, or the zygote's for a failure before it).
-                import traceback
-
-                traceback.print_exc()
-        os._exit(status)
+    if os.fork() == 0:
+        os.close(r)
+        conn.close()
+        run_child(become, request, fds, w)
     os.close(w)
     for fd in fds:
         os.close(fd)
-    said = b""
-    while not said.endswith(b"\n"):
-        chunk = os.read(r, 4096)
-        if not chunk:
-            break
-        said += chunk
+    said = read_verdict(r)
     os.close(r)
-    said = said.decode(errors="replace").strip()
-    if said == "ok":
-        return {"forked": request["id"]}
-    return {"error": said or "the child ended before it entered its container"}
+    return answer(request, said)
+
+
+def keep_a_spare(conn):
+    global _spare
+    if _spare is None:
+        _spare = Spare(conn)
 
 
 _own_pid_namespace = None
@@ -203,15 +270,21 @@ def fork_into_new_pid_namespace():
     return pid
 
 
+def received_fds(ancillary):
+    fds = []
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            usable = len(payload) - len(payload) % 4
+            fds += [int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, usable, 4)]
+    return fds
+
+
 def requests(conn):
     """Fork requests with the descriptors that came with each (one request at a time)."""
     buffer, fds = b"", []
     while True:
         data, ancillary, _flags, _addr = conn.recvmsg(65536, _socket.CMSG_SPACE(MAX_FDS * 4))
-        for level, kind, payload in ancillary:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                usable = len(payload) - len(payload) % 4
-                fds += [int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, usable, 4)]
+        fds += received_fds(ancillary)
         if not data:
             return
         buffer += data
@@ -233,8 +306,11 @@ def serve(socket_path, imports):
         server.send(conn, server.encode(message))
         sys.exit(1)
     server.send(conn, server.encode({"ready": True, "pid": os.getpid(), "modules": len(sys.modules)}))
+    keep_a_spare(conn)
     for request, fds in requests(conn):
         server.send(conn, server.encode(fork(conn, request, fds)))
+        # After the answer: the next handler's fork is made while this one starts.
+        keep_a_spare(conn)
 
 
 def main():
