@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cacheKey, InstallCache, InstallError, parseRequirement } from '../engine/installCache.js';
-import { DebianProvider } from '../engine/installers/debian.js';
+import { DebianProvider, satisfies } from '../engine/installers/debian.js';
 import { ROOT_ENV, withPackageRoot } from '../engine/installers/packageRoot.js';
 import { PipProvider } from '../engine/installers/pip.js';
 import { readMounts } from '../engine/mountinfo.js';
@@ -183,6 +183,19 @@ test('debian: a package Debian does not have is one InstallError line naming it;
   assert.match(e.message, 'cannot install no-such-package-xyz (debian): apt cannot resolve python3-no-such-package-xyz');
   assert.equal(entries(scratch, 'debian'), []);
   assert.equal(fs.readdirSync(path.join(scratch, 'work')), []);
+});
+
+test('debian: version specifiers are checked against the one version Debian ships', async () => {
+  assert.ok(satisfies([1, 24, 2], '==1.24.2') && satisfies([1, 24, 2], '==1.24.*') && satisfies([9, 4, 0], '>=9,<11') && satisfies([3, 1, 2], '~=3.1'));
+  assert.not.ok(satisfies([1, 24, 2], '==2.1.0') || satisfies([9, 4, 0], '<9') || satisfies([4, 0], '~=3.1') || satisfies([1, 24, 2], '!=1.24.*'));
+  const scratch = newScratch();
+  const cache = InstallCache.open(path.join(scratch, 'packages'), new DebianProvider({ base: BASE, workDir: path.join(scratch, 'work') }));
+  const e = await rejection(cache.ensure(['PyYAML==5.0']));
+  assert.instance(e, InstallError);
+  assert.match(e.message, /cannot install PyYAML==5.0 \(debian\): Debian's python3-yaml is \d\S*, which is not ==5.0; .*--installer pip/);
+  assert.equal(entries(scratch, 'debian'), []);
+  const [p] = await cache.ensure(['PyYAML>=5']);
+  assert.match(p!.version, /^6\./);
 });
 
 test('a python3 without pip: the InstallError says so and what installs it', async () => {

@@ -1,8 +1,8 @@
 // Installs a PyPI requirement from Debian's python3-* package (PyPI is not reachable here): the
 // .debs it needs on top of the base, fetched from the mirror, unpacked with dpkg-deb, laid out
 // for the install cache and byte-compiled with the base's python3. Debian ships one version of
-// each package per release, so a requirement's version specifier cannot be honoured: it is
-// ignored, and the version actually installed is what gets recorded.
+// each package per release: a requirement's version specifier is checked against it, and one it
+// does not satisfy is refused (naming the version Debian has), never silently replaced.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -107,6 +107,42 @@ function linkLibraries(into: string): void {
   }
 }
 
+/** The upstream part of a Debian version as numbers: "1:1.24.2-1+deb12u1" -> [1, 24, 2]. */
+function upstreamNumbers(debianVersion: string): number[] {
+  const upstream = debianVersion.replace(/^\d+:/, '').replace(/-[^-]*$/, '');
+  return (/^[\d.]+/.exec(upstream)?.[0] ?? '').split('.').filter(Boolean).map(Number);
+}
+
+function compareVersions(a: number[], b: number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0);
+    if (d !== 0) return Math.sign(d);
+  }
+  return 0;
+}
+
+/** Whether a version satisfies a PEP 440 specifier's clauses, on their numeric release parts ("==1.24.*", ">=9,<11", "~=3.1"). */
+export function satisfies(version: number[], specifier: string): boolean {
+  return specifier.split(',').filter(Boolean).every((clause) => {
+    const m = /^(~=|===?|!=|<=?|>=?)(.+)$/.exec(clause);
+    if (!m) return false;
+    const [op, text] = [m[1]!, m[2]!];
+    const wanted = text.replace(/\.\*$/, '').split('.').map(Number);
+    if (wanted.some((n) => !Number.isInteger(n))) return false;
+    const prefix = compareVersions(version.slice(0, wanted.length), wanted) === 0;
+    const c = compareVersions(version, wanted);
+    switch (op) {
+      case '==': case '===': return text.endsWith('.*') ? prefix : c === 0;
+      case '!=': return text.endsWith('.*') ? !prefix : c !== 0;
+      case '>=': return c >= 0;
+      case '<=': return c <= 0;
+      case '>': return c > 0;
+      case '<': return c < 0;
+      default: return c >= 0 && compareVersions(version.slice(0, wanted.length - 1), wanted.slice(0, -1)) === 0; // ~=
+    }
+  });
+}
+
 /** The version of debian among the .debs, from apt's file name (name_version_arch.deb, the epoch's ':' escaped). */
 function versionOf(debian: string, debs: Deb[]): string {
   const deb = debs.find((d) => d.file.startsWith(`${debian}_`));
@@ -136,6 +172,10 @@ export class DebianProvider implements InstallProvider {
     const work = fs.mkdtempSync(path.join(this.workDir, `debian-${requirement.name}-`));
     try {
       const debs = await resolveDebs(debian, this.base, path.join(work, 'apt'), signal);
+      const version = versionOf(debian, debs);
+      if (requirement.specifier && !satisfies(upstreamNumbers(version), requirement.specifier)) {
+        throw new Error(`Debian's ${debian} is ${version || 'already in the base, at a version not checked'}, which is not ${requirement.specifier}; the Debian provider installs only the version Debian ships (--installer pip installs others)`);
+      }
       const debsDir = path.join(work, 'debs');
       fs.mkdirSync(debsDir);
       let t0 = performance.now();
@@ -151,7 +191,7 @@ export class DebianProvider implements InstallProvider {
       fs.symlinkSync(path.join('root', DIST_PACKAGES), path.join(into, 'python'));
       linkLibraries(into);
       await byteCompile(this.base, work, requirement.name, into, signal);
-      return { version: versionOf(debian, debs), downloadMs, installMs: performance.now() - t0 };
+      return { version, downloadMs, installMs: performance.now() - t0 };
     } finally {
       removeTree(work);
     }
