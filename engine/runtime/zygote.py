@@ -40,6 +40,7 @@ import _signal
 import _socket
 import ctypes
 import os
+import select
 import sys
 
 sys.path.insert(0, "/sock")
@@ -53,6 +54,7 @@ PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 SANDBOX_USER = 65534
 MAX_FDS = 16
+SPARE_AFTER_IDLE = 0.02  # seconds
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -280,9 +282,13 @@ def received_fds(ancillary):
 
 
 def requests(conn):
-    """Fork requests with the descriptors that came with each (one request at a time)."""
+    """Fork requests with the descriptors that came with each (one request at a time). While
+    none is waiting, a spare child is forked once the zygote has been idle for SPARE_AFTER_IDLE:
+    not right after an answer, when the instance just started needs the CPU."""
     buffer, fds = b"", []
     while True:
+        if _spare is None and not select.select([conn], [], [], SPARE_AFTER_IDLE)[0]:
+            keep_a_spare(conn)
         data, ancillary, _flags, _addr = conn.recvmsg(65536, _socket.CMSG_SPACE(MAX_FDS * 4))
         fds += received_fds(ancillary)
         if not data:
@@ -306,11 +312,8 @@ def serve(socket_path, imports):
         server.send(conn, server.encode(message))
         sys.exit(1)
     server.send(conn, server.encode({"ready": True, "pid": os.getpid(), "modules": len(sys.modules)}))
-    keep_a_spare(conn)
     for request, fds in requests(conn):
         server.send(conn, server.encode(fork(conn, request, fds)))
-        # After the answer: the next handler's fork is made while this one starts.
-        keep_a_spare(conn)
 
 
 def main():
