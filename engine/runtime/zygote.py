@@ -22,15 +22,15 @@ children after (setns to the /proc/self/ns/pid it opened at start): the child is
 namespace of its own, nested in the zygote's, with one fork instead of the two a child that
 unshared itself would need. The child joins the cgroup first (so everything it allocates from
 then on is charged there), enters the root with fchdir + chroot, unshares IPC and UTS, mounts
-its /proc, names its host, drops to nobody with no capabilities, writes "ok" to a pipe the
-zygote reads (the zygote then answers "forked"), closes all but stdio and runs the runtime of
+its /proc, names its host, drops to nobody with no capabilities, writes "ok" to the zygote
+(which then answers "forked"), closes all but stdio and runs the runtime of
 server.py: it dials /host/worker.sock of its own root, where the engine waits. The engine
 learns its pid from that connection (SO_PEERCRED), not from the zygote. When the zygote dies
 its forks are reparented to the reaper.
 
-The fork itself is made ahead of the request: after each answer the zygote forks a spare child
-into a new PID namespace that waits on a socket pair; the next handler request's descriptors go
-to it (SCM_RIGHTS again), and it goes on as above from the cgroup join.
+The fork itself is made ahead of the request: once the zygote has been idle for 20 ms it forks
+a spare child into a new PID namespace that waits on a socket pair; the next handler request's
+descriptors go to it (SCM_RIGHTS again), and it goes on as above from the cgroup join.
 
 A child zygote does the same but keeps its privileges and the zygote's PID namespace (so its
 death does not end the instances it forks), imports its extra packages, and serves.
