@@ -206,5 +206,3 @@ export async function repeatForPoint(point: Point, signal: AbortSignal, once: ()
   }
   return (performance.now() - started) / 1000;
 }
-
-export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;

@@ -1,5 +1,6 @@
 // The paper's Figure 14 in our terms: for each state of the caches, the median request split
 // into platform time and the handler's own compute time, stacked.
+import { median } from 'simple-statistics';
 import type { Row } from '../../harness/types.js';
 
 export function resizeFigure(rows: Row[]): object {
@@ -10,7 +11,6 @@ export function resizeFigure(rows: Row[]): object {
     g.compute.push(Number(r.compute_ms));
     byConfig.set(String(r.config), g);
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
   const values = [...byConfig.entries()].flatMap(([config, g]) => [
     { config, part: 'platform', ms: median(g.platform) },
     { config, part: 'compute', ms: median(g.compute) },

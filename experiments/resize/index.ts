@@ -11,13 +11,14 @@
 //   warm    the handler cache holds a frozen instance of this handler: thawed and run
 import fs from 'node:fs';
 import path from 'node:path';
+import { median } from 'simple-statistics';
 import type { Argv } from 'yargs';
 import type { InstallCache } from '../../engine/installCache.js';
 import { UsageError } from '../../harness/errors.js';
 import { removeOwnedDir } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
 import { parseConfigList } from '../configList.js';
-import { installFirst, median, openStudyDir, preflightCacheStudy, repeatForPoint, type StudyWorker, StudyWorkers, writeLambda } from '../studyWorker.js';
+import { installFirst, openStudyDir, preflightCacheStudy, repeatForPoint, type StudyWorker, StudyWorkers, writeLambda } from '../studyWorker.js';
 import { resizeFigure } from './figure.js';
 
 const KIND = 'resize';

@@ -1,5 +1,6 @@
 // Start latency by package set, one bar per way of starting the sandbox (median of the
 // repetitions' medians), on a log scale: zygotes matter most where imports are heavy.
+import { median } from 'simple-statistics';
 import type { Row } from '../../harness/types.js';
 
 export function zygoteFigure(rows: Row[]): object {
@@ -10,7 +11,6 @@ export function zygoteFigure(rows: Row[]): object {
     g.p50.push(Number(r.p50_us) / 1000);
     groups.set(key, g);
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
   const values = [...groups.values()].map((g) => ({ packages: g.packages, config: g.config, ms: median(g.p50) }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',

@@ -7,6 +7,7 @@
 // sandbox_ms is the worker's own time to get the sandbox ready (its Server-Timing). Packages come from the
 // install cache (Debian's python3-* here: no PyPI), installed before anything is timed.
 import path from 'node:path';
+import { median } from 'simple-statistics';
 import type { Argv } from 'yargs';
 import type { InstallCache } from '../../engine/installCache.js';
 import { normalizePypiName, zygoteImportsOf } from '../../engine/packageNames.js';
@@ -14,7 +15,7 @@ import { UsageError } from '../../harness/errors.js';
 import { removeOwnedDir } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
 import { parseConfigList } from '../configList.js';
-import { installFirst, median, openStudyDir, preflightCacheStudy, repeatForPoint, type StudyWorker, StudyWorkers, writeLambda } from '../studyWorker.js';
+import { installFirst, openStudyDir, preflightCacheStudy, repeatForPoint, type StudyWorker, StudyWorkers, writeLambda } from '../studyWorker.js';
 import { zygoteFigure } from './figure.js';
 
 const KIND = 'zygote';
