@@ -16,7 +16,7 @@ import { byteCompile, ROOT_ENV } from './packageRoot.js';
 const run = promisify(execFile);
 
 export interface PipOptions {
-  /** The host interpreter that runs pip [default python3]. */
+  /** The host interpreter that runs pip [default /usr/bin/python3, Debian's, with the python3-pip scripts/setup.sh installs]. */
   python?: string;
   indexUrl?: string;
   findLinks?: string[];
@@ -55,7 +55,9 @@ export class PipProvider implements InstallProvider {
   private targetFlags: Promise<string[]> | undefined;
 
   constructor(private readonly options: PipOptions = {}) {
-    this.python = options.python ?? 'python3';
+    // Not the first python3 on PATH: a version manager's shim (pyenv) runs hooks after `pip install`
+    // that wait a minute on a lock a killed install left behind, and its interpreter may lack pip.
+    this.python = options.python ?? '/usr/bin/python3';
     this.base = path.resolve(options.base ?? path.join(DEFAULT_STATE_DIR, 'base'));
     this.workDir = path.resolve(options.workDir ?? os.tmpdir());
   }
