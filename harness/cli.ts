@@ -8,7 +8,11 @@ import { hideBin } from 'yargs/helpers';
 import { EXPERIMENTS } from '../experiments/index.js';
 import { isUserError, UsageError } from './errors.js';
 import { compareCommand } from './compare.js';
+import { kernelsCommand, kernelsOptions } from './kernels/matrix.js';
 import { redrawFigures } from './redraw.js';
+import { parseStudies, regenerate, repro, REPRO_STUDIES } from './repro.js';
+import { CLAIM_STUDIES } from './paperRepro/claims.js';
+import { referenceRun } from './paperRepro/runData.js';
 import { readCsv } from './csv.js';
 import { formatSummary, formatTopLocks } from './report.js';
 import { runExperiment, type SweepOptions } from './runner.js';
@@ -170,7 +174,47 @@ export async function main(argv: string[]): Promise<number> {
         outDir: path.join(path.resolve(String(args.out ?? path.join(REPO_ROOT, 'results'))), 'compare'),
       }))(),
     )
-    .demandCommand(1, 'name a command: run, list, figures or compare')
+    .command(
+      'repro',
+      'run every study (and the engine bench), then regenerate paper-repro.md\'s "ours" column and figures/index.html from those runs',
+      (y) => y
+        .option('quick', { type: 'boolean', default: false, describe: 'every study\'s --quick sweep (minutes, not hours)' })
+        .option('studies', { type: 'string', describe: `only these, comma-separated: ${REPRO_STUDIES.join(', ')} [default: all]` })
+        .option('setup', { type: 'boolean', default: true, describe: 'run scripts/setup.sh first (installs packages, builds the base, starts dockerd); --no-setup skips it' })
+        .option('trace', { type: 'boolean', default: true, describe: 'also run the --quick --trace locks sweeps that draw the lock figures; --no-trace skips them' })
+        .option('out', { type: 'string', describe: 'directory holding results/, figures/ and paper-repro.md [default: the repository root]' })
+        // --no-setup and --no-trace are the negations this command documents.
+        .parserConfiguration({ 'boolean-negation': true }),
+      (args) => action(() => repro({
+        quick: Boolean(args.quick),
+        studies: args.studies === undefined ? undefined : parseStudies(String(args.studies)),
+        setup: args.setup !== false,
+        trace: args.trace !== false,
+        out: path.resolve(String(args.out ?? REPO_ROOT)),
+        repoRoot: REPO_ROOT,
+      }))(),
+    )
+    .command(
+      'paper-repro',
+      'regenerate paper-repro.md\'s "ours" column and figures/index.html from each study\'s newest complete full run (its newest --quick one where it has no full one)',
+      (y) => y.option('out', { type: 'string', describe: 'directory holding results/, figures/ and paper-repro.md [default: the repository root]' }),
+      (args) => action(async () => {
+        const out = path.resolve(String(args.out ?? REPO_ROOT));
+        const outcomes = new Map(CLAIM_STUDIES.map((s) => {
+          const run = referenceRun(out, s);
+          return [s, run ? { run } : { skipped: `no complete run in ${path.join(out, 'results', s)}` }] as const;
+        }));
+        await regenerate({ out, repoRoot: REPO_ROOT }, outcomes);
+        return 0;
+      })(),
+    )
+    .command(
+      'kernels',
+      'run the kernel studies on other kernel versions, each booted in qemu (or on this machine: host), and compare them with the first',
+      (y) => kernelsOptions(y, REPO_ROOT),
+      (args) => action(() => kernelsCommand(args, REPO_ROOT))(),
+    )
+    .demandCommand(1, 'name a command: run, list, figures, compare, repro or paper-repro')
     .strict()
     .help()
     .version(false)

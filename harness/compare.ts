@@ -25,6 +25,8 @@ export interface Run {
   experiment: string;
   options: Record<string, unknown>;
   environment: { hostname?: string; kernel?: { release?: string }; cpu?: { model?: string | null; count?: number } };
+  /** Set by `kernels` on a run made in a qemu guest: how the guest was run. */
+  vm?: { kernel?: string; accel?: string; emulated?: boolean };
   rows: Record<string, string | number>[];
 }
 
@@ -45,6 +47,7 @@ export function loadRun(arg: string): Run {
     experiment: String(meta.experiment),
     options: (meta.options ?? {}) as Record<string, unknown>,
     environment: (meta.environment ?? {}) as Run['environment'],
+    vm: (meta.vm ?? undefined) as Run['vm'],
     rows: readCsv(path.join(dir, 'data.csv')),
   };
 }
@@ -93,6 +96,22 @@ function machineDifferences(a: Run, b: Run): string[] {
   return facts.filter(([, x, y]) => x !== y).map(([what, x, y]) => `${what}: ${String(x)} against ${String(y)}`);
 }
 
+/** Where a run's numbers came from, in words. */
+function platform(r: Run): string {
+  if (r.vm?.emulated) return 'under software emulation';
+  if (r.vm) return `in a ${r.vm.accel === 'kvm' ? 'KVM ' : ''}virtual machine`;
+  return 'on bare metal';
+}
+
+/**
+ * A run under software emulation (qemu TCG, from `kernels`) and one that was not: every
+ * operation is slower by an unrelated factor, so only the shape of the curves can be compared.
+ */
+function emulationDifference(a: Run, b: Run): string[] {
+  if (Boolean(a.vm?.emulated) === Boolean(b.vm?.emulated)) return [];
+  return [`A ran ${platform(a)}, B ${platform(b)}: absolute numbers are not comparable`];
+}
+
 /**
  * Compares b against a. thresholdPct is the smallest change (in %) called better or worse: a
  * change whose 95% interval does not clear it is "same".
@@ -130,7 +149,12 @@ export function compareRuns(a: Run, b: Run, thresholdPct = 0): Comparison {
     }
   }
   const warnings = machineDifferences(a, b);
-  return { experiment: a.experiment, rows, warnings: warnings.length > 0 ? [`the two runs came from different machines (${warnings.join('; ')})`] : [], unmatched };
+  return {
+    experiment: a.experiment,
+    rows,
+    warnings: [...emulationDifference(a, b), ...(warnings.length > 0 ? [`the two runs came from different machines (${warnings.join('; ')})`] : [])],
+    unmatched,
+  };
 }
 
 /** Ratios of the comparison, one panel per metric, each point with its interval; 1 marked. */

@@ -167,7 +167,7 @@ async function main(): Promise<number> {
   writeCsv(path.join(dir, 'summary.csv'), summary);
   writeCsv(path.join(dir, 'breakdown.csv'), breakdown);
   const environment = await captureEnvironment(process.argv.slice(1));
-  fs.writeFileSync(path.join(dir, 'meta.json'), `${JSON.stringify({ status: 'complete', rounds, warmup, gap_ms: args.gap, base, summary, breakdown, environment }, null, 2)}\n`);
+  fs.writeFileSync(path.join(dir, 'meta.json'), `${JSON.stringify({ status: 'complete', options: { quick: args.quick }, rounds, warmup, gap_ms: args.gap, base, summary, breakdown, environment }, null, 2)}\n`);
   const ms = (x: number) => x.toFixed(2);
   process.stdout.write(
     markdownTable(

@@ -23,6 +23,13 @@ declare -A NEED=(
   [debootstrap]=/usr/sbin/debootstrap
   [docker.io]=/usr/sbin/dockerd
   [curl]=/usr/bin/curl
+  # npm run kernels: guests in qemu, whose initramfs userland is busybox-static.
+  [qemu-system-x86]=/usr/bin/qemu-system-x86_64
+  [busybox-static]=/usr/share/doc/busybox-static
+  # The figures page test opens figures/index.html in a real headless Chromium.
+  [chromium]=/usr/bin/chromium
+  # Text in the SVG figures needs a sans-serif font, which chromium itself only recommends.
+  [fonts-dejavu-core]=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 )
 if ! command -v node >/dev/null; then
   NEED[nodejs]=/usr/bin/node

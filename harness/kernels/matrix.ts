@@ -1,0 +1,275 @@
+// `sockbench kernels`: the kernel studies on other kernel versions. Each kernel is booted in
+// qemu with the host's root shared read-only and results/ and figures/ of the output directory
+// writable, runs the studies with --quick inside, and powers off; `host` runs them on this
+// machine. Then each kernel is compared with the first one given, study by study.
+import fs from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic } from '../atomic-write.js';
+import { compareCommand } from '../compare.js';
+import { captureEnvironment } from '../environment.js';
+import { InterruptedError, UsageError } from '../errors.js';
+import { markdownTable } from '../markdown.js';
+import { orphansIn, ownedDir, reclaimLeftovers, removeOwnedDir, RUN_ROOT } from '../ownedDirs.js';
+import { runId } from '../runner.js';
+import { BUSYBOX, builtIn, prepareKernels, type Kernel } from './kernelSource.js';
+import { BOOT_CONFIG, BOOT_MODULES, buildInitramfs, moduleClosure } from './initramfs.js';
+import { guestEnv, KERNEL_APPEND } from './guestEnv.js';
+import { boot, guestCpus, stopOrphanQemu, type AccelMemory, type BootResult } from './qemu.js';
+import { newRuns, readStatus, readText, runStatus, snapshotRuns, stampVm, type KernelOutcome, type StudyOutcome } from './results.js';
+import { runOnHost } from './hostRun.js';
+import { parsePlan, preflight, type KernelsPlan } from './plan.js';
+
+export { kernelsOptions } from './plan.js';
+
+/** The command: returns the exit status (0 all well, 1 a kernel or study failed or a comparison regressed). */
+export async function kernelsCommand(args: Record<string, unknown>, repoRoot: string): Promise<number> {
+  const plan = parsePlan(args, repoRoot);
+  await preflight(plan, repoRoot);
+  const note = (s: string) => process.stderr.write(`${s}\n`);
+
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      note(`\nkernels: second ${signal}, exiting`);
+      process.exit(130);
+    }
+    note(`kernels: ${signal}: stopping the guest and cleaning up (press again to force)`);
+    controller.abort(new InterruptedError(`interrupted by ${signal}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  for (const dir of orphansIn(RUN_ROOT, 'kernels')) if (stopOrphanQemu(dir)) note(`kernels: stopped the qemu of a run that is gone (${dir})`);
+  for (const gone of reclaimLeftovers('kernels')) note(`kernels: removed ${gone}, left by a run that is gone`);
+  const scratch = ownedDir('kernels');
+  try {
+    let kernels: Kernel[];
+    try {
+      kernels = await prepareKernels(plan.kernels, { modules: plan.modules, note });
+    } catch (e) {
+      // Ctrl-C reaches apt-get and dpkg-deb too: their failure is the interruption, not a missing package.
+      throw controller.signal.aborted ? controller.signal.reason : e;
+    }
+    if (controller.signal.aborted) throw controller.signal.reason;
+    for (const k of kernels) checkBootable(k);
+    return await runMatrix(plan, kernels, scratch, controller.signal, repoRoot, note);
+  } finally {
+    removeOwnedDir(scratch);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** A bare vmlinuz must have 9p, virtio and overlay built in when it comes without modules. */
+function checkBootable(k: Kernel): void {
+  if (k.spec.kind !== 'vmlinuz') return;
+  if (k.modulesDir) {
+    const { missing } = moduleClosure(k.modulesDir, BOOT_MODULES);
+    if (missing.length > 0) throw new UsageError(`--kernel: ${k.spec.arg}: its modules (${k.modulesDir}) have neither as module nor built in: ${missing.join(', ')}`);
+    return;
+  }
+  const y = builtIn(k.config);
+  if (k.config) {
+    const lacking = BOOT_CONFIG.filter((c) => !y.has(c));
+    if (lacking.length > 0) throw new UsageError(`--kernel: ${k.spec.arg}: no modules found and not built in (${k.config}): ${lacking.join(', ')}; give --modules lib/modules/${k.release || '<release>'}`);
+  } else {
+    process.stderr.write(`kernels: ${k.spec.arg}: no modules and no config-${k.release} beside it: assuming ${BOOT_CONFIG.join(', ')} are built in (the guest says so if not)\n`);
+  }
+}
+
+async function runMatrix(plan: KernelsPlan, kernels: Kernel[], scratch: string, signal: AbortSignal, repoRoot: string, note: (s: string) => void): Promise<number> {
+  const started = new Date();
+  const stampDir = uniqueDir(path.join(plan.out, 'results', 'kernels', runId(started)));
+  fs.mkdirSync(stampDir, { recursive: true });
+  const outcomes: KernelOutcome[] = kernels.map((k, i) => {
+    const label = `${i + 1}-${k.name.replace(/[^A-Za-z0-9.+_-]/g, '_')}`;
+    return {
+      arg: k.spec.arg, label, name: k.name, package: k.package ?? null, version: k.version ?? null, release: null, accel: null, emulated: false,
+      status: 'pending', seconds: 0, console: path.join(stampDir, label, 'console.log'), studies: {},
+    };
+  });
+  const meta = {
+    command: 'kernels',
+    status: 'running' as string,
+    pid: process.pid,
+    started: started.toISOString(),
+    finished: undefined as string | undefined,
+    studies: plan.studies,
+    exec: plan.exec ?? null,
+    study_args: plan.studyArgs,
+    accel_requested: plan.accel,
+    fail_on_regression_pct: plan.failOnRegressionPct ?? null,
+    out: plan.out,
+    kernels: outcomes,
+    comparisons: [] as Record<string, unknown>[],
+    environment: await captureEnvironment([...process.argv.slice(1)]),
+  };
+  const writeMeta = () => writeFileAtomic(path.join(stampDir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
+  writeMeta();
+  const memory: AccelMemory = {};
+  let exitCode = 0;
+  try {
+    for (const [i, k] of kernels.entries()) {
+      if (signal.aborted) throw signal.reason;
+      const o = outcomes[i]!;
+      note(`\nkernels: [${i + 1}/${kernels.length}] ${k.name}${k.spec.kind === 'host' ? ' (this machine, no VM)' : ` (${k.release || 'release unknown'})`}`);
+      const t0 = Date.now();
+      fs.mkdirSync(path.join(stampDir, o.label), { recursive: true });
+      const before = snapshotRuns(plan.out, plan.studies);
+      try {
+        if (k.spec.kind === 'host') await runOnHost(plan, o, stampDir, signal, repoRoot);
+        else await runInGuest(plan, k, o, stampDir, scratch, signal, memory, repoRoot, note);
+      } finally {
+        // Also after Ctrl-C: what the kernel left is recorded, and its runs say which VM made them.
+        o.seconds = Math.round((Date.now() - t0) / 100) / 10;
+        const made = newRuns(plan.out, before);
+        const status = readStatus(path.join(stampDir, o.label, 'status'));
+        for (const study of plan.exec === undefined ? plan.studies : ['exec']) {
+          const runDir = made.get(study) ?? null;
+          o.studies[study] = { exitStatus: status.get(study) ?? null, runDir, runStatus: runDir ? (runStatus(runDir) ?? null) : null };
+          if (runDir && o.accel && o.accel !== 'host') {
+            stampVm(runDir, { kernel: o.release ?? k.release, source: k.spec.arg, package: k.package ?? null, version: k.version ?? null, accel: o.accel, emulated: o.emulated });
+          }
+        }
+      }
+      if (o.status === 'pending') {
+        const bad = Object.entries(o.studies).filter(([, s]) => s.exitStatus !== 0);
+        o.status = bad.length === 0 ? 'complete' : 'failed';
+        if (bad.length > 0) o.reason = bad.map(([name, s]) => `${name}: ${s.exitStatus === null ? 'did not finish' : `exit status ${s.exitStatus}`}`).join(', ');
+      }
+      note(`kernels: ${k.name}: ${o.status}${o.reason ? ` (${o.reason})` : ''} in ${o.seconds} s${o.emulated ? ', emulated (TCG)' : ''}`);
+      writeMeta();
+    }
+    if (signal.aborted) throw signal.reason;
+    if (outcomes.some((o) => o.status !== 'complete')) exitCode = 1;
+    if (plan.exec === undefined && kernels.length > 1) {
+      const regressed = await compareAll(plan, outcomes, stampDir, meta.comparisons, note);
+      if (regressed) exitCode = 1;
+      if (signal.aborted) throw signal.reason;
+    }
+    meta.status = outcomes.every((o) => o.status === 'complete') ? 'complete' : 'failed';
+  } catch (e) {
+    meta.status = e instanceof InterruptedError ? 'interrupted' : 'failed';
+    for (const o of outcomes) if (o.status === 'pending') o.status = 'interrupted';
+    throw e;
+  } finally {
+    meta.finished = new Date().toISOString();
+    writeMeta();
+  }
+  process.stdout.write(`\n${summaryTable(outcomes, plan)}\n\nkernels run: ${path.relative(process.cwd(), stampDir) || '.'}\n`);
+  return exitCode;
+}
+
+function uniqueDir(base: string): string {
+  let dir = base;
+  for (let i = 2; fs.existsSync(dir); i++) dir = `${base}-${i}`;
+  return dir;
+}
+
+async function runInGuest(plan: KernelsPlan, k: Kernel, o: KernelOutcome, stampDir: string, scratch: string, signal: AbortSignal, memory: AccelMemory, repoRoot: string, note: (s: string) => void): Promise<void> {
+  const kernelDir = path.join(stampDir, o.label);
+  const modules = k.modulesDir ? moduleClosure(k.modulesDir, BOOT_MODULES).ordered : [];
+  const init = fs.readFileSync(path.join(repoRoot, 'harness/kernels/guest-init.sh'), 'utf8');
+  // Writable for the guest: results/ and figures/ of the output directory, nothing else. (Sharing
+  // the output directory itself would, with the default --out, put the whole checkout behind an
+  // uncached writable share: each study's Node then takes twice as long to load the harness.)
+  const writable = ['results', 'figures'].map((d, i) => ({ tag: `sbout${i}`, path: path.join(plan.out, d) }));
+  for (const w of writable) fs.mkdirSync(w.path, { recursive: true });
+  const env = guestEnv({
+    repo: repoRoot, node: process.execPath, out: plan.out, shares: writable, runDir: kernelDir, studies: plan.studies, studyArgs: plan.studyArgs, exec: plan.exec,
+    modulesDir: k.modulesDir, memoryMb: plan.memoryMb, overlayMb: Math.floor(plan.memoryMb / 2),
+  });
+  const initrd = path.join(scratch, `${o.label}.cpio`);
+  fs.writeFileSync(initrd, buildInitramfs({ busybox: BUSYBOX, init, env, modulesDir: k.modulesDir, modules }));
+  const log = fs.openSync(o.console, 'a');
+  const prefix = `[${k.release || k.name}] `;
+  const t0 = Date.now();
+  // The log keeps when each line came, seconds since qemu started: what took the time is then plain.
+  const write = (line: string) => {
+    fs.writeSync(log, `+${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s ${line}\n`);
+    process.stderr.write(`${prefix}${line}\n`);
+  };
+  let result: BootResult & { fallback?: string };
+  try {
+    note(`kernels: booting ${k.vmlinuz} (${plan.accel === 'tcg' ? 'TCG software emulation' : plan.accel === 'kvm' ? 'KVM' : 'KVM if it works, else TCG'}), timeout ${plan.timeoutS} s; console in ${path.relative(process.cwd(), o.console)}`);
+    result = await boot({
+      vmlinuz: k.vmlinuz!, initrd, append: KERNEL_APPEND, memoryMb: plan.memoryMb, cpus: guestCpus(),
+      shares: [{ tag: 'sbroot', path: '/', readonly: true }, ...writable.map((w) => ({ ...w, readonly: false }))],
+      timeoutMs: plan.timeoutS * 1000, onLine: write, signal, pidFile: path.join(scratch, 'qemu.pid'),
+    }, plan.accel, memory, (s) => {
+      fs.writeSync(log, `${s}\n`);
+      note(s);
+    });
+  } finally {
+    fs.closeSync(log);
+    fs.rmSync(initrd, { force: true });
+  }
+  o.accel = result.accel;
+  o.emulated = result.accel === 'tcg';
+  if (result.fallback) o.fallback = result.fallback;
+  o.release = readText(path.join(kernelDir, 'release')) ?? result.release ?? null;
+  if (result.outcome === 'aborted') {
+    o.status = 'interrupted';
+    throw signal.reason;
+  }
+  const guestError = result.errors[0] ?? readText(path.join(kernelDir, 'guest-error'));
+  if (result.outcome === 'timeout') {
+    o.status = 'failed';
+    o.reason = `timed out after ${plan.timeoutS} s: qemu killed${guestError ? `; guest: ${guestError}` : ''}`;
+  } else if (result.outcome === 'no-init') {
+    o.status = 'failed';
+    o.reason = `the guest never reached its init (${result.accel}${result.qemuErrors.length ? `; qemu: ${result.qemuErrors.at(-1)}` : ''})`;
+  } else if (guestError) {
+    o.status = 'failed';
+    o.reason = `guest: ${guestError}`;
+  } else if (result.exit !== 0) {
+    o.status = 'failed';
+    o.reason = `qemu exited with ${result.exit}${result.qemuErrors.length ? `: ${result.qemuErrors.at(-1)}` : ''}`;
+  }
+}
+
+async function compareAll(plan: KernelsPlan, outcomes: KernelOutcome[], stampDir: string, record: Record<string, unknown>[], note: (s: string) => void): Promise<boolean> {
+  const [base, ...rest] = outcomes;
+  let regressed = false;
+  for (const study of plan.studies) {
+    for (const o of rest) {
+      const a = base!.studies[study];
+      const b = o.studies[study];
+      const entry: Record<string, unknown> = { study, a: base!.label, b: o.label, a_run: a?.runDir ?? null, b_run: b?.runDir ?? null };
+      record.push(entry);
+      const missing = [[base!, a], [o, b]].filter(([, s]) => !s || (s as StudyOutcome).runStatus !== 'complete').map(([k]) => (k as KernelOutcome).name);
+      if (missing.length > 0) {
+        entry.result = `not compared: no complete ${study} run on ${missing.join(' and ')}`;
+        note(`kernels: ${study}: ${o.name} against ${base!.name}: ${entry.result}`);
+        continue;
+      }
+      process.stdout.write(`\n## ${study}: ${o.name} (${o.release}${o.emulated ? ', emulated' : ''}) against ${base!.name} (${base!.release}${base!.emulated ? ', emulated' : ''})\n\n`);
+      try {
+        const rc = await compareCommand(a!.runDir!, b!.runDir!, { failOnRegressionPct: plan.failOnRegressionPct, outDir: path.join(stampDir, 'compare') });
+        entry.result = rc === 0 ? 'ok' : 'regression';
+        entry.dir = path.join(stampDir, 'compare', `${study}-${path.basename(a!.runDir!)}-vs-${path.basename(b!.runDir!)}`);
+        if (rc !== 0) regressed = true;
+      } catch (e) {
+        if (!(e instanceof UsageError)) throw e;
+        entry.result = `not comparable: ${e.message}`;
+        note(`kernels: ${study}: ${o.name} against ${base!.name}: ${entry.result}`);
+      }
+    }
+  }
+  return regressed;
+}
+
+function summaryTable(outcomes: KernelOutcome[], plan: KernelsPlan): string {
+  const studies = plan.exec === undefined ? plan.studies : ['exec'];
+  return markdownTable(
+    ['kernel', 'release', 'accel', ...studies, 'seconds', 'status'],
+    outcomes.map((o) => [
+      o.name, o.release ?? '?', o.accel === 'tcg' ? 'tcg (emulated)' : (o.accel ?? '-'),
+      ...studies.map((s) => {
+        const st = o.studies[s];
+        if (!st || st.exitStatus === null) return 'not finished';
+        return st.exitStatus === 0 ? (st.runStatus ?? 'ok') : `exit ${st.exitStatus}`;
+      }),
+      String(o.seconds), o.status + (o.reason ? `: ${o.reason}` : ''),
+    ]),
+  );
+}

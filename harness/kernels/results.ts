@@ -1,0 +1,102 @@
+// Where each kernel's runs landed, what the guest reported, and what the host adds to them.
+import fs from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic } from '../atomic-write.js';
+
+/** Run directories of each study under out/results, to tell afterwards which ones a kernel made. */
+export function snapshotRuns(out: string, studies: string[]): Map<string, Set<string>> {
+  return new Map(studies.map((s) => [s, new Set(listRuns(out, s))]));
+}
+
+function listRuns(out: string, study: string): string[] {
+  try {
+    return fs.readdirSync(path.join(out, 'results', study)).filter((n) => fs.existsSync(path.join(out, 'results', study, n, 'meta.json')));
+  } catch {
+    return [];
+  }
+}
+
+/** Per study, the run directory made since the snapshot (the newest, if several). */
+export function newRuns(out: string, before: Map<string, Set<string>>): Map<string, string> {
+  const made = new Map<string, string>();
+  for (const [study, had] of before) {
+    const fresh = listRuns(out, study).filter((n) => !had.has(n)).sort();
+    if (fresh.length > 0) made.set(study, path.join(out, 'results', study, fresh.at(-1)!));
+  }
+  return made;
+}
+
+/** The status of a study's run as its meta.json says (complete, failed, interrupted, running), or undefined. */
+export function runStatus(runDir: string): string | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(runDir, 'meta.json'), 'utf8')).status;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface VmFacts {
+  /** The release as the guest saw it (uname -r). */
+  kernel: string;
+  /** Where the kernel came from: the --kernel argument, and the Debian package and version. */
+  source: string;
+  package: string | null;
+  version: string | null;
+  accel: 'kvm' | 'tcg';
+  emulated: boolean;
+}
+
+/** Adds the vm object to a run's meta.json: who booted the kernel the run measured, and how. */
+export function stampVm(runDir: string, vm: VmFacts): void {
+  const file = path.join(runDir, 'meta.json');
+  const meta = JSON.parse(fs.readFileSync(file, 'utf8'));
+  meta.vm = vm;
+  writeFileAtomic(file, `${JSON.stringify(meta, null, 2)}\n`);
+}
+
+/** The exit status of each study the guest (or the host) ran: "study rc" lines of the status file. */
+export function readStatus(file: string): Map<string, number> {
+  const status = new Map<string, number>();
+  try {
+    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+      const [study, rc] = line.trim().split(/\s+/);
+      if (study && rc !== undefined && /^\d+$/.test(rc)) status.set(study, Number(rc));
+    }
+  } catch {
+    // No file: nothing ran to the end.
+  }
+  return status;
+}
+
+export function readText(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What became of one study on one kernel. */
+export interface StudyOutcome {
+  exitStatus: number | null;
+  runDir: string | null;
+  runStatus: string | null;
+}
+
+/** What became of one kernel: recorded in the kernels run's meta.json. */
+export interface KernelOutcome {
+  arg: string;
+  label: string;
+  name: string;
+  package: string | null;
+  version: string | null;
+  release: string | null;
+  accel: 'host' | 'kvm' | 'tcg' | null;
+  emulated: boolean;
+  fallback?: string;
+  status: 'pending' | 'complete' | 'failed' | 'interrupted';
+  reason?: string;
+  seconds: number;
+  console: string;
+  studies: Record<string, StudyOutcome>;
+}

@@ -1,0 +1,59 @@
+// Draws each study's figure from exactly the run its caption cites, so the picture and the
+// numbers beside it can never come from two different runs.
+import fs from 'node:fs';
+import path from 'node:path';
+import { EXPERIMENTS } from '../../experiments/index.js';
+import { readCsv } from '../csv.js';
+import { renderFigure } from '../figures.js';
+import { lockFigure } from '../lockFigure.js';
+import type { Row } from '../types.js';
+import type { StudyOutcome } from './regenerate.js';
+import { loadRunData, type RunData } from './runData.js';
+
+export interface DrawnFigure {
+  svgPath: string;
+  run: RunData;
+}
+
+/** The newest complete run of a study that traced locks. */
+function tracedRun(out: string, study: string): RunData | undefined {
+  const dir = path.join(out, 'results', study);
+  if (!fs.existsSync(dir)) return undefined;
+  for (const id of fs.readdirSync(dir).sort().reverse()) {
+    const run = loadRunData(out, path.join(dir, id));
+    if (run && fs.existsSync(path.join(dir, id, 'locks.csv'))) return run;
+  }
+  return undefined;
+}
+
+function hasFullRun(out: string, study: string): boolean {
+  const dir = path.join(out, 'results', study);
+  return fs.existsSync(dir) && fs.readdirSync(dir).some((id) => {
+    const run = loadRunData(out, path.join(dir, id));
+    return run !== undefined && !run.quick;
+  });
+}
+
+/**
+ * Figures by name ('netns', 'netns-locks'). A --quick run's figure goes in its own run
+ * directory when a full run exists, as the runner does, so it never replaces a full run's.
+ */
+export async function drawFigures(out: string, outcomes: Map<string, StudyOutcome>): Promise<Map<string, DrawnFigure>> {
+  const drawn = new Map<string, DrawnFigure>();
+  for (const exp of EXPERIMENTS) {
+    const outcome = outcomes.get(exp.name);
+    if (outcome && 'run' in outcome) {
+      const run = outcome.run;
+      const root = run.quick && hasFullRun(out, exp.name) ? path.join(out, run.rel) : out;
+      const { svgPath } = await renderFigure(exp.figure(run.data() as Row[]), root, exp.name);
+      drawn.set(exp.name, { svgPath, run });
+    }
+    const traced = tracedRun(out, exp.name);
+    if (traced) {
+      const rows = readCsv(path.join(out, traced.rel, 'locks.csv')) as unknown as Parameters<typeof lockFigure>[1];
+      const { svgPath } = await renderFigure(lockFigure(exp.name, rows), out, `${exp.name}-locks`);
+      drawn.set(`${exp.name}-locks`, { svgPath, run: traced });
+    }
+  }
+  return drawn;
+}

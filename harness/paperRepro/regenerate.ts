@@ -1,0 +1,72 @@
+// Rewrites the "ours" column of paper-repro.md's claims table from runs: each cell's numbers
+// from CLAIMS, with the run, machine and kernel they came from beside them. Everything else in
+// the file (the paper's numbers, the status, the discussion) is left as written.
+import fs from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic } from '../atomic-write.js';
+import { CLAIMS, MissingData } from './claims.js';
+import type { RunData } from './runData.js';
+
+/** What a study left for the claims: a run, or why there is none. */
+export type StudyOutcome = { run: RunData } | { skipped: string };
+
+/** Where a run's numbers came from, as a cell ends. */
+export function sourceOf(run: RunData, from: string): string {
+  const link = path.relative(from, run.rel).split(path.sep).join('/');
+  const sweep = [run.quick ? '`--quick` sweep' : '', run.emulated ? 'software-emulated guest' : ''].filter(Boolean).join(', ');
+  return `[run ${run.id}](${link}/) (${run.machine}, Linux ${run.kernel}${sweep ? `, ${sweep}` : ''})`;
+}
+
+/**
+ * The text of each generated cell, by table row. `from` is the directory of the markdown file,
+ * relative to the directory holding results/, for the links.
+ */
+export function claimCells(outcomes: Map<string, StudyOutcome>, from = '.'): Map<number, string> {
+  const parts = new Map<number, string[]>();
+  for (const claim of CLAIMS) {
+    const outcome = outcomes.get(claim.study) ?? { skipped: 'no complete run' };
+    let text: string;
+    if ('skipped' in outcome) {
+      text = `${claim.study} not run: ${outcome.skipped}`;
+    } else {
+      try {
+        text = `${claim.ours(outcome.run)}; ${sourceOf(outcome.run, from)}`;
+      } catch (e) {
+        if (!(e instanceof MissingData)) throw e;
+        text = `not measured by ${sourceOf(outcome.run, from)}: ${e.message}`;
+      }
+    }
+    parts.set(claim.row, [...(parts.get(claim.row) ?? []), text]);
+  }
+  return new Map([...parts].map(([row, texts]) => [row, texts.join('; ')]));
+}
+
+const OURS_COLUMN = 'ours';
+
+/** Splits a table line into its cells; a `|` escaped as `\|` stays inside its cell. */
+function cellsOf(line: string): string[] {
+  return line.trim().replace(/^\||\|$/g, '').split(/(?<!\\)\|/).map((c) => c.trim());
+}
+
+/** The markdown with the claims table's "ours" cells replaced; throws when the table is not there. */
+export function rewriteClaimsTable(markdown: string, cells: Map<number, string>): string {
+  const lines = markdown.split('\n');
+  const header = lines.findIndex((l) => l.startsWith('| # |') && cellsOf(l).includes(OURS_COLUMN));
+  if (header < 0) throw new Error(`paper-repro.md has no claims table (a header starting "| # |" with an "${OURS_COLUMN}" column)`);
+  const column = cellsOf(lines[header]!).indexOf(OURS_COLUMN);
+  for (let i = header + 2; i < lines.length && lines[i]!.startsWith('|'); i++) {
+    const row = cellsOf(lines[i]!);
+    const text = cells.get(Number(row[0]));
+    if (text === undefined) continue;
+    row[column] = text.replaceAll('|', '\\|');
+    lines[i] = `| ${row.join(' | ')} |`;
+  }
+  return lines.join('\n');
+}
+
+/** Rewrites the file in place; returns the cells written. */
+export function regeneratePaperRepro(file: string, outcomes: Map<string, StudyOutcome>, resultsRoot: string): Map<number, string> {
+  const cells = claimCells(outcomes, path.relative(resultsRoot, path.dirname(file)) || '.');
+  writeFileAtomic(file, rewriteClaimsTable(fs.readFileSync(file, 'utf8'), cells));
+  return cells;
+}

@@ -1,0 +1,95 @@
+// One finished run, as the paper-repro claims read it: its summary rows (medians across
+// repetitions), where and on what it ran, and whether it was a --quick sweep.
+import fs from 'node:fs';
+import path from 'node:path';
+import { readCsv } from '../csv.js';
+
+export type Cells = Record<string, string | number>;
+
+export interface RunData {
+  /** results/<study>/<id>, relative to the directory holding results/. */
+  rel: string;
+  id: string;
+  study: string;
+  quick: boolean;
+  /** Run beside bpftrace probes, which cost it some throughput. */
+  traced: boolean;
+  /** "hostname: CPU model ×N" */
+  machine: string;
+  kernel: string;
+  /** The kernel matrix marks runs made in a software-emulated guest. */
+  emulated: boolean;
+  summary: Cells[];
+  /** data.csv, for the columns a summary leaves out (strings such as a package list). */
+  data: () => Cells[];
+}
+
+interface Meta {
+  status?: string;
+  options?: { quick?: boolean };
+  sweep?: { trace?: string[] };
+  environment?: { hostname?: string; kernel?: { release?: string }; cpu?: { model?: string | null; count?: number } };
+  vm?: { emulated?: boolean; accel?: string };
+}
+
+function readMeta(dir: string): Meta | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as Meta;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A complete run with a summary.csv, or undefined. */
+export function loadRunData(out: string, dir: string): RunData | undefined {
+  const meta = readMeta(dir);
+  const summaryPath = path.join(dir, 'summary.csv');
+  if (meta?.status !== 'complete' || !fs.existsSync(summaryPath)) return undefined;
+  const env = meta.environment ?? {};
+  const cpu = env.cpu?.model ? `${env.cpu.model} ×${env.cpu.count ?? '?'}` : 'unknown CPU';
+  return {
+    rel: path.relative(out, dir),
+    id: path.basename(dir),
+    study: path.basename(path.dirname(dir)),
+    quick: meta.options?.quick === true,
+    traced: (meta.sweep?.trace ?? []).length > 0,
+    machine: `${env.hostname ?? 'unknown host'}: ${cpu}`,
+    kernel: env.kernel?.release ?? 'unknown kernel',
+    emulated: meta.vm?.emulated === true,
+    summary: readCsv(summaryPath),
+    data: () => readCsv(path.join(dir, 'data.csv')),
+  };
+}
+
+/**
+ * The run a claim reads by default: the newest complete full sweep of the study, else its
+ * newest complete --quick run (the rule `sockbench figures` also follows); an untraced run
+ * before a traced one, whose probes cost it throughput; never one from an emulated guest.
+ */
+export function referenceRun(out: string, study: string): RunData | undefined {
+  const dir = path.join(out, 'results', study);
+  if (!fs.existsSync(dir)) return undefined;
+  const runs = fs.readdirSync(dir).filter((r) => /^\d{8}-\d{6}/.test(r)).sort().reverse()
+    .map((r) => loadRunData(out, path.join(dir, r)))
+    .filter((r): r is RunData => r !== undefined);
+  // A run in a software-emulated guest (npm run kernels) speaks for its kernel, not for this machine.
+  const here = runs.filter((r) => !r.emulated);
+  return here.find((r) => !r.quick && !r.traced) ?? here.find((r) => !r.traced) ?? here[0];
+}
+
+/** The summary rows matching every given column value. */
+export function rowsWhere(run: RunData, where: Cells): Cells[] {
+  return run.summary.filter((r) => Object.entries(where).every(([k, v]) => r[k] === v));
+}
+
+/** One number from the single summary row matching where; NaN when there is none. */
+export function valueAt(run: RunData, where: Cells, column: string): number {
+  const row = rowsWhere(run, where)[0];
+  const v = row?.[column];
+  return typeof v === 'number' ? v : NaN;
+}
+
+/** The concurrencies measured for a config, ascending. */
+export function concurrencies(run: RunData, where: Cells): number[] {
+  return [...new Set(rowsWhere(run, where).map((r) => Number(r.concurrency)))].sort((a, b) => a - b);
+}
