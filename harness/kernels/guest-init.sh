@@ -3,7 +3,7 @@
 #
 #   (no argument) as /init in the initramfs: mount proc, sys, dev; load the boot modules; mount
 #       the host's root (9p, read-only) under a writable overlay on tmpfs; switch_root into it.
-#   stage2: in the overlay: /run, /tmp, the output shares (9p, writable: <out>/results and
+#   stage2: in the overlay: /run (tmpfs), the output shares (9p, writable: <out>/results and
 #       <out>/figures) at their host paths,
 #       cgroups as the host has them, tracefs; the kernel's
 #       modules; then, as root, in the repository checkout, each study (or --exec's command),
@@ -62,12 +62,13 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/.sockb
 export HOME=/root TERM=dumb LANG=C.UTF-8 CI=true
 cd /
 $BB mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
-$BB mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+# No tmpfs on /tmp: the overlay already makes it writable, and a checkout or --out under the
+# host's /tmp (a clone in /tmp/...) must stay visible.
 $BB mkdir -p /dev/pts /dev/shm
 $BB mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 $BB mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
 # The output shares (SB_SHARES: "tag|path" per line: <out>/results and <out>/figures) last, so no
-# tmpfs above hides them (an --out under /tmp). Nothing else of the host is writable.
+# tmpfs above hides them. Nothing else of the host is writable.
 shares=$(echo "$SB_SHARES" | while IFS='|' read -r tag mp; do
   [ -n "$tag" ] || continue
   $BB mkdir -p "$mp"
