@@ -2,10 +2,9 @@
 // summary.csv. The words around the numbers are fixed; every number comes from the run, so
 // regenerating the table after new runs can never leave a hand-typed figure behind.
 import { cRange, fixed, range, rate, ratio, sig } from './format.js';
-import { concurrencies, rowsWhere, valueAt, type Cells, type RunData } from './runData.js';
+import { concurrencies, MissingData, rowsWhere, valueAt, type Cells, type RunData } from './runData.js';
 
-/** A claim's numbers are not in the run it was given (a sweep without the config it needs). */
-export class MissingData extends Error {}
+export { MissingData };
 
 export interface ClaimPart {
   /** The row of paper-repro.md's claims table. */
@@ -37,6 +36,11 @@ function columnOf(run: RunData, where: Cells, column: string): number[] {
   return need(run, where).map((r) => Number(r[column]));
 }
 
+/** "**1,171/s** peak (c=16), 1,107/s at c=64", or one figure when the peak is at the top. */
+function peakAndTop(p: { c: number; v: number }, top: { c: number; v: number }): string {
+  return p.c === top.c ? `**${rate(p.v)}/s** peak at c=${p.c}, the highest measured` : `**${rate(p.v)}/s** peak (c=${p.c}), ${rate(top.v)}/s at c=${top.c}`;
+}
+
 const FIVE = 'ipc+mnt+net+pid+uts';
 const FOUR = 'ipc+mnt+pid+uts';
 
@@ -51,13 +55,13 @@ function netnsFive(run: RunData): string {
   const t = withTeardown(run);
   const p = peak(run, { config: FIVE }, t.column);
   const top = atTop(run, { config: FIVE }, t.column);
-  return `**${rate(p.v)}/s** peak (c=${p.c}), ${rate(top.v)}/s at c=${top.c}, ${t.words}`;
+  return `${peakAndTop(p, top)}, ${t.words}`;
 }
 
 function netnsFour(run: RunData): string {
   const p = peak(run, { config: FOUR }, 'ops_per_sec_median');
   const top = atTop(run, { config: FOUR }, 'ops_per_sec_median');
-  return `**${rate(p.v)}/s** peak (c=${p.c}), ${rate(top.v)}/s at c=${top.c}`;
+  return peakAndTop(p, top);
 }
 
 function netnsRatio(run: RunData): string {
@@ -134,9 +138,9 @@ function sockVsDocker(run: RunData): string {
   // The paper's point is c=10; a --quick sweep may stop short of it.
   const c = cs.reduce((a, b) => (Math.abs(b - 10) < Math.abs(a - 10) ? b : a));
   const at = (config: string, col: string, conc = c) => valueAt(run, { config, concurrency: conc }, col);
-  const gains = (config: string, conc: number) => `${ratio(at('sock', 'ops_per_sec_median', conc) / at(config, 'ops_per_sec_median', conc))} / ${ratio(at(config, 'mean_ms_median', conc) / at('sock', 'mean_ms_median', conc))}`;
+  const gains = (config: string, conc: number) => `${ratio(at('sock', 'ops_per_sec_median', conc) / at(config, 'ops_per_sec_median', conc))} / ${ratio(at(config, 'mean_us_median', conc) / at('sock', 'mean_us_median', conc))}`;
   if (!Number.isFinite(at('docker', 'ops_per_sec_median'))) throw new MissingData(`no docker config in ${run.rel}`);
-  let text = `c=${c}: SOCK **${sig(at('sock', 'ops_per_sec_median'))} req/s at ${sig(at('sock', 'mean_ms_median'))} ms** mean, Docker ${sig(at('docker', 'ops_per_sec_median'))} req/s at ${sig(at('docker', 'mean_ms_median'))} ms: **${ratio(at('sock', 'ops_per_sec_median') / at('docker', 'ops_per_sec_median'))}** throughput, **${ratio(at('docker', 'mean_ms_median') / at('sock', 'mean_ms_median'))}** lower latency`;
+  let text = `c=${c}: SOCK **${sig(at('sock', 'ops_per_sec_median'))} req/s at ${sig(at('sock', 'mean_us_median') / 1000)} ms** mean, Docker ${sig(at('docker', 'ops_per_sec_median'))} req/s at ${sig(at('docker', 'mean_us_median') / 1000)} ms: **${ratio(at('sock', 'ops_per_sec_median') / at('docker', 'ops_per_sec_median'))}** throughput, **${ratio(at('docker', 'mean_us_median') / at('sock', 'mean_us_median'))}** lower latency`;
   if (Number.isFinite(at('docker-netnone', 'ops_per_sec_median'))) text += ` (\`--network none\`: ${gains('docker-netnone', c)})`;
   if (cs[0] !== c) text += `; c=${cs[0]}: ${gains('docker', cs[0]!)}`;
   return text;

@@ -6,6 +6,9 @@ import { readCsv } from '../csv.js';
 
 export type Cells = Record<string, string | number>;
 
+/** A claim's numbers are not in the run it was given (a sweep without the config it needs). */
+export class MissingData extends Error {}
+
 export interface RunData {
   /** results/<study>/<id>, relative to the directory holding results/. */
   rel: string;
