@@ -200,6 +200,7 @@ export async function main(argv: string[]): Promise<number> {
       (y) => y.option('out', { type: 'string', describe: 'directory holding results/, figures/ and paper-repro.md [default: the repository root]' }),
       (args) => action(async () => {
         const out = path.resolve(String(args.out ?? REPO_ROOT));
+        if (!fs.existsSync(path.join(out, 'results'))) throw new UsageError(`--out: ${out} has no results/ directory to read runs from`);
         const outcomes = new Map(CLAIM_STUDIES.map((s) => {
           const run = referenceRun(out, s);
           return [s, run ? { run } : { skipped: `no complete run in ${path.join(out, 'results', s)}` }] as const;

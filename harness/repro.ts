@@ -205,6 +205,7 @@ function outcomesOf(o: ReproOptions, results: { step: Step; result: StepResult }
 /** paper-repro.md's "ours" column and figures/index.html, from the outcomes given. */
 export async function regenerate(o: Pick<ReproOptions, 'out' | 'repoRoot'>, outcomes: Map<string, StudyOutcome>): Promise<void> {
   const file = path.join(o.out, 'paper-repro.md');
+  fs.mkdirSync(o.out, { recursive: true });
   if (!fs.existsSync(file)) fs.copyFileSync(path.join(o.repoRoot, 'paper-repro.md'), file);
   regeneratePaperRepro(file, outcomes, o.out);
   const figuresDir = path.join(o.out, 'figures');

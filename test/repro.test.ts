@@ -186,11 +186,33 @@ test('Ctrl-C stops after the running study cleans up, exits 130 and leaves paper
   }
 });
 
-test('bad input: an unknown study is refused with exit 2 and one line', async () => {
+test('bad input: an unknown study, or paper-repro without runs to read, is refused with exit 2 and one line', async () => {
   const r = await cli(['repro', '--studies', 'netns,bogus', '--no-setup']);
   assert.is(r.code, 2);
   assert.is(r.stderr.trim().split('\n').length, 1);
   assert.match(r.stderr, "unknown study 'bogus'");
+  const empty = scratchDir();
+  try {
+    const p = await cli(['paper-repro', '--out', empty]);
+    assert.is(p.code, 2);
+    assert.match(p.stderr, 'has no results/ directory');
+    assert.equal(fs.readdirSync(empty), [], 'nothing written');
+  } finally {
+    fs.rmSync(empty, { recursive: true, force: true });
+  }
+});
+
+test('not root: repro is refused with exit 3 before anything runs', async () => {
+  const out = scratchDir();
+  try {
+    fs.chmodSync(out, 0o777);
+    const r = await cli(['repro', '--no-setup', '--studies', 'netns', '--out', out], { uid: 65534, gid: 65534 });
+    assert.is(r.code, 3, r.stderr);
+    assert.match(r.stderr, 'repro needs root');
+    assert.equal(fs.readdirSync(out), []);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
 });
 
 test('the committed page and paper-repro.md cite only runs that exist', () => {
