@@ -127,6 +127,8 @@ const record = (out: string) => {
 test('repro runs a study, then regenerates paper-repro.md and the figures page from its run', async () => {
   const out = scratchDir();
   try {
+    // A full run already there: the --quick run's figure goes in its own directory, not over the full one's.
+    netnsRun(out, '20200101-000000', RATES);
     const r = await repro(['--quick', '--no-trace', '--studies', 'netns', '--out', out]);
     assert.is(r.code, 0, r.stderr);
     const [step] = record(out).steps;
@@ -139,9 +141,9 @@ test('repro runs a study, then regenerates paper-repro.md and the figures page f
     // Studies not asked for and never run in this directory say so, not a stale number.
     assert.match(md.split('\n').find((l) => l.startsWith('| 13 |'))!, 'zygote not run: no complete run');
     const page = fs.readFileSync(path.join(out, 'figures', 'index.html'), 'utf8');
-    assert.match(page, 'src="netns.svg"');
-    assert.match(page, `results/netns/${id}`);
-    assert.ok(fs.statSync(path.join(out, 'figures', 'netns.svg')).size > 1000);
+    assert.match(page, `src="../results/netns/${id}/figures/netns.svg"`);
+    assert.ok(fs.statSync(path.join(out, 'results', 'netns', id, 'figures', 'netns.svg')).size > 1000);
+    assert.not.ok(fs.existsSync(path.join(out, 'figures', 'netns.svg')), 'the full run\'s shared figure is not replaced');
     assert.match(r.stdout, /\| netns --quick +\| ran +\|/);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
