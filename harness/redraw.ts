@@ -32,8 +32,9 @@ function readMeta(runDir: string): { status?: string; options?: { quick?: boolea
 }
 
 /** The newest complete run that traced locks, whatever its sweep. */
-function latestTracedRun(out: string, experiment: string): string | undefined {
+export function latestTracedRun(out: string, experiment: string): string | undefined {
   const dir = path.join(out, 'results', experiment);
+  if (!fs.existsSync(dir)) return undefined;
   return fs
     .readdirSync(dir)
     .sort()

@@ -13,6 +13,7 @@ import { drawFigures } from './paperRepro/drawFigures.js';
 import { figureCaptions } from './paperRepro/figureCaptions.js';
 import { regeneratePaperRepro, type StudyOutcome } from './paperRepro/regenerate.js';
 import { loadRunData, referenceRun } from './paperRepro/runData.js';
+import { newRuns, snapshotRuns } from './runDirs.js';
 
 export interface ReproOptions {
   quick: boolean;
@@ -70,11 +71,6 @@ function steps(o: ReproOptions): Step[] {
   return list;
 }
 
-function runIds(out: string, study: string): Set<string> {
-  const dir = path.join(out, 'results', study);
-  return new Set(fs.existsSync(dir) ? fs.readdirSync(dir) : []);
-}
-
 /** Why a traced run could not trace, from its meta.json. */
 function traceGaps(runDir: string): string | undefined {
   const meta = JSON.parse(fs.readFileSync(path.join(runDir, 'meta.json'), 'utf8')) as { trace?: { unavailable?: Record<string, string> } };
@@ -99,7 +95,7 @@ class StepRunner {
   }
 
   run(step: Step): Promise<StepResult> {
-    const before = runIds(this.o.out, step.study);
+    const before = snapshotRuns(this.o.out, [step.study]);
     const t0 = performance.now();
     const seconds = () => (performance.now() - t0) / 1000;
     return new Promise((resolve) => {
@@ -119,11 +115,9 @@ class StepRunner {
         if (this.interrupted || code === 130) return resolve({ status: 'interrupted', seconds: seconds() });
         if (code === 3) return resolve({ status: 'skipped', reason, seconds: seconds() });
         if (code !== 0) return resolve({ status: 'failed', reason: `exit status ${code ?? signal}: ${reason}`, seconds: seconds() });
-        const made = [...runIds(this.o.out, step.study)].filter((id) => !before.has(id)).sort()
-          .map((id) => path.join(this.o.out, 'results', step.study, id))
-          .filter((dir) => loadRunData(this.o.out, dir));
-        if (made.length !== 1) return resolve({ status: 'failed', reason: `exited 0 but left ${made.length} complete runs in results/${step.study}`, seconds: seconds() });
-        resolve({ status: 'ran', runDir: made[0]!, seconds: seconds(), note: step.traced ? traceGaps(made[0]!) : undefined });
+        const made = newRuns(this.o.out, before).get(step.study);
+        if (!made || !loadRunData(this.o.out, made)) return resolve({ status: 'failed', reason: `exited 0 but left no complete run in results/${step.study}`, seconds: seconds() });
+        resolve({ status: 'ran', runDir: made, seconds: seconds(), note: step.traced ? traceGaps(made) : undefined });
       });
     });
   }

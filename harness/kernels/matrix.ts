@@ -15,7 +15,8 @@ import { BUSYBOX, builtIn, prepareKernels, type Kernel } from './kernelSource.js
 import { BOOT_CONFIG, BOOT_MODULES, buildInitramfs, moduleClosure } from './initramfs.js';
 import { guestEnv, KERNEL_APPEND } from './guestEnv.js';
 import { boot, guestCpus, stopOrphanQemu, type AccelMemory, type BootResult } from './qemu.js';
-import { newRuns, readStatus, readText, runStatus, snapshotRuns, stampVm, type KernelOutcome, type StudyOutcome } from './results.js';
+import { newRuns, snapshotRuns } from '../runDirs.js';
+import { readStatus, readText, runStatus, stampVm, type KernelOutcome, type StudyOutcome } from './results.js';
 import { runOnHost } from './hostRun.js';
 import { parsePlan, preflight, type KernelsPlan } from './plan.js';
 

@@ -3,29 +3,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../atomic-write.js';
 
-/** Run directories of each study under out/results, to tell afterwards which ones a kernel made. */
-export function snapshotRuns(out: string, studies: string[]): Map<string, Set<string>> {
-  return new Map(studies.map((s) => [s, new Set(listRuns(out, s))]));
-}
-
-function listRuns(out: string, study: string): string[] {
-  try {
-    return fs.readdirSync(path.join(out, 'results', study)).filter((n) => fs.existsSync(path.join(out, 'results', study, n, 'meta.json')));
-  } catch {
-    return [];
-  }
-}
-
-/** Per study, the run directory made since the snapshot (the newest, if several). */
-export function newRuns(out: string, before: Map<string, Set<string>>): Map<string, string> {
-  const made = new Map<string, string>();
-  for (const [study, had] of before) {
-    const fresh = listRuns(out, study).filter((n) => !had.has(n)).sort();
-    if (fresh.length > 0) made.set(study, path.join(out, 'results', study, fresh.at(-1)!));
-  }
-  return made;
-}
-
 /** The status of a study's run as its meta.json says (complete, failed, interrupted, running), or undefined. */
 export function runStatus(runDir: string): string | undefined {
   try {

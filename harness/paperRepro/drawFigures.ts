@@ -6,6 +6,7 @@ import { EXPERIMENTS } from '../../experiments/index.js';
 import { readCsv } from '../csv.js';
 import { renderFigure } from '../figures.js';
 import { lockFigure } from '../lockFigure.js';
+import { latestTracedRun } from '../redraw.js';
 import type { Row } from '../types.js';
 import type { StudyOutcome } from './regenerate.js';
 import { loadRunData, type RunData } from './runData.js';
@@ -13,17 +14,6 @@ import { loadRunData, type RunData } from './runData.js';
 export interface DrawnFigure {
   svgPath: string;
   run: RunData;
-}
-
-/** The newest complete run of a study that traced locks. */
-function tracedRun(out: string, study: string): RunData | undefined {
-  const dir = path.join(out, 'results', study);
-  if (!fs.existsSync(dir)) return undefined;
-  for (const id of fs.readdirSync(dir).sort().reverse()) {
-    const run = loadRunData(out, path.join(dir, id));
-    if (run && fs.existsSync(path.join(dir, id, 'locks.csv'))) return run;
-  }
-  return undefined;
 }
 
 function hasFullRun(out: string, study: string): boolean {
@@ -48,7 +38,8 @@ export async function drawFigures(out: string, outcomes: Map<string, StudyOutcom
       const { svgPath } = await renderFigure(exp.figure(run.data() as Row[]), root, exp.name);
       drawn.set(exp.name, { svgPath, run });
     }
-    const traced = tracedRun(out, exp.name);
+    const tracedDir = latestTracedRun(out, exp.name);
+    const traced = tracedDir ? loadRunData(out, tracedDir) : undefined;
     if (traced) {
       const rows = readCsv(path.join(out, traced.rel, 'locks.csv')) as unknown as Parameters<typeof lockFigure>[1];
       const { svgPath } = await renderFigure(lockFigure(exp.name, rows), out, `${exp.name}-locks`);
