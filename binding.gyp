@@ -11,6 +11,7 @@
         "native/src/fdPassing.cc",
         "native/src/spawn.cc",
         "native/src/mounts.cc",
+        "native/src/namespaces.cc",
         "native/src/scriptRun.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -1,15 +1,21 @@
 // SOCK's lean containers: a stitched root entered with chroot, new IPC, UTS and PID namespaces
-// but no network or mount namespace (the paper's point: those two are where the kernel
-// serializes), a cgroup from a pool, and an unprivileged user without capabilities.
+// but no mount namespace (the paper's point: that is where the kernel serializes), a cgroup
+// from a pool, and an unprivileged user without capabilities. Beyond the paper, every sandbox
+// is a sandbox for strangers' code (see engine/README.md, "Isolation"): a session of its own
+// with no terminal and a minimal /dev, a network namespace of its own from a pool of ready
+// ones, and zygote trees in a user namespace of their own, pivoted into their root, so that
+// package code imported by a zygote holds no power over the host.
 import fs from 'node:fs';
 import path from 'node:path';
-import { CAPABILITIES, constants, spawn, watchExit, type ExitResult, type SpawnStep } from '../native/index.js';
+import { CAPABILITIES, constants, spawn, watchExit, type ExitResult, type SpawnOptions, type SpawnStep } from '../native/index.js';
 import { requireBase } from './baseRootfs.js';
 import { CgroupPool, chooseHierarchy, type PooledCgroup } from './cgroupPool.js';
 import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
 import { Channel } from './channel.js';
 import { deathErrorOf, packagePaths, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER, sandboxEnv, waitAtMost } from './runtimeSandbox.js';
+import { makeDevices } from './devices.js';
 import { EngineSetupError, SandboxError } from './errors.js';
+import { NetnsPool } from './netnsPool.js';
 import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
 import { SandboxLedger } from './sandboxLedger.js';
 import { removeTree, StateDir } from './stateDir.js';
@@ -30,8 +36,30 @@ export interface SockEngineOptions {
   cgroupVersion?: 1 | 2;
   /** Time a new sandbox has to load its handler and say ready. */
   startTimeoutMs?: number;
+  /** Protections to turn off, for measuring what each costs (bench:isolation) and nothing else. */
+  isolation?: Partial<Isolation>;
   log?: (line: string) => void;
 }
+
+/** What a SOCK sandbox has beyond the paper's lean container; all on unless a benchmark says otherwise. */
+export interface Isolation {
+  /** A session of its own (no controlling terminal) and the minimal /dev (devices.ts). */
+  terminal: boolean;
+  /** A network namespace of its own with loopback only: lean sandboxes from a pool, zygote forks unshare ahead. */
+  network: boolean;
+  /** Zygote trees in a user namespace of their own, pivoted into their root, handed detached mount trees. */
+  userns: boolean;
+}
+
+export const FULL_ISOLATION: Isolation = { terminal: true, network: true, userns: true };
+
+/**
+ * The host uid (and gid) a zygote tree's uid 0 is mapped to: a zygote is root only in its own
+ * user namespace, and acts on the host's files as this uid, which owns nothing there. The
+ * sandbox user (nobody) is mapped to itself, so a zygote's forks run as the same host user as
+ * lean sandboxes.
+ */
+export const ZYGOTE_HOST_ID = 2_000_000_000;
 
 /** A new container before anything runs in it: its cgroup from the pool and its stitched root. */
 export interface Container {
@@ -45,8 +73,12 @@ export interface Container {
 /** What to run in a new container: a process the engine spawns (its pid known at once), or a zygote's fork (the pid comes with its connection). */
 type Starter = (container: Container) => Promise<{ pid: number } | { forked: true }>;
 
-/** The capabilities a zygote keeps, to put its forks in their containers: unshare and mount /proc, chroot, change ids, empty the bounding set. */
-const ZYGOTE_CAPABILITIES = [CAPABILITIES.SYS_ADMIN, CAPABILITIES.SYS_CHROOT, CAPABILITIES.SETUID, CAPABILITIES.SETGID, CAPABILITIES.SETPCAP];
+/**
+ * The capabilities a zygote keeps, to put its forks in their containers: unshare, mount /proc
+ * and attach roots, chroot, bring a new network namespace's loopback up, change ids, empty the
+ * bounding set. With isolation, over its own user namespace's namespaces only.
+ */
+const ZYGOTE_CAPABILITIES = [CAPABILITIES.SYS_ADMIN, CAPABILITIES.SYS_CHROOT, CAPABILITIES.NET_ADMIN, CAPABILITIES.SETUID, CAPABILITIES.SETGID, CAPABILITIES.SETPCAP];
 
 export class SockEngine implements SandboxBackend {
   readonly name = 'sock';
@@ -60,6 +92,11 @@ export class SockEngine implements SandboxBackend {
     readonly limits: Limits,
     readonly capacity: number,
     private readonly startTimeoutMs: number,
+    readonly isolation: Isolation,
+    /** The minimal /dev bound into every root (isolation.terminal). */
+    private readonly dev: string | undefined,
+    /** Ready network namespaces for lean sandboxes (isolation.network). */
+    readonly netns: NetnsPool | undefined,
   ) {}
 
   /**
@@ -80,8 +117,18 @@ export class SockEngine implements SandboxBackend {
       if (killed > 0) removed.unshift(`${killed} processes in ${state.cgroupName}`);
       if (removed.length > 0) log(`removed what a previous engine left: ${removed.join('; ')}`);
       const limits = options.limits ?? DEFAULT_LIMITS;
+      const isolation = { ...FULL_ISOLATION, ...options.isolation };
+      const dev = isolation.terminal ? makeDevices(state.dev) : undefined;
       const pool = CgroupPool.create(hierarchy, state.cgroupName, options.capacity + (options.reserve ?? 0), limits);
-      return new SockEngine(state, base, pool, limits, options.capacity, options.startTimeoutMs ?? 30_000);
+      let netns: NetnsPool | undefined;
+      try {
+        // Enough for a burst of lean starts without waiting; the pool refills in the background.
+        netns = isolation.network ? await NetnsPool.create(Math.min(32, Math.max(4, options.capacity))) : undefined;
+      } catch (e) {
+        await pool.destroy(KILL_TIMEOUT_MS);
+        throw e;
+      }
+      return new SockEngine(state, base, pool, limits, options.capacity, options.startTimeoutMs ?? 30_000, isolation, dev, netns);
     } catch (e) {
       state.release();
       throw e;
@@ -90,7 +137,15 @@ export class SockEngine implements SandboxBackend {
 
   /** A sandbox whose first process the engine spawns: the runtime, exec'd in the new container. */
   create(spec: SandboxSpec): Promise<Sandbox> {
-    return this.make(spec, 'lean', async (c) => ({ pid: spawnInContainer(c, { cloneFlags: NEW_NAMESPACES, ...runtimeCommand(spec) }, [mountProc(c)], [{ op: 'dropPrivileges', ...SANDBOX_USER }]) }));
+    return this.make(spec, 'lean', async (c) => {
+      const netns = await this.netns?.take();
+      try {
+        return { pid: spawn(this.inContainer(c, { cloneFlags: NEW_NAMESPACES, netns, ...runtimeCommand(spec) }, [mountProc(c)], [{ op: 'dropPrivileges', ...SANDBOX_USER }])) };
+      } finally {
+        // The sandbox's first process holds the namespace now (or nothing does, and it is freed).
+        if (netns !== undefined) fs.closeSync(netns);
+      }
+    });
   }
 
   /** A sandbox forked from a zygote that has imported some of spec's packages, and moved into a new container. */
@@ -106,7 +161,7 @@ export class SockEngine implements SandboxBackend {
    * into a container of its own, or, with no parent, the root zygote with its reaper, spawned.
    */
   async startZygote(packages: Record<string, string>, imports: string[], parent?: Zygote): Promise<Zygote> {
-    const c = await this.prepare('zy', { code: '', packages });
+    const c = await this.prepare('zy', { code: '', packages }, this.isolation.userns ? ZYGOTE_HOST_ID : 0);
     const { listening, accepted } = Channel.listen(path.join(c.scratch, 'worker.sock'), AbortSignal.timeout(this.startTimeoutMs));
     let reaper: number | undefined;
     const fail = async (e: unknown): Promise<never> => {
@@ -118,7 +173,7 @@ export class SockEngine implements SandboxBackend {
     try {
       await listening;
       if (parent) await parent.fork('zygote', c, packagePaths(packages), imports);
-      else reaper = spawnInContainer(c, { cloneFlags: NEW_NAMESPACES, argv: ['/usr/bin/python3', '-B', '/sock/zygote.py', '/host/worker.sock'], env: sandboxEnv(packages) }, [mountProc(c)], [{ op: 'keepCapabilities', keep: ZYGOTE_CAPABILITIES }]);
+      else reaper = spawn(this.rootZygoteSpawn(c, packages));
       const channel = await accepted;
       const hello = await channel.next();
       if (hello.fatal) throw new Error(`${String(hello.type)}: ${String(hello.message)}`);
@@ -137,18 +192,56 @@ export class SockEngine implements SandboxBackend {
     unstitch(dir);
   }
 
-  /** A cgroup from the pool and a stitched root, for a sandbox or a zygote. */
-  private async prepare(prefix: string, spec: SandboxSpec): Promise<Container> {
+  /**
+   * The root zygote's reaper: with isolation, born in a user namespace of its own (uid 0 there
+   * is ZYGOTE_HOST_ID here) that owns its new mount, PID, IPC, UTS and network namespaces; it
+   * joins its cgroup while still host root, makes its root the root of its mount namespace
+   * (pivot_root, the old root detached), becomes the namespace's uid 0 and keeps only what it
+   * needs to put forks in their containers, all of it over its own namespaces only.
+   */
+  private rootZygoteSpawn(c: Container, packages: Record<string, string>): SpawnOptions {
+    const config = { tree: this.isolation.userns, netns: this.isolation.network };
+    const run = { argv: ['/usr/bin/python3', '-B', '/sock/zygote.py', '/host/worker.sock', JSON.stringify(config)], env: sandboxEnv(packages) };
+    const keep: SpawnStep = { op: 'keepCapabilities', keep: ZYGOTE_CAPABILITIES };
+    if (!this.isolation.userns) return this.inContainer(c, { cloneFlags: NEW_NAMESPACES, ...run }, [mountProc(c)], [keep]);
+    const { MS_BIND, MS_REC, MS_PRIVATE } = constants;
+    const ids = `0 ${ZYGOTE_HOST_ID} 1\n${SANDBOX_USER.uid} ${SANDBOX_USER.uid} 1\n`;
+    return {
+      cloneFlags: NEW_NAMESPACES | constants.CLONE_NEWNS | (this.isolation.network ? constants.CLONE_NEWNET : 0),
+      userns: { uidMap: ids, gidMap: ids.replaceAll(String(SANDBOX_USER.uid), String(SANDBOX_USER.gid)) },
+      steps: [
+        ...c.cgroup.procsFiles.map((file) => ({ op: 'write' as const, path: file, value: '0' })),
+        ...(this.isolation.terminal ? [{ op: 'setsid' as const }] : []),
+        { op: 'redirect', path: path.join(c.scratch, 'runtime.log') },
+        // Nothing of what follows may propagate back to the host's mounts.
+        { op: 'mount', target: '/', flags: MS_REC | MS_PRIVATE },
+        // A mount of this namespace's own to pivot into (the copies of the host's are locked).
+        { op: 'mount', source: c.root, target: c.root, flags: MS_BIND | MS_REC },
+        mountProc(c),
+        { op: 'pivotRoot', path: c.root },
+        { op: 'sethostname', name: c.id },
+        { op: 'setIds', uid: 0, gid: 0 },
+        keep,
+        { op: 'exec', ...run },
+      ],
+    };
+  }
+
+  /** A cgroup from the pool and a stitched root, for a sandbox or a zygote; its runtime.log is logOwner's (who opens it). */
+  private async prepare(prefix: string, spec: SandboxSpec, logOwner: number): Promise<Container> {
     const id = this.sandboxes.nextId(prefix);
     const cgroup = this.pool.take();
     const dir = path.join(this.state.sandboxes, id);
     try {
       const code = spec.code || path.join(dir, 'nothing');
       if (!spec.code) fs.mkdirSync(code, { recursive: true });
-      const stitched = stitchRoot(dir, { base: this.base, runtime: RUNTIME_DIR, code, packages: spec.packages, ...SANDBOX_USER, scratchBytes: this.limits.memoryBytes, libraryCache: this.state.libraries });
-      // The runtime's log, made here: a zygote's fork opens it before dropping to nobody, but as a
-      // root without CAP_DAC_OVERRIDE it could not create it in nobody's scratch.
-      fs.writeFileSync(path.join(stitched.scratch, 'runtime.log'), '', { mode: 0o600 });
+      const stitched = stitchRoot(dir, { base: this.base, runtime: RUNTIME_DIR, code, packages: spec.packages, ...SANDBOX_USER, scratchBytes: this.limits.memoryBytes, libraryCache: this.state.libraries, dev: this.dev });
+      // The runtime's log, made here for whoever opens it: a lean sandbox's first process as root,
+      // a zygote's fork as nobody, a child zygote as its tree's uid. None of them could create it
+      // in scratch (nobody's, and a zygote is root without CAP_DAC_OVERRIDE over host files).
+      const log = path.join(stitched.scratch, 'runtime.log');
+      fs.writeFileSync(log, '', { mode: 0o600 });
+      if (logOwner !== 0) fs.chownSync(log, logOwner, logOwner === SANDBOX_USER.uid ? SANDBOX_USER.gid : logOwner);
       return { id, cgroup, dir, root: stitched.root, scratch: stitched.scratch };
     } catch (e) {
       this.sandboxes.failed();
@@ -161,7 +254,7 @@ export class SockEngine implements SandboxBackend {
   private async make(spec: SandboxSpec, origin: string, start: Starter): Promise<Sandbox> {
     requireReadable(spec.code);
     const t0 = performance.now();
-    const c = await this.prepare('sb', spec);
+    const c = await this.prepare('sb', spec, SANDBOX_USER.uid);
     const t1 = performance.now();
     const abort = new AbortController();
     const { listening, accepted } = Channel.listen(path.join(c.scratch, 'worker.sock'), abort.signal);
@@ -194,6 +287,8 @@ export class SockEngine implements SandboxBackend {
       cgroupVersion: this.pool.hierarchy.version,
       pool: { size: this.pool.size, free: this.pool.freeCount },
       limits: this.limits,
+      isolation: this.isolation,
+      networkNamespaces: this.netns?.status() ?? 'off',
       stateDir: this.state.root,
       base: this.base,
     };
@@ -202,8 +297,34 @@ export class SockEngine implements SandboxBackend {
   async shutdown(): Promise<void> {
     await this.sandboxes.close();
     await Promise.all([...this.zygotes].map((z) => z.destroy().catch(() => {})));
+    await this.netns?.close();
     await this.pool.destroy(KILL_TIMEOUT_MS);
     this.state.release();
+  }
+
+  /**
+   * A container's first process: born in new IPC, UTS and PID namespaces (it is PID 1 there), it
+   * joins its cgroup before anything else so all it allocates is charged there, leaves the
+   * worker's session, joins its network namespace, runs the steps that need the host's view (a
+   * /proc of its own namespace), chroots, gives up what it must (steps after chroot) and execs.
+   * Unprivileged, without CAP_SYS_CHROOT, chroot cannot be escaped.
+   */
+  private inContainer(c: Container, run: { cloneFlags: number; netns?: number; argv: string[]; env: string[] }, beforeChroot: SpawnStep[], afterChroot: SpawnStep[]): SpawnOptions {
+    return {
+      cloneFlags: run.cloneFlags,
+      steps: [
+        ...c.cgroup.procsFiles.map((file) => ({ op: 'write' as const, path: file, value: '0' })),
+        ...(this.isolation.terminal ? [{ op: 'setsid' as const }] : []),
+        ...(run.netns !== undefined ? [{ op: 'setns' as const, fd: run.netns, flags: constants.CLONE_NEWNET }] : []),
+        { op: 'redirect', path: path.join(c.scratch, 'runtime.log') },
+        ...beforeChroot,
+        { op: 'sethostname', name: c.id },
+        { op: 'chroot', path: c.root },
+        { op: 'chdir', path: '/' },
+        ...afterChroot,
+        { op: 'exec', argv: run.argv, env: run.env },
+      ],
+    };
   }
 }
 
@@ -211,28 +332,6 @@ const NEW_NAMESPACES = constants.CLONE_NEWIPC | constants.CLONE_NEWUTS | constan
 
 /** A /proc that shows the first process's own PID namespace, mounted by it (before chroot: the host's path). */
 const mountProc = (c: Container): SpawnStep => ({ op: 'mount', source: 'proc', target: path.join(c.root, 'proc'), fstype: 'proc', flags: constants.MS_NOSUID | constants.MS_NODEV | constants.MS_NOEXEC });
-
-/**
- * A container's first process: born in new IPC, UTS and PID namespaces (it is PID 1 there), it
- * joins its cgroup before anything else so all it allocates is charged there, runs the steps
- * that need the host's view (a /proc of its own namespace), chroots, gives up what it must
- * (steps after chroot) and execs. Unprivileged, without CAP_SYS_CHROOT, chroot cannot be escaped.
- */
-function spawnInContainer(c: Container, run: { cloneFlags: number; argv: string[]; env: string[] }, beforeChroot: SpawnStep[], afterChroot: SpawnStep[]): number {
-  return spawn({
-    cloneFlags: run.cloneFlags,
-    steps: [
-      ...c.cgroup.procsFiles.map((file) => ({ op: 'write' as const, path: file, value: '0' })),
-      { op: 'redirect', path: path.join(c.scratch, 'runtime.log') },
-      ...beforeChroot,
-      { op: 'sethostname', name: c.id },
-      { op: 'chroot', path: c.root },
-      { op: 'chdir', path: '/' },
-      ...afterChroot,
-      { op: 'exec', argv: run.argv, env: run.env },
-    ],
-  });
-}
 
 class SockSandbox extends RuntimeSandbox {
   private pid: number | undefined;

@@ -21,6 +21,8 @@ export class StateDir {
   readonly libraries: string;
   /** Installs' temporary files, and the roots they byte-compile in (mounts). */
   readonly installWork: string;
+  /** The minimal /dev bound into every root (devices.ts), made anew by each engine. */
+  readonly dev: string;
   private readonly ownerFile: string;
 
   constructor(dir: string) {
@@ -29,6 +31,7 @@ export class StateDir {
     this.code = path.join(this.root, 'code');
     this.libraries = path.join(this.root, 'libraries');
     this.installWork = path.join(this.root, 'install-work');
+    this.dev = path.join(this.root, 'dev');
     this.ownerFile = path.join(this.root, 'owner');
   }
 
@@ -84,7 +87,7 @@ export class StateDir {
       for (const m of mounts) detach(m);
       if (mounts.length > 0) removed.push(`${mounts.length} mounts under ${dir}`);
     }
-    for (const dir of [this.sandboxes, this.code, this.libraries, this.installWork]) {
+    for (const dir of [this.sandboxes, this.code, this.libraries, this.installWork, this.dev]) {
       const left = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
       if (left.length > 0) removed.push(`${left.length} entries in ${dir}`);
       removeTree(dir);
@@ -105,6 +108,7 @@ export class StateDir {
     removeTree(this.code);
     removeTree(this.libraries);
     removeTree(this.installWork);
+    removeTree(this.dev);
     fs.rmSync(this.workerFile, { force: true });
     fs.rmSync(this.ownerFile, { force: true });
   }

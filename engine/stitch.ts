@@ -11,6 +11,8 @@
 //                                Pillow's has dozens of libraries)
 //   <sandbox>/root/host       <- <sandbox>/scratch, writable by the sandbox's user: the Unix socket
 //   <sandbox>/root/tmp        <- <sandbox>/scratch/tmp, writable
+//   <sandbox>/root/dev        <- the engine's minimal /dev (devices.ts), read-only; the base
+//                                itself is mounted nodev, so no other device node works
 //
 // Scratch is a tmpfs of its own, so what a handler writes is memory charged to its cgroup
 // (bounded by its memory limit) rather than disk shared with the host.
@@ -38,6 +40,8 @@ export interface StitchSpec {
   scratchBytes: number;
   /** Where each package set's library links are kept (librarySet); needed when there are packages. */
   libraryCache: string;
+  /** The minimal /dev to bind over the base's (devices.ts); without it the base's own /dev works, as before isolation (for measuring its cost only). */
+  dev?: string;
 }
 
 export interface StitchedRoot {
@@ -48,7 +52,7 @@ export interface StitchedRoot {
 
 const { MS_BIND, MS_REMOUNT, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_PRIVATE, MNT_DETACH } = constants;
 
-/** Binds source at target, private, read-only unless writable. Device nodes work only on the base (for /dev/null and friends). */
+/** Binds source at target, private, read-only unless writable; device nodes work only where asked (the minimal /dev). */
 function bind(source: string, target: string, options: { writable?: boolean; devices?: boolean } = {}): void {
   mount(source, target, null, MS_BIND);
   mount(null, target, null, MS_PRIVATE);
@@ -68,7 +72,8 @@ export function stitchRoot(dir: string, spec: StitchSpec): StitchedRoot {
   fs.mkdirSync(path.join(packages, '.lib'));
   try {
     makeScratch(dir, spec);
-    bind(spec.base, root, { devices: true });
+    bind(spec.base, root, { devices: spec.dev === undefined });
+    if (spec.dev !== undefined) bind(spec.dev, path.join(root, 'dev'), { devices: true });
     bind(spec.runtime, path.join(root, 'sock'));
     bind(spec.code, path.join(root, 'handler'));
     bind(packages, path.join(root, 'packages'));

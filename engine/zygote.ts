@@ -4,7 +4,7 @@
 // new container's descriptors, sends them, and waits for the answer. Which zygotes exist and
 // which one serves a handler is the import cache's business (importCache.ts), not this file's.
 import fs from 'node:fs';
-import { watchExit } from '../native/index.js';
+import { openTree, watchExit } from '../native/index.js';
 import type { Channel } from './channel.js';
 import type { Container, SockEngine } from './sockEngine.js';
 
@@ -75,7 +75,9 @@ export class Zygote {
     if (!this.alive) throw new ZygoteGoneError(`zygote ${this.describe()} has ended`);
     const fds: number[] = [];
     try {
-      fds.push(fs.openSync(c.root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY));
+      // In its own user and mount namespaces a zygote gets a detached copy of the root's mounts:
+      // `..` from a plain directory descriptor would climb the host's mount tree to its root.
+      fds.push(this.engine.isolation.userns ? openTree(c.root) : fs.openSync(c.root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY));
       for (const file of c.cgroup.procsFiles) fds.push(fs.openSync(file, fs.constants.O_WRONLY));
       try {
         this.channel.sendWithFds({ fork: kind, id: c.id, paths, imports }, fds);

@@ -14,6 +14,7 @@ export interface Constants {
   CLONE_NEWNS: number;
   CLONE_NEWPID: number;
   CLONE_NEWUTS: number;
+  CLONE_NEWUSER: number;
   MS_RDONLY: number;
   MS_NOSUID: number;
   MS_NODEV: number;
@@ -100,15 +101,29 @@ export interface ChurnRun {
 
 export type SpawnStep =
   | { op: 'unshare'; flags: number }
+  /** Joins the namespace at path, or the one a descriptor of the parent's (e.g. from makeNetns) refers to. */
   | { op: 'setns'; path: string; flags?: number }
+  | { op: 'setns'; fd: number; flags?: number }
   | { op: 'mount'; source?: string; target: string; fstype?: string; flags: number; data?: string }
   | { op: 'chroot'; path: string }
   | { op: 'chdir'; path: string }
+  /**
+   * Makes path, a mount point of the child's own mount namespace, its root (pivot_root) and
+   * detaches the old root: no way back out, even with CAP_SYS_CHROOT. Ends in the new "/".
+   */
+  | { op: 'pivotRoot'; path: string }
+  /** A new session with no controlling terminal: nothing it runs can reach the worker's terminal. */
+  | { op: 'setsid' }
   | { op: 'sethostname'; name: string }
   /** open(path, O_WRONLY), write value, close: e.g. "0" to a cgroup.procs file to join that cgroup. Fails as 'open' or 'write'. */
   | { op: 'write'; path: string; value: string }
   /** stdout and stderr append to path (created 0600), stdin reads /dev/null. A host path: put it before chroot. */
   | { op: 'redirect'; path: string }
+  /**
+   * No supplementary groups, then these ids (real, effective, saved), capabilities kept: in a
+   * new user namespace, to become its uid 0 (and so the unprivileged host uid mapped to it).
+   */
+  | { op: 'setIds'; uid: number; gid: number }
   /**
    * For good: no supplementary groups, gid then uid set (real, effective, saved), every
    * capability set and the bounding set emptied, no_new_privs. Later steps run unprivileged.
@@ -129,6 +144,11 @@ export interface SpawnOptions {
   steps: SpawnStep[];
   /** SIGKILL the child when the process that spawned it dies (default true). */
   dieWithParent?: boolean;
+  /**
+   * Born in a new user namespace too (owning the other new namespaces), with these
+   * /proc/<pid>/uid_map and gid_map contents, written by the parent before the first step.
+   */
+  userns?: { uidMap: string; gidMap: string };
 }
 
 export interface ExitResult {
@@ -170,6 +190,10 @@ interface Addon {
   peerCred(socketFd: number): { pid: number; uid: number; gid: number };
   mount(source: string | null, target: string, fstype: string | null, flags: number, data?: string | null): void;
   umount2(target: string, flags?: number): void;
+  /** A detached, recursive copy of the mount tree at path (open_tree OPEN_TREE_CLONE), close-on-exec. */
+  openTree(path: string): number;
+  /** count new network namespaces with loopback up, as close-on-exec descriptors, made on a pool thread. */
+  makeNetns(count: number): Promise<number[]>;
   /** Times every BPF program run until the returned fd is closed (BPF_ENABLE_STATS). */
   enableBpfStats(): number;
   constants: Constants;
@@ -180,10 +204,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 const addon = createRequire(import.meta.url)(path.join(root, 'build/Release/sockbench_native.node')) as Addon;
 
-export const { ChurnRun, ScriptRun, spawn, reap, watchExit, sendFds, peerCred, mount, umount2, enableBpfStats, constants } = addon;
+export const { ChurnRun, ScriptRun, spawn, reap, watchExit, sendFds, peerCred, mount, umount2, openTree, makeNetns, enableBpfStats, constants } = addon;
 
 /** Capability numbers (linux/capability.h) the engine names. */
-export const CAPABILITIES = { CHOWN: 0, DAC_OVERRIDE: 1, KILL: 5, SETGID: 6, SETUID: 7, SETPCAP: 8, SYS_CHROOT: 18, SYS_ADMIN: 21 } as const;
+export const CAPABILITIES = { CHOWN: 0, DAC_OVERRIDE: 1, KILL: 5, SETGID: 6, SETUID: 7, SETPCAP: 8, NET_ADMIN: 12, SYS_CHROOT: 18, SYS_ADMIN: 21 } as const;
 
 const FLAG_OF: Record<Namespace, keyof Constants> = {
   cgroup: 'CLONE_NEWCGROUP',

@@ -47,9 +47,9 @@ isolation.after(async () => {
   assert.equal(mountsUnder(engine.state.root), [], 'shutdown leaves no mount under the state directory');
 });
 
-isolation('new IPC, UTS and PID namespaces; the host\'s network and mount namespaces', () => {
-  for (const n of ['ipc', 'uts', 'pid']) assert.is.not(seen.ns[n], hostNs(n), n);
-  for (const n of ['net', 'mnt']) assert.is(seen.ns[n], hostNs(n), n);
+isolation('new IPC, UTS, PID and network namespaces; the host\'s mount namespace (the paper\'s point)', () => {
+  for (const n of ['ipc', 'uts', 'pid', 'net']) assert.is.not(seen.ns[n], hostNs(n), n);
+  assert.is(seen.ns.mnt, hostNs('mnt'));
   assert.is.not(seen.hostname, os.hostname());
 });
 

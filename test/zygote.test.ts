@@ -97,8 +97,10 @@ def f(event):
   assert.is(sb.origin, 'zygote:pa');
   const zygoteScratch = path.join(cache.state.sandboxes, zy.id, 'scratch');
   const seen = (await sb.invoke({ host_pid: process.pid, zygote_scratch: zygoteScratch }, 10_000)) as any;
-  for (const n of ['ipc', 'uts', 'pid']) assert.is.not(seen.ns[n], fs.readlinkSync(`/proc/${zy.pid}/ns/${n}`), `${n} differs from the zygote's`);
-  for (const n of ['net', 'mnt']) assert.is(seen.ns[n], fs.readlinkSync(`/proc/${zy.pid}/ns/${n}`), `${n}: lean containers keep the host's`);
+  // Network and mount namespaces too: the fork attaches its root in a mount namespace of its own
+  // (the zygote's is its tree's, not the host's), and gets a network namespace with loopback only.
+  for (const n of ['ipc', 'uts', 'pid', 'net', 'mnt']) assert.is.not(seen.ns[n], fs.readlinkSync(`/proc/${zy.pid}/ns/${n}`), `${n} differs from the zygote's`);
+  for (const n of ['net', 'mnt', 'user']) assert.is.not(fs.readlinkSync(`/proc/${zy.pid}/ns/${n}`), fs.readlinkSync(`/proc/self/ns/${n}`), `the zygote's ${n} namespace is not the host's`);
   assert.is.not(seen.cgroup, fs.readFileSync(`/proc/${zy.pid}/cgroup`, 'utf8'), 'its own cgroup');
   assert.match(seen.cgroup, `${cache.state.cgroupName}/pool-`, 'one of the engine\'s pool');
   assert.is(seen.pid, 1);
@@ -111,8 +113,11 @@ def f(event):
   // Its root, as the host sees it, is its own stitched root, not the zygote's.
   assert.ok(seen.root_entries.includes('handler'));
   const hostPid = findPidIn(seen.cgroup);
-  assert.is(fs.readlinkSync(`/proc/${hostPid}/root`), path.join(cache.state.sandboxes, sb.id, 'root'));
-  assert.is(fs.readlinkSync(`/proc/${zy.pid}/root`), path.join(cache.state.sandboxes, zy.id, 'root'));
+  // Each is in a mount namespace of its own, so the host sees their roots by those namespaces'
+  // paths: the zygote pivoted into its root; the fork attached its root's mounts at /mnt.
+  assert.is(fs.readlinkSync(`/proc/${hostPid}/root`), '/mnt');
+  assert.is(fs.readlinkSync(`/proc/${zy.pid}/root`), '/');
+  assert.not.ok(fs.existsSync(`/proc/${zy.pid}/root/handler/f.py`), 'the zygote\'s root holds no handler');
   assert.is(fs.statSync(`/proc/${hostPid}/root/handler/f.py`).size, fs.statSync(path.join(code, 'f.py')).size);
   await sb.destroy();
 });

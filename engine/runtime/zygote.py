@@ -39,24 +39,41 @@ death does not end the instances it forks), imports its extra packages, and serv
 import _signal
 import _socket
 import ctypes
+import fcntl
+import json
 import os
 import select
+import struct
 import sys
 
 sys.path.insert(0, "/sock")
 import server  # noqa: E402
 
+CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+MNT_DETACH = 2
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
+SYS_PIVOT_ROOT, SYS_MOVE_MOUNT = 155, 429  # x86_64
+AT_FDCWD, MOVE_MOUNT_F_EMPTY_PATH = -100, 4
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 SANDBOX_USER = 65534
 MAX_FDS = 16
 SPARE_AFTER_IDLE = 0.02  # seconds
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+# What the engine asked for (argv[2], JSON): "tree": the zygote lives in a user and mount
+# namespace of its own and each fork request's root comes as a detached mount tree, attached
+# by the fork in a mount namespace of its own; "netns": each handler gets a network namespace
+# of its own (made by the spare, ahead of the request); "filter": the hex of the seccomp
+# filter a handler installs on top of the zygote's (struct sock_filter[], 8 bytes each).
+_config = {"tree": False, "netns": False, "filter": ""}
 
 
 def _check(rc, what):
@@ -69,8 +86,43 @@ def unshare(flags):
     _check(_libc.unshare(flags), "unshare")
 
 
-def mount_proc():
-    _check(_libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
+def mount_proc(at):
+    _check(_libc.mount(b"proc", at.encode(), b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), f"mount {at}")
+
+
+def attach(tree, at):
+    """Attaches a detached mount tree (open_tree's) at `at`, in this process's mount namespace."""
+    _check(_libc.syscall(SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, at.encode(), MOVE_MOUNT_F_EMPTY_PATH), f"attaching the container's root at {at}")
+
+
+def pivot_here():
+    """Makes the working directory the mount namespace's root and detaches the old one."""
+    _check(_libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", MNT_DETACH), "detaching the old root")
+
+
+def loopback_up():
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        request = struct.pack("16sh22x", b"lo", 0)
+        flags = struct.unpack("16sh22x", fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", flags | IFF_UP))
+    finally:
+        sock.close()
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def install_filter():
+    """The handler's seccomp filter, stacked on the zygote's; needs no_new_privs (drop_privileges)."""
+    program = bytes.fromhex(_config["filter"])
+    if not program:
+        return
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "installing the seccomp filter")
 
 
 def sethostname(name):
@@ -78,20 +130,34 @@ def sethostname(name):
     _check(_libc.sethostname(raw, len(raw)), "sethostname")
 
 
-def enter(fds):
-    """Joins the new container's cgroup, then its root; the descriptors are closed after."""
+def enter(fds, pivot):
+    """Joins the new container's cgroup, then its root (pivoting into it, for a zygote, or
+    chrooting, for a handler, which keeps no capability to leave it), then mounts the /proc of
+    its PID namespace there; the descriptors are closed after."""
     root, procs = fds[0], fds[1:]
     for fd in procs:
         os.write(fd, b"0")
         os.close(fd)
-    os.fchdir(root)
-    os.chroot(".")
-    os.chdir("/")
+    if _config["tree"]:
+        # /mnt is the base's empty directory; what is attached there stays in this process's
+        # own mount namespace (made by the spare, or by become_zygote).
+        attach(root, "/mnt")
+        os.chdir("/mnt")
+    else:
+        os.fchdir(root)
     os.close(root)
+    # Before entering: in a user namespace a new /proc is allowed only while one that shows
+    # everything is mounted in the mount namespace, and a pivot detaches the zygote's.
+    mount_proc("proc")
+    if pivot:
+        pivot_here()
+    else:
+        os.chroot(".")
+    os.chdir("/")
 
 
 def log_to(path):
-    """The engine made the log, root's and private: a zygote, root without CAP_DAC_OVERRIDE, cannot create files in scratch (nobody's)."""
+    """The engine made the log, private and its opener's: a zygote, root without CAP_DAC_OVERRIDE, cannot create files in scratch (nobody's)."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
@@ -115,15 +181,29 @@ def drop_privileges():
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
+def isolate_spare():
+    """A spare's own session and namespaces, made ahead of the request it will serve."""
+    os.setsid()
+    flags = CLONE_NEWIPC | CLONE_NEWUTS
+    if _config["tree"]:
+        flags |= CLONE_NEWNS
+    if _config["netns"]:
+        flags |= CLONE_NEWNET
+    unshare(flags)
+    if _config["netns"]:
+        loopback_up()
+
+
 def become_handler(request, fds, ok):
-    # PID 1 of its own namespace already (see fork()), still root, nothing of the handler's run yet.
-    enter(fds)
-    unshare(CLONE_NEWIPC | CLONE_NEWUTS)
+    # PID 1 of its own namespace already (see fork()), in namespaces of its own (isolate_spare),
+    # still privileged, nothing of the handler's run yet.
+    enter(fds, pivot=False)
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-    mount_proc()
     sethostname(request["id"])
-    log_to("/host/runtime.log")
     drop_privileges()
+    install_filter()
+    # The engine made the log nobody's: opened only once nothing else is left to do as root.
+    log_to("/host/runtime.log")
     sys.path[:0] = request["paths"]
     os.write(ok, b"ok\n")
     os.closerange(3, 1 << 20)
@@ -131,9 +211,12 @@ def become_handler(request, fds, ok):
 
 
 def become_zygote(request, fds, ok):
-    enter(fds)
+    if _config["tree"]:
+        # A mount namespace of its own to attach its root in and pivot into: package code it
+        # imports, root in the tree's user namespace, cannot climb out of that root.
+        unshare(CLONE_NEWNS)
+    enter(fds, pivot=_config["tree"])
     unshare(CLONE_NEWIPC | CLONE_NEWUTS)
-    mount_proc()
     sethostname(request["id"])
     log_to("/host/runtime.log")
     sys.path[:0] = request["paths"]
@@ -191,6 +274,11 @@ class Spare:
         if pid == 0:
             mine.close()
             conn.close()
+            try:
+                isolate_spare()
+                problem = None
+            except OSError as e:
+                problem = e
             line, fds = b"", []
             while not line.endswith(b"\n"):
                 data, ancillary, _flags, _addr = theirs.recvmsg(65536, _socket.CMSG_SPACE(MAX_FDS * 4))
@@ -198,6 +286,9 @@ class Spare:
                     os._exit(0)  # the zygote has gone
                 fds += received_fds(ancillary)
                 line += data
+            if problem is not None:
+                os.write(theirs.fileno(), f"isolating the spare child: {problem}\n".encode())
+                os._exit(1)
             run_child(become_handler, server.decode(line.decode()), fds, theirs.fileno())
         theirs.close()
         self.sock = mine
@@ -317,6 +408,7 @@ def serve(socket_path, imports):
 
 
 def main():
+    _config.update(json.loads(sys.argv[2]))
     # Forked children are reaped by the kernel; the engine watches them through pidfds.
     _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)
     if os.fork() != 0:

@@ -9,6 +9,7 @@
 #include "exitWatcher.h"
 #include "fdPassing.h"
 #include "mounts.h"
+#include "namespaces.h"
 #include "scriptRun.h"
 #include "spawn.h"
 
@@ -23,6 +24,7 @@ static Napi::Object Constants(Napi::Env env) {
   set("CLONE_NEWNS", CLONE_NEWNS);
   set("CLONE_NEWPID", CLONE_NEWPID);
   set("CLONE_NEWUTS", CLONE_NEWUTS);
+  set("CLONE_NEWUSER", CLONE_NEWUSER);
   set("MS_RDONLY", MS_RDONLY);
   set("MS_NOSUID", MS_NOSUID);
   set("MS_NODEV", MS_NODEV);
@@ -46,6 +48,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
   exports.Set("mount", Napi::Function::New(env, Mount));
   exports.Set("umount2", Napi::Function::New(env, Umount2));
+  exports.Set("openTree", Napi::Function::New(env, OpenTree));
+  exports.Set("makeNetns", Napi::Function::New(env, MakeNetns));
   exports.Set("enableBpfStats", Napi::Function::New(env, EnableBpfStats));
   exports.Set("constants", Constants(env));
   return exports;

@@ -48,7 +48,7 @@
 namespace sockbench {
 namespace {
 
-enum class Op { Unshare, Setns, Mount, Chroot, Chdir, Sethostname, Write, Redirect, DropPrivileges, KeepCapabilities, Exec, Hold };
+enum class Op { Unshare, Setns, Mount, Chroot, Chdir, PivotRoot, Sethostname, Setsid, Write, Redirect, SetIds, DropPrivileges, KeepCapabilities, Exec, Hold };
 
 struct Step {
   Op op;
@@ -58,6 +58,7 @@ struct Step {
   std::vector<std::string> argv, env;
   uint32_t uid = 0, gid = 0;
   uint64_t keep = 0;  // keepCapabilities: the capabilities left, one bit each
+  int fd = -1;        // setns: a namespace descriptor of the parent's, instead of a path
 };
 
 // Which call of a step failed, for steps that make more than one.
@@ -75,6 +76,9 @@ enum Call : int32_t {
   kNoNewPrivs,
   kPdeathsig,
   kCapget,
+  kChdir,
+  kUmount,
+  kUserns,
 };
 
 struct Report {
@@ -91,6 +95,9 @@ const char* OpName(Op op) {
     case Op::Mount: return "mount";
     case Op::Chroot: return "chroot";
     case Op::Chdir: return "chdir";
+    case Op::PivotRoot: return "pivot_root";
+    case Op::Setsid: return "setsid";
+    case Op::SetIds: return "setIds";
     case Op::Sethostname: return "sethostname";
     case Op::Write: return "write";
     case Op::Redirect: return "open";
@@ -140,10 +147,20 @@ Step ParseStep(Napi::Env env, Napi::Object o) {
   s.flags = o.Get("flags").IsNumber() ? o.Get("flags").As<Napi::Number>().Int32Value() : 0;
   s.path = StringField(o, "path");
   if (op == "unshare") s.op = Op::Unshare;
-  else if (op == "setns") s.op = Op::Setns;
-  else if (op == "chroot") s.op = Op::Chroot;
+  else if (op == "setns") {
+    s.op = Op::Setns;
+    if (o.Get("fd").IsNumber()) s.fd = o.Get("fd").As<Napi::Number>().Int32Value();
+    else if (s.path.empty()) throw Napi::TypeError::New(env, "setns step needs a path or an fd");
+  } else if (op == "chroot") s.op = Op::Chroot;
   else if (op == "chdir") s.op = Op::Chdir;
+  else if (op == "pivotRoot") s.op = Op::PivotRoot;
+  else if (op == "setsid") s.op = Op::Setsid;
   else if (op == "hold") s.op = Op::Hold;
+  else if (op == "setIds") {
+    s.op = Op::SetIds;
+    s.uid = IdField(env, o, "uid");
+    s.gid = IdField(env, o, "gid");
+  }
   else if (op == "sethostname") {
     s.op = Op::Sethostname;
     s.data = StringField(o, "name");
@@ -252,6 +269,26 @@ void ChildRedirect(int fd, int i, const Step& s) {
   if (null > 2) close(null);
 }
 
+// Makes path (already a mount point of this mount namespace's own, e.g. a recursive bind of
+// itself) the namespace's root and detaches the old one: unlike chroot, no `..` and no second
+// chroot can lead back out of it, even for a process that keeps CAP_SYS_CHROOT.
+void ChildPivotRoot(int fd, int i, const Step& s) {
+  if (chdir(s.path.c_str()) != 0) ChildFail(fd, i, errno, kChdir);
+  // pivot_root(".", "."): the old root ends up stacked on the new one, and is detached at once.
+  if (syscall(SYS_pivot_root, ".", ".") != 0) ChildFail(fd, i, errno);
+  if (umount2(".", MNT_DETACH) != 0) ChildFail(fd, i, errno, kUmount);
+  if (chdir("/") != 0) ChildFail(fd, i, errno, kChdir);
+}
+
+// Takes the ids given, keeping every capability: in a new user namespace the child starts as
+// the overflow uid (its host uid 0 is not mapped there) yet still acts on files as host root;
+// becoming the namespace's own uid 0 (mapped to an unprivileged host uid) ends that.
+void ChildSetIds(int fd, int i, const Step& s) {
+  if (syscall(SYS_setgroups, 0, nullptr) != 0) ChildFail(fd, i, errno, kSetgroups);
+  if (syscall(SYS_setresgid, s.gid, s.gid, s.gid) != 0) ChildFail(fd, i, errno, kSetresgid);
+  if (syscall(SYS_setresuid, s.uid, s.uid, s.uid) != 0) ChildFail(fd, i, errno, kSetresuid);
+}
+
 void ChildDropPrivileges(int fd, int i, const Step& s, int capLast, bool dieWithParent, pid_t expectedParent) {
   if (syscall(SYS_setgroups, 0, nullptr) != 0) ChildFail(fd, i, errno, kSetgroups);
   if (syscall(SYS_setresgid, s.gid, s.gid, s.gid) != 0) ChildFail(fd, i, errno, kSetresgid);
@@ -321,12 +358,19 @@ void ChildKeepCapabilities(int fd, int i, const Step& s, int capLast) {
     switch (s.op) {
       case Op::Unshare: rc = unshare(s.flags); break;
       case Op::Setns: {
+        if (s.fd >= 0) {
+          rc = setns(s.fd, s.flags);
+          break;
+        }
         int nsfd = open(s.path.c_str(), O_RDONLY | O_CLOEXEC);
         if (nsfd < 0) ChildFail(fd, i, errno);
         rc = setns(nsfd, s.flags);
         close(nsfd);
         break;
       }
+      case Op::PivotRoot: ChildPivotRoot(fd, i, s); break;
+      case Op::Setsid: rc = setsid() < 0 ? -1 : 0; break;
+      case Op::SetIds: ChildSetIds(fd, i, s); break;
       case Op::Mount:
         rc = mount(s.hasSource ? s.source.c_str() : nullptr, s.path.c_str(),
                    s.hasFstype ? s.fstype.c_str() : nullptr, s.flags,
@@ -366,11 +410,21 @@ struct ChildArgs {
   bool dieWithParent;
   pid_t expectedParent;
   int capLast;
+  int* sync;  // a new user namespace's: the child waits until the parent has written its id maps
 };
 
 int ChildEntry(void* p) {
   auto* a = static_cast<ChildArgs*>(p);
   close(a->fds[0]);
+  if (a->sync) {
+    close(a->sync[1]);
+    char go;
+    ssize_t n;
+    do n = read(a->sync[0], &go, 1); while (n < 0 && errno == EINTR);
+    // No byte: the parent could not write the maps and will report why.
+    if (n != 1) _exit(127);
+    close(a->sync[0]);
+  }
   ChildRun(a->fds[1], *a->steps, *a->argvs, *a->envs, a->dieWithParent, a->expectedParent, a->capLast);
 }
 
@@ -413,10 +467,29 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     if (s.op == Op::DropPrivileges || s.op == Op::KeepCapabilities) capLast = CapLastCap();
   }
 
+  // userns: { uidMap, gidMap } — the child is born in a new user namespace (owning every other
+  // namespace it is born in) whose maps the parent writes before the child's first step.
+  std::string uidMap, gidMap;
+  bool userns = false;
+  if (o.Get("userns").IsObject()) {
+    Napi::Object u = o.Get("userns").As<Napi::Object>();
+    uidMap = RequiredString(env, u, "userns", "uidMap");
+    gidMap = RequiredString(env, u, "userns", "gidMap");
+    userns = true;
+    cloneFlags |= CLONE_NEWUSER;
+  }
+
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw SyscallError(env, "pipe2", errno);
+  int sync[2] = {-1, -1};
+  if (userns && pipe2(sync, O_CLOEXEC) != 0) {
+    int err = errno;
+    close(fds[0]);
+    close(fds[1]);
+    throw SyscallError(env, "pipe2", err);
+  }
   pid_t expectedParent = (cloneFlags & CLONE_NEWPID) ? 0 : getpid();
-  ChildArgs args{fds, &steps, &argvs, &envs, dieWithParent, expectedParent, capLast};
+  ChildArgs args{fds, &steps, &argvs, &envs, dieWithParent, expectedParent, capLast, userns ? sync : nullptr};
   // No handler of Node's may run in the child before it resets them (with CLONE_VM it would
   // run on Node's memory): every signal stays blocked across the clone.
   sigset_t all, old;
@@ -424,7 +497,8 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   long pid;
   bool execs = !steps.empty() && steps.back().op == Op::Exec;
-  char* stack = execs ? ChildStack() : nullptr;
+  // The parent must write a new user namespace's maps while the child waits: no CLONE_VFORK then.
+  char* stack = execs && !userns ? ChildStack() : nullptr;
   if (stack) {
     // A child that ends in exec shares Node's memory until then (CLONE_VM|CLONE_VFORK, as
     // posix_spawn does) instead of copying its page tables: a fork of a 150 MB Node costs
@@ -442,9 +516,38 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   if (pid < 0) {
     close(fds[0]);
     close(fds[1]);
+    if (userns) {
+      close(sync[0]);
+      close(sync[1]);
+    }
     throw SyscallError(env, "clone", cloneErr, CloneFlagNames(cloneFlags));
   }
   close(fds[1]);
+  if (userns) {
+    close(sync[0]);
+    std::string failed;
+    int mapErr = 0;
+    for (const auto& [file, map] : {std::pair<const char*, const std::string&>{"uid_map", uidMap}, {"gid_map", gidMap}}) {
+      std::string at = "/proc/" + std::to_string(pid) + "/" + file;
+      int f = open(at.c_str(), O_WRONLY | O_CLOEXEC);
+      if (f < 0 || write(f, map.data(), map.size()) != static_cast<ssize_t>(map.size())) {
+        mapErr = errno;
+        failed = at;
+      }
+      if (f >= 0) close(f);
+      if (mapErr) break;
+    }
+    if (mapErr) {
+      close(sync[1]);
+      close(fds[0]);
+      kill(static_cast<pid_t>(pid), SIGKILL);
+      int status;
+      waitpid(static_cast<pid_t>(pid), &status, 0);
+      throw SyscallError(env, "write", mapErr, failed);
+    }
+    (void)!write(sync[1], "g", 1);
+    close(sync[1]);
+  }
   Report r{};
   ssize_t n;
   do n = read(fds[0], &r, sizeof r); while (n < 0 && errno == EINTR);
@@ -469,6 +572,8 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
       case kNoNewPrivs: call = "prctl"; args = "PR_SET_NO_NEW_PRIVS"; break;
       case kPdeathsig: call = "prctl"; args = "PR_SET_PDEATHSIG"; break;
       case kCapget: call = "capget"; args = "capabilities left after dropping to uid " + std::to_string(s.uid); break;
+      case kChdir: call = "chdir"; break;
+      case kUmount: call = "umount2"; args = "the old root"; break;
       default: break;
     }
     throw SyscallError(env, call, r.err, args);
