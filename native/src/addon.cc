@@ -8,6 +8,7 @@
 #include "churn.h"
 #include "exitWatcher.h"
 #include "fdPassing.h"
+#include "lambdaFiles.h"
 #include "mounts.h"
 #include "scriptRun.h"
 #include "spawn.h"
@@ -47,6 +48,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mount", Napi::Function::New(env, Mount));
   exports.Set("umount2", Napi::Function::New(env, Umount2));
   exports.Set("enableBpfStats", Napi::Function::New(env, EnableBpfStats));
+  exports.Set("lambdaFiles", Napi::Function::New(env, LambdaFiles));
   exports.Set("constants", Constants(env));
   return exports;
 }
