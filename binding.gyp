@@ -9,6 +9,7 @@
         "native/src/churn.cc",
         "native/src/exitWatcher.cc",
         "native/src/fdPassing.cc",
+        "native/src/lambdaFiles.cc",
         "native/src/spawn.cc",
         "native/src/mounts.cc",
         "native/src/namespaces.cc",

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { SandboxError, type FailureKind } from './errors.js';
 import type { HandlerCache } from './handlerCache.js';
 import { InstallError, type InstallCache } from './installCache.js';
-import { Registry } from './registry.js';
+import { BadLambdaError, type Lambda, Registry } from './registry.js';
 import type { SandboxBackend } from './sandbox.js';
 import { QueueFullError, Slots } from './slots.js';
 
@@ -105,15 +105,15 @@ export class Worker {
     } catch (e) {
       const { status, body } = this.failure(e);
       this.counts.failed[String(body.kind)] = (this.counts.failed[String(body.kind)] ?? 0) + 1;
-      if (status >= 500) this.options.log?.(`${run[1]}: ${body.error}`);
+      // A refused lambda is logged too: it may be someone probing for the host's files.
+      if (status >= 500 || body.kind === 'bad-lambda') this.options.log?.(`${run[1]}: ${body.error}`);
       this.reply(res, status, body);
     }
   }
 
   private async run(name: string, req: http.IncomingMessage): Promise<{ result: unknown; start: string; timing: Record<string, number> }> {
     const event = await readEvent(req);
-    const lambda = this.options.registry.lookup(name);
-    if (!lambda) throw new HttpError(404, 'unknown-lambda', `no lambda named '${name}' in ${this.options.registry.dir}`);
+    const lambda = this.lookup(name);
     const t0 = performance.now();
     const spec = { code: lambda.code, packages: await this.install(lambda.name, lambda.requirements) };
     const t1 = performance.now();
@@ -148,6 +148,24 @@ export class Worker {
       release();
       throw e;
     }
+  }
+
+  /**
+   * A lambda the registry refuses (a link, a file its owner could not read) is a 403 bad-lambda:
+   * the worker is working and the caller asked for a real lambda, but it will not be served as
+   * it stands, and retrying does not help; only its author can fix it. Unlike a handler that
+   * fails when run (500 bad-handler), nothing of it ran.
+   */
+  private lookup(name: string): Lambda {
+    let lambda: Lambda | undefined;
+    try {
+      lambda = this.options.registry.lookup(name);
+    } catch (e) {
+      if (e instanceof BadLambdaError) throw new HttpError(403, 'bad-lambda', e.message);
+      throw e;
+    }
+    if (!lambda) throw new HttpError(404, 'unknown-lambda', `no lambda named '${name}' in ${this.options.registry.dir}`);
+    return lambda;
   }
 
   /** The lambda's packages on disk (installed once, by the install cache), by name. */

@@ -164,6 +164,19 @@ export interface ReapResult {
   signal: number | null;
 }
 
+/** A regular file of a lambda, as lambdaFiles() found it (fstat of the descriptor it read). */
+export interface LambdaFile {
+  /** Relative to the lambda's directory, '/'-separated. */
+  path: string;
+  /** Permission bits, setuid/setgid/sticky included. */
+  mode: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  /** With { contents: true }: the bytes read from that descriptor. */
+  contents?: Buffer;
+}
+
 /** An Error from a failed syscall, as the addon throws it. */
 export interface SyscallError extends Error {
   code: string;
@@ -196,6 +209,14 @@ interface Addon {
   makeNetns(count: number): Promise<number[]>;
   /** Times every BPF program run until the returned fd is closed (BPF_ENABLE_STATS). */
   enableBpfStats(): number;
+  /**
+   * The regular files of registry/name, walked without following any link or crossing a mount
+   * (openat with O_NOFOLLOW from the lambda's directory down), sorted by path; names in skip are
+   * left out at every level. null when registry/name is not a directory; { refused } (one line
+   * naming the entry) for a symbolic link (the lambda's directory included), a special file, a
+   * mount point, or a file the directory's owner could not read (a hard link to another's file).
+   */
+  lambdaFiles(registry: string, name: string, options: { contents: boolean; skip: readonly string[] }): { files: LambdaFile[] } | { refused: string } | null;
   constants: Constants;
 }
 
@@ -204,7 +225,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 const addon = createRequire(import.meta.url)(path.join(root, 'build/Release/sockbench_native.node')) as Addon;
 
-export const { ChurnRun, ScriptRun, spawn, reap, watchExit, sendFds, peerCred, mount, umount2, openTree, makeNetns, enableBpfStats, constants } = addon;
+export const { ChurnRun, ScriptRun, spawn, reap, watchExit, sendFds, peerCred, mount, umount2, openTree, makeNetns, enableBpfStats, lambdaFiles, constants } = addon;
 
 /** Capability numbers (linux/capability.h) the engine names. */
 export const CAPABILITIES = { CHOWN: 0, DAC_OVERRIDE: 1, KILL: 5, SETGID: 6, SETUID: 7, SETPCAP: 8, NET_ADMIN: 12, SYS_CHROOT: 18, SYS_ADMIN: 21 } as const;

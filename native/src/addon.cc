@@ -8,6 +8,7 @@
 #include "churn.h"
 #include "exitWatcher.h"
 #include "fdPassing.h"
+#include "lambdaFiles.h"
 #include "mounts.h"
 #include "namespaces.h"
 #include "scriptRun.h"
@@ -51,6 +52,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openTree", Napi::Function::New(env, OpenTree));
   exports.Set("makeNetns", Napi::Function::New(env, MakeNetns));
   exports.Set("enableBpfStats", Napi::Function::New(env, EnableBpfStats));
+  exports.Set("lambdaFiles", Napi::Function::New(env, LambdaFiles));
   exports.Set("constants", Constants(env));
   return exports;
 }

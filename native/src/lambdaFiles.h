@@ -1,0 +1,6 @@
+#pragma once
+#include <napi.h>
+
+namespace sockbench {
+Napi::Value LambdaFiles(const Napi::CallbackInfo& info);
+}  // namespace sockbench
