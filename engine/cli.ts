@@ -131,7 +131,7 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
   }
   const handlerCache = handlerCacheOn ? new HandlerCache(backend, { maxIdle, budgetBytes: handlerBudget, log: say }) : undefined;
   const registry = new Registry(registryDir, engine.state.code);
-  const worker = new Worker({ registry, backend, installCache, handlerCache, timeoutMs, queueLimit, log: say });
+  const worker = new Worker({ registry, backend, installCache, handlerCache, timeoutMs, queueLimit, outbound: args.outbound !== false, log: say });
   let address;
   try {
     address = await worker.listen(port, String(args.host));
@@ -230,7 +230,7 @@ export async function main(argv: string[]): Promise<number> {
     .usage('$0 <command>\n\nThe SOCK engine: lean containers that run Python handlers f(event) behind an HTTP worker.')
     .command('worker', 'run the HTTP worker', (y) => y
       .command('up', 'serve POST /run/<lambda> and GET /status in the foreground until SIGINT or SIGTERM', (w) => baseOption(stateDirOption(w))
-        .option('registry', { type: 'string', demandOption: true, describe: 'directory with one directory per lambda, each holding f.py (and optionally requirements.txt)' })
+        .option('registry', { type: 'string', demandOption: true, describe: 'directory with one directory per lambda, each holding f.py (and optionally requirements.txt and sock.json)' })
         .option('port', { type: 'number', default: 5000, describe: 'TCP port (0: any free port, printed at start)' })
         .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
         .option('max-sandboxes', { type: 'number', default: Math.max(4, 2 * os.availableParallelism()), describe: 'sandboxes alive at once (the cgroup pool); more requests wait' })
@@ -251,6 +251,7 @@ export async function main(argv: string[]): Promise<number> {
         .option('handler-cache', { choices: ['on', 'off'], default: 'on', describe: 'keep instances that answered frozen, for their lambda version\'s next request' })
         .option('handler-cache-size', { type: 'number', default: 16, describe: 'frozen instances kept at most (least recently used evicted first)' })
         .option('handler-cache-mb', { type: 'number', default: 1024, describe: 'memory the frozen instances may hold together' })
+        .option('outbound', { type: 'boolean', default: true, describe: 'let a lambda whose sock.json says {"network": "outbound"} open connections beyond its sandbox (never to the host\'s loopback); --no-outbound answers such a lambda 403. Other sandboxes have loopback only' })
         .strict(), action(workerUp))
       .demandCommand(1, 'name a worker command: up'))
     .command('invoke <lambda> [event]', 'run a lambda once through the worker and print its JSON result', (y) => clientOptions(y)

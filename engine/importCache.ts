@@ -54,6 +54,12 @@ export class ImportCache implements SandboxBackend {
   }
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
+    // Outbound network is given to a lean start, whose namespace the engine sets up before the
+    // handler runs; a fork's is made inside its zygote's user namespace.
+    if (spec.network === 'outbound') {
+      this.counts.lean++;
+      return this.engine.create(spec);
+    }
     const names = Object.keys(spec.packages).sort();
     const key = names.join('+');
     this.wanted.set(key, (this.wanted.get(key) ?? 0) + 1);

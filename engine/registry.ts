@@ -1,5 +1,6 @@
-// The lambdas a worker serves: <registry>/<name>/f.py (defining f(event)) and an optional
-// requirements.txt. A lambda's version is the hash of its files; each version is run from a
+// The lambdas a worker serves: <registry>/<name>/f.py (defining f(event)), an optional
+// requirements.txt and an optional sock.json of settings (today one: {"network": "outbound"}
+// asks for connections beyond the sandbox; without it a sandbox has loopback only). A lambda's version is the hash of its files; each version is run from a
 // snapshot in the state directory, so editing the registry never changes code under a sandbox
 // that is running, and a new version is picked up by the next request without a restart.
 //
@@ -41,7 +42,11 @@ export interface Lambda {
   code: string;
   /** requirements.txt's lines without comments and blanks, e.g. "numpy==2.1.0". */
   requirements: string[];
+  /** From sock.json: loopback only (the default), or outbound connections too. */
+  network: LambdaNetwork;
 }
+
+export type LambdaNetwork = 'loopback' | 'outbound';
 
 /** The lambda breaks a rule of the registry (a link, a file its owner could not read, ...): its author's to fix. */
 export class BadLambdaError extends Error {}
@@ -136,8 +141,25 @@ export class Registry {
       fs.renameSync(partial, code);
     }
     const requirements = files.find((f) => f.path === 'requirements.txt');
-    return { name, version, code, requirements: requirements ? parseRequirements(requirements.contents!.toString('utf8')) : [] };
+    const settings = files.find((f) => f.path === 'sock.json');
+    return { name, version, code, requirements: requirements ? parseRequirements(requirements.contents!.toString('utf8')) : [], network: settings ? parseSettings(name, settings.contents!.toString('utf8')).network : 'loopback' };
   }
+}
+
+/** sock.json: {"network": "loopback" | "outbound"}; anything else is its author's mistake, said in one line. */
+export function parseSettings(name: string, text: string): { network: LambdaNetwork } {
+  let settings: unknown;
+  try {
+    settings = JSON.parse(text);
+  } catch (e) {
+    throw new BadLambdaError(`lambda '${name}': sock.json is not JSON: ${(e as Error).message}`);
+  }
+  if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) throw new BadLambdaError(`lambda '${name}': sock.json must be an object, e.g. {"network": "outbound"}`);
+  const unknown = Object.keys(settings).filter((k) => k !== 'network');
+  if (unknown.length > 0) throw new BadLambdaError(`lambda '${name}': sock.json: unknown setting ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: "network")`);
+  const network = (settings as { network?: unknown }).network ?? 'loopback';
+  if (network !== 'loopback' && network !== 'outbound') throw new BadLambdaError(`lambda '${name}': sock.json: "network" is "loopback" or "outbound", not ${JSON.stringify(network)}`);
+  return { network };
 }
 
 /** Package lines of a pip-style requirements file: comments (# ...) and blank lines dropped. */

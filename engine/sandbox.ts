@@ -7,6 +7,12 @@ export interface SandboxSpec {
   code: string;
   /** package name -> directory of the installed package (each mounted read-only). */
   packages: Record<string, string>;
+  /**
+   * loopback (the default): a network namespace with loopback only. outbound: connections
+   * beyond the sandbox too, never to the host's loopback (the SOCK backend: slirp4netns, on a
+   * lean start). The Docker baseline's network is its own --network, for every lambda.
+   */
+  network?: 'loopback' | 'outbound';
 }
 
 /** Where the time to make a sandbox went, in milliseconds. */

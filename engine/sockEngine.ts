@@ -16,6 +16,7 @@ import { deathErrorOf, packagePaths, requireReadable, RUNTIME_DIR, runtimeComman
 import { makeDevices } from './devices.js';
 import { EngineSetupError, SandboxError } from './errors.js';
 import { NetnsPool } from './netnsPool.js';
+import { Outbound } from './outbound.js';
 import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
 import { SandboxLedger } from './sandboxLedger.js';
 import { removeTree, StateDir } from './stateDir.js';
@@ -70,8 +71,11 @@ export interface Container {
   scratch: string;
 }
 
-/** What to run in a new container: a process the engine spawns (its pid known at once), or a zygote's fork (the pid comes with its connection). */
-type Starter = (container: Container) => Promise<{ pid: number } | { forked: true }>;
+/**
+ * What to run in a new container: a process the engine spawns (its pid known at once, and what
+ * else it started for it: outbound network), or a zygote's fork (the pid comes with its connection).
+ */
+type Starter = (container: Container) => Promise<{ pid: number; outbound?: Outbound } | { forked: true }>;
 
 /**
  * The capabilities a zygote keeps, to put its forks in their containers: unshare, mount /proc
@@ -139,8 +143,16 @@ export class SockEngine implements SandboxBackend {
   create(spec: SandboxSpec): Promise<Sandbox> {
     return this.make(spec, 'lean', async (c) => {
       const netns = await this.netns?.take();
+      let outbound: Outbound | undefined;
       try {
-        return { pid: spawn(this.inContainer(c, { cloneFlags: NEW_NAMESPACES, netns, ...runtimeCommand(spec) }, [mountProc(c)], [{ op: 'dropPrivileges', ...SANDBOX_USER }])) };
+        if (spec.network === 'outbound') {
+          if (netns === undefined) throw new SandboxError('sandbox', 'outbound network is given through the sandbox\'s own network namespace, and this engine makes none');
+          outbound = await Outbound.start(netns);
+        }
+        return { pid: spawn(this.inContainer(c, { cloneFlags: NEW_NAMESPACES, netns, ...runtimeCommand(spec) }, [mountProc(c)], [{ op: 'dropPrivileges', ...SANDBOX_USER }])), outbound };
+      } catch (e) {
+        outbound?.stop();
+        throw e;
       } finally {
         // The sandbox's first process holds the namespace now (or nothing does, and it is freed).
         if (netns !== undefined) fs.closeSync(netns);
@@ -272,7 +284,7 @@ export class SockEngine implements SandboxBackend {
     }
     const t2 = performance.now();
     const pid = 'pid' in started ? started.pid : accepted.then((channel) => channel.peerPid());
-    const sandbox = new SockSandbox(c, pid, 'pid' in started, this);
+    const sandbox = new SockSandbox(c, pid, 'pid' in started, this, 'outbound' in started ? started.outbound : undefined);
     sandbox.origin = origin;
     this.sandboxes.add(sandbox);
     await sandbox.becomeReady(accepted, abort, this.startTimeoutMs, t0, t1, t2);
@@ -343,7 +355,7 @@ class SockSandbox extends RuntimeSandbox {
   protected readonly scratch: string;
 
   /** pid: known at once for a spawned first process (our child, reaped here); for a zygote's fork, learned from its connection. */
-  constructor(c: Container, pid: number | Promise<number>, ourChild: boolean, private readonly engine: SockEngine) {
+  constructor(c: Container, pid: number | Promise<number>, ourChild: boolean, private readonly engine: SockEngine, private readonly outbound?: Outbound) {
     super(c.id);
     this.cgroup = c.cgroup;
     this.dir = c.dir;
@@ -393,6 +405,7 @@ class SockSandbox extends RuntimeSandbox {
       errors.push(`its cgroup: ${(e as Error).message}`);
     }
     if (this.pid !== undefined) await waitAtMost(this.exitWatch, KILL_TIMEOUT_MS);
+    this.outbound?.stop();
     try {
       unstitch(this.dir);
     } catch (e) {

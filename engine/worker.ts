@@ -32,6 +32,8 @@ const STATUS_OF: Record<FailureKind, number> = {
 export interface WorkerOptions {
   registry: Registry;
   backend: SandboxBackend;
+  /** Whether a lambda's sock.json may ask for outbound network [default true; false answers 403]. */
+  outbound?: boolean;
   /** Per-invocation limit; the sandbox is killed past it. */
   timeoutMs: number;
   /** Requests that may wait for a sandbox beyond the backend's capacity. */
@@ -115,7 +117,8 @@ export class Worker {
     const event = await readEvent(req);
     const lambda = this.lookup(name);
     const t0 = performance.now();
-    const spec = { code: lambda.code, packages: await this.install(lambda.name, lambda.requirements) };
+    if (lambda.network === 'outbound' && this.options.outbound === false) throw new HttpError(403, 'network', `lambda '${name}' asks for outbound network (sock.json) and this worker runs with --no-outbound`);
+    const spec = { code: lambda.code, packages: await this.install(lambda.name, lambda.requirements), network: lambda.network };
     const t1 = performance.now();
     if (this.closing) throw new HttpError(503, 'shutdown', 'the worker is shutting down');
     let release: () => void;

@@ -23,6 +23,8 @@ declare -A NEED=(
   [debootstrap]=/usr/sbin/debootstrap
   [docker.io]=/usr/sbin/dockerd
   [curl]=/usr/bin/curl
+  # Outbound network for the lambdas that ask for it (engine/outbound.ts).
+  [slirp4netns]=/usr/bin/slirp4netns
   # npm run kernels: guests in qemu, whose initramfs userland is busybox-static.
   [qemu-system-x86]=/usr/bin/qemu-system-x86_64
   [busybox-static]=/usr/share/doc/busybox-static

@@ -289,6 +289,76 @@ for (const [start, flags] of STARTS) {
   });
 }
 
+network('outbound network only for the lambda that asks for it, and never to the host\'s loopback or the worker', async () => {
+  // An "outside" host of the test's own, in a network namespace it makes, behind a veth pair.
+  const tag = unique().slice(0, 6);
+  const ns = `sbtest-out-${tag}`;
+  const run = (...args: string[]) => {
+    const r = spawnSync('ip', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+  };
+  const third = 100 + Math.floor(Math.random() * 100);
+  const [hostSide, outside] = [`10.211.${third}.1`, `10.211.${third}.2`];
+  run('netns', 'add', ns);
+  let server: ReturnType<typeof spawn> | undefined;
+  const w = await startWorker({ caches: true, args: ['--installer', 'off', '--handler-cache', 'off'] });
+  try {
+    run('link', 'add', `sbo-${tag}`, 'type', 'veth', 'peer', 'name', `sbi-${tag}`);
+    run('link', 'set', `sbi-${tag}`, 'netns', ns);
+    run('addr', 'add', `${hostSide}/30`, 'dev', `sbo-${tag}`);
+    run('link', 'set', `sbo-${tag}`, 'up');
+    run('-n', ns, 'addr', 'add', `${outside}/30`, 'dev', `sbi-${tag}`);
+    run('-n', ns, 'link', 'set', `sbi-${tag}`, 'up');
+    run('-n', ns, 'link', 'set', 'lo', 'up');
+    server = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', `import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("${outside}", 8080)); s.listen(8)\nwhile True:\n    c, _ = s.accept(); c.sendall(b"outside"); c.close()`], { stdio: 'ignore' });
+    await waitFor(() => spawnSync('ip', ['netns', 'exec', ns, 'python3', '-c', `import socket; socket.create_connection(("${outside}", 8080), timeout=1)`]).status === 0 || undefined, 10_000, () => 'the outside host did not listen');
+    const probe = `
+import socket
+def reach(host, port):
+    try:
+        s = socket.create_connection((host, port), timeout=3)
+        data = s.recv(16).decode()
+        s.close()
+        return data or "connected"
+    except OSError as e:
+        return e.strerror or str(e)
+def f(event):
+    return {"outside": reach("${outside}", 8080), "worker_via_gateway": reach("10.0.2.2", event["worker_port"]),
+            "worker_loopback": reach("127.0.0.1", event["worker_port"]), "host_loopback": reach("10.0.2.2", event["host_port"])}
+`;
+    lambda(w.registry, 'asks', probe);
+    fs.writeFileSync(path.join(w.registry, 'asks', 'sock.json'), '{"network": "outbound"}\n');
+    lambda(w.registry, 'quiet', probe);
+    const event = JSON.stringify({ worker_port: Number(new URL(w.url).port), host_port: (hostServer.address() as net.AddressInfo).port });
+    const asks = await post(w.url, 'asks', event);
+    assert.is(asks.status, 200, JSON.stringify(asks.body));
+    assert.is(asks.start, 'lean', 'outbound network is given on a lean start');
+    assert.is(asks.body.outside, 'outside', 'the lambda that asked reaches the outside host');
+    assert.is(asks.body.worker_loopback, 'Connection refused');
+    assert.is.not(asks.body.worker_via_gateway, 'connected', 'through slirp4netns\'s gateway to the worker');
+    assert.is.not(asks.body.host_loopback, 'connected', 'through slirp4netns\'s gateway to the host\'s loopback');
+    const quiet = await post(w.url, 'quiet', event);
+    assert.is(quiet.status, 200, JSON.stringify(quiet.body));
+    assert.is(quiet.body.outside, 'Network is unreachable', 'a lambda that did not ask has loopback only');
+    assert.is(connections, 0, 'the host\'s servers saw no connection');
+    // --no-outbound: the operator's word wins over the lambda's.
+    const strict = await startWorker({ registry: w.registry, args: ['--no-outbound'] });
+    try {
+      const refused = await post(strict.url, 'asks', event);
+      assert.is(refused.status, 403);
+      assert.is(refused.body.kind, 'network');
+    } finally {
+      await strict.stop('SIGTERM');
+    }
+  } finally {
+    await w.stop('SIGTERM');
+    server?.kill('SIGKILL');
+    spawnSync('ip', ['link', 'del', `sbo-${tag}`]);
+    spawnSync('ip', ['netns', 'del', ns]);
+  }
+  assert.equal(spawnSync('pgrep', ['-x', 'slirp4netns']).stdout.toString().trim(), '', 'no slirp4netns left running');
+});
+
 network('a killed worker leaves no network namespace behind', async () => {
   const before = netNamespaces();
   const w = await startWorker({ caches: true, args: ['--installer', 'off', '--zygote-threshold', '1'] });
