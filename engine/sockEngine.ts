@@ -1,6 +1,7 @@
 // SOCK's lean containers: a stitched root entered with chroot, new IPC, UTS and PID namespaces
 // but no network or mount namespace (the paper's point: those two are where the kernel
-// serializes), a cgroup from a pool, and an unprivileged user without capabilities.
+// serializes), a cgroup from a pool, an unprivileged user without capabilities, and a seccomp
+// filter (engine/seccomp.ts).
 import fs from 'node:fs';
 import path from 'node:path';
 import { CAPABILITIES, constants, spawn, watchExit, type ExitResult, type SpawnStep } from '../native/index.js';
@@ -14,6 +15,7 @@ import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sand
 import { SandboxLedger } from './sandboxLedger.js';
 import { removeTree, StateDir } from './stateDir.js';
 import { Zygote, ZygoteGoneError } from './zygote.js';
+import { compileFilters, handlerFilter, zygoteFilter } from './seccomp.js';
 import { stitchRoot, unstitch } from './stitch.js';
 
 const KILL_TIMEOUT_MS = 5000;
@@ -30,6 +32,8 @@ export interface SockEngineOptions {
   cgroupVersion?: 1 | 2;
   /** Time a new sandbox has to load its handler and say ready. */
   startTimeoutMs?: number;
+  /** Every sandbox and zygote under the seccomp filter of engine/seccomp/profile.json (default true); false only to measure what it costs. */
+  seccomp?: boolean;
   log?: (line: string) => void;
 }
 
@@ -60,6 +64,8 @@ export class SockEngine implements SandboxBackend {
     readonly limits: Limits,
     readonly capacity: number,
     private readonly startTimeoutMs: number,
+    /** Whether its sandboxes and zygotes run under seccomp filters (a zygote's handler forks too). */
+    readonly seccomp: boolean,
   ) {}
 
   /**
@@ -80,8 +86,11 @@ export class SockEngine implements SandboxBackend {
       if (killed > 0) removed.unshift(`${killed} processes in ${state.cgroupName}`);
       if (removed.length > 0) log(`removed what a previous engine left: ${removed.join('; ')}`);
       const limits = options.limits ?? DEFAULT_LIMITS;
+      const seccomp = options.seccomp ?? true;
+      // Compiled now, once: a broken profile stops the start, and no sandbox waits for it.
+      if (seccomp) compileFilters();
       const pool = CgroupPool.create(hierarchy, state.cgroupName, options.capacity + (options.reserve ?? 0), limits);
-      return new SockEngine(state, base, pool, limits, options.capacity, options.startTimeoutMs ?? 30_000);
+      return new SockEngine(state, base, pool, limits, options.capacity, options.startTimeoutMs ?? 30_000, seccomp);
     } catch (e) {
       state.release();
       throw e;
@@ -90,7 +99,7 @@ export class SockEngine implements SandboxBackend {
 
   /** A sandbox whose first process the engine spawns: the runtime, exec'd in the new container. */
   create(spec: SandboxSpec): Promise<Sandbox> {
-    return this.make(spec, 'lean', async (c) => ({ pid: spawnInContainer(c, { cloneFlags: NEW_NAMESPACES, ...runtimeCommand(spec) }, [mountProc(c)], [{ op: 'dropPrivileges', ...SANDBOX_USER }]) }));
+    return this.make(spec, 'lean', async (c) => ({ pid: spawnInContainer(c, { cloneFlags: NEW_NAMESPACES, ...runtimeCommand(spec) }, [mountProc(c)], [{ op: 'dropPrivileges', ...SANDBOX_USER }, ...this.filter(handlerFilter)]) }));
   }
 
   /** A sandbox forked from a zygote that has imported some of spec's packages, and moved into a new container. */
@@ -118,7 +127,7 @@ export class SockEngine implements SandboxBackend {
     try {
       await listening;
       if (parent) await parent.fork('zygote', c, packagePaths(packages), imports);
-      else reaper = spawnInContainer(c, { cloneFlags: NEW_NAMESPACES, argv: ['/usr/bin/python3', '-B', '/sock/zygote.py', '/host/worker.sock'], env: sandboxEnv(packages) }, [mountProc(c)], [{ op: 'keepCapabilities', keep: ZYGOTE_CAPABILITIES }]);
+      else reaper = spawnInContainer(c, { cloneFlags: NEW_NAMESPACES, argv: ['/usr/bin/python3', '-B', '/sock/zygote.py', '/host/worker.sock'], env: sandboxEnv(packages) }, [mountProc(c)], [{ op: 'keepCapabilities', keep: ZYGOTE_CAPABILITIES }, ...this.filter(zygoteFilter)]);
       const channel = await accepted;
       const hello = await channel.next();
       if (hello.fatal) throw new Error(`${String(hello.type)}: ${String(hello.message)}`);
@@ -128,6 +137,11 @@ export class SockEngine implements SandboxBackend {
     } catch (e) {
       return fail(e);
     }
+  }
+
+  /** The seccomp step with filter, unless this engine runs without one. */
+  private filter(filter: () => Buffer): SpawnStep[] {
+    return this.seccomp ? [{ op: 'seccomp', filter: filter() }] : [];
   }
 
   /** Gives back a zygote's cgroup and root, once its processes (the reaper's whole namespace, for the root) have ended. */

@@ -10,6 +10,7 @@
 #include "fdPassing.h"
 #include "mounts.h"
 #include "scriptRun.h"
+#include "seccomp.h"
 #include "spawn.h"
 
 namespace sockbench {
@@ -47,6 +48,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mount", Napi::Function::New(env, Mount));
   exports.Set("umount2", Napi::Function::New(env, Umount2));
   exports.Set("enableBpfStats", Napi::Function::New(env, EnableBpfStats));
+  exports.Set("seccompFilter", Napi::Function::New(env, SeccompFilter));
   exports.Set("constants", Constants(env));
   return exports;
 }
