@@ -13,14 +13,15 @@
         "native/src/spawn.cc",
         "native/src/mounts.cc",
         "native/src/namespaces.cc",
-        "native/src/scriptRun.cc"
+        "native/src/scriptRun.cc",
+        "native/src/seccomp.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra"],
-      "libraries": ["-lpthread"]
+      "libraries": ["-lpthread", "-lseccomp"]
     },
     {
       "target_name": "bare_churn",

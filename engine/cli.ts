@@ -95,6 +95,7 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
   };
   const sock = args.backend === 'sock';
   if (!sock && args.zygotes === 'on') throw new UsageError(`--zygotes on: zygotes are the SOCK backend's; --backend ${args.backend} has none`);
+  if (!sock && args.seccomp === false) throw new UsageError(`--no-seccomp: the filter is the SOCK backend's; --backend ${args.backend} uses Docker's own profile`);
   const zygotes = sock && args.zygotes !== 'off';
   const handlerCacheOn = args['handler-cache'] !== 'off';
   const maxIdle = whole('handler-cache-size', args['handler-cache-size'], 1);
@@ -108,7 +109,7 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
   if (args.installer !== 'pip' && (args['pip-index-url'] !== undefined || args['pip-find-links'] !== undefined)) throw new UsageError('--pip-index-url and --pip-find-links go with --installer pip');
   if (args.installer === 'pip' && args['pip-index-url'] === undefined && args['pip-find-links'] === undefined) throw new UsageError('--installer pip needs --pip-index-url or --pip-find-links (where pip finds packages)');
   const engine = sock
-    ? await SockEngine.start({ ...common, reserve, cgroupVersion })
+    ? await SockEngine.start({ ...common, reserve, cgroupVersion, isolation: { seccomp: args.seccomp !== false } })
     : await DockerEngine.start({ ...common, network: args.backend === 'docker-netnone' ? 'none' : 'bridge' });
   let installCache: InstallCache | undefined;
   let backend: SandboxBackend = engine;
@@ -252,6 +253,7 @@ export async function main(argv: string[]): Promise<number> {
         .option('handler-cache-size', { type: 'number', default: 16, describe: 'frozen instances kept at most (least recently used evicted first)' })
         .option('handler-cache-mb', { type: 'number', default: 1024, describe: 'memory the frozen instances may hold together' })
         .option('outbound', { type: 'boolean', default: true, describe: 'let a lambda whose sock.json says {"network": "outbound"} open connections beyond its sandbox (never to the host\'s loopback); --no-outbound answers such a lambda 403. Other sandboxes have loopback only' })
+        .option('seccomp', { type: 'boolean', default: true, describe: 'sock backend: every sandbox under the seccomp filter of engine/seccomp/profile.json; --no-seccomp is for measuring its cost only' })
         .strict(), action(workerUp))
       .demandCommand(1, 'name a worker command: up'))
     .command('invoke <lambda> [event]', 'run a lambda once through the worker and print its JSON result', (y) => clientOptions(y)

@@ -21,6 +21,7 @@ import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sand
 import { SandboxLedger } from './sandboxLedger.js';
 import { removeTree, StateDir } from './stateDir.js';
 import { Zygote, ZygoteGoneError } from './zygote.js';
+import { compileFilters, handlerFilter, handlerFilterHex, zygoteFilter } from './seccomp.js';
 import { stitchRoot, unstitch } from './stitch.js';
 
 const KILL_TIMEOUT_MS = 5000;
@@ -50,9 +51,11 @@ export interface Isolation {
   network: boolean;
   /** Zygote trees in a user namespace of their own, pivoted into their root, handed detached mount trees. */
   userns: boolean;
+  /** Every sandbox under the handler filter of engine/seccomp/profile.json, every zygote under its zygote filter. */
+  seccomp: boolean;
 }
 
-export const FULL_ISOLATION: Isolation = { terminal: true, network: true, userns: true };
+export const FULL_ISOLATION: Isolation = { terminal: true, network: true, userns: true, seccomp: true };
 
 /**
  * The host uid (and gid) a zygote tree's uid 0 is mapped to: a zygote is root only in its own
@@ -122,6 +125,8 @@ export class SockEngine implements SandboxBackend {
       if (removed.length > 0) log(`removed what a previous engine left: ${removed.join('; ')}`);
       const limits = options.limits ?? DEFAULT_LIMITS;
       const isolation = { ...FULL_ISOLATION, ...options.isolation };
+      // Compiled now, once: a broken profile stops the start, and no sandbox waits for it.
+      if (isolation.seccomp) compileFilters();
       const dev = isolation.terminal ? makeDevices(state.dev) : undefined;
       const pool = CgroupPool.create(hierarchy, state.cgroupName, options.capacity + (options.reserve ?? 0), limits);
       let netns: NetnsPool | undefined;
@@ -149,7 +154,7 @@ export class SockEngine implements SandboxBackend {
           if (netns === undefined) throw new SandboxError('sandbox', 'outbound network is given through the sandbox\'s own network namespace, and this engine makes none');
           outbound = await Outbound.start(netns);
         }
-        return { pid: spawn(this.inContainer(c, { cloneFlags: NEW_NAMESPACES, netns, ...runtimeCommand(spec) }, [mountProc(c)], [{ op: 'dropPrivileges', ...SANDBOX_USER }])), outbound };
+        return { pid: spawn(this.inContainer(c, { cloneFlags: NEW_NAMESPACES, netns, ...runtimeCommand(spec) }, [mountProc(c)], [{ op: 'dropPrivileges', ...SANDBOX_USER }, ...this.filter(handlerFilter)])), outbound };
       } catch (e) {
         outbound?.stop();
         throw e;
@@ -197,6 +202,11 @@ export class SockEngine implements SandboxBackend {
     }
   }
 
+  /** The seccomp step with filter, unless this engine runs without one. */
+  private filter(filter: () => Buffer): SpawnStep[] {
+    return this.isolation.seccomp ? [{ op: 'seccomp', filter: filter() }] : [];
+  }
+
   /** Gives back a zygote's cgroup and root, once its processes (the reaper's whole namespace, for the root) have ended. */
   async releaseZygote(zygote: Zygote, dir: string, cgroup: PooledCgroup): Promise<void> {
     this.zygotes.delete(zygote);
@@ -212,10 +222,11 @@ export class SockEngine implements SandboxBackend {
    * needs to put forks in their containers, all of it over its own namespaces only.
    */
   private rootZygoteSpawn(c: Container, packages: Record<string, string>): SpawnOptions {
-    const config = { tree: this.isolation.userns, netns: this.isolation.network };
+    // The zygote installs the handler filter in each handler it forks, on top of its own.
+    const config = { tree: this.isolation.userns, netns: this.isolation.network, filter: this.isolation.seccomp ? handlerFilterHex() : '' };
     const run = { argv: ['/usr/bin/python3', '-B', '/sock/zygote.py', '/host/worker.sock', JSON.stringify(config)], env: sandboxEnv(packages) };
-    const keep: SpawnStep = { op: 'keepCapabilities', keep: ZYGOTE_CAPABILITIES };
-    if (!this.isolation.userns) return this.inContainer(c, { cloneFlags: NEW_NAMESPACES, ...run }, [mountProc(c)], [keep]);
+    const keep: SpawnStep[] = [{ op: 'keepCapabilities', keep: ZYGOTE_CAPABILITIES }, ...this.filter(zygoteFilter)];
+    if (!this.isolation.userns) return this.inContainer(c, { cloneFlags: NEW_NAMESPACES, ...run }, [mountProc(c)], keep);
     const { MS_BIND, MS_REC, MS_PRIVATE } = constants;
     const ids = `0 ${ZYGOTE_HOST_ID} 1\n${SANDBOX_USER.uid} ${SANDBOX_USER.uid} 1\n`;
     return {
@@ -233,7 +244,7 @@ export class SockEngine implements SandboxBackend {
         { op: 'pivotRoot', path: c.root },
         { op: 'sethostname', name: c.id },
         { op: 'setIds', uid: 0, gid: 0 },
-        keep,
+        ...keep,
         { op: 'exec', ...run },
       ],
     };

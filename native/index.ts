@@ -134,6 +134,12 @@ export type SpawnStep =
    * set too; nothing inheritable or ambient; no_new_privs.
    */
   | { op: 'keepCapabilities'; keep: number[] }
+  /**
+   * Sets no_new_privs and installs this seccomp filter (seccompFilter()'s bytes, copied before
+   * the clone): every later step, exec included, and the program run under it. Fails as 'prctl'
+   * or 'seccomp'.
+   */
+  | { op: 'seccomp'; filter: Buffer }
   /** execve; the program gets fds 0-2 only. */
   | { op: 'exec'; argv: string[]; env?: string[] }
   | { op: 'hold' };
@@ -177,6 +183,27 @@ export interface LambdaFile {
   contents?: Buffer;
 }
 
+/** One comparison on a system call's argument; all of a rule's must hold. `&==` compares (argument & mask) with value. */
+export interface SeccompCondition {
+  index: number;
+  op: '==' | '!=' | '<' | '<=' | '>' | '>=' | '&==';
+  value: number | bigint;
+  mask?: number | bigint;
+}
+
+/** A rule: the named calls are allowed, or refused with errno, when every condition holds (always, with none). */
+export interface SeccompRule {
+  names: string[];
+  errno?: number;
+  args?: SeccompCondition[];
+}
+
+export interface SeccompSpec {
+  /** What every call no rule allows gets, calls through a foreign ABI (i386, x32) included. */
+  defaultErrno: number;
+  rules: SeccompRule[];
+}
+
 /** An Error from a failed syscall, as the addon throws it. */
 export interface SyscallError extends Error {
   code: string;
@@ -217,6 +244,12 @@ interface Addon {
    * mount point, or a file the directory's owner could not read (a hard link to another's file).
    */
   lambdaFiles(registry: string, name: string, options: { contents: boolean; skip: readonly string[] }): { files: LambdaFile[] } | { refused: string } | null;
+  /**
+   * Compiles spec with libseccomp for this machine's architecture into the BPF program
+   * SECCOMP_SET_MODE_FILTER takes: struct sock_filter, 8 bytes each. Throws naming the call for
+   * an unknown system call, one of another architecture, or two actions for one call.
+   */
+  seccompFilter(spec: SeccompSpec): Buffer;
   constants: Constants;
 }
 
@@ -225,7 +258,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 const addon = createRequire(import.meta.url)(path.join(root, 'build/Release/sockbench_native.node')) as Addon;
 
-export const { ChurnRun, ScriptRun, spawn, reap, watchExit, sendFds, peerCred, mount, umount2, openTree, makeNetns, enableBpfStats, lambdaFiles, constants } = addon;
+export const { ChurnRun, ScriptRun, spawn, reap, watchExit, sendFds, peerCred, mount, umount2, openTree, makeNetns, enableBpfStats, lambdaFiles, seccompFilter, constants } = addon;
 
 /** Capability numbers (linux/capability.h) the engine names. */
 export const CAPABILITIES = { CHOWN: 0, DAC_OVERRIDE: 1, KILL: 5, SETGID: 6, SETUID: 7, SETPCAP: 8, NET_ADMIN: 12, SYS_CHROOT: 18, SYS_ADMIN: 21 } as const;

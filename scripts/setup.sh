@@ -14,6 +14,8 @@ fi
 # Debian package -> a command or file that shows it is there.
 declare -A NEED=(
   [build-essential]=/usr/bin/g++
+  # The addon compiles the sandboxes' seccomp filters with libseccomp (headers and -lseccomp).
+  [libseccomp-dev]=/usr/include/seccomp.h
   [python3]=/usr/bin/python3
   [python3-pip]=/usr/lib/python3/dist-packages/pip
   [iproute2]=/usr/sbin/ip

@@ -12,6 +12,7 @@
 #include "mounts.h"
 #include "namespaces.h"
 #include "scriptRun.h"
+#include "seccomp.h"
 #include "spawn.h"
 
 namespace sockbench {
@@ -53,6 +54,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("makeNetns", Napi::Function::New(env, MakeNetns));
   exports.Set("enableBpfStats", Napi::Function::New(env, EnableBpfStats));
   exports.Set("lambdaFiles", Napi::Function::New(env, LambdaFiles));
+  exports.Set("seccompFilter", Napi::Function::New(env, SeccompFilter));
   exports.Set("constants", Constants(env));
   return exports;
 }

@@ -9,7 +9,8 @@
 //
 // Besides namespaces and mounts, a child can join cgroups (`write` "0" to cgroup.procs),
 // send its output to a log file (`redirect`), and give up root for good (`dropPrivileges`:
-// no groups, no capabilities in any set, no_new_privs). glibc's set*id() wrappers signal
+// no groups, no capabilities in any set, no_new_privs), and put itself under a seccomp filter
+// (`seccomp`: the BPF bytes engine/seccomp.ts compiles). glibc's set*id() wrappers signal
 // every thread they believe the process has, and after a raw clone that list is Node's, so
 // the child changes credentials with raw syscalls. `exec` passes only fds 0-2 on.
 #include "spawn.h"
@@ -17,11 +18,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -48,7 +52,7 @@
 namespace sockbench {
 namespace {
 
-enum class Op { Unshare, Setns, Mount, Chroot, Chdir, PivotRoot, Sethostname, Setsid, Write, Redirect, SetIds, DropPrivileges, KeepCapabilities, Exec, Hold };
+enum class Op { Unshare, Setns, Mount, Chroot, Chdir, PivotRoot, Sethostname, Setsid, Write, Redirect, SetIds, DropPrivileges, KeepCapabilities, Seccomp, Exec, Hold };
 
 struct Step {
   Op op;
@@ -59,6 +63,7 @@ struct Step {
   uint32_t uid = 0, gid = 0;
   uint64_t keep = 0;  // keepCapabilities: the capabilities left, one bit each
   int fd = -1;        // setns: a namespace descriptor of the parent's, instead of a path
+  std::vector<sock_filter> filter;  // seccomp: the program, copied out of the Buffer before clone
 };
 
 // Which call of a step failed, for steps that make more than one.
@@ -103,6 +108,7 @@ const char* OpName(Op op) {
     case Op::Redirect: return "open";
     case Op::DropPrivileges: return "dropPrivileges";
     case Op::KeepCapabilities: return "keepCapabilities";
+    case Op::Seccomp: return "seccomp";
     case Op::Exec: return "execve";
     case Op::Hold: return "hold";
   }
@@ -192,6 +198,15 @@ Step ParseStep(Napi::Env env, Napi::Object o) {
         throw Napi::TypeError::New(env, "keepCapabilities: capability numbers are 0 to 63");
       s.keep |= uint64_t{1} << static_cast<int>(cap);
     }
+  } else if (op == "seccomp") {
+    s.op = Op::Seccomp;
+    Napi::Value v = o.Get("filter");
+    size_t bytes = v.IsBuffer() ? v.As<Napi::Buffer<uint8_t>>().Length() : 0;
+    if (bytes == 0 || bytes % sizeof(sock_filter) != 0 || bytes / sizeof(sock_filter) > BPF_MAXINSNS)
+      throw Napi::TypeError::New(env, "seccomp step needs filter: a Buffer of 1 to " + std::to_string(BPF_MAXINSNS) +
+                                          " BPF instructions (struct sock_filter, 8 bytes each)");
+    s.filter.resize(bytes / sizeof(sock_filter));
+    memcpy(s.filter.data(), v.As<Napi::Buffer<uint8_t>>().Data(), bytes);
   } else if (op == "exec") {
     s.op = Op::Exec;
     s.argv = StringArray(env, o, "argv");
@@ -337,6 +352,16 @@ void ChildKeepCapabilities(int fd, int i, const Step& s, int capLast) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(fd, i, errno, kNoNewPrivs);
 }
 
+// From here on every call the child makes, exec included, goes through the filter. The kernel
+// takes a filter only with no_new_privs (or CAP_SYS_ADMIN), so that a setuid program cannot be
+// run under a filter it does not expect; the step sets it itself rather than rely on an earlier
+// dropPrivileges or keepCapabilities.
+void ChildSeccomp(int fd, int i, const Step& s) {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(fd, i, errno, kNoNewPrivs);
+  struct sock_fprog prog = {static_cast<unsigned short>(s.filter.size()), const_cast<sock_filter*>(s.filter.data())};
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) ChildFail(fd, i, errno);
+}
+
 // Runs in the child after clone(): only async-signal-safe calls from here on.
 [[noreturn]] void ChildRun(int fd, std::vector<Step>& steps, std::vector<std::vector<char*>>& argvs,
                            std::vector<std::vector<char*>>& envs, bool dieWithParent, pid_t expectedParent,
@@ -383,6 +408,7 @@ void ChildKeepCapabilities(int fd, int i, const Step& s, int capLast) {
       case Op::Redirect: ChildRedirect(fd, i, s); break;
       case Op::DropPrivileges: ChildDropPrivileges(fd, i, s, capLast, dieWithParent, expectedParent); break;
       case Op::KeepCapabilities: ChildKeepCapabilities(fd, i, s, capLast); break;
+      case Op::Seccomp: ChildSeccomp(fd, i, s); break;
       case Op::Exec:
         // Only fds 0-2 go on to the program (ENOSYS before Linux 5.11 is let through).
         syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -558,7 +584,10 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     if (static_cast<size_t>(r.step) >= steps.size()) throw Napi::Error::New(env, "spawned child sent a bad report");
     const Step& s = steps[r.step];
     std::string call = OpName(s.op);
-    std::string args = s.op == Op::Unshare ? CloneFlagNames(s.flags) : s.op == Op::Exec ? s.argv[0] : s.path;
+    std::string args = s.op == Op::Unshare ? CloneFlagNames(s.flags)
+                       : s.op == Op::Exec  ? s.argv[0]
+                       : s.op == Op::Seccomp ? "SECCOMP_SET_MODE_FILTER, " + std::to_string(s.filter.size()) + " BPF instructions"
+                                             : s.path;
     switch (r.call) {
       case kOpen: call = "open"; if (r.arg == 1) args = "/dev/null"; break;
       case kWrite: call = "write"; break;
