@@ -143,8 +143,9 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
   fs.writeFileSync(engine.state.workerFile, JSON.stringify({ pid: process.pid, host: address.address, port: address.port }));
   const described = engine instanceof SockEngine ? `sock, cgroup v${engine.pool.hierarchy.version}` : `${engine.name}, image ${engine.image}`;
   const caches = `caches: install ${installCache ? String(args.installer) : 'off'}, import ${zygotes ? 'zygotes' : 'off'}, handler ${handlerCache ? `${maxIdle} idle` : 'off'}`;
-  say(`worker listening on http://${address.address}:${address.port} (registry ${registryDir}, state ${engine.state.root}, ${described}, ${capacity} sandboxes at once; ${caches})`);
-  return new Promise((resolve) => {
+  // The handlers go in before the line that says the worker is up: a caller that signals the
+  // moment it reads that line would otherwise find Node's default action, and no cleanup.
+  const stopped = new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
@@ -161,6 +162,8 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });
+  say(`worker listening on http://${address.address}:${address.port} (registry ${registryDir}, state ${engine.state.root}, ${described}, ${capacity} sandboxes at once; ${caches})`);
+  return stopped;
 }
 
 async function invoke(args: Record<string, unknown>): Promise<number> {
