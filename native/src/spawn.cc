@@ -298,10 +298,15 @@ void ChildPivotRoot(int fd, int i, const Step& s) {
 // Takes the ids given, keeping every capability: in a new user namespace the child starts as
 // the overflow uid (its host uid 0 is not mapped there) yet still acts on files as host root;
 // becoming the namespace's own uid 0 (mapped to an unprivileged host uid) ends that.
-void ChildSetIds(int fd, int i, const Step& s) {
+void ChildSetIds(int fd, int i, const Step& s, bool dieWithParent, pid_t expectedParent) {
   if (syscall(SYS_setgroups, 0, nullptr) != 0) ChildFail(fd, i, errno, kSetgroups);
   if (syscall(SYS_setresgid, s.gid, s.gid, s.gid) != 0) ChildFail(fd, i, errno, kSetresgid);
   if (syscall(SYS_setresuid, s.uid, s.uid, s.uid) != 0) ChildFail(fd, i, errno, kSetresuid);
+  if (dieWithParent) {
+    // As in ChildDropPrivileges: the id change cleared the parent-death signal.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(fd, i, errno, kPdeathsig);
+    if (getppid() != expectedParent) _exit(127);
+  }
 }
 
 void ChildDropPrivileges(int fd, int i, const Step& s, int capLast, bool dieWithParent, pid_t expectedParent) {
@@ -395,7 +400,7 @@ void ChildSeccomp(int fd, int i, const Step& s) {
       }
       case Op::PivotRoot: ChildPivotRoot(fd, i, s); break;
       case Op::Setsid: rc = setsid() < 0 ? -1 : 0; break;
-      case Op::SetIds: ChildSetIds(fd, i, s); break;
+      case Op::SetIds: ChildSetIds(fd, i, s, dieWithParent, expectedParent); break;
       case Op::Mount:
         rc = mount(s.hasSource ? s.source.c_str() : nullptr, s.path.c_str(),
                    s.hasFstype ? s.fstype.c_str() : nullptr, s.flags,
