@@ -341,6 +341,13 @@ def f(event):
     assert.is(quiet.status, 200, JSON.stringify(quiet.body));
     assert.is(quiet.body.outside, 'Network is unreachable', 'a lambda that did not ask has loopback only');
     assert.is(connections, 0, 'the host\'s servers saw no connection');
+    // A sock.json that says something else is its author's mistake, said in one line.
+    lambda(w.registry, 'typo', probe);
+    fs.writeFileSync(path.join(w.registry, 'typo', 'sock.json'), '{"network": "everywhere"}\n');
+    const typo = await post(w.url, 'typo', event);
+    assert.is(typo.status, 403);
+    assert.is(typo.body.kind, 'bad-lambda');
+    assert.match(typo.body.error, /sock\.json: "network" is "loopback" or "outbound", not "everywhere"$/);
     // --no-outbound: the operator's word wins over the lambda's.
     const strict = await startWorker({ registry: w.registry, args: ['--no-outbound'] });
     try {
