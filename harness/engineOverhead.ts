@@ -7,13 +7,10 @@
 //   http     - POST /run/noop through the worker (HTTP, fresh sandbox per request, caches off),
 // and reports each mode's median beside the bare start, as a ratio with a bootstrap interval.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { median, quantile } from 'simple-statistics';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { DEFAULT_STATE_DIR } from '../engine/stateDir.js';
 import { Registry } from '../engine/registry.js';
 import { SockEngine } from '../engine/sockEngine.js';
 import { Worker } from '../engine/worker.js';
@@ -21,7 +18,8 @@ import { spawn, watchExit } from '../native/index.js';
 import { REPO_ROOT } from './cli.js';
 import { writeCsv } from './csv.js';
 import { captureEnvironment } from './environment.js';
-import { InterruptedError, isUserError, UsageError } from './errors.js';
+import { InterruptedError } from './errors.js';
+import { interruptions, noopRegistry, roundOptions, roundsOf, runIfMain, shuffled } from './interleavedBench.js';
 import { markdownTable } from './markdown.js';
 import { runId } from './runner.js';
 import { bootstrapMedianRatio } from './stats.js';
@@ -40,15 +38,6 @@ interface Sample {
   destroy_ms?: number;
 }
 
-function shuffled<T>(xs: readonly T[]): T[] {
-  const out = [...xs];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
-
 async function bareStart(base: string, cgroupProcs: string[] = []): Promise<number> {
   const t0 = performance.now();
   const pid = spawn({
@@ -64,35 +53,15 @@ async function bareStart(base: string, cgroupProcs: string[] = []): Promise<numb
 }
 
 async function main(): Promise<number> {
-  const args = yargs(hideBin(process.argv))
-    .scriptName('bench:engine')
-    .option('rounds', { type: 'number', default: 40, describe: 'measured rounds; each round times every mode once, in a shuffled order' })
-    .option('warmup', { type: 'number', default: 3, describe: 'unmeasured rounds first' })
-    .option('gap', { type: 'number', default: 50, describe: 'ms of idleness before each measurement, so each is an isolated cold start (the kernel state one leaves behind, such as an RCU sync in progress, would speed or slow the next)' })
-    .option('quick', { type: 'boolean', default: false, describe: '10 rounds, 1 warm-up' })
-    .option('base', { type: 'string', default: process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base'), describe: 'base root file system' })
-    .option('out', { type: 'string', describe: 'directory that receives results/ [default: the repository root]' })
-    .strict()
-    .fail((msg, err) => {
-      throw new UsageError(msg ?? err?.message);
-    })
-    .parseSync();
-  const rounds = args.quick ? 10 : args.rounds;
-  const warmup = args.quick ? 1 : args.warmup;
-  if (!Number.isInteger(rounds) || rounds < 2 || !Number.isInteger(warmup) || warmup < 0) throw new UsageError('--rounds must be a whole number >= 2 and --warmup >= 0');
-  if (!(args.gap >= 0)) throw new UsageError('--gap must be a number of ms >= 0');
+  const args = roundOptions(yargs(hideBin(process.argv)).scriptName('bench:engine'), {
+    rounds: 40, warmup: 3, gap: 50, quickRounds: 10,
+    gapWhy: 'so each is an isolated cold start: the kernel state one leaves behind, such as an RCU sync in progress, would speed or slow the next',
+  }).parseSync();
+  const { rounds, warmup } = roundsOf(args, 10);
   const base = path.resolve(args.base);
 
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sockbench-engine-'));
-  const registryDir = path.join(scratch, 'registry');
-  fs.mkdirSync(path.join(registryDir, 'noop'), { recursive: true, mode: 0o755 });
-  fs.writeFileSync(path.join(registryDir, 'noop', 'f.py'), 'def f(event):\n    return None\n');
-  let interrupted = false;
-  const onSignal = () => {
-    interrupted = true;
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const { scratch, registryDir } = noopRegistry('sockbench-engine-');
+  const signals = interruptions();
   const samples: Sample[] = [];
   let engine: SockEngine | undefined;
   let worker: Worker | undefined;
@@ -135,7 +104,7 @@ async function main(): Promise<number> {
       },
     };
     for (let round = 1 - warmup; round <= rounds; round++) {
-      if (interrupted) throw new InterruptedError('interrupted: nothing was written');
+      if (signals.interrupted) throw new InterruptedError('interrupted: nothing was written');
       for (const mode of shuffled(MODES)) {
         await new Promise((r) => setTimeout(r, args.gap));
         const sample = await measure[mode](round);
@@ -144,8 +113,7 @@ async function main(): Promise<number> {
       if (round > 0 && (round % 10 === 0 || round === rounds)) process.stderr.write(`bench:engine: ${round}/${rounds} rounds\n`);
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.stop();
     if (worker) await worker.close();
     else await engine?.shutdown();
     fs.rmSync(scratch, { recursive: true, force: true });
@@ -179,12 +147,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().then(
-    (code) => (process.exitCode = code),
-    (e) => {
-      process.stderr.write(`bench:engine: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exitCode = isUserError(e) ? e.exitCode : (e as { exitCode?: number }).exitCode ?? 1;
-    },
-  );
-}
+runIfMain(import.meta.url, 'bench:engine', main);

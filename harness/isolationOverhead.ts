@@ -13,9 +13,7 @@
 // neither (each runs /bin/true). Each protection's cost is the median of full over no-<p>,
 // with a bootstrap interval; the whole cost is full over none.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { median, quantile } from 'simple-statistics';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -23,12 +21,12 @@ import { constants, makeNetns, spawn, watchExit } from '../native/index.js';
 import { Registry } from '../engine/registry.js';
 import type { Sandbox } from '../engine/sandbox.js';
 import { FULL_ISOLATION, type Isolation, SockEngine } from '../engine/sockEngine.js';
-import { DEFAULT_STATE_DIR } from '../engine/stateDir.js';
 import type { Zygote } from '../engine/zygote.js';
 import { REPO_ROOT } from './cli.js';
 import { writeCsv } from './csv.js';
 import { captureEnvironment } from './environment.js';
-import { InterruptedError, isUserError, PrivilegeError, UsageError } from './errors.js';
+import { InterruptedError, PrivilegeError } from './errors.js';
+import { interruptions, noopRegistry, roundOptions, roundsOf, runIfMain, shuffled } from './interleavedBench.js';
 import { markdownTable } from './markdown.js';
 import { runId } from './runner.js';
 import { bootstrapMedianRatio } from './stats.js';
@@ -54,15 +52,6 @@ interface Sample {
   start: string;
   round: number;
   ms: number;
-}
-
-function shuffled<T>(xs: readonly T[]): T[] {
-  const out = [...xs];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
 }
 
 /** One variant's engine, its root zygote and the frozen instance its warm hits thaw. */
@@ -101,39 +90,17 @@ async function netnsCreate(): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  const args = yargs(hideBin(process.argv))
-    .scriptName('bench:isolation')
-    .usage('$0 [options]\n\nWhat each protection of a SOCK sandbox costs: lean, zygote and warm starts on engines that differ in one protection each, interleaved in one run.')
-    .option('rounds', { type: 'number', default: 30, describe: 'measured rounds; each round times every variant and start once, in a shuffled order' })
-    .option('warmup', { type: 'number', default: 3, describe: 'unmeasured rounds first' })
-    .option('gap', { type: 'number', default: 40, describe: 'ms of idleness before each measurement (a zygote forks its spare child after 20 ms idle, as it would between requests)' })
-    .option('quick', { type: 'boolean', default: false, describe: '8 rounds, 1 warm-up' })
-    .option('base', { type: 'string', default: process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base'), describe: 'base root file system' })
-    .option('out', { type: 'string', describe: 'directory that receives results/ [default: the repository root]' })
-    .strict()
-    .fail((msg, err) => {
-      throw new UsageError(msg ?? err?.message);
-    })
-    .parseSync();
-  const rounds = args.quick ? 8 : args.rounds;
-  const warmup = args.quick ? 1 : args.warmup;
-  if (!Number.isInteger(rounds) || rounds < 2 || !Number.isInteger(warmup) || warmup < 0) throw new UsageError('--rounds must be a whole number >= 2 and --warmup >= 0');
-  if (!(args.gap >= 0)) throw new UsageError('--gap must be a number of ms >= 0');
+  const args = roundOptions(
+    yargs(hideBin(process.argv)).scriptName('bench:isolation')
+      .usage('$0 [options]\n\nWhat each protection of a SOCK sandbox costs: lean, zygote and warm starts on engines that differ in one protection each, interleaved in one run.'),
+    { rounds: 30, warmup: 3, gap: 40, quickRounds: 8, gapWhy: 'a zygote forks its spare child after 20 ms idle, as it would between requests' },
+  ).parseSync();
+  const { rounds, warmup } = roundsOf(args, 8);
   if (process.getuid?.() !== 0) throw new PrivilegeError('bench:isolation must run as root (it starts SOCK engines)');
   const base = path.resolve(args.base);
 
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sockbench-isolation-'));
-  const registryDir = path.join(scratch, 'registry');
-  fs.mkdirSync(path.join(registryDir, 'noop'), { recursive: true, mode: 0o755 });
-  fs.chmodSync(scratch, 0o755);
-  fs.chmodSync(registryDir, 0o755);
-  fs.writeFileSync(path.join(registryDir, 'noop', 'f.py'), 'def f(event):\n    return None\n');
-  let interrupted = false;
-  const onSignal = () => {
-    interrupted = true;
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const { scratch, registryDir } = noopRegistry('sockbench-isolation-');
+  const signals = interruptions();
   const samples: Sample[] = [];
   const benches: Bench[] = [];
   try {
@@ -152,23 +119,18 @@ async function main(): Promise<number> {
       }
     }
     const code = (b: Bench) => new Registry(registryDir, b.engine.state.code).lookup('noop')!.code;
+    /** From asking for a sandbox to its first answer; its destruction is not timed. */
+    const coldStart = async (make: () => Promise<Sandbox>) => {
+      const t0 = performance.now();
+      const sandbox = await make();
+      await sandbox.invoke(null, 30_000);
+      const ms = performance.now() - t0;
+      await sandbox.destroy();
+      return ms;
+    };
     const measure: Record<Start, (b: Bench) => Promise<number>> = {
-      lean: async (b) => {
-        const t0 = performance.now();
-        const sandbox = await b.engine.create({ code: code(b), packages: {} });
-        await sandbox.invoke(null, 30_000);
-        const ms = performance.now() - t0;
-        await sandbox.destroy();
-        return ms;
-      },
-      zygote: async (b) => {
-        const t0 = performance.now();
-        const sandbox = await b.engine.createFrom(b.zygote, { code: code(b), packages: {} });
-        await sandbox.invoke(null, 30_000);
-        const ms = performance.now() - t0;
-        await sandbox.destroy();
-        return ms;
-      },
+      lean: (b) => coldStart(() => b.engine.create({ code: code(b), packages: {} })),
+      zygote: (b) => coldStart(() => b.engine.createFrom(b.zygote, { code: code(b), packages: {} })),
       warm: async (b) => {
         const t0 = performance.now();
         await b.warm.unpause();
@@ -185,7 +147,7 @@ async function main(): Promise<number> {
       { variant: 'kernel', start: 'netns:create', run: netnsCreate },
     ];
     for (let round = 1 - warmup; round <= rounds; round++) {
-      if (interrupted) throw new InterruptedError('interrupted: nothing was written');
+      if (signals.interrupted) throw new InterruptedError('interrupted: nothing was written');
       for (const task of shuffled(tasks)) {
         await new Promise((r) => setTimeout(r, args.gap));
         const ms = await task.run();
@@ -194,8 +156,7 @@ async function main(): Promise<number> {
       if (round > 0 && (round % 5 === 0 || round === rounds)) process.stderr.write(`bench:isolation: ${round}/${rounds} rounds\n`);
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.stop();
     for (const b of benches) await b.engine.shutdown().catch((e) => process.stderr.write(`bench:isolation: shutting down ${b.variant.name}: ${(e as Error).message}\n`));
     fs.rmSync(scratch, { recursive: true, force: true });
   }
@@ -229,12 +190,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().then(
-    (code) => (process.exitCode = code),
-    (e) => {
-      process.stderr.write(`bench:isolation: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exitCode = isUserError(e) ? e.exitCode : (e as { exitCode?: number }).exitCode ?? 1;
-    },
-  );
-}
+runIfMain(import.meta.url, 'bench:isolation', main);
