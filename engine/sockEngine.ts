@@ -7,7 +7,7 @@ import { CAPABILITIES, constants, spawn, watchExit, type ExitResult, type SpawnS
 import { requireBase } from './baseRootfs.js';
 import { CgroupPool, chooseHierarchy, type PooledCgroup } from './cgroupPool.js';
 import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
-import { Channel } from './channel.js';
+import { Channel, ChannelError, DEFAULT_MAX_REPLY_BYTES } from './channel.js';
 import { deathErrorOf, packagePaths, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER, sandboxEnv, waitAtMost } from './runtimeSandbox.js';
 import { EngineSetupError, SandboxError } from './errors.js';
 import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
@@ -30,6 +30,8 @@ export interface SockEngineOptions {
   cgroupVersion?: 1 | 2;
   /** Time a new sandbox has to load its handler and say ready. */
   startTimeoutMs?: number;
+  /** The longest line a sandbox or zygote may send; past it, it is destroyed. */
+  maxReplyBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -60,6 +62,9 @@ export class SockEngine implements SandboxBackend {
     readonly limits: Limits,
     readonly capacity: number,
     private readonly startTimeoutMs: number,
+    readonly maxReplyBytes: number,
+    /** Where a sandbox or zygote destroyed for what it did while idle says why. */
+    readonly log: (line: string) => void,
   ) {}
 
   /**
@@ -81,7 +86,7 @@ export class SockEngine implements SandboxBackend {
       if (removed.length > 0) log(`removed what a previous engine left: ${removed.join('; ')}`);
       const limits = options.limits ?? DEFAULT_LIMITS;
       const pool = CgroupPool.create(hierarchy, state.cgroupName, options.capacity + (options.reserve ?? 0), limits);
-      return new SockEngine(state, base, pool, limits, options.capacity, options.startTimeoutMs ?? 30_000);
+      return new SockEngine(state, base, pool, limits, options.capacity, options.startTimeoutMs ?? 30_000, options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES, log);
     } catch (e) {
       state.release();
       throw e;
@@ -107,26 +112,34 @@ export class SockEngine implements SandboxBackend {
    */
   async startZygote(packages: Record<string, string>, imports: string[], parent?: Zygote): Promise<Zygote> {
     const c = await this.prepare('zy', { code: '', packages });
-    const { listening, accepted } = Channel.listen(path.join(c.scratch, 'worker.sock'), AbortSignal.timeout(this.startTimeoutMs));
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error(`it did not say it was ready within ${this.startTimeoutMs} ms`)), this.startTimeoutMs);
+    const { listening, accepted } = Channel.listen(path.join(c.scratch, 'worker.sock'), abort.signal, this.maxReplyBytes);
     let reaper: number | undefined;
     const fail = async (e: unknown): Promise<never> => {
       if (reaper !== undefined) process.kill(reaper, 'SIGKILL');
       await this.pool.give(c.cgroup, KILL_TIMEOUT_MS).catch(() => {});
       unstitch(c.dir);
-      throw new SandboxError('sandbox', `starting zygote ${c.id} (${Object.keys(packages).join('+') || 'root'}) failed: ${(e as Error).message}`);
+      const why = e instanceof ChannelError ? `it ${e.message}` : (e as Error).message;
+      throw new SandboxError('sandbox', `starting zygote ${c.id} (${Object.keys(packages).join('+') || 'root'}) failed: ${why}`);
     };
     try {
       await listening;
       if (parent) await parent.fork('zygote', c, packagePaths(packages), imports);
       else reaper = spawnInContainer(c, { cloneFlags: NEW_NAMESPACES, argv: ['/usr/bin/python3', '-B', '/sock/zygote.py', '/host/worker.sock'], env: sandboxEnv(packages) }, [mountProc(c)], [{ op: 'keepCapabilities', keep: ZYGOTE_CAPABILITIES }]);
       const channel = await accepted;
-      const hello = await channel.next();
+      const hello = await channel.hello(abort.signal);
+      // A line after the hello in the same read has broken the channel by now.
+      if (channel.broken) throw channel.broken;
       if (hello.fatal) throw new Error(`${String(hello.type)}: ${String(hello.message)}`);
+      if (hello.ready !== true || typeof hello.modules !== 'number') throw new Error(`its first message was ${JSON.stringify(hello).slice(0, 100)}, not its hello`);
       const zygote = new Zygote(c, Object.keys(packages).sort(), channel.peerPid(), channel, Number(hello.modules), parent, reaper, this);
       this.zygotes.add(zygote);
       return zygote;
     } catch (e) {
       return fail(e);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -164,7 +177,7 @@ export class SockEngine implements SandboxBackend {
     const c = await this.prepare('sb', spec);
     const t1 = performance.now();
     const abort = new AbortController();
-    const { listening, accepted } = Channel.listen(path.join(c.scratch, 'worker.sock'), abort.signal);
+    const { listening, accepted } = Channel.listen(path.join(c.scratch, 'worker.sock'), abort.signal, this.maxReplyBytes);
     let started;
     try {
       await listening;
@@ -194,6 +207,7 @@ export class SockEngine implements SandboxBackend {
       cgroupVersion: this.pool.hierarchy.version,
       pool: { size: this.pool.size, free: this.pool.freeCount },
       limits: this.limits,
+      maxReplyBytes: this.maxReplyBytes,
       stateDir: this.state.root,
       base: this.base,
     };
@@ -245,7 +259,7 @@ class SockSandbox extends RuntimeSandbox {
 
   /** pid: known at once for a spawned first process (our child, reaped here); for a zygote's fork, learned from its connection. */
   constructor(c: Container, pid: number | Promise<number>, ourChild: boolean, private readonly engine: SockEngine) {
-    super(c.id);
+    super(c.id, engine.log);
     this.cgroup = c.cgroup;
     this.dir = c.dir;
     this.scratch = c.scratch;
