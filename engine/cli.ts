@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { baseProblem, buildBase, DEFAULT_MIRROR } from './baseRootfs.js';
+import { DEFAULT_MAX_REPLY_BYTES } from './channel.js';
 import { DockerEngine, ensureImage } from './dockerEngine.js';
 import { reclaimStateDir } from './gc.js';
 import { EngineSetupError } from './errors.js';
@@ -22,6 +23,9 @@ import { DEFAULT_STATE_DIR, StateDir } from './stateDir.js';
 import { Worker } from './worker.js';
 
 class UsageError extends Error {}
+
+/** Room for a hello and an error with a short traceback: a smaller --max-reply-bytes would refuse every sandbox. */
+const MIN_REPLY_BYTES = 4096;
 
 const say = (line: string) => process.stderr.write(`sock: ${line}\n`);
 
@@ -91,6 +95,8 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
     base: baseOf(args),
     capacity,
     limits: { memoryBytes: whole('memory-mb', args['memory-mb'], 8) * 2 ** 20, pids: whole('pids', args.pids, 4), cpuShares: whole('cpu-shares', args['cpu-shares'], 2) },
+    // A sandbox's hello, or an error with its traceback, must fit.
+    maxReplyBytes: whole('max-reply-bytes', args['max-reply-bytes'], MIN_REPLY_BYTES),
     log: say,
   };
   const sock = args.backend === 'sock';
@@ -240,6 +246,7 @@ export async function main(argv: string[]): Promise<number> {
         .option('max-sandboxes', { type: 'number', default: Math.max(4, 2 * os.availableParallelism()), describe: 'sandboxes alive at once (the cgroup pool); more requests wait' })
         .option('queue-limit', { type: 'number', default: 1024, describe: 'requests that may wait for a sandbox; beyond it the worker answers 503' })
         .option('timeout', { type: 'number', default: 30000, describe: 'per-invocation limit in ms; past it the sandbox is killed and the caller gets 504' })
+        .option('max-reply-bytes', { type: 'number', default: DEFAULT_MAX_REPLY_BYTES, describe: 'longest reply a sandbox (or zygote) may send; past it the sandbox is destroyed and the caller gets 502' })
         .option('memory-mb', { type: 'number', default: 256, describe: 'memory limit of each sandbox' })
         .option('pids', { type: 'number', default: 256, describe: 'task limit of each sandbox' })
         .option('cpu-shares', { type: 'number', default: 512, describe: 'CPU share of each sandbox (v1 cpu.shares; v2 gets the matching cpu.weight)' })

@@ -11,7 +11,7 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { requireBase } from './baseRootfs.js';
 import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
-import { Channel } from './channel.js';
+import { Channel, DEFAULT_MAX_REPLY_BYTES } from './channel.js';
 import { DOCKER_SOCKET, pingDocker } from './dockerPing.js';
 import { EngineSetupError, SandboxError } from './errors.js';
 import { deathErrorOf, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER } from './runtimeSandbox.js';
@@ -34,6 +34,8 @@ export interface DockerEngineOptions {
   /** bridge: what a Docker user gets by default; none: no network namespace setup beyond loopback. */
   network?: DockerNetwork;
   startTimeoutMs?: number;
+  /** The longest line a sandbox may send; past it, it is destroyed. */
+  maxReplyBytes?: number;
   socketPath?: string;
   log?: (line: string) => void;
 }
@@ -106,6 +108,9 @@ export class DockerEngine implements SandboxBackend {
     readonly limits: Limits,
     readonly network: DockerNetwork,
     private readonly startTimeoutMs: number,
+    readonly maxReplyBytes: number,
+    /** Where a sandbox destroyed for what it did while idle says why. */
+    readonly log: (line: string) => void,
   ) {
     this.name = network === 'none' ? 'docker-netnone' : 'docker';
   }
@@ -123,7 +128,8 @@ export class DockerEngine implements SandboxBackend {
       const left = state.reclaim();
       if (removed > 0) left.unshift(`${removed} containers labelled ${STATE_LABEL}=${state.root}`);
       if (left.length > 0) log(`removed what a previous engine left: ${left.join('; ')}`);
-      return new DockerEngine(connect(socketPath), state, image, options.capacity, options.limits ?? DEFAULT_LIMITS, options.network ?? 'bridge', options.startTimeoutMs ?? 60_000);
+      return new DockerEngine(connect(socketPath), state, image, options.capacity, options.limits ?? DEFAULT_LIMITS, options.network ?? 'bridge', options.startTimeoutMs ?? 60_000,
+        options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES, log);
     } catch (e) {
       state.release();
       throw e;
@@ -144,7 +150,7 @@ export class DockerEngine implements SandboxBackend {
       throw new SandboxError('sandbox', `making the scratch of ${id} failed: ${(e as Error).message}`);
     }
     const abort = new AbortController();
-    const { listening, accepted } = Channel.listen(path.join(scratch, 'worker.sock'), abort.signal);
+    const { listening, accepted } = Channel.listen(path.join(scratch, 'worker.sock'), abort.signal, this.maxReplyBytes);
     const sandbox = new DockerSandbox(id, dir, scratch, this);
     this.sandboxes.add(sandbox);
     const t1 = performance.now();
@@ -168,6 +174,7 @@ export class DockerEngine implements SandboxBackend {
       image: this.image,
       network: this.network,
       limits: this.limits,
+      maxReplyBytes: this.maxReplyBytes,
       stateDir: this.state.root,
     };
   }
@@ -185,7 +192,7 @@ class DockerSandbox extends RuntimeSandbox {
   private waited: Promise<unknown> = new Promise(() => {});
 
   constructor(id: string, private readonly dir: string, protected readonly scratch: string, private readonly engine: DockerEngine) {
-    super(id);
+    super(id, engine.log);
     this.origin = 'docker';
   }
 

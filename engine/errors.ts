@@ -15,6 +15,10 @@ export type FailureKind =
   | 'crash'
   /** the result could not be sent back as JSON */
   | 'bad-result'
+  /** the sandbox sent a line longer than the worker's --max-reply-bytes; the sandbox was destroyed */
+  | 'reply-too-large'
+  /** the sandbox broke the reply protocol (a line that is not JSON, lacks the reply's fields, has another request's id, or came unasked); the sandbox was destroyed */
+  | 'protocol'
   /** making, starting or tearing down the sandbox failed */
   | 'sandbox';
 

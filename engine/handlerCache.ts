@@ -3,7 +3,9 @@
 // making a sandbox and loading the handler altogether. A layer around any backend.
 //
 // Instances are evicted oldest-idle first when more than `maxIdle` are kept or their memory
-// passes the budget; a new version of a lambda makes its older instances useless at once.
+// passes the budget; a new version of a lambda makes its older instances useless at once. An
+// instance the engine destroyed on its own (its runtime wrote to the worker unasked) is
+// forgotten, never handed out.
 import type { Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
 
 export interface HandlerCacheOptions {
@@ -30,6 +32,7 @@ export class HandlerCache {
 
   /** A thawed instance of this lambda version if one is kept, else a new sandbox from the backend. */
   async acquire(lambda: string, version: string, spec: SandboxSpec): Promise<{ sandbox: Sandbox; hit: boolean }> {
+    this.forgetDestroyed();
     for (const stale of this.idle.filter((e) => e.lambda === lambda && e.version !== version)) {
       this.remove(stale);
       this.counts.invalidated++;
@@ -55,7 +58,7 @@ export class HandlerCache {
 
   /** Freezes an instance that answered and keeps it for its version's next request. */
   async release(lambda: string, version: string, sandbox: Sandbox): Promise<void> {
-    if (this.closed) return sandbox.destroy();
+    if (this.closed || !sandbox.alive) return sandbox.destroy();
     try {
       await sandbox.pause();
     } catch (e) {
@@ -67,6 +70,7 @@ export class HandlerCache {
   }
 
   private trim(): void {
+    this.forgetDestroyed();
     let bytes = this.idle.reduce((sum, e) => sum + e.sandbox.memoryBytes(), 0);
     while (this.idle.length > 0 && (this.idle.length > this.options.maxIdle || bytes > this.options.budgetBytes)) {
       const oldest = this.idle.shift()!;
@@ -74,6 +78,10 @@ export class HandlerCache {
       this.counts.evicted++;
       this.discard(oldest.sandbox);
     }
+  }
+
+  private forgetDestroyed(): void {
+    for (const e of this.idle.filter((i) => !i.sandbox.alive)) this.remove(e);
   }
 
   private remove(e: Idle): void {
@@ -85,6 +93,7 @@ export class HandlerCache {
   }
 
   status(): Record<string, unknown> {
+    this.forgetDestroyed();
     return {
       maxIdle: this.options.maxIdle,
       budgetBytes: this.options.budgetBytes,

@@ -1,12 +1,13 @@
 // What every backend's sandbox shares: the runtime inside (runtime/server.py) dials the
 // worker's Unix socket in the sandbox's scratch directory, says whether the handler loaded,
 // and answers invocations. A backend says only how its sandbox dies, why it died, and how
-// it is torn down; the handshake, the time limits and telling a handler's failure from the
-// sandbox's death live here, so two backends cannot differ in them.
+// it is torn down; the handshake, the time limits, matching replies to requests and telling a
+// handler's failure from the sandbox's death live here, so two backends cannot differ in them.
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Channel } from './channel.js';
+import { Channel, ChannelError, type Message } from './channel.js';
 import { SandboxError } from './errors.js';
 import type { CreateTimings, Sandbox, SandboxSpec } from './sandbox.js';
 
@@ -41,8 +42,16 @@ export abstract class RuntimeSandbox implements Sandbox {
   private channel: Channel | undefined;
   private destroying: Promise<void> | undefined;
   private busy = false;
+  /** Loaded and said so: from then on a violation may have no caller to be told of it. */
+  private serving = false;
+  /** How the runtime broke the reply protocol, once it has; the sandbox was destroyed then. */
+  private violation: SandboxError | undefined;
 
-  constructor(readonly id: string) {}
+  constructor(readonly id: string, private readonly log: (line: string) => void) {}
+
+  get alive(): boolean {
+    return !this.destroying;
+  }
 
   /** The sandbox's scratch directory on the host: its runtime writes runtime.log there. */
   protected abstract readonly scratch: string;
@@ -71,18 +80,25 @@ export abstract class RuntimeSandbox implements Sandbox {
     died.catch(() => {});
     try {
       this.channel = await accepted;
-      const hello = await Promise.race([this.channel.next(), died]);
+      this.channel.onViolation((e, unasked) => this.violated(e, unasked));
+      const hello = await Promise.race([this.channel.hello(abort.signal), died]);
+      // A line after the hello in the same read has broken the channel by now.
+      if (this.violation) throw this.violation;
       if (hello.fatal === 'bad-handler') {
         throw new SandboxError('bad-handler', `f.py could not be loaded: ${hello.type}: ${hello.message}`, { type: hello.type, traceback: hello.traceback });
       }
-      if (hello.ready !== true) throw new SandboxError('sandbox', `${this.id} sent an unexpected first message`);
+      if (hello.ready !== true) {
+        throw new SandboxError('protocol', `${this.id} sent ${JSON.stringify(hello).slice(0, 100)} as its first message, not whether its handler loaded; the sandbox was destroyed`);
+      }
     } catch (e) {
       if (e instanceof SandboxError) throw e;
+      if (e instanceof ChannelError && e.kind !== 'closed') throw this.violation!;
       if (this.hasExited()) throw await this.deathError('before loading the handler');
       throw new SandboxError('sandbox', `${this.id}: ${(e as Error).message}`);
     } finally {
       clearTimeout(timer);
     }
+    this.serving = true;
   }
 
   /**
@@ -100,18 +116,27 @@ export abstract class RuntimeSandbox implements Sandbox {
     this.timings = { stitchMs: t1 - t0, spawnMs: t2 - t1, readyMs: t3 - t2, totalMs: t3 - t0 };
   }
 
+  /**
+   * Runs f(event) once. The request carries an id made for it alone, which the handler cannot
+   * guess beforehand: a line with any other id, or one that comes while no request is
+   * outstanding, is not an answer but a broken sandbox, which is destroyed at once.
+   */
   async invoke(event: unknown, timeoutMs: number): Promise<unknown> {
+    if (this.violation) throw this.violation;
     if (this.destroying || !this.channel) throw new SandboxError('sandbox', `${this.id} is not running`);
     if (this.busy) throw new SandboxError('sandbox', `${this.id} is already running an invocation`);
     this.busy = true;
     let timer: NodeJS.Timeout | undefined;
     try {
-      this.channel.send({ event });
+      const id = randomUUID();
+      const reply = this.channel.request({ id, event }, (r) => replyProblem(r, id));
       const timedOut = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new SandboxError('timeout', `the handler ran longer than ${timeoutMs} ms; its sandbox was killed`)), timeoutMs);
       });
       const answer = await Promise.race([
-        this.channel.next().catch(async () => {
+        reply.catch(async (e: ChannelError) => {
+          // A violation was handed to violated() before any reaction to the rejection runs.
+          if (e.kind !== 'closed') throw this.violation!;
           // The socket closed: the sandbox died. Wait for its status to tell an OOM kill from a crash.
           await waitAtMost(this.exited, EXIT_GRACE_MS);
           throw await this.deathError('during the invocation');
@@ -123,12 +148,22 @@ export abstract class RuntimeSandbox implements Sandbox {
       throw new SandboxError(kind, kind === 'bad-result' ? `the handler's result is not JSON: ${answer.message}` : `${answer.type}: ${answer.message}`,
         { type: answer.type, traceback: answer.traceback });
     } catch (e) {
-      if (e instanceof SandboxError && (e.kind === 'timeout' || e.kind === 'oom' || e.kind === 'crash')) await this.destroy();
+      if (e instanceof SandboxError && DESTROYED_AFTER.has(e.kind)) await this.destroy();
       throw e;
     } finally {
       clearTimeout(timer);
       this.busy = false;
     }
+  }
+
+  /**
+   * The runtime broke the protocol: the sandbox goes at once, whether a request was outstanding
+   * (its caller gets the error, as ready()'s does) or not (then only the log says why it went).
+   */
+  private violated(e: ChannelError, unasked: boolean): void {
+    this.violation = new SandboxError(e.kind === 'too-large' ? 'reply-too-large' : 'protocol', `${this.id} ${e.message}; the sandbox was destroyed`);
+    if (unasked && this.serving) this.log(this.violation.message);
+    this.destroy().catch((err) => this.log(`${this.id}: ${(err as Error).message}`));
   }
 
   destroy(): Promise<void> {
@@ -138,6 +173,16 @@ export abstract class RuntimeSandbox implements Sandbox {
     })();
     return this.destroying;
   }
+}
+
+/** Failures after which the sandbox is not fit to run anything again. */
+const DESTROYED_AFTER = new Set(['timeout', 'oom', 'crash', 'reply-too-large', 'protocol']);
+
+/** Why a message is not the reply to request `id` (see runtime/server.py), or undefined if it is. */
+function replyProblem(reply: Message, id: string): string | undefined {
+  if (reply.id !== id) return 'id' in reply ? 'sent a reply with another request\'s id' : 'sent a reply without its request\'s id';
+  if ('result' in reply || reply.error === 'exception' || reply.error === 'bad-result') return undefined;
+  return 'sent a reply with neither a result nor an error';
 }
 
 /** Waits for promise, but no longer than ms (and leaves no timer behind to hold the process). */

@@ -31,6 +31,8 @@ export interface Sandbox {
   readonly timings: CreateTimings;
   /** How it was made, for logs and studies: "lean" (spawned), "zygote:<packages>" (forked), "docker". */
   readonly origin: string;
+  /** False once it is being destroyed: by its owner, or by the engine when its runtime broke the reply protocol, even while idle. */
+  readonly alive: boolean;
   /** Runs f(event) once; rejects with a SandboxError saying which kind of failure. */
   invoke(event: unknown, timeoutMs: number): Promise<unknown>;
   /** Freezes every process of the sandbox (cgroup freezer). */

@@ -11,7 +11,7 @@ import { CAPABILITIES, constants, spawn, watchExit, type ExitResult, type SpawnO
 import { requireBase } from './baseRootfs.js';
 import { CgroupPool, chooseHierarchy, type PooledCgroup } from './cgroupPool.js';
 import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
-import { Channel } from './channel.js';
+import { Channel, ChannelError, DEFAULT_MAX_REPLY_BYTES } from './channel.js';
 import { deathErrorOf, packagePaths, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER, sandboxEnv, waitAtMost } from './runtimeSandbox.js';
 import { makeDevices } from './devices.js';
 import { EngineSetupError, SandboxError } from './errors.js';
@@ -40,6 +40,8 @@ export interface SockEngineOptions {
   startTimeoutMs?: number;
   /** Protections to turn off, for measuring what each costs (bench:isolation) and nothing else. */
   isolation?: Partial<Isolation>;
+  /** The longest line a sandbox or zygote may send; past it, it is destroyed. */
+  maxReplyBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -104,6 +106,9 @@ export class SockEngine implements SandboxBackend {
     private readonly dev: string | undefined,
     /** Ready network namespaces for lean sandboxes (isolation.network). */
     readonly netns: NetnsPool | undefined,
+    readonly maxReplyBytes: number,
+    /** Where a sandbox or zygote destroyed for what it did while idle says why. */
+    readonly log: (line: string) => void,
   ) {}
 
   /**
@@ -137,7 +142,7 @@ export class SockEngine implements SandboxBackend {
         await pool.destroy(KILL_TIMEOUT_MS);
         throw e;
       }
-      return new SockEngine(state, base, pool, limits, options.capacity, options.startTimeoutMs ?? 30_000, isolation, dev, netns);
+      return new SockEngine(state, base, pool, limits, options.capacity, options.startTimeoutMs ?? 30_000, isolation, dev, netns, options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES, log);
     } catch (e) {
       state.release();
       throw e;
@@ -179,26 +184,34 @@ export class SockEngine implements SandboxBackend {
    */
   async startZygote(packages: Record<string, string>, imports: string[], parent?: Zygote): Promise<Zygote> {
     const c = await this.prepare('zy', { code: '', packages }, this.isolation.userns ? ZYGOTE_HOST_ID : 0);
-    const { listening, accepted } = Channel.listen(path.join(c.scratch, 'worker.sock'), AbortSignal.timeout(this.startTimeoutMs));
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error(`it did not say it was ready within ${this.startTimeoutMs} ms`)), this.startTimeoutMs);
+    const { listening, accepted } = Channel.listen(path.join(c.scratch, 'worker.sock'), abort.signal, this.maxReplyBytes);
     let reaper: number | undefined;
     const fail = async (e: unknown): Promise<never> => {
       if (reaper !== undefined) process.kill(reaper, 'SIGKILL');
       await this.pool.give(c.cgroup, KILL_TIMEOUT_MS).catch(() => {});
       unstitch(c.dir);
-      throw new SandboxError('sandbox', `starting zygote ${c.id} (${Object.keys(packages).join('+') || 'root'}) failed: ${(e as Error).message}`);
+      const why = e instanceof ChannelError ? `it ${e.message}` : (e as Error).message;
+      throw new SandboxError('sandbox', `starting zygote ${c.id} (${Object.keys(packages).join('+') || 'root'}) failed: ${why}`);
     };
     try {
       await listening;
       if (parent) await parent.fork('zygote', c, packagePaths(packages), imports);
       else reaper = spawn(this.rootZygoteSpawn(c, packages));
       const channel = await accepted;
-      const hello = await channel.next();
+      const hello = await channel.hello(abort.signal);
+      // A line after the hello in the same read has broken the channel by now.
+      if (channel.broken) throw channel.broken;
       if (hello.fatal) throw new Error(`${String(hello.type)}: ${String(hello.message)}`);
+      if (hello.ready !== true || typeof hello.modules !== 'number') throw new Error(`its first message was ${JSON.stringify(hello).slice(0, 100)}, not its hello`);
       const zygote = new Zygote(c, Object.keys(packages).sort(), channel.peerPid(), channel, Number(hello.modules), parent, reaper, this);
       this.zygotes.add(zygote);
       return zygote;
     } catch (e) {
       return fail(e);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -280,7 +293,7 @@ export class SockEngine implements SandboxBackend {
     const c = await this.prepare('sb', spec, SANDBOX_USER.uid);
     const t1 = performance.now();
     const abort = new AbortController();
-    const { listening, accepted } = Channel.listen(path.join(c.scratch, 'worker.sock'), abort.signal);
+    const { listening, accepted } = Channel.listen(path.join(c.scratch, 'worker.sock'), abort.signal, this.maxReplyBytes);
     let started;
     try {
       await listening;
@@ -312,6 +325,7 @@ export class SockEngine implements SandboxBackend {
       limits: this.limits,
       isolation: this.isolation,
       networkNamespaces: this.netns?.status() ?? 'off',
+      maxReplyBytes: this.maxReplyBytes,
       stateDir: this.state.root,
       base: this.base,
     };
@@ -367,7 +381,7 @@ class SockSandbox extends RuntimeSandbox {
 
   /** pid: known at once for a spawned first process (our child, reaped here); for a zygote's fork, learned from its connection. */
   constructor(c: Container, pid: number | Promise<number>, ourChild: boolean, private readonly engine: SockEngine, private readonly outbound?: Outbound) {
-    super(c.id);
+    super(c.id, engine.log);
     this.cgroup = c.cgroup;
     this.dir = c.dir;
     this.scratch = c.scratch;

@@ -25,6 +25,8 @@ const STATUS_OF: Record<FailureKind, number> = {
   'bad-result': 500,
   oom: 500,
   crash: 502,
+  'reply-too-large': 502,
+  protocol: 502,
   timeout: 504,
   sandbox: 500,
 };

@@ -1,11 +1,14 @@
 // A zygote as the engine sees it: a Python process in a lean container of its own that has
 // imported a set of packages and forks handler instances (and child zygotes) on request. The
 // protocol and why the fork happens as it does are in runtime/zygote.py; this side opens the
-// new container's descriptors, sends them, and waits for the answer. Which zygotes exist and
-// which one serves a handler is the import cache's business (importCache.ts), not this file's.
+// new container's descriptors, sends them, and waits for the answer. A zygote runs the code of
+// the packages it imported, so its channel is held to what a sandbox's is (channel.ts): a line
+// too long, garbage, an answer to another fork or a line unasked makes the zygote gone, and it
+// is destroyed. Which zygotes exist and which one serves a handler is the import cache's
+// business (importCache.ts), not this file's.
 import fs from 'node:fs';
 import { openTree, watchExit } from '../native/index.js';
-import type { Channel } from './channel.js';
+import type { Channel, ChannelError } from './channel.js';
 import type { Container, SockEngine } from './sockEngine.js';
 
 /** A fork takes about a millisecond; one that takes this long is a zygote stuck in something. */
@@ -55,6 +58,7 @@ export class Zygote {
     // that is once every fork below it has; a child zygote's, once it has.
     this.exitWatch = reaper === undefined ? died : Promise.all([died, watchExit(reaper).then(() => { this.reaperAlive = false; })]);
     this.exitWatch.then(() => this.destroy()).catch(() => {});
+    channel.onViolation((e, unasked) => this.violated(e, unasked));
   }
 
   get isAlive(): boolean {
@@ -74,26 +78,28 @@ export class Zygote {
   private async forkNow(kind: 'handler' | 'zygote', c: Container, paths: string[], imports: string[]): Promise<void> {
     if (!this.alive) throw new ZygoteGoneError(`zygote ${this.describe()} has ended`);
     const fds: number[] = [];
+    let reply: Promise<Record<string, unknown>>;
     try {
       // In its own user and mount namespaces a zygote gets a detached copy of the root's mounts:
       // `..` from a plain directory descriptor would climb the host's mount tree to its root.
       fds.push(this.engine.isolation.userns ? openTree(c.root) : fs.openSync(c.root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY));
       for (const file of c.cgroup.procsFiles) fds.push(fs.openSync(file, fs.constants.O_WRONLY));
-      try {
-        this.channel.sendWithFds({ fork: kind, id: c.id, paths, imports }, fds);
-      } catch (e) {
-        throw new ZygoteGoneError(`zygote ${this.describe()}: ${(e as Error).message}`);
-      }
+      // The container's id names the fork, and the answer must name it back; an error carries no id.
+      reply = this.channel.request({ fork: kind, id: c.id, paths, imports }, (r) => forkAnswerProblem(r, c.id), fds);
     } finally {
       for (const fd of fds) fs.closeSync(fd);
     }
     let timer: NodeJS.Timeout | undefined;
     const answer = await Promise.race([
-      this.channel.next().catch((e: Error) => {
-        throw new ZygoteGoneError(`zygote ${this.describe()}: ${e.message}`);
+      reply.catch((e: ChannelError) => {
+        throw new ZygoteGoneError(`zygote ${this.describe()} ${e.message}`);
       }),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new ZygoteGoneError(`zygote ${this.describe()} did not answer a fork within ${FORK_TIMEOUT_MS} ms`)), FORK_TIMEOUT_MS);
+        timer = setTimeout(() => {
+          reject(new ZygoteGoneError(`zygote ${this.describe()} did not answer a fork within ${FORK_TIMEOUT_MS} ms; it was destroyed`));
+          // Its channel still waits on this fork, and a zygote stuck this long is not given the next: it goes now.
+          this.destroy().catch(() => {});
+        }, FORK_TIMEOUT_MS);
       }),
     ]).finally(() => clearTimeout(timer));
     if (typeof answer.error === 'string') throw new Error(`zygote ${this.describe()} could not fork: ${answer.error}`);
@@ -138,6 +144,12 @@ export class Zygote {
     }
   }
 
+  /** It broke the fork protocol: a fork outstanding fails (ZygoteGoneError, see forkNow), and it goes at once. */
+  private violated(e: ChannelError, unasked: boolean): void {
+    if (unasked) this.engine.log(`zygote ${this.describe()} ${e.message}; it was destroyed`);
+    this.destroy().catch((err) => this.engine.log(`destroying zygote ${this.describe()}: ${(err as Error).message}`));
+  }
+
   describe(): string {
     return `${this.id} (${this.key || 'root'})`;
   }
@@ -159,4 +171,10 @@ export class Zygote {
     })();
     return this.destroying;
   }
+}
+
+/** Why a message is not the zygote's answer to the fork of `id` (see runtime/zygote.py), or undefined if it is. */
+function forkAnswerProblem(answer: Record<string, unknown>, id: string): string | undefined {
+  if ('forked' in answer) return answer.forked === id ? undefined : 'answered another fork';
+  return typeof answer.error === 'string' ? undefined : 'answered a fork with neither "forked" nor "error"';
 }

@@ -4,14 +4,19 @@ It loads f(event) from <handler dir>/f.py, dials the worker's Unix socket in the
 scratch directory (the worker listens, so it learns the sandbox is ready without polling), says
 whether the handler loaded, then answers one request per line:
 
-    worker -> sandbox   {"event": <any JSON>}
-    sandbox -> worker   {"result": <any JSON>}
-                      | {"error": "exception" | "bad-result", "type": ..., "message": ..., "traceback": ...}
+    worker -> sandbox   {"id": <request id>, "event": <any JSON>}
+    sandbox -> worker   {"id": <the same id>, "result": <any JSON>}
+                      | {"id": <the same id>, "error": "exception" | "bad-result", "type": ..., "message": ..., "traceback": ...}
 
-and, once, right after connecting:
+and, once, right after connecting (no id):
 
     sandbox -> worker   {"ready": true, "pid": <pid in the sandbox>}
                       | {"fatal": "bad-handler", "type": ..., "message": ..., "traceback": ...}
+
+The id is random, made by the worker for each request. The handler shares this process and
+may write to the socket itself; the worker takes a line with another id, a line sent while no
+request is outstanding, garbage, or a line longer than its limit as a broken sandbox and
+destroys it, so nothing a handler writes can pass for the answer to a later request.
 
 A zygote (zygote.py) imports packages first and forks; each forked child then calls run()
 for its own handler.
@@ -85,17 +90,19 @@ def failure(kind, e):
     return {"error": kind, "type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}
 
 
-def answer(handler, event):
-    """The reply to one event, as a line of JSON."""
+def answer(handler, request):
+    """The reply to one request, as a line of JSON carrying the request's id."""
+    request_id = request["id"]
     # BaseException: a handler calling sys.exit() is a failed invocation, not a dead sandbox.
     try:
-        result = handler(event)
+        result = handler(request["event"])
     except BaseException as e:  # noqa: B036
-        return encode(failure("exception", e))
+        return encode(dict(failure("exception", e), id=request_id))
     try:
-        return '{"result": ' + encode(result) + "}"
+        # The id is the worker's string: escaping it is all its encoding takes.
+        return '{"id": ' + _json.encode_basestring_ascii(request_id) + ', "result": ' + encode(result) + "}"
     except (TypeError, ValueError, RecursionError) as e:
-        return encode(failure("bad-result", e))
+        return encode(dict(failure("bad-result", e), id=request_id))
 
 
 def send(conn, line):
@@ -103,20 +110,28 @@ def send(conn, line):
 
 
 def lines(conn):
-    buffer = b""
+    """Each line the worker sends, decoded. Only the bytes just received are searched for the
+    newline and a line is joined once, when it ends, so a long request costs linear time."""
+    parts = []
     while True:
         chunk = conn.recv(65536)
         if not chunk:
             return
-        buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            yield line.decode()
+        start = 0
+        end = chunk.find(b"\n")
+        while end >= 0:
+            parts.append(chunk[start:end])
+            yield b"".join(parts).decode()
+            parts = []
+            start = end + 1
+            end = chunk.find(b"\n", start)
+        if start < len(chunk):
+            parts.append(chunk[start:])
 
 
 def serve(conn, handler):
     for line in lines(conn):
-        send(conn, answer(handler, decode(line)["event"]))
+        send(conn, answer(handler, decode(line)))
 
 
 def run(socket_path, code_dir):
