@@ -176,5 +176,6 @@ export class Zygote {
 /** Why a message is not the zygote's answer to the fork of `id` (see runtime/zygote.py), or undefined if it is. */
 function forkAnswerProblem(answer: Record<string, unknown>, id: string): string | undefined {
   if ('forked' in answer) return answer.forked === id ? undefined : 'answered another fork';
-  return typeof answer.error === 'string' ? undefined : 'answered a fork with neither "forked" nor "error"';
+  if (typeof answer.error !== 'string') return 'answered a fork with neither "forked" nor "error"';
+  return answer.id === id ? undefined : 'answered another fork';
 }

@@ -13,7 +13,7 @@ answers fork requests, one at a time:
     worker -> zygote   {"fork": "handler" | "zygote", "id": <name>, "paths": [sys.path entries],
                         "imports": [modules, zygote only]}
                        with SCM_RIGHTS: [root directory, cgroup.procs of each hierarchy]
-    zygote -> worker   {"forked": <id>} | {"error": <why>}
+    zygote -> worker   {"forked": <id>} | {"error": <why>, "id": <id>}
 
 The descriptors are the new container, made by the engine: its stitched root and its cgroup
 from the pool. For a handler instance the zygote first unshares its PID namespace, which
@@ -260,7 +260,7 @@ def read_verdict(fd):
 def answer(request, said):
     if said == "ok":
         return {"forked": request["id"]}
-    return {"error": said or "the child ended before it entered its container"}
+    return {"error": said or "the child ended before it entered its container", "id": request["id"]}
 
 
 class Spare:
@@ -317,7 +317,7 @@ def fork(conn, request, fds):
     if become is None or len(fds) < 1:
         for fd in fds:
             os.close(fd)
-        return {"error": f"bad fork request: {request!r} with {len(fds)} descriptors"}
+        return {"error": f"bad fork request: {request!r} with {len(fds)} descriptors", "id": request.get("id")}
     if become is become_handler:
         spare, _spare = _spare or Spare(conn), None
         return answer(request, spare.start(request, fds))
