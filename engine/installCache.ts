@@ -10,9 +10,15 @@
 // A package is installed into a .partial-* directory and renamed into place only once complete,
 // so a directory without package.json is never used: open() removes it, and removes the
 // .partial-* directories that a process no longer running left behind.
+//
+// Providers run their tools in the install sandbox (installers/installSandbox.ts), as the
+// install user, who may write only in the .partial-* directory; once the tools are done (and
+// every process they started is dead), the whole directory is made root's again before the
+// marker is written.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { makeRootOwned } from './installers/installSandbox.js';
 import { normalizePypiName } from './packageNames.js';
 import { isAlive, selfIdentity } from './processIdentity.js';
 import { removeTree } from './stateDir.js';
@@ -105,6 +111,8 @@ const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).t
 export class InstallCache {
   private readonly installed = new Map<string, InstalledPackage>();
   private readonly inFlight = new Map<string, { line: string; done: Promise<InstalledPackage> }>();
+  /** Aborted by close(): kills the tools of every install in flight. */
+  private readonly closing = new AbortController();
   private installs = 0;
   private failures = 0;
 
@@ -183,7 +191,8 @@ export class InstallCache {
       fs.mkdirSync(partial);
       // Sandboxes run as nobody: the package directory must be searchable whatever the umask.
       fs.chmodSync(partial, 0o755);
-      const measured = await this.provider.install(r, partial);
+      const measured = await this.provider.install(r, partial, this.closing.signal);
+      makeRootOwned(partial);
       const marker: Marker = {
         name: r.name, requirement: r.line, provider: this.provider.name, version: measured.version,
         downloadMs: measured.downloadMs, installMs: measured.installMs, bytes: treeBytes(partial), installedAt: new Date().toISOString(),
@@ -202,6 +211,12 @@ export class InstallCache {
       this.log(`install cache: ${error.message}`);
       throw error;
     }
+  }
+
+  /** Kills the installs in flight and waits for them to fail; installs asked for afterwards fail at once. */
+  async close(): Promise<void> {
+    this.closing.abort(new Error('the install cache was closed (the worker is shutting down)'));
+    await Promise.allSettled([...this.inFlight.values()].map((f) => f.done));
   }
 
   status(): { provider: string; dir: string; packages: number; installs: number; failures: number; installing: string[]; bytes: number } {

@@ -78,13 +78,15 @@ export class Worker {
     });
   }
 
-  /** Stops taking requests, refuses the queued ones, destroys every sandbox and releases the engine. */
+  /** Stops taking requests, refuses the queued ones, kills the installs in flight, destroys every sandbox and releases the engine. */
   async close(): Promise<void> {
     this.closing = true;
     this.slots.refuseWaiting(new HttpError(503, 'shutdown', 'the worker is shutting down'));
     const closed = new Promise((resolve) => this.server.close(resolve));
     this.server.closeIdleConnections();
     await this.options.handlerCache?.close();
+    // Before the engine releases the state directory, whose install-work they write in.
+    await this.options.installCache?.close();
     await this.options.backend.shutdown();
     await Promise.allSettled([...this.inFlight]);
     this.server.closeAllConnections();
@@ -181,6 +183,7 @@ export class Worker {
     try {
       return Object.fromEntries((await cache.ensure(requirements)).map((p) => [p.name, p.dir]));
     } catch (e) {
+      if (this.closing) throw new HttpError(503, 'shutdown', 'the worker is shutting down');
       if (e instanceof InstallError) throw new HttpError(500, 'install', `lambda '${name}': ${e.message}`);
       throw e;
     }

@@ -140,6 +140,14 @@ export type SpawnStep =
    * or 'seccomp'.
    */
   | { op: 'seccomp'; filter: Buffer }
+  /**
+   * Forks: the process stays behind with its credentials and no descriptors, reaps every
+   * child it gets, and exits with the status of the child that carries on with the next
+   * steps (128 + N if signal N killed it); that child dies with it. As PID 1 of a new PID
+   * namespace, ahead of a dropPrivileges, no process of the dropped uid can ptrace or signal
+   * it, and its end kills the whole namespace. spawn() then returns the reaper's pid.
+   */
+  | { op: 'reaper' }
   /** execve; the program gets fds 0-2 only. */
   | { op: 'exec'; argv: string[]; env?: string[] }
   | { op: 'hold' };

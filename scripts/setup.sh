@@ -18,6 +18,9 @@ declare -A NEED=(
   [libseccomp-dev]=/usr/include/seccomp.h
   [python3]=/usr/bin/python3
   [python3-pip]=/usr/lib/python3/dist-packages/pip
+  # pip's sdist builds use the host's setuptools and wheel: the install step has no network.
+  [python3-setuptools]=/usr/lib/python3/dist-packages/setuptools
+  [python3-wheel]=/usr/lib/python3/dist-packages/wheel
   [iproute2]=/usr/sbin/ip
   [util-linux]=/usr/bin/nsenter
   [bpftrace]=/usr/bin/bpftrace

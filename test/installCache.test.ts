@@ -10,7 +10,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cacheKey, InstallCache, InstallError, parseRequirement } from '../engine/installCache.js';
 import { DebianProvider, satisfies } from '../engine/installers/debian.js';
-import { ROOT_ENV, withPackageRoot } from '../engine/installers/packageRoot.js';
+import { InstallWork } from '../engine/installers/installSandbox.js';
+import { ROOT_ENV } from '../engine/installers/packageRoot.js';
 import { PipProvider } from '../engine/installers/pip.js';
 import { readMounts } from '../engine/mountinfo.js';
 import { selfIdentity } from '../engine/processIdentity.js';
@@ -30,14 +31,17 @@ function pipSetup(): { scratch: string; wheelhouse: string; cache: InstallCache;
   return { scratch, wheelhouse, cache: InstallCache.open(path.join(scratch, 'packages'), provider, (l) => lines.push(l)), lines };
 }
 
-/** What the base's python3 prints running code with the packages at /packages/<name>, as a sandbox has them. */
+/** What the base's python3 prints running code with the packages at /packages/<name>, read-only, as a sandbox has them (unprivileged, in the install sandbox). */
 async function inBase(scratch: string, packages: Record<string, string>, code: string): Promise<string> {
   const names = Object.keys(packages);
   const env = { ...ROOT_ENV, PYTHONPATH: names.map((n) => `/packages/${n}/python`).join(':'), LD_LIBRARY_PATH: names.map((n) => `/packages/${n}/lib`).join(':') };
-  return withPackageRoot(BASE, path.join(scratch, 'check'), packages, false, async (root) => {
-    const { stdout } = await run('/usr/sbin/chroot', [root, '/usr/bin/python3', '-B', '-c', code], { env });
-    return stdout.trim();
-  });
+  const work = InstallWork.create(path.join(scratch, 'check'), 'check');
+  try {
+    const out = await work.inBase(BASE, packages, false, { argv: ['/usr/bin/python3', '-B', '-c', code], env: Object.entries(env).map(([k, v]) => `${k}=${v}`) });
+    return out.trim();
+  } finally {
+    work.remove();
+  }
 }
 
 function mountsIn(dir: string): string[] {

@@ -282,6 +282,32 @@ test('spawn: a child that dropped privileges still dies with its parent', async 
   assert.not.ok(survived, 'the holder outlived the process that spawned it');
 });
 
+test('spawn: a reaper is PID 1, root, without descriptors; it exits with the status of the child that carries on (128 + a signal), ending the namespace', async () => {
+  const pidNamespace = (pid: number | string) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/ns/pid`);
+    } catch {
+      return undefined; // gone meanwhile
+    }
+  };
+  const steps = (script: string) => [{ op: 'reaper' as const }, { op: 'dropPrivileges' as const, uid: 65534, gid: 65534 }, { op: 'exec' as const, argv: ['/bin/sh', '-c', script] }];
+  // The child leaves a daemon behind (its own session, its output away from ours).
+  const reaper = spawn({ cloneFlags: constants.CLONE_NEWPID, steps: steps('setsid sleep 600 </dev/null >/dev/null 2>&1 & sleep 0.5; exit 7') });
+  const ns = pidNamespace(reaper)!;
+  const status = fs.readFileSync(`/proc/${reaper}/status`, 'utf8');
+  assert.match(status, /^NSpid:\s+\d+\s+1$/m);
+  assert.match(status, /^Uid:\s+0\s/m);
+  const deadline = Date.now() + 1000;
+  while (fs.readdirSync(`/proc/${reaper}/fd`).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(fs.readdirSync(`/proc/${reaper}/fd`), [], 'Node\'s descriptors, copied by the fork, are closed');
+  assert.equal(await within(5000, watchExit(reaper), 'watchExit'), { exitCode: 7, signal: null });
+  const left = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && pidNamespace(p) === ns);
+  assert.equal(left, [], 'the daemon died with the namespace');
+
+  const killed = spawn({ cloneFlags: constants.CLONE_NEWPID, steps: steps('kill -9 $$') });
+  assert.equal(await within(5000, watchExit(killed), 'watchExit'), { exitCode: 128 + 9, signal: null });
+});
+
 test('spawn: exec passes fds 0-2 only, even ones the parent holds without close-on-exec', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-fds-'));
   const out = path.join(dir, 'fds');

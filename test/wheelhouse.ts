@@ -1,5 +1,6 @@
 // Wheels built by hand for the tests (no network, no build backend): a package's files and
-// dist-info's METADATA, WHEEL and RECORD, zipped.
+// dist-info's METADATA, WHEEL and RECORD, zipped. And sdists: a setup.py of the test's own (pip
+// builds them with the host's setuptools), PKG-INFO and the package, tarred.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 
@@ -36,4 +37,29 @@ function build(wheelhouse: string, name: string, version: string, requires: stri
   const env = init === undefined ? process.env : { ...process.env, SOCK_WHEEL_INIT: init };
   const made = spawnSync('python3', ['-c', MAKE_WHEEL, wheelhouse, name, version, ...requires], { encoding: 'utf8', env });
   if (made.status !== 0) throw new Error(`building the wheel ${name}: ${made.stderr}`);
+}
+
+const MAKE_SDIST = `
+import io, sys, tarfile
+out, name, version, setup_py = sys.argv[1:]
+top = f'{name}-{version}'
+files = {
+    f'{top}/PKG-INFO': f'Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n',
+    f'{top}/setup.py': setup_py,
+    f'{top}/{name}/__init__.py': f'VERSION = {version!r}\\n',
+}
+with tarfile.open(f'{out}/{top}.tar.gz', 'w:gz') as t:
+    for p, text in files.items():
+        data = text.encode()
+        info = tarfile.TarInfo(p)
+        info.size = len(data)
+        info.mode = 0o644
+        t.addfile(info, io.BytesIO(data))
+`;
+
+/** <dir>/<name>-<version>.tar.gz: an sdist whose setup.py is setupPy (which must call setuptools.setup with that name and version). */
+export function sdist(dir: string, name: string, version: string, setupPy: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const made = spawnSync('python3', ['-c', MAKE_SDIST, dir, name, version, setupPy], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`building the sdist ${name}: ${made.stderr}`);
 }

@@ -70,6 +70,8 @@ const pip = suite('worker with caches: pip from a wheelhouse');
 
 pip('pip installs from --pip-find-links; a failed install is retried cleanly once its dependency appears', async () => {
   const wheels = path.join(fs.mkdtempSync('/tmp/sb-test-wheels-'));
+  // pip runs as the install user, who must be able to read the wheels (mkdtemp makes 0700).
+  fs.chmodSync(wheels, 0o755);
   wheel(wheels, 'sbdemo', '1.2');
   wheel(wheels, 'sbneeds', '0.1', 'sbdep');
   const p = await startWorker({ caches: true, args: ['--installer', 'pip', '--pip-find-links', wheels] });

@@ -3,6 +3,10 @@
 // for the install cache and byte-compiled with the base's python3. Debian ships one version of
 // each package per release: a requirement's version specifier is checked against it, and one it
 // does not satisfy is refused (naming the version Debian has), never silently replaced.
+//
+// dpkg-deb and python3 run in the install sandbox (installSandbox.ts), with no network. apt's
+// resolution (reading the host's package lists) and the downloads (Node's fetch, checked
+// against apt's sizes) stay as root in the worker: no code of a package runs in either.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,7 +14,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { InstallProvider, ParsedRequirement } from '../installCache.js';
 import { debianPackageOf } from '../packageNames.js';
-import { DEFAULT_STATE_DIR, removeTree } from '../stateDir.js';
+import { DEFAULT_STATE_DIR } from '../stateDir.js';
+import { giveToInstallUser, InstallWork, ToolFailed } from './installSandbox.js';
 import { byteCompile } from './packageRoot.js';
 
 const run = promisify(execFile);
@@ -152,7 +157,7 @@ function versionOf(debian: string, debs: Deb[]): string {
 export interface DebianOptions {
   /** The base root file system sandboxes run on [default /var/lib/sockbench/base]. */
   base?: string;
-  /** Where temporary files go (downloads, the byte-compiling root); each install's are removed after it [default: the OS's temporary directory]. */
+  /** Where each install's directory goes (downloads, the sandbox's roots), removed after it [default: the OS's temporary directory]. */
   workDir?: string;
 }
 
@@ -168,15 +173,14 @@ export class DebianProvider implements InstallProvider {
 
   async install(requirement: ParsedRequirement, into: string, signal?: AbortSignal): Promise<{ version: string; downloadMs: number; installMs: number }> {
     const debian = debianPackageOf(requirement.name);
-    fs.mkdirSync(this.workDir, { recursive: true });
-    const work = fs.mkdtempSync(path.join(this.workDir, `debian-${requirement.name}-`));
+    const work = InstallWork.create(this.workDir, `debian-${requirement.name}`);
     try {
-      const debs = await resolveDebs(debian, this.base, path.join(work, 'apt'), signal);
+      const debs = await resolveDebs(debian, this.base, path.join(work.dir, 'apt'), signal);
       const version = versionOf(debian, debs);
       if (requirement.specifier && !satisfies(upstreamNumbers(version), requirement.specifier)) {
         throw new Error(`Debian's ${debian} is ${version || 'already in the base, at a version not checked'}, which is not ${requirement.specifier}; the Debian provider installs only the version Debian ships (--installer pip installs others)`);
       }
-      const debsDir = path.join(work, 'debs');
+      const debsDir = path.join(work.work, 'debs');
       fs.mkdirSync(debsDir);
       let t0 = performance.now();
       await download(debs, debsDir, signal);
@@ -184,7 +188,8 @@ export class DebianProvider implements InstallProvider {
       t0 = performance.now();
       const root = path.join(into, 'root');
       fs.mkdirSync(root);
-      for (const deb of debs) await run('dpkg-deb', ['-x', path.join(debsDir, deb.file), root], { signal });
+      giveToInstallUser(root);
+      for (const deb of debs) await unpack(work, deb.file, root, signal);
       mergeUsr(root, this.base);
       // Made even when the base already has everything (no .debs), so python/ always resolves.
       fs.mkdirSync(path.join(root, DIST_PACKAGES), { recursive: true });
@@ -193,7 +198,22 @@ export class DebianProvider implements InstallProvider {
       await byteCompile(this.base, work, requirement.name, into, signal);
       return { version, downloadMs, installMs: performance.now() - t0 };
     } finally {
-      removeTree(work);
+      work.remove();
     }
+  }
+}
+
+/** dpkg-deb -x of <work>/debs/<file> into root, in the sandbox. */
+async function unpack(work: InstallWork, file: string, root: string, signal?: AbortSignal): Promise<void> {
+  try {
+    await work.onHost({
+      argv: ['/usr/bin/dpkg-deb', '-x', `/work/debs/${file}`, '/target'],
+      env: ['PATH=/usr/bin:/bin', 'LANG=C.UTF-8'],
+      binds: [{ source: root, target: '/target', writable: true }],
+      signal,
+    });
+  } catch (e) {
+    if (!(e instanceof ToolFailed)) throw e;
+    throw new Error(`dpkg-deb -x ${file} failed: ${e.output.trim().split('\n').pop() || e.message}`);
   }
 }

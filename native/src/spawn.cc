@@ -13,6 +13,14 @@
 // (`seccomp`: the BPF bytes engine/seccomp.ts compiles). glibc's set*id() wrappers signal
 // every thread they believe the process has, and after a raw clone that list is Node's, so
 // the child changes credentials with raw syscalls. `exec` passes only fds 0-2 on.
+//
+// A `reaper` step forks: the process stays behind, holding no descriptor, reaping whatever
+// becomes its child and exiting with the status of the child that goes on with the next
+// steps. Spawned into a new PID namespace it is that namespace's PID 1, still with the
+// credentials it had: processes that drop privileges after it can neither ptrace it (to take
+// away its parent-death signal) nor signal it, and its exit ends every process in the
+// namespace. A reaper never execs, so a spawn that has one copies Node's memory (fork)
+// instead of sharing it until exec.
 #include "spawn.h"
 
 #include <errno.h>
@@ -52,7 +60,7 @@
 namespace sockbench {
 namespace {
 
-enum class Op { Unshare, Setns, Mount, Chroot, Chdir, PivotRoot, Sethostname, Setsid, Write, Redirect, SetIds, DropPrivileges, KeepCapabilities, Seccomp, Exec, Hold };
+enum class Op { Unshare, Setns, Mount, Chroot, Chdir, PivotRoot, Sethostname, Setsid, Write, Redirect, SetIds, DropPrivileges, KeepCapabilities, Seccomp, Reaper, Exec, Hold };
 
 struct Step {
   Op op;
@@ -109,6 +117,7 @@ const char* OpName(Op op) {
     case Op::DropPrivileges: return "dropPrivileges";
     case Op::KeepCapabilities: return "keepCapabilities";
     case Op::Seccomp: return "seccomp";
+    case Op::Reaper: return "fork";
     case Op::Exec: return "execve";
     case Op::Hold: return "hold";
   }
@@ -167,6 +176,7 @@ Step ParseStep(Napi::Env env, Napi::Object o) {
     s.uid = IdField(env, o, "uid");
     s.gid = IdField(env, o, "gid");
   }
+  else if (op == "reaper") s.op = Op::Reaper;
   else if (op == "sethostname") {
     s.op = Op::Sethostname;
     s.data = StringField(o, "name");
@@ -367,6 +377,35 @@ void ChildSeccomp(int fd, int i, const Step& s) {
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) ChildFail(fd, i, errno);
 }
 
+// Forks; returns in the child, which goes on with the next steps and dies with the reaper
+// (fork cleared its parent-death signal). The reaper never returns: it closes every descriptor
+// (Node's, copied by the fork, and the report pipe: the child reports), reaps each child it
+// gets (as PID 1, every orphan of the namespace) and exits with the first child's status,
+// 128 + the signal number if a signal killed it.
+void ChildReaper(int fd, int i, bool dieWithParent, pid_t* expectedParent) {
+  pid_t self = static_cast<pid_t>(syscall(SYS_getpid));
+  long child = syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+  if (child < 0) ChildFail(fd, i, errno);
+  if (child == 0) {
+    *expectedParent = self;
+    if (dieWithParent) {
+      if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(fd, i, errno, kPdeathsig);
+      if (getppid() != self) _exit(127);
+    }
+    return;
+  }
+  if (syscall(SYS_close_range, 0U, ~0U, 0U) != 0) {
+    for (int f = 0; f < 65536; f++) close(f);
+  }
+  for (;;) {
+    int status;
+    pid_t got = waitpid(-1, &status, __WALL);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) _exit(127);
+    if (got == child) _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+  }
+}
+
 // Runs in the child after clone(): only async-signal-safe calls from here on.
 [[noreturn]] void ChildRun(int fd, std::vector<Step>& steps, std::vector<std::vector<char*>>& argvs,
                            std::vector<std::vector<char*>>& envs, bool dieWithParent, pid_t expectedParent,
@@ -414,6 +453,7 @@ void ChildSeccomp(int fd, int i, const Step& s) {
       case Op::DropPrivileges: ChildDropPrivileges(fd, i, s, capLast, dieWithParent, expectedParent); break;
       case Op::KeepCapabilities: ChildKeepCapabilities(fd, i, s, capLast); break;
       case Op::Seccomp: ChildSeccomp(fd, i, s); break;
+      case Op::Reaper: ChildReaper(fd, i, dieWithParent, &expectedParent); break;
       case Op::Exec:
         // Only fds 0-2 go on to the program (ENOSYS before Linux 5.11 is let through).
         syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -528,8 +568,11 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   long pid;
   bool execs = !steps.empty() && steps.back().op == Op::Exec;
-  // The parent must write a new user namespace's maps while the child waits: no CLONE_VFORK then.
-  char* stack = execs && !userns ? ChildStack() : nullptr;
+  // The parent must write a new user namespace's maps while the child waits, and a reaper
+  // forks: no CLONE_VFORK for either.
+  bool reaps = false;
+  for (const Step& s : steps) reaps = reaps || s.op == Op::Reaper;
+  char* stack = execs && !userns && !reaps ? ChildStack() : nullptr;
   if (stack) {
     // A child that ends in exec shares Node's memory until then (CLONE_VM|CLONE_VFORK, as
     // posix_spawn does) instead of copying its page tables: a fork of a 150 MB Node costs
@@ -537,8 +580,8 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     // writes the child makes. This thread waits until the child has exec'd or exited.
     pid = clone(ChildEntry, stack + kChildStackSize, CLONE_VM | CLONE_VFORK | SIGCHLD | cloneFlags, &args);
   } else {
-    // A child that holds never execs (or no stack could be mapped): raw clone with a null
-    // stack has fork semantics.
+    // A child that holds or reaps never execs (or no stack could be mapped): raw clone with
+    // a null stack has fork semantics.
     pid = syscall(SYS_clone, SIGCHLD | cloneFlags, nullptr, nullptr, nullptr, nullptr);
     if (pid == 0) ChildEntry(&args);
   }
