@@ -232,6 +232,8 @@ threading.Thread(target=later, daemon=True).start()
 
 zygotes.before(async () => {
   wheels = fs.mkdtempSync('/tmp/sb-test-wheels-');
+  // pip runs as the install user: the wheel directory must be readable by others.
+  fs.chmodSync(wheels, 0o755);
   wheelWithInit(wheels, 'sbgarbage', '1.0', noisyPackage(1.0, 'os.write(fd, b"garbage from a package\\n")'));
   wheelWithInit(wheels, 'sbflood', '1.0', noisyPackage(0.5, 'flood(fd)'));
   z = await startWorker({ caches: true, args: ['--installer', 'pip', '--pip-find-links', wheels, '--zygote-threshold', '1', '--handler-cache', 'off'] });
