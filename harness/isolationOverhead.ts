@@ -94,7 +94,12 @@ async function main(): Promise<number> {
     yargs(hideBin(process.argv)).scriptName('bench:isolation')
       .usage('$0 [options]\n\nWhat each protection of a SOCK sandbox costs: lean, zygote and warm starts on engines that differ in one protection each, interleaved in one run.'),
     { rounds: 30, warmup: 3, gap: 40, quickRounds: 8, gapWhy: 'a zygote forks its spare child after 20 ms idle, as it would between requests' },
-  ).parseSync();
+  )
+    .option('starts', { type: 'array', string: true, choices: [...STARTS, 'netns'], default: [...STARTS, 'netns'], describe: 'which starts to time (netns: the kernel-level choices behind the network namespace pool)' })
+    .option('variants', { type: 'array', string: true, choices: VARIANTS.map((v) => v.name), default: VARIANTS.map((v) => v.name), describe: 'which engines to start; full is always among them (every cost is relative to it)' })
+    .parseSync();
+  const starts = STARTS.filter((s) => args.starts.includes(s));
+  const variants = VARIANTS.filter((v) => v.name === 'full' || args.variants.includes(v.name));
   const { rounds, warmup } = roundsOf(args, 8);
   if (process.getuid?.() !== 0) throw new PrivilegeError('bench:isolation must run as root (it starts SOCK engines)');
   const base = path.resolve(args.base);
@@ -104,7 +109,7 @@ async function main(): Promise<number> {
   const samples: Sample[] = [];
   const benches: Bench[] = [];
   try {
-    for (const variant of VARIANTS) {
+    for (const variant of starts.length > 0 ? variants : []) {
       const engine = await SockEngine.start({ stateDir: path.join(scratch, variant.name), base, capacity: 2, reserve: 2, isolation: variant.isolation });
       const code = new Registry(registryDir, engine.state.code).lookup('noop')!.code;
       try {
@@ -142,9 +147,11 @@ async function main(): Promise<number> {
     };
     type Task = { variant: string; start: string; run: () => Promise<number> };
     const tasks: Task[] = [
-      ...benches.flatMap((b) => STARTS.map((start) => ({ variant: b.variant.name, start, run: () => measure[start](b) }))),
-      ...NETNS_MODES.map((mode) => ({ variant: 'kernel', start: `netns:${mode}`, run: () => netnsStart(mode) })),
-      { variant: 'kernel', start: 'netns:create', run: netnsCreate },
+      ...benches.flatMap((b) => starts.map((start) => ({ variant: b.variant.name, start, run: () => measure[start](b) }))),
+      ...(args.starts.includes('netns') ? [
+        ...NETNS_MODES.map((mode) => ({ variant: 'kernel', start: `netns:${mode}`, run: () => netnsStart(mode) })),
+        { variant: 'kernel', start: 'netns:create', run: netnsCreate },
+      ] : []),
     ];
     for (let round = 1 - warmup; round <= rounds; round++) {
       if (signals.interrupted) throw new InterruptedError('interrupted: nothing was written');
@@ -177,7 +184,7 @@ async function main(): Promise<number> {
   writeCsv(path.join(dir, 'data.csv'), samples, ['variant', 'start', 'round', 'ms']);
   writeCsv(path.join(dir, 'summary.csv'), summary);
   const environment = await captureEnvironment(process.argv.slice(1));
-  fs.writeFileSync(path.join(dir, 'meta.json'), `${JSON.stringify({ status: 'complete', options: { quick: args.quick }, rounds, warmup, gap_ms: args.gap, base, variants: VARIANTS, summary, environment }, null, 2)}\n`);
+  fs.writeFileSync(path.join(dir, 'meta.json'), `${JSON.stringify({ status: 'complete', options: { quick: args.quick }, rounds, warmup, gap_ms: args.gap, base, variants, starts: args.starts, summary, environment }, null, 2)}\n`);
   const ms = (x: number) => x.toFixed(2);
   const order = (variant: string) => VARIANTS.findIndex((v) => v.name === variant);
   const ci = (s: (typeof summary)[number]) => (Number.isNaN(s.full_over_this) ? '' : `${s.full_over_this.toFixed(3)} [${s.ci_low.toFixed(3)}, ${s.ci_high.toFixed(3)}]`);
