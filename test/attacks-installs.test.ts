@@ -20,6 +20,7 @@ import { INSTALL_USER, InstallWork } from '../engine/installers/installSandbox.j
 import { PipProvider } from '../engine/installers/pip.js';
 import { BASE, engineScratch, lambda, post, removeScratch, startWorker, type RunningWorker } from './sockWorker.js';
 import { sdist, wheel } from './wheelhouse.js';
+import { rejection } from './helpers.js';
 
 const TOKEN = crypto.randomBytes(4).toString('hex');
 /** In the command line of every daemon the hostile packages start, so the test can find them. */
@@ -170,14 +171,6 @@ function pipCache(scratch: string, wheelhouse: string): InstallCache {
   return InstallCache.open(path.join(scratch, 'packages'), new PipProvider({ findLinks: [wheelhouse], noIndex: true, base: BASE, workDir: path.join(scratch, 'work') }));
 }
 
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 test.after(() => removeScratch());
 

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, ChannelError, type Message } from '../engine/channel.js';
+import { rejection } from './helpers.js';
 
 const MAX = 1 << 20;
 
@@ -27,14 +28,6 @@ async function connected(maxLineBytes = MAX): Promise<{ channel: Channel; peer: 
 
 const byId = (id: string) => (r: Message) => (r.id === id ? undefined : 'sent a reply with another request\'s id');
 
-async function rejection(p: Promise<unknown>): Promise<ChannelError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as ChannelError;
-  }
-  throw new Error('it did not reject');
-}
 
 /** Writes each piece as its own write, waiting for the previous to leave (so that they arrive as separate chunks). */
 async function writeApart(peer: net.Socket, pieces: (string | Buffer)[]): Promise<void> {
@@ -59,7 +52,7 @@ c('a line longer than the limit breaks the channel once the limit is passed, not
   const { channel, peer, violations, done } = await connected(4096);
   const reply = channel.request({ id: 'a' }, byId('a'));
   peer.write('x'.repeat(4097));
-  const e = await rejection(reply);
+  const e = await rejection<ChannelError>(reply);
   assert.is(e.kind, 'too-large');
   assert.match(e.message, '4096');
   assert.equal(violations.map(([v, unasked]) => [v.kind, unasked]), [['too-large', false]]);
@@ -95,7 +88,7 @@ c('garbage, a reply the check refuses, and JSON that is not an object each fail 
     const { channel, peer, violations, done } = await connected();
     const reply = channel.request({ id: 'a' }, byId('a'));
     peer.write(line!);
-    const e = await rejection(reply);
+    const e = await rejection<ChannelError>(reply);
     assert.is(e.kind, 'protocol');
     assert.match(e.message, says!);
     assert.is(violations.length, 1);
@@ -110,7 +103,7 @@ c('a byte while no request is outstanding breaks the channel when it arrives, an
   for (let i = 0; i < 100 && violations.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
   assert.equal(violations.map(([v, unasked]) => [v.kind, unasked]), [['protocol', true]]);
   assert.match(violations[0]![0].message, 'while no request was outstanding');
-  const e = await rejection(channel.request({ id: 'later' }, byId('later')));
+  const e = await rejection<ChannelError>(channel.request({ id: 'later' }, byId('later')));
   assert.is(e, violations[0]![0]);
   done();
 });
@@ -129,7 +122,7 @@ c('the socket closing fails the outstanding request as closed, with no violation
   const { channel, peer, violations, done } = await connected();
   const reply = channel.request({ id: 'a' }, byId('a'));
   peer.end();
-  assert.is((await rejection(reply)).kind, 'closed');
+  assert.is((await rejection<ChannelError>(reply)).kind, 'closed');
   assert.equal(violations, []);
   done();
 });
@@ -143,7 +136,7 @@ c('hello: the first line, kept until asked for; an abort first rejects with its 
   const abort = new AbortController();
   const waiting = channel.hello(abort.signal);
   abort.abort(new Error('no hello in time'));
-  assert.match((await rejection(waiting)).message, 'no hello in time');
+  assert.match((await rejection<ChannelError>(waiting)).message, 'no hello in time');
   peer.write('{"ready": true, "pid": 7}\n');
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(await channel.hello(new AbortController().signal), { ready: true, pid: 7 });

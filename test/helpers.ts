@@ -43,3 +43,13 @@ export function refusesBadInput(experiment: string, cases: [flags: string[], men
     });
   }
 }
+
+/** What promise p rejected with; throws if it resolved. */
+export async function rejection<E extends Error = Error>(p: Promise<unknown>): Promise<E> {
+  try {
+    await p;
+  } catch (e) {
+    return e as E;
+  }
+  throw new Error('expected a rejection');
+}

@@ -17,6 +17,7 @@ import { readMounts } from '../engine/mountinfo.js';
 import { selfIdentity } from '../engine/processIdentity.js';
 import { BASE, engineScratch, removeScratch } from './sockWorker.js';
 import { wheel } from './wheelhouse.js';
+import { rejection } from './helpers.js';
 
 const run = promisify(execFile);
 
@@ -58,14 +59,6 @@ function newScratch(): string {
 /** Entries of the cache's provider directory. */
 const entries = (scratch: string, provider: string) => fs.readdirSync(path.join(scratch, 'packages', provider)).sort();
 
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 test.after(() => removeScratch());
 
