@@ -172,6 +172,9 @@ export class SockEngine implements SandboxBackend {
 
   /** A sandbox forked from a zygote that has imported some of spec's packages, and moved into a new container. */
   createFrom(zygote: Zygote, spec: SandboxSpec): Promise<Sandbox> {
+    // A fork's network namespace is made in its zygote's user namespace, where slirp4netns is not
+    // set up: outbound network comes with a lean start (the import cache sends such lambdas there).
+    if (spec.network === 'outbound') return Promise.reject(new SandboxError('sandbox', 'outbound network is given to lean starts only, not to zygote forks'));
     return this.make(spec, `zygote:${zygote.key || 'root'}`, async (c) => {
       await zygote.fork('handler', c, packagePaths(spec.packages));
       return { forked: true };
