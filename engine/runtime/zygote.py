@@ -1,10 +1,13 @@
 """A zygote: a Python process that has imported a set of packages and forks handler instances.
 
-The engine starts the first one as `python3 -B /sock/zygote.py /host/worker.sock` in a lean
-container of its own, as root with only CAP_SYS_ADMIN, CAP_SYS_CHROOT, CAP_SETUID, CAP_SETGID
-and CAP_SETPCAP, and no_new_privs. Being PID 1 of that container's PID namespace, it forks the
-root zygote (no packages) and stays behind as the namespace's reaper: every handler instance
-and zygote lives below it, so a zygote that dies takes none of its forks with it.
+The engine starts the first one as `python3 -B /sock/zygote.py /host/worker.sock <config>` in a
+lean container of its own, in a user namespace of its own (its uid 0 is an unprivileged host
+uid) that owns its mount, PID, IPC, UTS and network namespaces, pivoted into its root, as that
+namespace's root with only CAP_SYS_ADMIN, CAP_SYS_CHROOT, CAP_NET_ADMIN, CAP_SETUID, CAP_SETGID
+and CAP_SETPCAP, no_new_privs and the zygote seccomp filter. Being PID 1 of that container's PID
+namespace, it forks the root zygote (no packages) and stays behind as the namespace's reaper:
+every handler instance and zygote lives below it, so a zygote that dies takes none of its forks
+with it. <config> is JSON: see _config.
 
 Each zygote dials the worker's socket in its scratch directory (/host), imports its packages,
 says {"ready": true, "pid": ..., "modules": <loaded>} (or {"fatal": "bad-package", ...}), then
@@ -12,28 +15,33 @@ answers fork requests, one at a time:
 
     worker -> zygote   {"fork": "handler" | "zygote", "id": <name>, "paths": [sys.path entries],
                         "imports": [modules, zygote only]}
-                       with SCM_RIGHTS: [root directory, cgroup.procs of each hierarchy]
+                       with SCM_RIGHTS: [root, cgroup.procs of each hierarchy]
     zygote -> worker   {"forked": <id>} | {"error": <why>, "id": <id>}
 
-The descriptors are the new container, made by the engine: its stitched root and its cgroup
-from the pool. For a handler instance the zygote first unshares its PID namespace, which
-moves only its *next child*, forks, and at once goes back to its own namespace for the
-children after (setns to the /proc/self/ns/pid it opened at start): the child is PID 1 of a
-namespace of its own, nested in the zygote's, with one fork instead of the two a child that
-unshared itself would need. The child joins the cgroup first (so everything it allocates from
-then on is charged there), enters the root with fchdir + chroot, unshares IPC and UTS, mounts
-its /proc, names its host, drops to nobody with no capabilities, writes "ok" to the zygote
-(which then answers "forked"), closes all but stdio and runs the runtime of
-server.py: it dials /host/worker.sock of its own root, where the engine waits. The engine
-learns its pid from that connection (SO_PEERCRED), not from the zygote. When the zygote dies
-its forks are reparented to the reaper.
+The descriptors are the new container, made by the engine: its stitched root (a detached copy
+of its mounts, from open_tree, or with "tree" off a directory) and its cgroup from the pool.
+For a handler instance the zygote first unshares its PID namespace, which moves only its *next
+child*, forks, and at once goes back to its own namespace for the children after (setns to the
+/proc/self/ns/pid it opened at start): the child is PID 1 of a namespace of its own, nested in
+the zygote's, with one fork instead of the two a child that unshared itself would need. The
+child starts a session of its own and unshares its mount, network (loopback up), IPC and UTS
+namespaces; then, given its container, it joins the cgroup first (so everything it allocates
+from then on is charged there), attaches its root at /mnt, mounts its /proc there and chroots
+into it, names its host, drops to nobody with no capabilities, installs the handler seccomp
+filter, writes "ok" to the zygote (which then answers "forked"), closes all but stdio and runs
+the runtime of server.py: it dials /host/worker.sock of its own root, where the engine waits.
+The engine learns its pid from that connection (SO_PEERCRED), not from the zygote. When the
+zygote dies its forks are reparented to the reaper.
 
 The fork itself is made ahead of the request: once the zygote has been idle for 20 ms it forks
-a spare child into a new PID namespace that waits on a socket pair; the next handler request's
-descriptors go to it (SCM_RIGHTS again), and it goes on as above from the cgroup join.
+a spare child into a new PID namespace that makes its namespaces and waits on a socket pair;
+the next handler request's descriptors go to it (SCM_RIGHTS again), and it goes on as above
+from the cgroup join.
 
-A child zygote does the same but keeps its privileges and the zygote's PID namespace (so its
-death does not end the instances it forks), imports its extra packages, and serves.
+A child zygote does the same but unshares only a mount namespace and pivots into its root
+(package code it imports keeps the zygote's capabilities, so no chroot would hold it), keeps
+its privileges and the zygote's PID namespace (so its death does not end the instances it
+forks), imports its extra packages, and serves.
 """
 
 import _signal
