@@ -41,10 +41,12 @@ type StepResult =
   | { status: 'interrupted'; seconds: number };
 
 const ENGINE_BENCH = 'engine-overhead';
+/** What each protection of a sandbox costs: paper-repro's Isolation section. */
+const ISOLATION_BENCH = 'isolation-overhead';
 /** The studies whose lock figures the paper's questions call for. */
 const TRACED = new Set(['netns', 'mntns', 'storage', 'cgroups', 'sock-vs-docker']);
 
-export const REPRO_STUDIES = [...EXPERIMENTS.map((e) => e.name), ENGINE_BENCH];
+export const REPRO_STUDIES = [...EXPERIMENTS.map((e) => e.name), ENGINE_BENCH, ISOLATION_BENCH];
 
 export function parseStudies(text: string): string[] {
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
@@ -61,6 +63,7 @@ function steps(o: ReproOptions): Step[] {
     label: `${e.name}${o.quick ? ' --quick' : ''}`, study: e.name, argv: [cli, 'run', e.name, ...quick, '--out', o.out], traced: false,
   }));
   if (wanted(ENGINE_BENCH)) list.push({ label: `bench:engine${o.quick ? ' --quick' : ''}`, study: ENGINE_BENCH, argv: [path.join(o.repoRoot, 'dist/harness/engineOverhead.js'), ...quick, '--out', o.out], traced: false });
+  if (wanted(ISOLATION_BENCH)) list.push({ label: `bench:isolation${o.quick ? ' --quick' : ''}`, study: ISOLATION_BENCH, argv: [path.join(o.repoRoot, 'dist/harness/isolationOverhead.js'), ...quick, '--out', o.out], traced: false });
   if (o.trace) {
     // Traced sweeps are always --quick: their job is the lock figure, and tracing costs throughput.
     for (const e of EXPERIMENTS.filter((x) => TRACED.has(x.name) && wanted(x.name))) {
