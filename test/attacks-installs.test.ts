@@ -79,6 +79,8 @@ record = {
     'uid': os.getuid(),
     'capEff': status['CapEff'],
     'noNewPrivs': status['NoNewPrivs'],
+    'seccomp': status['Seccomp'],
+    'tty': int(open('/proc/self/stat').read().rsplit(')', 1)[1].split()[4]),
     'tmp': attempt(lambda: write('/tmp/sbhostile-${TOKEN}-' + PHASE)),
     'root': attempt(lambda: write('/root/sbhostile-${TOKEN}-' + PHASE)),
     'shadow': attempt(read_shadow),
@@ -111,6 +113,8 @@ interface AttackRecord {
   uid: number;
   capEff: string;
   noNewPrivs: string;
+  seccomp: string;
+  tty: number;
   tmp: string;
   root: string;
   shadow: string;
@@ -196,6 +200,7 @@ test('a hostile sdist: each attack of its setup.py is refused in the download an
     for (const r of records) {
       const where = `${r.phase}: ${JSON.stringify(r)}`;
       assert.equal([r.uid, r.capEff, r.noNewPrivs], [INSTALL_USER.uid, '0000000000000000', '1'], where);
+      assert.equal([r.seccomp, r.tty], ['2', 0], `${where}: under the seccomp filter, with no controlling terminal`);
       assert.is(r.tmp, 'done', `its /tmp is a private one: ${where}`);
       assert.not.ok(fs.existsSync(`/tmp/sbhostile-${TOKEN}-${r.phase}`), `the host's /tmp: ${where}`);
       assert.is(r.root, 'ENOENT', `no /root in its root: ${where}`);

@@ -3,8 +3,8 @@
 // package), dpkg-deb and the base's python3 byte-compiling what they installed. Their input is
 // hostile, so each tool runs
 //
-//   - as INSTALL_USER (not root, and not nobody, whom handlers run as), with no capabilities
-//     and no_new_privs;
+//   - as INSTALL_USER (not root, and not nobody, whom handlers run as), with no capabilities,
+//     no_new_privs and the handlers' seccomp filter, in a session of its own (no terminal);
 //   - in new PID, IPC, UTS and mount namespaces behind a reaper, PID 1, that stays root: when
 //     the tool exits, when its install is aborted, and when the worker dies (even by SIGKILL:
 //     the reaper has a parent-death signal a process of the install user cannot ptrace away),
@@ -19,6 +19,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { constants, reap, spawn, watchExit, type SpawnStep } from '../../native/index.js';
+import { handlerFilter } from '../seccomp.js';
 import { removeTree } from '../stateDir.js';
 
 /**
@@ -198,8 +199,10 @@ export class InstallWork {
         { op: 'sethostname', name: 'sock-install' },
         { op: 'chroot', path: root },
         { op: 'chdir', path: cwd },
+        { op: 'setsid' },
         { op: 'reaper' },
         { op: 'dropPrivileges', ...INSTALL_USER },
+        { op: 'seccomp', filter: handlerFilter() },
         { op: 'exec', argv: run.argv, env: run.env },
       ],
     });
