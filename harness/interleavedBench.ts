@@ -31,7 +31,8 @@ export function roundOptions<T>(y: Argv<T>, defaults: { rounds: number; warmup: 
     .option('out', { type: 'string', describe: 'directory that receives results/ [default: the repository root]' })
     .strict()
     .fail((msg, err) => {
-      throw new UsageError(msg ?? err?.message);
+      // yargs words some refusals over several lines (a bad choice lists the good ones): one line here.
+      throw new UsageError(String(msg ?? err?.message).replace(/\s*\n\s*/g, ' '));
     });
 }
 

@@ -101,7 +101,7 @@ async function main(): Promise<number> {
   const starts = STARTS.filter((s) => args.starts.includes(s));
   const variants = VARIANTS.filter((v) => v.name === 'full' || args.variants.includes(v.name));
   const { rounds, warmup } = roundsOf(args, 8);
-  if (process.getuid?.() !== 0) throw new PrivilegeError('bench:isolation must run as root (it starts SOCK engines)');
+  if (process.getuid?.() !== 0) throw new PrivilegeError('run as root: it starts SOCK engines');
   const base = path.resolve(args.base);
 
   const { scratch, registryDir } = noopRegistry('sockbench-isolation-');

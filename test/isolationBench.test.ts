@@ -12,13 +12,13 @@ import { scratchDir } from './helpers.js';
 
 const BENCH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../harness/isolationOverhead.js');
 
-function bench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function bench(args: string[], user: { uid?: number; gid?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BENCH, ...args], (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    execFile(process.execPath, [BENCH, ...args], user, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
   });
 }
 
-for (const [flags, mention] of [[['--rounds', '1'], '--rounds'], [['--gap', '-1'], '--gap'], [['--bogus'], 'bogus']] as const) {
+for (const [flags, mention] of [[['--rounds', '1'], '--rounds'], [['--gap', '-1'], '--gap'], [['--bogus'], 'bogus'], [['--starts', 'bogus'], 'Choices']] as const) {
   test(`bench:isolation ${flags.join(' ')}: exit 2, one line naming ${mention}`, async () => {
     const r = await bench([...flags]);
     assert.is(r.code, 2, r.stderr);
@@ -26,6 +26,12 @@ for (const [flags, mention] of [[['--rounds', '1'], '--rounds'], [['--gap', '-1'
     assert.match(r.stderr, mention);
   });
 }
+
+test('bench:isolation as a user who is not root: exit 3, one line', async () => {
+  const r = await bench(['--quick'], { uid: 65534, gid: 65534 });
+  assert.is(r.code, 3, r.stderr);
+  assert.is(r.stderr.trim(), 'bench:isolation: run as root: it starts SOCK engines');
+});
 
 test('bench:isolation: a short run times every variant\'s lean, zygote and warm start, and the network namespace choices', async () => {
   const out = scratchDir();
