@@ -2,7 +2,7 @@
 // registry's lambdas belong to people the engine does not trust, and the worker that copies
 // them runs as root, so no path in a lambda is ever resolved by the kernel on our behalf. The
 // lambda's directory is opened once (O_DIRECTORY|O_NOFOLLOW) and every entry relative to its
-// parent's descriptor (openat with O_NOFOLLOW), never on another file system; what is checked,
+// parent's descriptor (openat with O_NOFOLLOW), never onto another mount (its mount id, not st_dev); what is checked,
 // hashed and copied is read from the very descriptor that was fstat'ed, so swapping a file for a
 // link between the check and the read gains nothing. Plain openat with O_NOFOLLOW on single
 // names does what openat2's RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS would, on any kernel.
@@ -97,6 +97,16 @@ bool IsLink(int dir, const std::string& name) {
   return fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
 }
 
+// The mount a file is on. st_dev cannot tell: on an overlayfs whose layers are on different file
+// systems (a 9p root under a tmpfs upper, as in the kernels harness's guests) a directory reports
+// the overlay's device and a file its layer's, though no mount lies between them.
+uint64_t MountId(int dirfd, const char* name, int flags, const std::string& rel) {
+  struct statx sx;
+  if (statx(dirfd, name, flags | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) != 0) throw Failure{"statx", errno, rel};
+  if (!(sx.stx_mask & STATX_MNT_ID)) throw Failure{"statx", ENOSYS, rel + " (STATX_MNT_ID needs Linux 5.8)"};
+  return sx.stx_mnt_id;
+}
+
 class Walk {
  public:
   Walk(bool contents, std::set<std::string> skip) : contents_(contents), skip_(std::move(skip)) {}
@@ -121,7 +131,7 @@ class Walk {
     struct stat st;
     if (fstat(top.get(), &st) != 0) throw Failure{"fstat", errno, where};
     owner_ = st.st_uid;
-    dev_ = st.st_dev;
+    mount_ = MountId(top.get(), "", AT_EMPTY_PATH, where);
     Directory(OpenDir(top, "."), "", 0);
     std::sort(files_.begin(), files_.end(), [](const File& a, const File& b) { return a.path < b.path; });
     return true;
@@ -163,7 +173,7 @@ class Walk {
       }
       if (!S_ISREG(st.st_mode)) RefuseType(st, rel);
       if (!contents_) {
-        Check(st, rel);
+        Check(st, MountId(fd, name.c_str(), AT_SYMLINK_NOFOLLOW, rel), rel);
         files_.push_back({rel, st, {}});
         continue;
       }
@@ -176,7 +186,7 @@ class Walk {
       }
       if (fstat(file.get(), &st) != 0) throw Failure{"fstat", errno, rel};
       if (!S_ISREG(st.st_mode)) RefuseType(st, rel);
-      Check(st, rel);
+      Check(st, MountId(file.get(), "", AT_EMPTY_PATH, rel), rel);
       files_.push_back({rel, st, Read(file.get(), st.st_size, rel)});
     }
   }
@@ -192,15 +202,15 @@ class Walk {
     }
     struct stat st;
     if (fstat(fd.get(), &st) != 0) throw Failure{"fstat", errno, rel};
-    Check(st, rel);
+    Check(st, MountId(fd.get(), "", AT_EMPTY_PATH, rel), rel);
     Directory(OpenDir(fd, rel), rel, depth);
   }
 
   // Could the lambda directory's owner read this (and enter it, for a directory) themselves?
   // Approximate but strict: the owner bits when they own it, the group bits when its group is
   // their primary group, the other bits otherwise; supplementary groups and ACLs are ignored.
-  void Check(const struct stat& st, const std::string& rel) {
-    if (st.st_dev != dev_) throw Refusal{rel + " is on another file system (a mount point), and the registry does not cross file systems"};
+  void Check(const struct stat& st, uint64_t mount, const std::string& rel) {
+    if (mount != mount_) throw Refusal{rel + " is on another file system (a mount point), and the registry does not cross file systems"};
     const std::string whose = "uid " + std::to_string(st.st_uid) + ", gid " + std::to_string(st.st_gid) + ", mode " + Octal(st.st_mode);
     const std::string owner = "the lambda directory's owner (uid " + std::to_string(owner_) + ")";
     // Its other names may lie where the owner cannot go, so its mode proves nothing.
@@ -244,7 +254,7 @@ class Walk {
   const bool contents_;
   const std::set<std::string> skip_;
   uid_t owner_ = 0;
-  dev_t dev_ = 0;
+  uint64_t mount_ = 0;  // the lambda directory's mount: nothing below may be on another
   bool gidLooked_ = false;
   std::optional<gid_t> gid_;
   std::vector<File> files_;
