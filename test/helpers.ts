@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { test } from 'uvu';
+import { test, type Test } from 'uvu';
 import * as assert from 'uvu/assert';
 
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../harness/cli.js');
@@ -52,4 +52,17 @@ export async function rejection<E extends Error = Error>(p: Promise<unknown>): P
     return e as E;
   }
   throw new Error('expected a rejection');
+}
+
+/**
+ * `t` (uvu's test, or a suite), or, where `why` says this host cannot run the test, a skip:
+ * uvu counts it (its "Skipped: N", which .ci/run reports) and stderr says which test and why.
+ * A test that cannot run here never returns early and counts as passed.
+ */
+export function skipWith(why: string | undefined, t: Test = test): (name: string, fn: () => void | Promise<void>) => void {
+  if (why === undefined) return t;
+  return (name) => {
+    console.error(`skipped: ${name}: ${why}`);
+    t.skip(name);
+  };
 }
