@@ -7,6 +7,7 @@
         "native/src/bpfstats.cc",
         "native/src/errors.cc",
         "native/src/churn.cc",
+        "native/src/clone3.cc",
         "native/src/exitWatcher.cc",
         "native/src/fdPassing.cc",
         "native/src/lambdaFiles.cc",

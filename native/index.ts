@@ -163,6 +163,11 @@ export interface SpawnOptions {
    * /proc/<pid>/uid_map and gid_map contents, written by the parent before the first step.
    */
   userns?: { uidMap: string; gidMap: string };
+  /**
+   * A descriptor of a cgroup v2 directory: the child is born in that cgroup (clone3 with
+   * CLONE_INTO_CGROUP) and never migrated, where a `write` of "0" to cgroup.procs moves it.
+   */
+  intoCgroup?: number;
 }
 
 export interface ExitResult {

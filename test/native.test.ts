@@ -7,6 +7,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { findHierarchies } from '../engine/cgroupHierarchy.js';
+import { skipWith } from './helpers.js';
 import { ChurnRun, NAMESPACES, constants, namespaceFlags, reap, spawn, watchExit, type SyscallError } from '../native/index.js';
 
 const nsOf = (pid: number | 'self', ns: string) => fs.readlinkSync(`/proc/${pid}/ns/${ns}`);
@@ -181,6 +183,40 @@ test('spawn: a write step moves the child into a cgroup from inside; watchExit s
     assert.equal(await within(5000, exited, 'watchExit'), { exitCode: null, signal: 9 });
     assert.is(fs.readFileSync(`${cg}/cgroup.procs`, 'utf8').trim(), '', 'the reaped child left the cgroup');
   } finally {
+    fs.rmdirSync(cg);
+  }
+});
+
+// On cgroup v2 a child can be born in its cgroup. It then needs no write step, and runs its
+// first instruction there: a shell that prints /proc/self/cgroup as its first act shows it.
+const v2Root = findHierarchies().find((h) => h.version === 2)?.roots.unified;
+skipWith(v2Root ? undefined : 'no cgroup v2 hierarchy on this host')('spawn: intoCgroup (clone3 CLONE_INTO_CGROUP) starts the child in the cgroup, sharing memory until exec and, with a reaper, forked', async () => {
+  const cg = fs.mkdtempSync(path.join(v2Root!, 'sb-test-'));
+  const fd = fs.openSync(cg, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-test-'));
+  try {
+    const expected = `0::/${path.relative(v2Root!, cg)}`;
+    for (const [label, first] of [['exec', []], ['reaper', [{ op: 'reaper' as const }]]] as const) {
+      const log = path.join(out, `${label}.log`);
+      const pid = spawn({ intoCgroup: fd, steps: [...first, { op: 'redirect', path: log }, { op: 'exec', argv: ['/bin/cat', '/proc/self/cgroup'] }] });
+      assert.equal(await within(5000, watchExit(pid), 'watchExit'), { exitCode: 0, signal: null }, label);
+      assert.equal(fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('0::')), [expected], label);
+    }
+    assert.is(fs.readFileSync(path.join(cg, 'cgroup.procs'), 'utf8').trim(), '', 'nothing left in it');
+    // A descriptor that is not a cgroup v2 directory is refused by clone3, named.
+    const notCgroup = fs.openSync(out, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    try {
+      spawn({ intoCgroup: notCgroup, steps: [{ op: 'exec', argv: ['/bin/true'] }] });
+      assert.unreachable('clone3 into a plain directory should fail');
+    } catch (e) {
+      assert.is((e as SyscallError).syscall, 'clone3');
+      assert.match((e as Error).message, 'CLONE_INTO_CGROUP');
+    } finally {
+      fs.closeSync(notCgroup);
+    }
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(out, { recursive: true, force: true });
     fs.rmdirSync(cg);
   }
 });

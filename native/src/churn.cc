@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "clone3.h"
 #include "errors.h"
 #include "threadedRun.h"
 
@@ -83,37 +84,6 @@ int ChildMain(void* raw) {
   return 0;
 }
 
-#if defined(__x86_64__)
-// clone3 on a stack of our own, which glibc's clone() cannot do with CLONE_INTO_CGROUP. The
-// child starts on the new stack with the parent's registers and cannot return into C code, so
-// the assembly calls fn(arg) there (fn and arg kept in callee-saved registers) and exits with
-// its result. CLONE_VFORK: the parent resumes only after that.
-pid_t Clone3OnStack(struct clone_args* ca, int (*fn)(void*), void* arg) {
-  long ret;
-  register int (*callee)(void*) asm("r12") = fn;
-  register void* callArg asm("r13") = arg;
-  asm volatile(
-      "syscall\n\t"
-      "test %%rax, %%rax\n\t"
-      "jnz 1f\n\t"
-      "xor %%ebp, %%ebp\n\t"
-      "mov %%r13, %%rdi\n\t"
-      "call *%%r12\n\t"
-      "mov %%eax, %%edi\n\t"
-      "mov $60, %%eax\n\t"  // SYS_exit
-      "syscall\n\t"
-      "hlt\n\t"
-      "1:\n\t"
-      : "=a"(ret)
-      : "a"(SYS_clone3), "D"(ca), "S"(sizeof(*ca)), "r"(callee), "r"(callArg)
-      : "rcx", "r11", "memory");
-  if (ret < 0) {
-    errno = static_cast<int>(-ret);
-    return -1;
-  }
-  return static_cast<pid_t>(ret);
-}
-#endif
 
 // State shared by the worker threads of one run.
 struct Shared {

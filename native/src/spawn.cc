@@ -7,7 +7,8 @@
 // A close-on-exec pipe tells the parent the outcome: EOF means exec succeeded, a record
 // names the failed step, the call within it and errno, or says the child reached `hold`.
 //
-// Besides namespaces and mounts, a child can join cgroups (`write` "0" to cgroup.procs),
+// Besides namespaces and mounts, a child can join cgroups (`write` "0" to cgroup.procs, or,
+// on cgroup v2, be born in one: `intoCgroup`, clone3 with CLONE_INTO_CGROUP),
 // send its output to a log file (`redirect`), and give up root for good (`dropPrivileges`:
 // no groups, no capabilities in any set, no_new_privs), and put itself under a seccomp filter
 // (`seccomp`: the BPF bytes engine/seccomp.ts compiles). glibc's set*id() wrappers signal
@@ -44,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "clone3.h"
 #include "errors.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -511,13 +513,15 @@ char* ChildStack() {
 
 }  // namespace
 
-// spawn({ cloneFlags?, steps: Step[], dieWithParent? = true }) -> pid
+// spawn({ cloneFlags?, steps: Step[], dieWithParent? = true, intoCgroup?: fd }) -> pid
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "spawn expects an options object");
   Napi::Object o = info[0].As<Napi::Object>();
   int cloneFlags = o.Get("cloneFlags").IsNumber() ? o.Get("cloneFlags").As<Napi::Number>().Int32Value() : 0;
   bool dieWithParent = o.Get("dieWithParent").IsBoolean() ? o.Get("dieWithParent").As<Napi::Boolean>().Value() : true;
+  // A cgroup v2 directory's descriptor: the child is born there and never migrates.
+  int intoCgroup = o.Get("intoCgroup").IsNumber() ? o.Get("intoCgroup").As<Napi::Number>().Int32Value() : -1;
   if (!o.Get("steps").IsArray()) throw Napi::TypeError::New(env, "spawn needs a steps array");
   Napi::Array arr = o.Get("steps").As<Napi::Array>();
   std::vector<Step> steps;
@@ -578,11 +582,29 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     // posix_spawn does) instead of copying its page tables: a fork of a 150 MB Node costs
     // milliseconds, and a fresh copy of Node's address space also slows the cgroup.procs
     // writes the child makes. This thread waits until the child has exec'd or exited.
-    pid = clone(ChildEntry, stack + kChildStackSize, CLONE_VM | CLONE_VFORK | SIGCHLD | cloneFlags, &args);
+    if (intoCgroup >= 0) {
+      struct clone_args ca = {};
+      ca.flags = CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP | static_cast<uint32_t>(cloneFlags);
+      ca.exit_signal = SIGCHLD;
+      ca.stack = reinterpret_cast<uint64_t>(stack);
+      ca.stack_size = kChildStackSize;
+      ca.cgroup = static_cast<uint64_t>(intoCgroup);
+      pid = Clone3OnStack(&ca, ChildEntry, &args);
+    } else {
+      pid = clone(ChildEntry, stack + kChildStackSize, CLONE_VM | CLONE_VFORK | SIGCHLD | cloneFlags, &args);
+    }
   } else {
     // A child that holds or reaps never execs (or no stack could be mapped): raw clone with
     // a null stack has fork semantics.
-    pid = syscall(SYS_clone, SIGCHLD | cloneFlags, nullptr, nullptr, nullptr, nullptr);
+    if (intoCgroup >= 0) {
+      struct clone_args ca = {};
+      ca.flags = CLONE_INTO_CGROUP | static_cast<uint32_t>(cloneFlags);
+      ca.exit_signal = SIGCHLD;
+      ca.cgroup = static_cast<uint64_t>(intoCgroup);
+      pid = Clone3Fork(&ca);
+    } else {
+      pid = syscall(SYS_clone, SIGCHLD | cloneFlags, nullptr, nullptr, nullptr, nullptr);
+    }
     if (pid == 0) ChildEntry(&args);
   }
   int cloneErr = errno;
@@ -594,7 +616,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
       close(sync[0]);
       close(sync[1]);
     }
-    throw SyscallError(env, "clone", cloneErr, CloneFlagNames(cloneFlags));
+    throw SyscallError(env, intoCgroup >= 0 ? "clone3" : "clone", cloneErr, CloneFlagNames(cloneFlags) + (intoCgroup >= 0 ? " | CLONE_INTO_CGROUP" : ""));
   }
   close(fds[1]);
   if (userns) {
