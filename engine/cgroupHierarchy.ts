@@ -44,9 +44,19 @@ export function findHierarchies(): Hierarchy[] {
   return found;
 }
 
-/** The parent cgroup `name` in every directory tree of a hierarchy (v2: with the controllers enabled below it). */
+/**
+ * The parent cgroup `name` in every directory tree of a hierarchy. On v2 the controllers are
+ * enabled at the hierarchy's root (a fresh cgroup2 mount enables none; a root cgroup may
+ * enable controllers while it holds processes) and in the parent, so its children get them.
+ */
 export function makeParents(h: Hierarchy, name: string): string[] {
   const parents = Object.values(h.roots).map((root) => path.join(root, name));
+  if (h.version === 2 && h.controllers.length > 0) {
+    const rootControl = path.join(h.roots.unified!, 'cgroup.subtree_control');
+    const enabled = fs.readFileSync(rootControl, 'utf8').trim().split(/\s+/);
+    const lacking = h.controllers.filter((c) => !enabled.includes(c));
+    if (lacking.length > 0) fs.writeFileSync(rootControl, lacking.map((c) => `+${c}`).join(' '));
+  }
   for (const p of parents) fs.mkdirSync(p);
   if (h.version === 2 && h.controllers.length > 0) {
     fs.writeFileSync(path.join(parents[0]!, 'cgroup.subtree_control'), h.controllers.map((c) => `+${c}`).join(' '));

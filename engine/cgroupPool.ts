@@ -6,16 +6,35 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EngineSetupError } from './errors.js';
 import { findHierarchies, limitFiles, makeParents, removeCgroupTree, type Hierarchy, type Limits } from './cgroupHierarchy.js';
+import { planDelegation } from './cgroupDelegation.js';
 
 const POLL_MS = 2;
 
 /** One pooled cgroup: a directory per controller tree (v1) or one directory (v2). */
 export class PooledCgroup {
+  /** v2: the directory, open, for a child to be born in it (clone3 with CLONE_INTO_CGROUP); closed by close(). */
+  private dirFd: number | undefined;
+
   constructor(
     readonly hierarchy: Hierarchy,
     /** controller (v2: "unified") -> directory */
     readonly dirs: Record<string, string>,
   ) {}
+
+  /**
+   * v2: a descriptor of the cgroup's directory, for spawn's intoCgroup: the child is born here
+   * and never migrated. v1 has no such thing (undefined): a child writes its pid to procsFiles.
+   */
+  get intoCgroupFd(): number | undefined {
+    if (this.hierarchy.version !== 2) return undefined;
+    this.dirFd ??= fs.openSync(this.dirs.unified!, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    return this.dirFd;
+  }
+
+  close(): void {
+    if (this.dirFd !== undefined) fs.closeSync(this.dirFd);
+    this.dirFd = undefined;
+  }
 
   /** The cgroup.procs files a process writes "0" to, to enter this cgroup in every tree. */
   get procsFiles(): string[] {
@@ -71,10 +90,29 @@ export class PooledCgroup {
     await until(done, timeoutMs, `${frozen ? 'freezing' : 'thawing'} ${dir}`);
   }
 
-  /** SIGKILLs every task (thawing first: a frozen v1 task does not die until thawed) and waits until none is left. */
-  async empty(timeoutMs: number): Promise<void> {
-    if (this.hierarchy.version === 2 || this.dirs.freezer) await this.thaw(timeoutMs);
-    const kill = this.hierarchy.version === 2 && fs.existsSync(path.join(this.dirs.unified!, 'cgroup.kill'))
+  /**
+   * How empty() kills. A cgroup about to be removed, on v2 (Linux 5.14 and later), gets one
+   * write to cgroup.kill, which SIGKILLs every task, frozen ones and those forked meanwhile
+   * included. A cgroup going back to the pool gets its tasks signalled one by one, as on v1
+   * (a sandbox is a PID namespace, whose PID 1 dying kills the rest): once a cgroup has been
+   * cgroup.kill'ed, every later child cloned into it with CLONE_INTO_CGROUP is SIGKILLed at
+   * birth. cgroup_css_set_fork() records the kill sequence of the parent's cgroup, not the
+   * target's, and cgroup_post_fork() compares it with the target's; seen here on Debian's
+   * 6.1.0-50 and on 6.18.
+   */
+  killMethod(then: 'reuse' | 'remove'): 'cgroup.kill' | 'signals' {
+    return then === 'remove' && this.hierarchy.version === 2 && fs.existsSync(path.join(this.dirs.unified!, 'cgroup.kill')) ? 'cgroup.kill' : 'signals';
+  }
+
+  /**
+   * SIGKILLs every task and waits until none is left, the cgroup thawed; `then` says whether it
+   * is to be reused or removed (see killMethod). v1 thaws first: a frozen v1 task does not die
+   * until thawed; on v2 a fatal signal ends a frozen task.
+   */
+  async empty(timeoutMs: number, then: 'reuse' | 'remove'): Promise<void> {
+    const byCgroupKill = this.killMethod(then) === 'cgroup.kill';
+    if (this.hierarchy.version === 1 && this.dirs.freezer) await this.thaw(timeoutMs);
+    const kill = byCgroupKill
       ? () => fs.writeFileSync(path.join(this.dirs.unified!, 'cgroup.kill'), '1')
       : () => this.pids().forEach((pid) => { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } });
     await until(() => {
@@ -82,6 +120,7 @@ export class PooledCgroup {
       kill();
       return false;
     }, timeoutMs, `emptying ${Object.values(this.dirs)[0]}`);
+    if (this.hierarchy.version === 2) await this.thaw(timeoutMs);
   }
 }
 
@@ -104,6 +143,16 @@ export function chooseHierarchy(version?: 1 | 2): Hierarchy {
       : 'no usable cgroup hierarchy: neither v1 with memory, pids and freezer nor v2 with memory and pids', 3);
   }
   return chosen;
+}
+
+/** A hierarchy with its root where this process's engine makes pools: on v2, the base delegation gives (read, not changed). */
+function wherePoolsAre(h: Hierarchy): Hierarchy {
+  if (h.version !== 2) return h;
+  try {
+    return { ...h, roots: { unified: planDelegation(h).base } };
+  } catch {
+    return h;
+  }
 }
 
 export class CgroupPool {
@@ -137,7 +186,7 @@ export class CgroupPool {
    */
   static async reclaim(name: string, timeoutMs: number): Promise<number> {
     let killed = 0;
-    for (const h of findHierarchies()) {
+    for (const h of findHierarchies().map(wherePoolsAre)) {
       const parents = Object.values(h.roots).map((r) => path.join(r, name)).filter((p) => fs.existsSync(p));
       if (parents.length === 0) continue;
       const leaves = fs.readdirSync(parents[0]!, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
@@ -147,7 +196,7 @@ export class CgroupPool {
         else for (const [c, root] of Object.entries(h.roots)) if (fs.existsSync(path.join(root, name, leaf))) dirs[c] = path.join(root, name, leaf);
         const cg = new PooledCgroup(h, dirs);
         killed += cg.pids().length;
-        await cg.empty(timeoutMs);
+        await cg.empty(timeoutMs, 'remove');
       }
       for (const p of parents) removeCgroupTree(p);
     }
@@ -171,7 +220,7 @@ export class CgroupPool {
 
   /** Empties cg and puts it back; a cgroup that cannot be emptied is kept out of the pool. */
   async give(cg: PooledCgroup, timeoutMs: number): Promise<void> {
-    await cg.empty(timeoutMs);
+    await cg.empty(timeoutMs, 'reuse');
     this.free.push(cg);
   }
 
@@ -182,7 +231,10 @@ export class CgroupPool {
 
   /** Empties and removes every cgroup of the pool. */
   async destroy(timeoutMs: number): Promise<void> {
-    for (const cg of this.all) await cg.empty(timeoutMs);
+    for (const cg of this.all) {
+      await cg.empty(timeoutMs, 'remove');
+      cg.close();
+    }
     const parents = Object.values(this.hierarchy.roots).map((r) => path.join(r, this.name));
     for (const p of parents) if (fs.existsSync(p)) removeCgroupTree(p);
     this.free.length = 0;

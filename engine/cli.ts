@@ -147,7 +147,7 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
     throw new EngineSetupError(`cannot listen on ${args.host}:${port}: ${(e as Error).message}`);
   }
   fs.writeFileSync(engine.state.workerFile, JSON.stringify({ pid: process.pid, host: address.address, port: address.port }));
-  const described = engine instanceof SockEngine ? `sock, cgroup v${engine.pool.hierarchy.version}` : `${engine.name}, image ${engine.image}`;
+  const described = engine instanceof SockEngine ? `sock, cgroup v${engine.pool.hierarchy.version} pool in ${engine.status().cgroupParent as string}` : `${engine.name}, image ${engine.image}`;
   const caches = `caches: install ${installCache ? String(args.installer) : 'off'}, import ${zygotes ? 'zygotes' : 'off'}, handler ${handlerCache ? `${maxIdle} idle` : 'off'}`;
   // The handlers go in before the line that says the worker is up: a caller that signals the
   // moment it reads that line would otherwise find Node's default action, and no cleanup.

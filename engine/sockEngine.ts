@@ -10,6 +10,7 @@ import path from 'node:path';
 import { CAPABILITIES, constants, spawn, watchExit, type ExitResult, type SpawnOptions, type SpawnStep } from '../native/index.js';
 import { requireBase } from './baseRootfs.js';
 import { CgroupPool, chooseHierarchy, type PooledCgroup } from './cgroupPool.js';
+import { delegate, release as releaseDelegation } from './cgroupDelegation.js';
 import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
 import { Channel, ChannelError, DEFAULT_MAX_REPLY_BYTES } from './channel.js';
 import { deathErrorOf, packagePaths, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER, sandboxEnv, waitAtMost } from './runtimeSandbox.js';
@@ -121,8 +122,15 @@ export class SockEngine implements SandboxBackend {
     const state = new StateDir(options.stateDir);
     const base = path.resolve(options.base ?? state.defaultBase);
     requireBase(base);
-    const hierarchy = chooseHierarchy(options.cgroupVersion);
-    state.claim();
+    const chosen = chooseHierarchy(options.cgroupVersion);
+    // v2: the pool goes under the root or, started in a cgroup of its own, beside the leaf it moves into.
+    const hierarchy = chosen.version === 2 ? delegate(chosen) : chosen;
+    try {
+      state.claim();
+    } catch (e) {
+      if (hierarchy.version === 2) releaseDelegation();
+      throw e;
+    }
     try {
       const killed = await CgroupPool.reclaim(state.cgroupName, KILL_TIMEOUT_MS);
       const removed = state.reclaim();
@@ -145,6 +153,7 @@ export class SockEngine implements SandboxBackend {
       return new SockEngine(state, base, pool, limits, options.capacity, options.startTimeoutMs ?? 30_000, isolation, dev, netns, options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES, log);
     } catch (e) {
       state.release();
+      if (hierarchy.version === 2) releaseDelegation();
       throw e;
     }
   }
@@ -248,8 +257,9 @@ export class SockEngine implements SandboxBackend {
     return {
       cloneFlags: NEW_NAMESPACES | constants.CLONE_NEWNS | (this.isolation.network ? constants.CLONE_NEWNET : 0),
       userns: { uidMap: ids, gidMap: ids.replaceAll(String(SANDBOX_USER.uid), String(SANDBOX_USER.gid)) },
+      intoCgroup: c.cgroup.intoCgroupFd,
       steps: [
-        ...c.cgroup.procsFiles.map((file) => ({ op: 'write' as const, path: file, value: '0' })),
+        ...cgroupWrites(c),
         ...(this.isolation.terminal ? [{ op: 'setsid' as const }] : []),
         { op: 'redirect', path: path.join(c.scratch, 'runtime.log') },
         // Nothing of what follows may propagate back to the host's mounts.
@@ -324,6 +334,9 @@ export class SockEngine implements SandboxBackend {
       ...this.sandboxes.counts(),
       memoryBytes: this.pool.busyMemoryBytes(),
       cgroupVersion: this.pool.hierarchy.version,
+      cgroupParent: path.join(Object.values(this.pool.hierarchy.roots)[0]!, this.pool.name),
+      // v2: a lean sandbox's first process and a root zygote are born in their cgroup (no migration).
+      cgroupEntry: this.pool.hierarchy.version === 2 ? 'clone3 CLONE_INTO_CGROUP' : 'cgroup.procs write',
       pool: { size: this.pool.size, free: this.pool.freeCount },
       limits: this.limits,
       isolation: this.isolation,
@@ -339,6 +352,7 @@ export class SockEngine implements SandboxBackend {
     await Promise.all([...this.zygotes].map((z) => z.destroy().catch(() => {})));
     await this.netns?.close();
     await this.pool.destroy(KILL_TIMEOUT_MS);
+    if (this.pool.hierarchy.version === 2) releaseDelegation();
     this.state.release();
   }
 
@@ -352,8 +366,9 @@ export class SockEngine implements SandboxBackend {
   private inContainer(c: Container, run: { cloneFlags: number; netns?: number; argv: string[]; env: string[] }, beforeChroot: SpawnStep[], afterChroot: SpawnStep[]): SpawnOptions {
     return {
       cloneFlags: run.cloneFlags,
+      intoCgroup: c.cgroup.intoCgroupFd,
       steps: [
-        ...c.cgroup.procsFiles.map((file) => ({ op: 'write' as const, path: file, value: '0' })),
+        ...cgroupWrites(c),
         ...(this.isolation.terminal ? [{ op: 'setsid' as const }] : []),
         ...(run.netns !== undefined ? [{ op: 'setns' as const, fd: run.netns, flags: constants.CLONE_NEWNET }] : []),
         { op: 'redirect', path: path.join(c.scratch, 'runtime.log') },
@@ -369,6 +384,16 @@ export class SockEngine implements SandboxBackend {
 }
 
 const NEW_NAMESPACES = constants.CLONE_NEWIPC | constants.CLONE_NEWUTS | constants.CLONE_NEWPID;
+
+/**
+ * How a spawned first process enters its cgroup before it allocates anything: on v2 it is born
+ * there (spawn's intoCgroup: clone3 with CLONE_INTO_CGROUP, no migration) and needs no step; on
+ * v1 its first steps write it into each controller's cgroup.procs.
+ */
+function cgroupWrites(c: Container): SpawnStep[] {
+  if (c.cgroup.intoCgroupFd !== undefined) return [];
+  return c.cgroup.procsFiles.map((file) => ({ op: 'write' as const, path: file, value: '0' }));
+}
 
 /** A /proc that shows the first process's own PID namespace, mounted by it (before chroot: the host's path). */
 const mountProc = (c: Container): SpawnStep => ({ op: 'mount', source: 'proc', target: path.join(c.root, 'proc'), fstype: 'proc', flags: constants.MS_NOSUID | constants.MS_NODEV | constants.MS_NOEXEC });

@@ -8,6 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { probeTracing, TRACE_FAMILY_NEEDS, type ProbeResult, type ProbeType, type TracingCapabilities } from './capabilities.js';
 import { pingDocker, type DockerPing } from '../engine/dockerPing.js';
+import type { Hierarchy } from '../engine/cgroupHierarchy.js';
+import { planDelegation, refusal, SELF_LEAF } from '../engine/cgroupDelegation.js';
+import { chooseHierarchy } from '../engine/cgroupPool.js';
 import { cgroupLayout, firstOutputLine, type Environment } from './environment.js';
 import { markdownTable } from './markdown.js';
 
@@ -99,7 +102,33 @@ function cgroupRows(cgroup: Environment['cgroup']): DoctorRow[] {
     lacking.length === 0
       ? row('cgroup v2', 'ok', `at ${cgroup.v2Mount}; controllers: ${controllers}`)
       : row('cgroup v2', 'partial', `at ${cgroup.v2Mount}; controllers: ${controllers}; ${lacking.join(', ')} ${lacking.length === 1 ? 'is' : 'are'} bound to v1 or absent`);
-  return [...v1, v2];
+  return [...v1, v2, layoutRow(cgroup), engineCgroupRow()];
+}
+
+function layoutRow(cgroup: Environment['cgroup']): DoctorRow {
+  const layouts: Record<string, string> = {
+    hybrid: `hybrid: v1 hierarchies and cgroup2 at ${cgroup.v2Mount}`,
+    v1: 'v1 only',
+    v2: `v2 only (unified) at ${cgroup.v2Mount}`,
+  };
+  return cgroup.version === 'none' ? row('cgroup layout', 'missing', 'no cgroup file system mounted') : row('cgroup layout', 'ok', layouts[cgroup.version]);
+}
+
+/** Which hierarchy the engine would take here and, on v2, where its pool would go (delegation), or why it would refuse. */
+export function engineCgroupRow(): DoctorRow {
+  let chosen: Hierarchy;
+  try {
+    chosen = chooseHierarchy();
+  } catch (e) {
+    return row('engine cgroups', 'missing', (e as Error).message);
+  }
+  if (chosen.version === 1) return row('engine cgroups', 'ok', `v1 (${chosen.controllers.join(', ')}); pool under each controller's root; the v2 paths are tested by npm run test:cgroup2`);
+  const plan = planDelegation(chosen);
+  const refused = refusal(plan);
+  if (refused) return row('engine cgroups', 'refused', refused);
+  return row('engine cgroups', 'ok', plan.where === 'root'
+    ? `v2; pool under the root ${plan.base}, controllers enabled there; sandboxes born in their cgroup (CLONE_INTO_CGROUP)`
+    : `v2; delegated: the worker moves into ${plan.base}/${SELF_LEAF} and makes its pool beside it; sandboxes born in their cgroup (CLONE_INTO_CGROUP)`);
 }
 
 function overlayRow(moduleLoadable: boolean): DoctorRow {

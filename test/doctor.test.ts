@@ -33,7 +33,7 @@ test('doctor prints one table row per feature and exits 0, quickly', async () =>
   assert.ok(Date.now() - started < 15_000);
   const rows = tableRows(r.stdout);
   assert.ok(rows.has('feature'), r.stdout);
-  for (const feature of ['root', 'net namespace', 'bpftrace', 'kprobe', 'dockerd', 'python3']) assert.ok(rows.has(feature), `no row for ${feature}`);
+  for (const feature of ['root', 'net namespace', 'cgroup layout', 'engine cgroups', 'bpftrace', 'kprobe', 'dockerd', 'python3']) assert.ok(rows.has(feature), `no row for ${feature}`);
   for (const [feature, [status, detail]] of rows) {
     if (feature === 'feature') continue;
     assert.ok(['ok', 'missing', 'refused', 'partial'].includes(status), `${feature}: ${status}`);

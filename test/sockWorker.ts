@@ -46,11 +46,23 @@ export interface RunningWorker {
 /** The worker without its caches: every request a fresh lean container, as the contract tests expect. */
 const NO_CACHES = ['--installer', 'off', '--zygotes', 'off', '--handler-cache', 'off'];
 
-export async function startWorker(options: { registry?: string; stateDir?: string; args?: string[]; caches?: boolean } = {}): Promise<RunningWorker> {
+/** The command line of `sock worker up` with the tests' base, registry and state directory. */
+export function workerArgv(registry: string, stateDir: string, args: string[] = []): string[] {
+  return [process.execPath, SOCK_CLI, 'worker', 'up', '--port', '0', '--registry', registry, '--state-dir', stateDir, '--base', BASE, ...args];
+}
+
+/** argv, started in the cgroup v2 directory `cgroup` (a shell writes itself there and execs it), as a service manager starts a process in its unit's cgroup. */
+export function inCgroup(cgroup: string, argv: string[]): string[] {
+  return ['/bin/sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, ...argv];
+}
+
+export async function startWorker(options: { registry?: string; stateDir?: string; args?: string[]; caches?: boolean; cgroup?: string } = {}): Promise<RunningWorker> {
   const registry = options.registry ?? engineScratch();
   const stateDir = options.stateDir ?? engineScratch();
   const caches = options.caches ? [] : NO_CACHES;
-  const proc = spawn(process.execPath, [SOCK_CLI, 'worker', 'up', '--port', '0', '--registry', registry, '--state-dir', stateDir, '--base', BASE, ...caches, ...(options.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const argv = workerArgv(registry, stateDir, [...caches, ...(options.args ?? [])]);
+  const [command, ...rest] = options.cgroup ? inCgroup(options.cgroup, argv) : argv;
+  const proc = spawn(command!, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
