@@ -2,17 +2,22 @@
 // cpio archive with the init, busybox and the modules in dependency order; a real guest (Debian's
 // 6.1 kernel under TCG, fetched once into the kernel cache) runs a command, sees its own kernel,
 // and writes through the output share; compare says when one run was emulated.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeCsv } from '../harness/csv.js';
+import { cgroupMounts, guestEnv } from '../harness/kernels/guestEnv.js';
 import { buildInitramfs, cpioNewc, moduleClosure, shellAssignments } from '../harness/kernels/initramfs.js';
 import { BUSYBOX, bzImageVersion, KERNEL_CACHE, parseKernelArg } from '../harness/kernels/kernelSource.js';
 import { RUN_ROOT } from '../harness/ownedDirs.js';
+import { summarize } from './cgroup2.js';
 import { cli, scratchDir } from './helpers.js';
+
+const CGROUP2 = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'cgroup2.js');
 
 /** The kernel the real boot uses: Debian bookworm's 6.1, fetched with apt-get download and cached. */
 const GUEST_KERNEL = 'linux-image-6.1.0-50-amd64';
@@ -29,6 +34,7 @@ for (const [args, mention] of [
   [['--kernel', 'host', '--fail-on-regression', 'ten'], '--fail-on-regression'],
   [['--kernel', 'host', '--study-args=--concurrency $(reboot)'], "--study-args: '$(reboot)'"],
   [['--kernel', 'host', '--no-such-flag'], 'no-such-flag'],
+  [['--kernel', 'host', '--cgroups', 'v3'], "--cgroups: 'v3' is not host or v2"],
 ] as [string[], string][]) {
   test(`kernels: bad input ${args.join(' ') || '(no --kernel)'}: exit 2, one line naming it, nothing written`, async () => {
     const out = scratchDir();
@@ -45,6 +51,24 @@ for (const [args, mention] of [
     }
   });
 }
+
+test('a v2-only guest gets cgroup2 alone at /sys/fs/cgroup; a host-layout guest gets this machine\'s mounts', () => {
+  const plan = { repo: '/r', node: '/n', out: '/o', shares: [], runDir: '/d', studies: [], studyArgs: [], memoryMb: 512, overlayMb: 256 };
+  assert.is(guestEnv({ ...plan, cgroups: 'v2' }).SB_MOUNTS, 'cgroup2|nsdelegate|/sys/fs/cgroup');
+  assert.is(guestEnv({ ...plan, cgroups: 'host' }).SB_MOUNTS, cgroupMounts());
+  assert.ok(guestEnv({ ...plan, cgroups: 'v2' }).SB_PRELOAD.split(' ').includes('tun'), 'slirp4netns needs /dev/net/tun');
+});
+
+test('test:cgroup2: bad input is exit 2 and one line; the guest\'s totals are read through the kernels prefix and colours', async () => {
+  for (const args of [['--suites', 'engine,nosuch'], ['--kernel'], ['--frobnicate', 'x']]) {
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) => execFile(process.execPath, [CGROUP2, ...args], (err, _out, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr })));
+    assert.is(r.code, 2, r.stderr);
+    assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+  const output = ['[6.1.0-50-amd64]   Total:     12', '[6.1.0-50-amd64] \x1b[32m  Passed:    10\x1b[39m', '[6.1.0-50-amd64]   Skipped:   \x1b[33m2\x1b[39m'].join('\n');
+  assert.equal(summarize(output), { passed: 10, failed: 2, skipped: 2 });
+  assert.is(summarize('the guest crashed'), undefined);
+});
 
 test('kernels: not root is exit 3 with a hint', async () => {
   const r = await cli(['kernels', '--kernel', 'host'], { uid: 65534, gid: 65534 });

@@ -222,8 +222,15 @@ crash('sock gc removes what a killed worker left, and refuses while a worker run
 crash('Ctrl-C under load answers every request (200 or 503) and leaves nothing behind', async () => {
   const busy = await startWorker({ args: ['--max-sandboxes', '2'] });
   lambda(busy.registry, 'slow', 'import time\ndef f(event):\n    time.sleep(0.4)\n    return event\n');
-  const answers = Array.from({ length: 12 }, (_, i) => post(busy.url, 'slow', String(i)).then((r) => r.status, (e) => `no answer: ${(e as Error).message}`));
-  await new Promise((r) => setTimeout(r, 300));
+  let answered = 0;
+  const answers = Array.from({ length: 12 }, (_, i) => post(busy.url, 'slow', String(i)).then((r) => r.status, (e) => `no answer: ${(e as Error).message}`).finally(() => answered++));
+  // Stopped once every request has reached the worker (a connection it never accepted cannot
+  // be answered at all): on a slow machine, an emulated one, that takes more than a moment.
+  for (let i = 0; i < 500; i++) {
+    const { queue } = ((await (await fetch(`${busy.url}/status`)).json()) as { worker: { queue: { running: number; waiting: number } } }).worker;
+    if (queue.running + queue.waiting + answered >= 12) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
   assert.is(await busy.stop('SIGINT'), 0, busy.log());
   const statuses = await Promise.all(answers);
   for (const s of statuses) assert.ok(s === 200 || s === 503, String(s));

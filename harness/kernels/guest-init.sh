@@ -5,7 +5,7 @@
 #       the host's root (9p, read-only) under a writable overlay on tmpfs; switch_root into it.
 #   stage2: in the overlay: /run (tmpfs), the output shares (9p, writable: <out>/results and
 #       <out>/figures) at their host paths,
-#       cgroups as the host has them, tracefs; the kernel's
+#       cgroups as the host has them (or, with --cgroups v2, cgroup2 alone), tracefs; the kernel's
 #       modules; then, as root, in the repository checkout, each study (or --exec's command),
 #       recording each exit status; then power off.
 #
@@ -75,7 +75,7 @@ shares=$(echo "$SB_SHARES" | while IFS='|' read -r tag mp; do
   $BB mount -t 9p -o "trans=virtio,version=9p2000.L,msize=$SB_MSIZE" "$tag" "$mp" || echo "$mp"
 done)
 [ -z "$shares" ] || die "cannot mount the output share at $shares"
-# cgroups laid out as on the host (SB_MOUNTS: "type|options|mount point" per line).
+# cgroups laid out as on the host, or v2 only (SB_MOUNTS: "type|options|mount point" per line).
 echo "$SB_MOUNTS" | while IFS='|' read -r type opts mp; do
   [ -n "$type" ] || continue
   $BB mkdir -p "$mp"

@@ -20,10 +20,18 @@ export interface GuestPlan {
   memoryMb: number;
   /** Size cap of the tmpfs under the writable overlay. */
   overlayMb: number;
+  /** host: this machine's cgroup mounts, copied; v2: cgroup2 alone at /sys/fs/cgroup. */
+  cgroups: 'host' | 'v2';
 }
 
-/** Modules the guest loads after boot for the studies (veth: netns's teardown sentinels; fuse: storage's fuse-overlayfs). */
-export const PRELOAD_MODULES = ['veth', 'fuse', 'overlay'];
+/** A cgroup v2-only machine as it boots: one cgroup2 mount (with nsdelegate, as systemd mounts it), no controller enabled. */
+export const V2_ONLY_MOUNTS = 'cgroup2|nsdelegate|/sys/fs/cgroup';
+
+/**
+ * Modules the guest loads after boot: veth (netns's teardown sentinels), fuse (storage's
+ * fuse-overlayfs), overlay, tun (slirp4netns, the engine's outbound network, opens /dev/net/tun).
+ */
+export const PRELOAD_MODULES = ['veth', 'fuse', 'overlay', 'tun'];
 /** 9p message size: larger means fewer round trips per read. */
 export const MSIZE = 262144;
 
@@ -86,7 +94,7 @@ export function guestEnv(plan: GuestPlan): Record<string, string> {
     SB_HOSTNAME: os.hostname(),
     SB_MODULES_DIR: plan.modulesDir ?? '',
     SB_PRELOAD: PRELOAD_MODULES.join(' '),
-    SB_MOUNTS: cgroupMounts(),
+    SB_MOUNTS: plan.cgroups === 'v2' ? V2_ONLY_MOUNTS : cgroupMounts(),
     SB_LIMITS: namespaceLimits(),
   };
 }

@@ -96,6 +96,7 @@ async function runMatrix(plan: KernelsPlan, kernels: Kernel[], scratch: string, 
     finished: undefined as string | undefined,
     studies: plan.studies,
     exec: plan.exec ?? null,
+    cgroups: plan.cgroups,
     study_args: plan.studyArgs,
     accel_requested: plan.accel,
     fail_on_regression_pct: plan.failOnRegressionPct ?? null,
@@ -177,7 +178,7 @@ async function runInGuest(plan: KernelsPlan, k: Kernel, o: KernelOutcome, stampD
   for (const w of writable) fs.mkdirSync(w.path, { recursive: true });
   const env = guestEnv({
     repo: repoRoot, node: process.execPath, out: plan.out, shares: writable, runDir: kernelDir, studies: plan.studies, studyArgs: plan.studyArgs, exec: plan.exec,
-    modulesDir: k.modulesDir, memoryMb: plan.memoryMb, overlayMb: Math.floor(plan.memoryMb / 2),
+    modulesDir: k.modulesDir, memoryMb: plan.memoryMb, overlayMb: Math.floor(plan.memoryMb / 2), cgroups: plan.cgroups,
   });
   const initrd = path.join(scratch, `${o.label}.cpio`);
   fs.writeFileSync(initrd, buildInitramfs({ busybox: BUSYBOX, init, env, modulesDir: k.modulesDir, modules }));

@@ -25,6 +25,7 @@ export function kernelsOptions(y: Argv, repoRoot: string): Argv {
     .option('timeout', { type: 'string', describe: `seconds each kernel may take, boot and studies; a kernel past it is killed and failed [default: ${DEFAULT_TIMEOUT_S}]` })
     .option('memory', { type: 'string', describe: `guest memory in MiB [default: ${DEFAULT_MEMORY_MB}]` })
     .option('study-args', { type: 'string', describe: "extra flags for every study run, with = because they start with --: --study-args='--concurrency 1,4 --repeat 3' [default: none; --quick is always given]" })
+    .option('cgroups', { type: 'string', describe: "the guest's cgroup layout: host (the same hierarchies as this machine, so the studies find cgroups where they find them here) or v2 (cgroup2 alone at /sys/fs/cgroup, nothing enabled: a fresh cgroup v2-only machine, as npm run test:cgroup2 boots) [default: host]" })
     .option('exec', { type: 'string', describe: 'run this shell command in each guest (as root, in the repository) instead of the studies; nothing is compared. $SOCKBENCH_OUT is --out, $SOCKBENCH_RUN_DIR the kernel\'s directory in the kernels run; of the host, only <out>/results and <out>/figures are writable' })
     .example('$0 kernels --kernel 6.1.0-50-amd64 --kernel host --studies netns', `the netns study on Debian's 6.1 kernel and on this machine's (${repoRoot}/results/kernels/<stamp>/)`);
 }
@@ -40,6 +41,7 @@ export interface KernelsPlan {
   memoryMb: number;
   studyArgs: string[];
   exec?: string;
+  cgroups: 'host' | 'v2';
 }
 
 function numberFlag(flag: string, value: unknown, min: number, integer = false): number {
@@ -69,6 +71,8 @@ export function parsePlan(args: Record<string, unknown>, repoRoot: string): Kern
   const exec = args.exec === undefined ? undefined : String(args.exec);
   if (exec !== undefined && exec.trim() === '') throw new UsageError('--exec: empty command');
   if (exec !== undefined && args.studies !== undefined) throw new UsageError('--exec and --studies: give one, not both');
+  const cgroups = String(args.cgroups ?? 'host');
+  if (cgroups !== 'host' && cgroups !== 'v2') throw new UsageError(`--cgroups: '${cgroups}' is not host or v2`);
   const kernels = given.map(parseKernelArg);
   return {
     kernels,
@@ -81,6 +85,7 @@ export function parsePlan(args: Record<string, unknown>, repoRoot: string): Kern
     memoryMb: args.memory === undefined ? DEFAULT_MEMORY_MB : numberFlag('memory', args.memory, 256, true),
     studyArgs: exec === undefined ? ['--quick', ...studyArgs] : [],
     exec,
+    cgroups,
   };
 }
 
