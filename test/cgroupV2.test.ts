@@ -200,6 +200,38 @@ v2test('delegated: a worker started in a cgroup of its own moves into a leaf, ma
   }
 });
 
+v2test('delegated, after kill -9: the next worker, started in the leaf the dead one left, takes it as its own, removes the dead pool and serves', async () => {
+  fs.writeFileSync(path.join(MOUNT, 'cgroup.subtree_control'), '+memory +pids');
+  const service = testCgroup('crashed');
+  try {
+    const registry = engineScratch();
+    lambda(registry, 'where', CGROUP_OF);
+    const first = await startWorker({ registry, cgroup: service });
+    const name = new StateDir(first.stateDir).cgroupName;
+    assert.is((await post(first.url, 'where', '{}')).status, 200);
+    await first.stop('SIGKILL');
+    assert.ok(fs.existsSync(path.join(service, name)), 'the dead worker left its pool');
+    const leaf = path.join(service, SELF_LEAF);
+    const second = await startWorker({ registry, stateDir: first.stateDir, cgroup: leaf });
+    try {
+      assert.is(read(`/proc/${second.proc.pid}/cgroup`), `0::/${path.relative(MOUNT, leaf)}`);
+      assert.match(second.log(), 'removed what a previous engine left');
+      const r = await post(second.url, 'where', '{}');
+      assert.is(r.status, 200, JSON.stringify(r.body));
+      assert.match(r.body, `0::/${path.relative(MOUNT, path.join(service, name))}/pool-`);
+    } finally {
+      assert.is(await second.stop(), 0, second.log());
+    }
+    assert.not.ok(fs.existsSync(path.join(service, name)), 'its pool is gone after a clean stop');
+  } finally {
+    for (const d of [...cgroupsUnder(service), service]) {
+      for (const pid of read(path.join(d, 'cgroup.procs')).split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+    }
+    await sleep(200);
+    removeCgroups(service);
+  }
+});
+
 /** `sock worker up` run to its end in the cgroup dir: exit code and stderr. */
 function workerIn(dir: string): Promise<{ code: number; stderr: string }> {
   const [command, ...args] = inCgroup(dir, workerArgv(engineScratch(), engineScratch()));
