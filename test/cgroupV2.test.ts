@@ -173,14 +173,23 @@ function removeCgroups(dir: string): void {
   for (const d of [...cgroupsUnder(dir), dir]) if (fs.existsSync(d)) fs.rmdirSync(d);
 }
 
-v2test('delegated: a worker started in a cgroup of its own moves into a leaf, makes its pool beside it, serves from there, and on SIGTERM leaves the cgroup as it found it', async () => {
-  // The root enables memory and pids for its children, as systemd does on a v2 host.
+/** A service's cgroup, under a root that enables memory and pids for its children as systemd's does on a v2 host. */
+function serviceCgroup(label: string): string {
   fs.writeFileSync(path.join(MOUNT, 'cgroup.subtree_control'), '+memory +pids');
-  const service = testCgroup('service');
+  return testCgroup(label);
+}
+
+/** A registry with one lambda, `where`, that answers with its own cgroup. */
+function whereRegistry(): string {
+  const registry = engineScratch();
+  lambda(registry, 'where', CGROUP_OF);
+  return registry;
+}
+
+v2test('delegated: a worker started in a cgroup of its own moves into a leaf, makes its pool beside it, serves from there, and on SIGTERM leaves the cgroup as it found it', async () => {
+  const service = serviceCgroup('service');
   try {
-    const registry = engineScratch();
-    lambda(registry, 'where', CGROUP_OF);
-    const worker = await startWorker({ registry, cgroup: service });
+    const worker = await startWorker({ registry: whereRegistry(), cgroup: service });
     try {
       const name = new StateDir(worker.stateDir).cgroupName;
       assert.is(read(`/proc/${worker.proc.pid}/cgroup`), `0::/${path.relative(MOUNT, path.join(service, SELF_LEAF))}`, 'the worker moved into its leaf');
@@ -201,11 +210,9 @@ v2test('delegated: a worker started in a cgroup of its own moves into a leaf, ma
 });
 
 v2test('delegated, after kill -9: the next worker, started in the leaf the dead one left, takes it as its own, removes the dead pool and serves', async () => {
-  fs.writeFileSync(path.join(MOUNT, 'cgroup.subtree_control'), '+memory +pids');
-  const service = testCgroup('crashed');
+  const service = serviceCgroup('crashed');
   try {
-    const registry = engineScratch();
-    lambda(registry, 'where', CGROUP_OF);
+    const registry = whereRegistry();
     const first = await startWorker({ registry, cgroup: service });
     const name = new StateDir(first.stateDir).cgroupName;
     assert.is((await post(first.url, 'where', '{}')).status, 200);
@@ -256,8 +263,7 @@ v2test('not delegated: a worker in a cgroup whose parent enables no memory and p
 });
 
 v2test('shared: a worker in a cgroup that holds a process it did not start is refused with exit 3 and one line; that process is left where it was', async () => {
-  fs.writeFileSync(path.join(MOUNT, 'cgroup.subtree_control'), '+memory +pids');
-  const service = testCgroup('shared');
+  const service = serviceCgroup('shared');
   const other = execFileSync('/bin/sh', ['-c', `echo $$ > ${service}/cgroup.procs; sleep 60 >/dev/null 2>&1 & echo $!`], { encoding: 'utf8' }).trim();
   try {
     const r = await workerIn(service);
