@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
-import { DEFAULT_LIMITS, findHierarchies, type Hierarchy } from '../engine/cgroupHierarchy.js';
+import { DEFAULT_LIMITS, findHierarchies, removeCgroupTree, type Hierarchy } from '../engine/cgroupHierarchy.js';
 import { SELF_LEAF } from '../engine/cgroupDelegation.js';
 import { chooseHierarchy, PooledCgroup } from '../engine/cgroupPool.js';
 import { SockEngine } from '../engine/sockEngine.js';
@@ -170,7 +170,7 @@ function cgroupsUnder(dir: string): string[] {
 }
 
 function removeCgroups(dir: string): void {
-  for (const d of [...cgroupsUnder(dir), dir]) if (fs.existsSync(d)) fs.rmdirSync(d);
+  if (fs.existsSync(dir)) removeCgroupTree(dir);
 }
 
 /** A service's cgroup, under a root that enables memory and pids for its children as systemd's does on a v2 host. */
