@@ -24,7 +24,7 @@ test('on a terminal the bar is drawn, cleared for a note, redrawn, and cleared a
   const p = new Progress(stream, true);
   p.begin(40);
   p.step('netns ipc+net c=64 rep 2/3');
-  assert.match(written.at(-1) ?? '', /^\r\[1\/40\] netns ipc\+net c=64 rep 2\/3  00:00 elapsed\x1b\[K$/);
+  assert.match(written.at(-1) ?? '', /^\r\[1\/40\] netns ipc\+net c=64 rep 2\/3 {2}00:00 elapsed\x1b\[K$/);
   p.advance();
   assert.match(written.at(-1) ?? '', /^\r\[2\/40\] .* elapsed, ~00:00 left\x1b\[K$/);
   p.note('hello');
