@@ -23,7 +23,9 @@ export function baseProblem(dir: string): string | undefined {
   try {
     marker = JSON.parse(fs.readFileSync(path.join(dir, MARKER), 'utf8'));
   } catch {
-    return fs.existsSync(dir) ? `${dir} has no ${MARKER}: it is half-built or not a sockbench base` : `${dir} does not exist`;
+    return fs.existsSync(dir)
+      ? `${dir} has no ${MARKER}: it is half-built or not a sockbench base`
+      : `${dir} does not exist`;
   }
   if (marker.recipe !== RECIPE) return `${dir} was built by an older recipe`;
   if (!fs.existsSync(path.join(dir, 'usr/bin/python3'))) return `${dir} has no usr/bin/python3`;
@@ -35,7 +37,11 @@ export function baseProblem(dir: string): string | undefined {
 /** Throws unless dir is a complete base; says how to build one. */
 export function requireBase(dir: string): void {
   const problem = baseProblem(dir);
-  if (problem) throw new EngineSetupError(`no usable base root file system: ${problem}; build it with \`sock base build --base ${dir}\``, 3);
+  if (problem)
+    throw new EngineSetupError(
+      `no usable base root file system: ${problem}; build it with \`sock base build --base ${dir}\``,
+      3,
+    );
 }
 
 /**
@@ -47,11 +53,16 @@ export async function buildBase(dir: string, say: (line: string) => void, mirror
     say(`base: ${dir} is ready`);
     return;
   }
-  if (!fs.existsSync('/usr/sbin/debootstrap')) throw new EngineSetupError('debootstrap is not installed (apt-get install debootstrap)', 3);
+  if (!fs.existsSync('/usr/sbin/debootstrap'))
+    throw new EngineSetupError('debootstrap is not installed (apt-get install debootstrap)', 3);
   const partial = `${dir}.partial`;
   if (fs.existsSync(dir)) {
-    const ours = fs.existsSync(path.join(dir, MARKER)) || fs.existsSync(path.join(dir, '.sockbench-partial')) || fs.readdirSync(dir).length === 0;
-    if (!ours) throw new EngineSetupError(`${dir} exists and is not a sockbench base; move it away or choose another --base`);
+    const ours =
+      fs.existsSync(path.join(dir, MARKER)) ||
+      fs.existsSync(path.join(dir, '.sockbench-partial')) ||
+      fs.readdirSync(dir).length === 0;
+    if (!ours)
+      throw new EngineSetupError(`${dir} exists and is not a sockbench base; move it away or choose another --base`);
     say(`base: ${baseProblem(dir)}; rebuilding`);
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -67,10 +78,18 @@ export async function buildBase(dir: string, say: (line: string) => void, mirror
     fs.rmSync(path.join(partial, 'var/cache/apt/archives', deb));
   }
   const check = spawnSync('chroot', [partial, '/usr/bin/python3', '-c', 'pass'], { encoding: 'utf8' });
-  if (check.status !== 0) throw new EngineSetupError(`the new base cannot run python3: ${check.stderr.trim() || `exit ${check.status}`}`);
+  if (check.status !== 0)
+    throw new EngineSetupError(`the new base cannot run python3: ${check.stderr.trim() || `exit ${check.status}`}`);
   const version = spawnSync('chroot', [partial, '/usr/bin/python3', '--version'], { encoding: 'utf8' }).stdout.trim();
   fs.rmSync(path.join(partial, '.sockbench-partial'));
-  fs.writeFileSync(path.join(partial, MARKER), JSON.stringify({ recipe: RECIPE, suite: SUITE, mirror, python: version, builtAt: new Date().toISOString() }, null, 2));
+  fs.writeFileSync(
+    path.join(partial, MARKER),
+    JSON.stringify(
+      { recipe: RECIPE, suite: SUITE, mirror, python: version, builtAt: new Date().toISOString() },
+      null,
+      2,
+    ),
+  );
   fs.renameSync(partial, dir);
   say(`base: ${dir} ready (${version}) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
@@ -79,7 +98,9 @@ export async function buildBase(dir: string, say: (line: string) => void, mirror
 // first line of each step and a count every 25 packages, so a person sees it moving.
 function debootstrap(target: string, mirror: string, say: (line: string) => void): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn('debootstrap', ['--variant=minbase', '--include=python3', SUITE, target, mirror], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('debootstrap', ['--variant=minbase', '--include=python3', SUITE, target, mirror], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const tail: string[] = [];
     let verb = '';
     let count = 0;
@@ -101,7 +122,10 @@ function debootstrap(target: string, mirror: string, say: (line: string) => void
     child.on('error', (e) => reject(new EngineSetupError(`debootstrap did not start: ${e.message}`, 3)));
     child.on('close', (code, signal) => {
       if (code === 0) resolve();
-      else reject(new EngineSetupError(`debootstrap failed (${signal ?? `exit ${code}`}); its last lines:\n${tail.join('\n')}`));
+      else
+        reject(
+          new EngineSetupError(`debootstrap failed (${signal ?? `exit ${code}`}); its last lines:\n${tail.join('\n')}`),
+        );
     });
   });
 }

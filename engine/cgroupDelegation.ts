@@ -39,11 +39,16 @@ const words = (file: string) => read(file).split(/\s+/).filter(Boolean);
 
 /** This process's cgroup v2 directory under the hierarchy's mount point (from /proc/self/cgroup's "0::" line). */
 export function ownCgroupDir(mount: string): string {
-  const line = read('/proc/self/cgroup').split('\n').find((l) => l.startsWith('0::'));
+  const line = read('/proc/self/cgroup')
+    .split('\n')
+    .find((l) => l.startsWith('0::'));
   const rel = line?.slice(3) ?? '';
   // A path outside this cgroup namespace's root ("/.." ...) cannot be reached through the mount.
   if (!rel.startsWith('/') || rel.split('/').includes('..')) {
-    throw new EngineSetupError(`cgroup v2: this process's cgroup (${rel || 'none'}) is not below ${mount}: mount the hierarchy of its cgroup namespace there`, 3);
+    throw new EngineSetupError(
+      `cgroup v2: this process's cgroup (${rel || 'none'}) is not below ${mount}: mount the hierarchy of its cgroup namespace there`,
+      3,
+    );
   }
   return path.join(mount, rel);
 }
@@ -58,7 +63,13 @@ export function planDelegation(h: Hierarchy): DelegationPlan {
   const own = ownCgroupDir(mount);
   if (isRoot(own)) {
     const available = words(path.join(own, 'cgroup.controllers'));
-    return { base: own, where: 'root', missing: REQUIRED.filter((c) => !available.includes(c)), others: [], moved: false };
+    return {
+      base: own,
+      where: 'root',
+      missing: REQUIRED.filter((c) => !available.includes(c)),
+      others: [],
+      moved: false,
+    };
   }
   const moved = path.basename(own) === SELF_LEAF;
   const base = moved ? path.dirname(own) : own;
@@ -112,7 +123,11 @@ export function delegate(h: Hierarchy): Hierarchy {
       enabled.push(c);
     } catch (e) {
       // cpu cannot be enabled while a real-time task runs outside a cpu cgroup: the pool goes without cpu.weight.
-      if (REQUIRED.includes(c)) throw new EngineSetupError(`cgroup v2: enabling ${c} in ${path.join(plan.base, 'cgroup.subtree_control')} failed: ${(e as Error).message}`, 3);
+      if (REQUIRED.includes(c))
+        throw new EngineSetupError(
+          `cgroup v2: enabling ${c} in ${path.join(plan.base, 'cgroup.subtree_control')} failed: ${(e as Error).message}`,
+          3,
+        );
     }
   }
   if (placed === 0) undo = { base: plan.base, enabled: plan.where === 'own' ? enabled : [], moved };
@@ -136,7 +151,8 @@ export function release(): void {
   const children = fs.readdirSync(base, { withFileTypes: true }).filter((e) => e.isDirectory() && e.name !== SELF_LEAF);
   if (children.length > 0) return;
   try {
-    if (enabled.length > 0) fs.writeFileSync(path.join(base, 'cgroup.subtree_control'), enabled.map((c) => `-${c}`).join(' '));
+    if (enabled.length > 0)
+      fs.writeFileSync(path.join(base, 'cgroup.subtree_control'), enabled.map((c) => `-${c}`).join(' '));
     fs.writeFileSync(path.join(base, 'cgroup.procs'), String(process.pid));
     fs.rmdirSync(path.join(base, SELF_LEAF));
   } catch {

@@ -35,11 +35,16 @@ export function findHierarchies(): Hierarchy[] {
     if (m.fsType !== 'cgroup') continue;
     for (const c of V1_CONTROLLERS) if (m.superOptions.includes(c) && !v1[c]) v1[c] = m.mountPoint;
   }
-  if (Object.keys(v1).length > 0) found.push({ version: 1, roots: v1, controllers: V1_CONTROLLERS.filter((c) => v1[c]) });
+  if (Object.keys(v1).length > 0)
+    found.push({ version: 1, roots: v1, controllers: V1_CONTROLLERS.filter((c) => v1[c]) });
   const v2 = mounts.find((m) => m.fsType === 'cgroup2');
   if (v2) {
     const available = fs.readFileSync(path.join(v2.mountPoint, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
-    found.push({ version: 2, roots: { unified: v2.mountPoint }, controllers: V2_CONTROLLERS.filter((c) => available.includes(c)) });
+    found.push({
+      version: 2,
+      roots: { unified: v2.mountPoint },
+      controllers: V2_CONTROLLERS.filter((c) => available.includes(c)),
+    });
   }
   return found;
 }

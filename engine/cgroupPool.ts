@@ -5,7 +5,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { EngineSetupError } from './errors.js';
-import { findHierarchies, limitFiles, makeParents, removeCgroupTree, type Hierarchy, type Limits } from './cgroupHierarchy.js';
+import {
+  findHierarchies,
+  limitFiles,
+  makeParents,
+  removeCgroupTree,
+  type Hierarchy,
+  type Limits,
+} from './cgroupHierarchy.js';
 import { planDelegation } from './cgroupDelegation.js';
 
 const POLL_MS = 2;
@@ -67,7 +74,8 @@ export class PooledCgroup {
 
   setLimits(limits: Limits): void {
     for (const [controller, dir] of Object.entries(this.dirs)) {
-      for (const { file, value } of limitFiles(this.hierarchy, controller, limits)) fs.writeFileSync(path.join(dir, file), value);
+      for (const { file, value } of limitFiles(this.hierarchy, controller, limits))
+        fs.writeFileSync(path.join(dir, file), value);
     }
   }
 
@@ -82,9 +90,10 @@ export class PooledCgroup {
   private async setFrozen(frozen: boolean, timeoutMs: number): Promise<void> {
     const dir = this.dir('freezer');
     // v1 passes through FREEZING while tasks stop; v2 reports completion in cgroup.events.
-    const done = this.hierarchy.version === 2
-      ? () => fs.readFileSync(path.join(dir, 'cgroup.events'), 'utf8').includes(`frozen ${frozen ? 1 : 0}`)
-      : () => fs.readFileSync(path.join(dir, 'freezer.state'), 'utf8').trim() === (frozen ? 'FROZEN' : 'THAWED');
+    const done =
+      this.hierarchy.version === 2
+        ? () => fs.readFileSync(path.join(dir, 'cgroup.events'), 'utf8').includes(`frozen ${frozen ? 1 : 0}`)
+        : () => fs.readFileSync(path.join(dir, 'freezer.state'), 'utf8').trim() === (frozen ? 'FROZEN' : 'THAWED');
     if (this.hierarchy.version === 2) fs.writeFileSync(path.join(dir, 'cgroup.freeze'), frozen ? '1' : '0');
     else fs.writeFileSync(path.join(dir, 'freezer.state'), frozen ? 'FROZEN' : 'THAWED');
     await until(done, timeoutMs, `${frozen ? 'freezing' : 'thawing'} ${dir}`);
@@ -101,7 +110,11 @@ export class PooledCgroup {
    * 6.1.0-50 and on 6.18.
    */
   killMethod(then: 'reuse' | 'remove'): 'cgroup.kill' | 'signals' {
-    return then === 'remove' && this.hierarchy.version === 2 && fs.existsSync(path.join(this.dirs.unified!, 'cgroup.kill')) ? 'cgroup.kill' : 'signals';
+    return then === 'remove' &&
+      this.hierarchy.version === 2 &&
+      fs.existsSync(path.join(this.dirs.unified!, 'cgroup.kill'))
+      ? 'cgroup.kill'
+      : 'signals';
   }
 
   /**
@@ -114,12 +127,23 @@ export class PooledCgroup {
     if (this.hierarchy.version === 1 && this.dirs.freezer) await this.thaw(timeoutMs);
     const kill = byCgroupKill
       ? () => fs.writeFileSync(path.join(this.dirs.unified!, 'cgroup.kill'), '1')
-      : () => this.pids().forEach((pid) => { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } });
-    await until(() => {
-      if (this.pids().length === 0) return true;
-      kill();
-      return false;
-    }, timeoutMs, `emptying ${Object.values(this.dirs)[0]}`);
+      : () =>
+          this.pids().forEach((pid) => {
+            try {
+              process.kill(pid, 'SIGKILL');
+            } catch {
+              /* already gone */
+            }
+          });
+    await until(
+      () => {
+        if (this.pids().length === 0) return true;
+        kill();
+        return false;
+      },
+      timeoutMs,
+      `emptying ${Object.values(this.dirs)[0]}`,
+    );
     if (this.hierarchy.version === 2) await this.thaw(timeoutMs);
   }
 }
@@ -135,12 +159,18 @@ async function until(done: () => boolean, timeoutMs: number, what: string): Prom
 /** The hierarchy a sandbox gets its cgroup from: v1 where it has memory, pids and freezer, else v2 with memory and pids. */
 export function chooseHierarchy(version?: 1 | 2): Hierarchy {
   const usable = findHierarchies().filter((h) =>
-    h.version === 1 ? ['memory', 'pids', 'freezer'].every((c) => h.controllers.includes(c)) : ['memory', 'pids'].every((c) => h.controllers.includes(c)));
+    h.version === 1
+      ? ['memory', 'pids', 'freezer'].every((c) => h.controllers.includes(c))
+      : ['memory', 'pids'].every((c) => h.controllers.includes(c)),
+  );
   const chosen = version ? usable.find((h) => h.version === version) : usable[0];
   if (!chosen) {
-    throw new EngineSetupError(version
-      ? `no usable cgroup v${version} hierarchy here (it needs ${version === 1 ? 'memory, pids and freezer' : 'memory and pids'} controllers)`
-      : 'no usable cgroup hierarchy: neither v1 with memory, pids and freezer nor v2 with memory and pids', 3);
+    throw new EngineSetupError(
+      version
+        ? `no usable cgroup v${version} hierarchy here (it needs ${version === 1 ? 'memory, pids and freezer' : 'memory and pids'} controllers)`
+        : 'no usable cgroup hierarchy: neither v1 with memory, pids and freezer nor v2 with memory and pids',
+      3,
+    );
   }
   return chosen;
 }
@@ -159,7 +189,10 @@ export class CgroupPool {
   private readonly free: PooledCgroup[] = [];
   private readonly all: PooledCgroup[] = [];
 
-  private constructor(readonly hierarchy: Hierarchy, readonly name: string) {}
+  private constructor(
+    readonly hierarchy: Hierarchy,
+    readonly name: string,
+  ) {}
 
   /** The parent cgroup `name` (in every tree) with `size` children ready. Leftovers of a crashed owner of that name must be reclaimed first. */
   static create(hierarchy: Hierarchy, name: string, size: number, limits: Limits): CgroupPool {
@@ -187,13 +220,20 @@ export class CgroupPool {
   static async reclaim(name: string, timeoutMs: number): Promise<number> {
     let killed = 0;
     for (const h of findHierarchies().map(wherePoolsAre)) {
-      const parents = Object.values(h.roots).map((r) => path.join(r, name)).filter((p) => fs.existsSync(p));
+      const parents = Object.values(h.roots)
+        .map((r) => path.join(r, name))
+        .filter((p) => fs.existsSync(p));
       if (parents.length === 0) continue;
-      const leaves = fs.readdirSync(parents[0]!, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+      const leaves = fs
+        .readdirSync(parents[0]!, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name);
       for (const leaf of leaves) {
         const dirs: Record<string, string> = {};
         if (h.version === 2) dirs.unified = path.join(parents[0]!, leaf);
-        else for (const [c, root] of Object.entries(h.roots)) if (fs.existsSync(path.join(root, name, leaf))) dirs[c] = path.join(root, name, leaf);
+        else
+          for (const [c, root] of Object.entries(h.roots))
+            if (fs.existsSync(path.join(root, name, leaf))) dirs[c] = path.join(root, name, leaf);
         const cg = new PooledCgroup(h, dirs);
         killed += cg.pids().length;
         await cg.empty(timeoutMs, 'remove');

@@ -39,7 +39,10 @@ export type ReplyCheck = (reply: Message) => string | undefined;
  * The message is a clause whose subject is the sandbox: "sent a line that is not JSON: ...".
  */
 export class ChannelError extends Error {
-  constructor(readonly kind: 'too-large' | 'protocol' | 'closed', message: string) {
+  constructor(
+    readonly kind: 'too-large' | 'protocol' | 'closed',
+    message: string,
+  ) {
     super(message);
     this.name = 'ChannelError';
   }
@@ -60,7 +63,10 @@ export class Channel {
   private brokenBecause: ChannelError | undefined;
   private violationListener: ((e: ChannelError, unasked: boolean) => void) | undefined;
 
-  private constructor(private readonly socket: net.Socket, private readonly maxLineBytes: number) {
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly maxLineBytes: number,
+  ) {
     // The hello may come before anyone asks for it (a zygote's fork dials while the engine still
     // waits for the zygote's answer): it is the one message expected from the start.
     this.greeting = this.expect(() => undefined);
@@ -79,9 +85,15 @@ export class Channel {
    * with the first connection, after which the listening socket is closed and unlinked. A line
    * longer than maxLineBytes (newline not counted) breaks the channel.
    */
-  static listen(socketPath: string, signal: AbortSignal, maxLineBytes: number): { listening: Promise<void>; accepted: Promise<Channel> } {
+  static listen(
+    socketPath: string,
+    signal: AbortSignal,
+    maxLineBytes: number,
+  ): { listening: Promise<void>; accepted: Promise<Channel> } {
     if (socketPath.length > MAX_SOCKET_PATH) {
-      const e = Promise.reject(new Error(`socket path ${socketPath} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter --state-dir`));
+      const e = Promise.reject(
+        new Error(`socket path ${socketPath} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter --state-dir`),
+      );
       e.catch(() => {});
       return { listening: e as Promise<never>, accepted: e as Promise<never> };
     }
@@ -177,7 +189,7 @@ export class Channel {
   /** Node exposes no public way to the descriptor of an accepted Unix socket. */
   private get fd(): number {
     const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (typeof fd !== 'number' || fd < 0) throw new Error('the sandbox\'s socket is closed');
+    if (typeof fd !== 'number' || fd < 0) throw new Error("the sandbox's socket is closed");
     return fd;
   }
 
@@ -192,14 +204,20 @@ export class Channel {
     let start = 0;
     while (!this.brokenBecause && start < chunk.length) {
       if (!this.waiting) {
-        this.violate('protocol', `sent ${chunk.length - start} bytes while no request was outstanding: ${quote(chunk.toString('utf8', start, start + QUOTED_CHARS + 1))}`);
+        this.violate(
+          'protocol',
+          `sent ${chunk.length - start} bytes while no request was outstanding: ${quote(chunk.toString('utf8', start, start + QUOTED_CHARS + 1))}`,
+        );
         return;
       }
       const newline = chunk.indexOf(NEWLINE, start);
       const end = newline < 0 ? chunk.length : newline;
       this.partBytes += end - start;
       if (this.partBytes > this.maxLineBytes) {
-        this.violate('too-large', `sent a line longer than ${this.maxLineBytes} bytes, the limit on a reply (--max-reply-bytes)`);
+        this.violate(
+          'too-large',
+          `sent a line longer than ${this.maxLineBytes} bytes, the limit on a reply (--max-reply-bytes)`,
+        );
         return;
       }
       if (newline < 0) {
@@ -207,9 +225,10 @@ export class Channel {
         return;
       }
       // Most lines come whole in one chunk: decoded straight from it, with no copy.
-      const line = this.parts.length === 0
-        ? chunk.toString('utf8', start, newline)
-        : Buffer.concat([...this.parts, chunk.subarray(start, newline)], this.partBytes).toString('utf8');
+      const line =
+        this.parts.length === 0
+          ? chunk.toString('utf8', start, newline)
+          : Buffer.concat([...this.parts, chunk.subarray(start, newline)], this.partBytes).toString('utf8');
       this.parts = [];
       this.partBytes = 0;
       start = newline + 1;

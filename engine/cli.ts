@@ -31,23 +31,27 @@ const say = (line: string) => process.stderr.write(`sock: ${line}\n`);
 
 function whole(flag: string, value: unknown, min: number): number {
   const n = Number(value);
-  if (typeof value === 'boolean' || value === '' || !Number.isInteger(n) || n < min) throw new UsageError(`--${flag}: '${String(value)}' is not a whole number >= ${min}`);
+  if (typeof value === 'boolean' || value === '' || !Number.isInteger(n) || n < min)
+    throw new UsageError(`--${flag}: '${String(value)}' is not a whole number >= ${min}`);
   return n;
 }
 
-const stateDirOption = (y: Argv) => y.option('state-dir', {
-  type: 'string',
-  default: process.env.SOCK_STATE_DIR ?? DEFAULT_STATE_DIR,
-  defaultDescription: `$SOCK_STATE_DIR or ${DEFAULT_STATE_DIR}`,
-  describe: 'the engine\'s state directory (sandbox roots, code snapshots, base)',
-});
+const stateDirOption = (y: Argv) =>
+  y.option('state-dir', {
+    type: 'string',
+    default: process.env.SOCK_STATE_DIR ?? DEFAULT_STATE_DIR,
+    defaultDescription: `$SOCK_STATE_DIR or ${DEFAULT_STATE_DIR}`,
+    describe: "the engine's state directory (sandbox roots, code snapshots, base)",
+  });
 
-const baseOption = (y: Argv) => y.option('base', {
-  type: 'string',
-  describe: 'base root file system [default: $SOCK_BASE or <state-dir>/base]',
-});
+const baseOption = (y: Argv) =>
+  y.option('base', {
+    type: 'string',
+    describe: 'base root file system [default: $SOCK_BASE or <state-dir>/base]',
+  });
 
-const baseOf = (args: Record<string, unknown>) => path.resolve(String(args.base ?? process.env.SOCK_BASE ?? new StateDir(String(args['state-dir'])).defaultBase));
+const baseOf = (args: Record<string, unknown>) =>
+  path.resolve(String(args.base ?? process.env.SOCK_BASE ?? new StateDir(String(args['state-dir'])).defaultBase));
 
 /** Where to reach the worker: --port/--host, else what the worker of --state-dir wrote, else 127.0.0.1:5000. */
 function workerUrl(args: Record<string, unknown>): string {
@@ -55,7 +59,10 @@ function workerUrl(args: Record<string, unknown>): string {
   let host = args.host as string | undefined;
   if (port === undefined) {
     try {
-      const written = JSON.parse(fs.readFileSync(new StateDir(String(args['state-dir'])).workerFile, 'utf8')) as { port: number; host: string };
+      const written = JSON.parse(fs.readFileSync(new StateDir(String(args['state-dir'])).workerFile, 'utf8')) as {
+        port: number;
+        host: string;
+      };
       port = written.port;
       host ??= written.host;
     } catch {
@@ -65,16 +72,22 @@ function workerUrl(args: Record<string, unknown>): string {
   return `http://${host ?? '127.0.0.1'}:${whole('port', port, 1)}`;
 }
 
-const clientOptions = (y: Argv) => stateDirOption(y)
-  .option('port', { type: 'number', describe: 'the worker\'s port [default: the one the worker of --state-dir listens on, else 5000]' })
-  .option('host', { type: 'string', describe: 'the worker\'s address [default: 127.0.0.1]' });
+const clientOptions = (y: Argv) =>
+  stateDirOption(y)
+    .option('port', {
+      type: 'number',
+      describe: "the worker's port [default: the one the worker of --state-dir listens on, else 5000]",
+    })
+    .option('host', { type: 'string', describe: "the worker's address [default: 127.0.0.1]" });
 
 async function request(url: string, init?: RequestInit): Promise<{ status: number; body: unknown }> {
   let res: Response;
   try {
     res = await fetch(url, init);
   } catch (e) {
-    throw new EngineSetupError(`no worker answers at ${new URL(url).origin} (${(e as { cause?: Error }).cause?.message ?? (e as Error).message}); start one with \`sock worker up\``);
+    throw new EngineSetupError(
+      `no worker answers at ${new URL(url).origin} (${(e as { cause?: Error }).cause?.message ?? (e as Error).message}); start one with \`sock worker up\``,
+    );
   }
   const text = await res.text();
   try {
@@ -86,7 +99,8 @@ async function request(url: string, init?: RequestInit): Promise<{ status: numbe
 
 async function workerUp(args: Record<string, unknown>): Promise<number> {
   const registryDir = path.resolve(String(args.registry));
-  if (!fs.existsSync(registryDir) || !fs.statSync(registryDir).isDirectory()) throw new UsageError(`--registry: ${registryDir} is not a directory`);
+  if (!fs.existsSync(registryDir) || !fs.statSync(registryDir).isDirectory())
+    throw new UsageError(`--registry: ${registryDir} is not a directory`);
   const port = whole('port', args.port, 0);
   const capacity = whole('max-sandboxes', args['max-sandboxes'], 1);
   const cgroupVersion = args['cgroup-version'] === 'auto' ? undefined : (Number(args['cgroup-version']) as 1 | 2);
@@ -94,14 +108,22 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
     stateDir: String(args['state-dir']),
     base: baseOf(args),
     capacity,
-    limits: { memoryBytes: whole('memory-mb', args['memory-mb'], 8) * 2 ** 20, pids: whole('pids', args.pids, 4), cpuShares: whole('cpu-shares', args['cpu-shares'], 2) },
+    limits: {
+      memoryBytes: whole('memory-mb', args['memory-mb'], 8) * 2 ** 20,
+      pids: whole('pids', args.pids, 4),
+      cpuShares: whole('cpu-shares', args['cpu-shares'], 2),
+    },
     // A sandbox's hello, or an error with its traceback, must fit.
     maxReplyBytes: whole('max-reply-bytes', args['max-reply-bytes'], MIN_REPLY_BYTES),
     log: say,
   };
   const sock = args.backend === 'sock';
-  if (!sock && args.zygotes === 'on') throw new UsageError(`--zygotes on: zygotes are the SOCK backend's; --backend ${args.backend} has none`);
-  if (!sock && args.seccomp === false) throw new UsageError(`--no-seccomp: the filter is the SOCK backend's; --backend ${args.backend} uses Docker's own profile`);
+  if (!sock && args.zygotes === 'on')
+    throw new UsageError(`--zygotes on: zygotes are the SOCK backend's; --backend ${args.backend} has none`);
+  if (!sock && args.seccomp === false)
+    throw new UsageError(
+      `--no-seccomp: the filter is the SOCK backend's; --backend ${args.backend} uses Docker's own profile`,
+    );
   const zygotes = sock && args.zygotes !== 'off';
   const handlerCacheOn = args['handler-cache'] !== 'off';
   const maxIdle = whole('handler-cache-size', args['handler-cache-size'], 1);
@@ -112,8 +134,10 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
   const handlerBudget = whole('handler-cache-mb', args['handler-cache-mb'], 1) * 2 ** 20;
   const timeoutMs = whole('timeout', args.timeout, 1);
   const queueLimit = whole('queue-limit', args['queue-limit'], 0);
-  if (args.installer !== 'pip' && (args['pip-index-url'] !== undefined || args['pip-find-links'] !== undefined)) throw new UsageError('--pip-index-url and --pip-find-links go with --installer pip');
-  if (args.installer === 'pip' && args['pip-index-url'] === undefined && args['pip-find-links'] === undefined) throw new UsageError('--installer pip needs --pip-index-url or --pip-find-links (where pip finds packages)');
+  if (args.installer !== 'pip' && (args['pip-index-url'] !== undefined || args['pip-find-links'] !== undefined))
+    throw new UsageError('--pip-index-url and --pip-find-links go with --installer pip');
+  if (args.installer === 'pip' && args['pip-index-url'] === undefined && args['pip-find-links'] === undefined)
+    throw new UsageError('--installer pip needs --pip-index-url or --pip-find-links (where pip finds packages)');
   const engine = sock
     ? await SockEngine.start({ ...common, reserve, cgroupVersion, isolation: { seccomp: args.seccomp !== false } })
     : await DockerEngine.start({ ...common, network: args.backend === 'docker-netnone' ? 'none' : 'bridge' });
@@ -123,22 +147,43 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
     // Opened once the engine has claimed the state directory: it removes half-done installs there.
     if (args.installer !== 'off') {
       installCache = openInstallCache({
-        installer: args.installer as 'debian' | 'pip', stateDir: String(args['state-dir']), base: baseOf(args),
+        installer: args.installer as 'debian' | 'pip',
+        stateDir: String(args['state-dir']),
+        base: baseOf(args),
         pipIndexUrl: args['pip-index-url'] as string | undefined,
-        pipFindLinks: (args['pip-find-links'] as string[] | undefined)?.map((l) => (/^\w+:\/\//.test(l) ? l : path.resolve(l))),
+        pipFindLinks: (args['pip-find-links'] as string[] | undefined)?.map((l) =>
+          /^\w+:\/\//.test(l) ? l : path.resolve(l),
+        ),
         log: say,
       });
     }
     if (engine instanceof SockEngine && zygotes) {
-      backend = await ImportCache.start(engine, { threshold, budgetBytes: zygoteBudget, maxZygotes, importsOf: zygoteImportsOf, log: say });
+      backend = await ImportCache.start(engine, {
+        threshold,
+        budgetBytes: zygoteBudget,
+        maxZygotes,
+        importsOf: zygoteImportsOf,
+        log: say,
+      });
     }
   } catch (e) {
     await engine.shutdown();
     throw e;
   }
-  const handlerCache = handlerCacheOn ? new HandlerCache(backend, { maxIdle, budgetBytes: handlerBudget, log: say }) : undefined;
+  const handlerCache = handlerCacheOn
+    ? new HandlerCache(backend, { maxIdle, budgetBytes: handlerBudget, log: say })
+    : undefined;
   const registry = new Registry(registryDir, engine.state.code);
-  const worker = new Worker({ registry, backend, installCache, handlerCache, timeoutMs, queueLimit, outbound: args.outbound !== false, log: say });
+  const worker = new Worker({
+    registry,
+    backend,
+    installCache,
+    handlerCache,
+    timeoutMs,
+    queueLimit,
+    outbound: args.outbound !== false,
+    log: say,
+  });
   let address;
   try {
     address = await worker.listen(port, String(args.host));
@@ -146,8 +191,14 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
     await engine.shutdown();
     throw new EngineSetupError(`cannot listen on ${args.host}:${port}: ${(e as Error).message}`);
   }
-  fs.writeFileSync(engine.state.workerFile, JSON.stringify({ pid: process.pid, host: address.address, port: address.port }));
-  const described = engine instanceof SockEngine ? `sock, cgroup v${engine.pool.hierarchy.version} pool in ${engine.status().cgroupParent as string}` : `${engine.name}, image ${engine.image}`;
+  fs.writeFileSync(
+    engine.state.workerFile,
+    JSON.stringify({ pid: process.pid, host: address.address, port: address.port }),
+  );
+  const described =
+    engine instanceof SockEngine
+      ? `sock, cgroup v${engine.pool.hierarchy.version} pool in ${engine.status().cgroupParent as string}`
+      : `${engine.name}, image ${engine.image}`;
   const caches = `caches: install ${installCache ? String(args.installer) : 'off'}, import ${zygotes ? 'zygotes' : 'off'}, handler ${handlerCache ? `${maxIdle} idle` : 'off'}`;
   // The handlers go in before the line that says the worker is up: a caller that signals the
   // moment it reads that line would otherwise find Node's default action, and no cleanup.
@@ -160,15 +211,20 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
       }
       stopping = true;
       say(`${signal}: destroying sandboxes and shutting down`);
-      worker.close().then(() => resolve(0), (e) => {
-        say(`shutdown failed: ${(e as Error).message}`);
-        resolve(1);
-      });
+      worker.close().then(
+        () => resolve(0),
+        (e) => {
+          say(`shutdown failed: ${(e as Error).message}`);
+          resolve(1);
+        },
+      );
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });
-  say(`worker listening on http://${address.address}:${address.port} (registry ${registryDir}, state ${engine.state.root}, ${described}, ${capacity} sandboxes at once; ${caches})`);
+  say(
+    `worker listening on http://${address.address}:${address.port} (registry ${registryDir}, state ${engine.state.root}, ${described}, ${capacity} sandboxes at once; ${caches})`,
+  );
   return stopped;
 }
 
@@ -181,13 +237,18 @@ async function invoke(args: Record<string, unknown>): Promise<number> {
   }
   if (args.event === undefined) body = 'null';
   const { status, body: answer } = await request(`${workerUrl(args)}/run/${encodeURIComponent(String(args.lambda))}`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
   });
   if (status === 200) {
     process.stdout.write(`${JSON.stringify(answer)}\n`);
     return 0;
   }
-  const error = typeof answer === 'object' && answer && 'error' in answer ? String((answer as { error: unknown }).error) : String(answer);
+  const error =
+    typeof answer === 'object' && answer && 'error' in answer
+      ? String((answer as { error: unknown }).error)
+      : String(answer);
   process.stderr.write(`sock: ${args.lambda}: HTTP ${status}: ${error}\n`);
   return 1;
 }
@@ -238,47 +299,180 @@ export async function main(argv: string[]): Promise<number> {
   const parser = yargs(argv)
     .scriptName('sock')
     .usage('$0 <command>\n\nThe SOCK engine: lean containers that run Python handlers f(event) behind an HTTP worker.')
-    .command('worker', 'run the HTTP worker', (y) => y
-      .command('up', 'serve POST /run/<lambda> and GET /status in the foreground until SIGINT or SIGTERM', (w) => baseOption(stateDirOption(w))
-        .option('registry', { type: 'string', demandOption: true, describe: 'directory with one directory per lambda, each holding f.py (and optionally requirements.txt and sock.json)' })
-        .option('port', { type: 'number', default: 5000, describe: 'TCP port (0: any free port, printed at start)' })
-        .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
-        .option('max-sandboxes', { type: 'number', default: Math.max(4, 2 * os.availableParallelism()), describe: 'sandboxes alive at once (the cgroup pool); more requests wait' })
-        .option('queue-limit', { type: 'number', default: 1024, describe: 'requests that may wait for a sandbox; beyond it the worker answers 503' })
-        .option('timeout', { type: 'number', default: 30000, describe: 'per-invocation limit in ms; past it the sandbox is killed and the caller gets 504' })
-        .option('max-reply-bytes', { type: 'number', default: DEFAULT_MAX_REPLY_BYTES, describe: 'longest reply a sandbox (or zygote) may send; past it the sandbox is destroyed and the caller gets 502' })
-        .option('memory-mb', { type: 'number', default: 256, describe: 'memory limit of each sandbox' })
-        .option('pids', { type: 'number', default: 256, describe: 'task limit of each sandbox' })
-        .option('cpu-shares', { type: 'number', default: 512, describe: 'CPU share of each sandbox (v1 cpu.shares; v2 gets the matching cpu.weight)' })
-        .option('cgroup-version', { choices: ['auto', '1', '2'], default: 'auto', describe: 'cgroup hierarchy for the pool (sock backend)' })
-        .option('backend', { choices: ['sock', 'docker', 'docker-netnone'], default: 'sock', describe: 'how sandboxes are made: SOCK lean containers, or Docker containers (bridge network, or --network none)' })
-        .option('installer', { choices: ['debian', 'pip', 'off'], default: 'debian', describe: 'install cache: how requirements.txt is installed (once, into <state-dir>/packages): Debian\'s python3-* packages, or pip against --pip-index-url / --pip-find-links; off answers 501' })
-        .option('pip-index-url', { type: 'string', describe: 'package index for --installer pip' })
-        .option('pip-find-links', { type: 'array', string: true, describe: 'wheel directories or URLs for --installer pip (with no --pip-index-url, only these are used)' })
-        .option('zygotes', { choices: ['on', 'off'], describe: 'import cache: fork handlers from zygotes that have imported their packages [default: on with --backend sock]' })
-        .option('zygote-threshold', { type: 'number', default: 2, describe: 'a package set gets its own zygote once this many sandboxes have asked for it' })
-        .option('zygote-budget-mb', { type: 'number', default: 512, describe: 'memory the zygotes may hold together (sum of PSS); the least asked-for per byte are evicted' })
-        .option('max-zygotes', { type: 'number', default: 16, describe: 'zygotes besides the root (each holds a pooled cgroup)' })
-        .option('handler-cache', { choices: ['on', 'off'], default: 'on', describe: 'keep instances that answered frozen, for their lambda version\'s next request' })
-        .option('handler-cache-size', { type: 'number', default: 16, describe: 'frozen instances kept at most (least recently used evicted first)' })
-        .option('handler-cache-mb', { type: 'number', default: 1024, describe: 'memory the frozen instances may hold together' })
-        .option('outbound', { type: 'boolean', default: true, describe: 'let a lambda whose sock.json says {"network": "outbound"} open connections beyond its sandbox (never to the host\'s loopback); --no-outbound answers such a lambda 403. Other sandboxes have loopback only' })
-        .option('seccomp', { type: 'boolean', default: true, describe: 'sock backend: every sandbox under the seccomp filter of engine/seccomp/profile.json; --no-seccomp is for measuring its cost only' })
-        .strict(), action(workerUp))
-      .demandCommand(1, 'name a worker command: up'))
-    .command('invoke <lambda> [event]', 'run a lambda once through the worker and print its JSON result', (y) => clientOptions(y)
-      .positional('lambda', { type: 'string', describe: 'the lambda\'s name (its directory in the registry)' })
-      .positional('event', { type: 'string', describe: 'the event, as JSON [default: null]' })
-      .strict(), action(invoke))
-    .command('status', 'print the worker\'s sandboxes, memory and cache state', (y) => clientOptions(y).strict(), action(status))
-    .command('gc', 'remove what a crashed worker left in --state-dir (refused while a worker runs there)', (y) => stateDirOption(y).strict(), action(gc))
-    .command('base', 'the base root file system sandboxes are stitched on', (y) => y
-      .command('build', 'build it with debootstrap (about a minute; does nothing if it is complete)', (b) => baseOption(stateDirOption(b))
-        .option('mirror', { type: 'string', default: process.env.SOCK_DEBIAN_MIRROR ?? DEFAULT_MIRROR, describe: 'Debian mirror [$SOCK_DEBIAN_MIRROR]' })
-        .strict(), action((a) => base(a, true)))
-      .command('check', 'exit 0 if it is complete, 3 (saying why) if not', (b) => baseOption(stateDirOption(b)).strict(), action((a) => base(a, false)))
-      .command('docker-image', 'import it into Docker as the baseline\'s image (docker import, once)', (b) => baseOption(stateDirOption(b)).strict(), action(dockerImage))
-      .demandCommand(1, 'name a base command: build, check or docker-image'))
+    .command('worker', 'run the HTTP worker', (y) =>
+      y
+        .command(
+          'up',
+          'serve POST /run/<lambda> and GET /status in the foreground until SIGINT or SIGTERM',
+          (w) =>
+            baseOption(stateDirOption(w))
+              .option('registry', {
+                type: 'string',
+                demandOption: true,
+                describe:
+                  'directory with one directory per lambda, each holding f.py (and optionally requirements.txt and sock.json)',
+              })
+              .option('port', {
+                type: 'number',
+                default: 5000,
+                describe: 'TCP port (0: any free port, printed at start)',
+              })
+              .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
+              .option('max-sandboxes', {
+                type: 'number',
+                default: Math.max(4, 2 * os.availableParallelism()),
+                describe: 'sandboxes alive at once (the cgroup pool); more requests wait',
+              })
+              .option('queue-limit', {
+                type: 'number',
+                default: 1024,
+                describe: 'requests that may wait for a sandbox; beyond it the worker answers 503',
+              })
+              .option('timeout', {
+                type: 'number',
+                default: 30000,
+                describe: 'per-invocation limit in ms; past it the sandbox is killed and the caller gets 504',
+              })
+              .option('max-reply-bytes', {
+                type: 'number',
+                default: DEFAULT_MAX_REPLY_BYTES,
+                describe:
+                  'longest reply a sandbox (or zygote) may send; past it the sandbox is destroyed and the caller gets 502',
+              })
+              .option('memory-mb', { type: 'number', default: 256, describe: 'memory limit of each sandbox' })
+              .option('pids', { type: 'number', default: 256, describe: 'task limit of each sandbox' })
+              .option('cpu-shares', {
+                type: 'number',
+                default: 512,
+                describe: 'CPU share of each sandbox (v1 cpu.shares; v2 gets the matching cpu.weight)',
+              })
+              .option('cgroup-version', {
+                choices: ['auto', '1', '2'],
+                default: 'auto',
+                describe: 'cgroup hierarchy for the pool (sock backend)',
+              })
+              .option('backend', {
+                choices: ['sock', 'docker', 'docker-netnone'],
+                default: 'sock',
+                describe:
+                  'how sandboxes are made: SOCK lean containers, or Docker containers (bridge network, or --network none)',
+              })
+              .option('installer', {
+                choices: ['debian', 'pip', 'off'],
+                default: 'debian',
+                describe:
+                  "install cache: how requirements.txt is installed (once, into <state-dir>/packages): Debian's python3-* packages, or pip against --pip-index-url / --pip-find-links; off answers 501",
+              })
+              .option('pip-index-url', { type: 'string', describe: 'package index for --installer pip' })
+              .option('pip-find-links', {
+                type: 'array',
+                string: true,
+                describe:
+                  'wheel directories or URLs for --installer pip (with no --pip-index-url, only these are used)',
+              })
+              .option('zygotes', {
+                choices: ['on', 'off'],
+                describe:
+                  'import cache: fork handlers from zygotes that have imported their packages [default: on with --backend sock]',
+              })
+              .option('zygote-threshold', {
+                type: 'number',
+                default: 2,
+                describe: 'a package set gets its own zygote once this many sandboxes have asked for it',
+              })
+              .option('zygote-budget-mb', {
+                type: 'number',
+                default: 512,
+                describe: 'memory the zygotes may hold together (sum of PSS); the least asked-for per byte are evicted',
+              })
+              .option('max-zygotes', {
+                type: 'number',
+                default: 16,
+                describe: 'zygotes besides the root (each holds a pooled cgroup)',
+              })
+              .option('handler-cache', {
+                choices: ['on', 'off'],
+                default: 'on',
+                describe: "keep instances that answered frozen, for their lambda version's next request",
+              })
+              .option('handler-cache-size', {
+                type: 'number',
+                default: 16,
+                describe: 'frozen instances kept at most (least recently used evicted first)',
+              })
+              .option('handler-cache-mb', {
+                type: 'number',
+                default: 1024,
+                describe: 'memory the frozen instances may hold together',
+              })
+              .option('outbound', {
+                type: 'boolean',
+                default: true,
+                describe:
+                  'let a lambda whose sock.json says {"network": "outbound"} open connections beyond its sandbox (never to the host\'s loopback); --no-outbound answers such a lambda 403. Other sandboxes have loopback only',
+              })
+              .option('seccomp', {
+                type: 'boolean',
+                default: true,
+                describe:
+                  'sock backend: every sandbox under the seccomp filter of engine/seccomp/profile.json; --no-seccomp is for measuring its cost only',
+              })
+              .strict(),
+          action(workerUp),
+        )
+        .demandCommand(1, 'name a worker command: up'),
+    )
+    .command(
+      'invoke <lambda> [event]',
+      'run a lambda once through the worker and print its JSON result',
+      (y) =>
+        clientOptions(y)
+          .positional('lambda', { type: 'string', describe: "the lambda's name (its directory in the registry)" })
+          .positional('event', { type: 'string', describe: 'the event, as JSON [default: null]' })
+          .strict(),
+      action(invoke),
+    )
+    .command(
+      'status',
+      "print the worker's sandboxes, memory and cache state",
+      (y) => clientOptions(y).strict(),
+      action(status),
+    )
+    .command(
+      'gc',
+      'remove what a crashed worker left in --state-dir (refused while a worker runs there)',
+      (y) => stateDirOption(y).strict(),
+      action(gc),
+    )
+    .command('base', 'the base root file system sandboxes are stitched on', (y) =>
+      y
+        .command(
+          'build',
+          'build it with debootstrap (about a minute; does nothing if it is complete)',
+          (b) =>
+            baseOption(stateDirOption(b))
+              .option('mirror', {
+                type: 'string',
+                default: process.env.SOCK_DEBIAN_MIRROR ?? DEFAULT_MIRROR,
+                describe: 'Debian mirror [$SOCK_DEBIAN_MIRROR]',
+              })
+              .strict(),
+          action((a) => base(a, true)),
+        )
+        .command(
+          'check',
+          'exit 0 if it is complete, 3 (saying why) if not',
+          (b) => baseOption(stateDirOption(b)).strict(),
+          action((a) => base(a, false)),
+        )
+        .command(
+          'docker-image',
+          "import it into Docker as the baseline's image (docker import, once)",
+          (b) => baseOption(stateDirOption(b)).strict(),
+          action(dockerImage),
+        )
+        .demandCommand(1, 'name a base command: build, check or docker-image'),
+    )
     .demandCommand(1, 'name a command: worker up, invoke, status, gc or base')
     .strict()
     .help()

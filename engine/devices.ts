@@ -9,8 +9,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /** name -> character device major, minor: what a Python handler may need and nothing else. */
-const NODES: Record<string, [number, number]> = { null: [1, 3], zero: [1, 5], full: [1, 7], random: [1, 8], urandom: [1, 9] };
-const LINKS: Record<string, string> = { fd: '/proc/self/fd', stdin: '/proc/self/fd/0', stdout: '/proc/self/fd/1', stderr: '/proc/self/fd/2', shm: '/tmp' };
+const NODES: Record<string, [number, number]> = {
+  null: [1, 3],
+  zero: [1, 5],
+  full: [1, 7],
+  random: [1, 8],
+  urandom: [1, 9],
+};
+const LINKS: Record<string, string> = {
+  fd: '/proc/self/fd',
+  stdin: '/proc/self/fd/0',
+  stdout: '/proc/self/fd/1',
+  stderr: '/proc/self/fd/2',
+  shm: '/tmp',
+};
 
 /** Makes dir anew with the sandbox's device nodes and links; returns dir. */
 export function makeDevices(dir: string): string {

@@ -14,7 +14,14 @@ import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
 import { Channel, DEFAULT_MAX_REPLY_BYTES } from './channel.js';
 import { DOCKER_SOCKET, pingDocker } from './dockerPing.js';
 import { EngineSetupError, SandboxError } from './errors.js';
-import { deathErrorOf, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER } from './runtimeSandbox.js';
+import {
+  deathErrorOf,
+  requireReadable,
+  RUNTIME_DIR,
+  runtimeCommand,
+  RuntimeSandbox,
+  SANDBOX_USER,
+} from './runtimeSandbox.js';
 import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
 import { SandboxLedger } from './sandboxLedger.js';
 import { StateDir } from './stateDir.js';
@@ -52,14 +59,22 @@ function connect(socketPath: string): Docker {
 
 async function requireDaemon(socketPath: string): Promise<void> {
   const ping = await pingDocker(socketPath);
-  if (!ping.ok) throw new EngineSetupError(`no Docker daemon answers (${ping.why}); scripts/setup.sh installs Docker and starts dockerd`, 3);
+  if (!ping.ok)
+    throw new EngineSetupError(
+      `no Docker daemon answers (${ping.why}); scripts/setup.sh installs Docker and starts dockerd`,
+      3,
+    );
 }
 
 /**
  * `docker import` of the base, through the API, unless the image exists. `tar` only packs the
  * directory (once, at setup); nothing on a request's path shells out.
  */
-export async function ensureImage(base: string, say: (line: string) => void, socketPath = DOCKER_SOCKET): Promise<string> {
+export async function ensureImage(
+  base: string,
+  say: (line: string) => void,
+  socketPath = DOCKER_SOCKET,
+): Promise<string> {
   requireBase(base);
   await requireDaemon(socketPath);
   const docker = connect(socketPath);
@@ -81,7 +96,8 @@ export async function ensureImage(base: string, say: (line: string) => void, soc
   progress.resume();
   await finished(progress);
   const code = await tarClosed;
-  if (code !== 0) throw new EngineSetupError(`packing ${base} for docker import failed: ${tarError.trim() || `tar exit ${code}`}`);
+  if (code !== 0)
+    throw new EngineSetupError(`packing ${base} for docker import failed: ${tarError.trim() || `tar exit ${code}`}`);
   await docker.getImage(image).inspect();
   say(`docker: ${image} ready in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   return image;
@@ -91,8 +107,18 @@ export async function ensureImage(base: string, say: (line: string) => void, soc
 export async function removeContainers(stateDir: string, socketPath = DOCKER_SOCKET): Promise<number> {
   if (!(await pingDocker(socketPath)).ok) return 0;
   const docker = connect(socketPath);
-  const found = await docker.listContainers({ all: true, filters: { label: [`${STATE_LABEL}=${path.resolve(stateDir)}`] } });
-  await Promise.all(found.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
+  const found = await docker.listContainers({
+    all: true,
+    filters: { label: [`${STATE_LABEL}=${path.resolve(stateDir)}`] },
+  });
+  await Promise.all(
+    found.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => {}),
+    ),
+  );
   return found.length;
 }
 
@@ -117,7 +143,8 @@ export class DockerEngine implements SandboxBackend {
 
   static async start(options: DockerEngineOptions): Promise<DockerEngine> {
     const log = options.log ?? (() => {});
-    if (process.getuid?.() !== 0) throw new EngineSetupError('the Docker backend must run as root (it mounts each sandbox\'s scratch)', 3);
+    if (process.getuid?.() !== 0)
+      throw new EngineSetupError("the Docker backend must run as root (it mounts each sandbox's scratch)", 3);
     const socketPath = options.socketPath ?? DOCKER_SOCKET;
     const state = new StateDir(options.stateDir);
     const base = path.resolve(options.base ?? state.defaultBase);
@@ -128,8 +155,17 @@ export class DockerEngine implements SandboxBackend {
       const left = state.reclaim();
       if (removed > 0) left.unshift(`${removed} containers labelled ${STATE_LABEL}=${state.root}`);
       if (left.length > 0) log(`removed what a previous engine left: ${left.join('; ')}`);
-      return new DockerEngine(connect(socketPath), state, image, options.capacity, options.limits ?? DEFAULT_LIMITS, options.network ?? 'bridge', options.startTimeoutMs ?? 60_000,
-        options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES, log);
+      return new DockerEngine(
+        connect(socketPath),
+        state,
+        image,
+        options.capacity,
+        options.limits ?? DEFAULT_LIMITS,
+        options.network ?? 'bridge',
+        options.startTimeoutMs ?? 60_000,
+        options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
+        log,
+      );
     } catch (e) {
       state.release();
       throw e;
@@ -160,7 +196,9 @@ export class DockerEngine implements SandboxBackend {
     } catch (e) {
       abort.abort();
       await sandbox.destroy().catch(() => {});
-      throw e instanceof SandboxError ? e : new SandboxError('sandbox', `starting ${id} failed: ${(e as Error).message}`);
+      throw e instanceof SandboxError
+        ? e
+        : new SandboxError('sandbox', `starting ${id} failed: ${(e as Error).message}`);
     }
     await sandbox.becomeReady(accepted, abort, this.startTimeoutMs, t0, t1, performance.now());
     return sandbox;
@@ -191,7 +229,12 @@ class DockerSandbox extends RuntimeSandbox {
   private exitCode: number | undefined;
   private waited: Promise<unknown> = new Promise(() => {});
 
-  constructor(id: string, private readonly dir: string, protected readonly scratch: string, private readonly engine: DockerEngine) {
+  constructor(
+    id: string,
+    private readonly dir: string,
+    protected readonly scratch: string,
+    private readonly engine: DockerEngine,
+  ) {
     super(id, engine.log);
     this.origin = 'docker';
   }
@@ -258,7 +301,9 @@ class DockerSandbox extends RuntimeSandbox {
   memoryBytes(): number {
     // cgroupfs driver on v1: memory/docker/<id>; elsewhere not worth an API round trip per status.
     try {
-      return Number(fs.readFileSync(`/sys/fs/cgroup/memory/docker/${this.container!.id}/memory.usage_in_bytes`, 'utf8'));
+      return Number(
+        fs.readFileSync(`/sys/fs/cgroup/memory/docker/${this.container!.id}/memory.usage_in_bytes`, 'utf8'),
+      );
     } catch {
       return 0;
     }
@@ -292,10 +337,16 @@ class DockerSandbox extends RuntimeSandbox {
     let oom = false;
     try {
       oom = (await this.container!.inspect()).State.OOMKilled;
-    } catch { /* removed meanwhile */ }
+    } catch {
+      /* removed meanwhile */
+    }
     const code = this.exitCode;
-    const how = code === undefined || code < 0 ? 'ended' : code > 128 ? `was killed by signal ${code - 128}` : `exited with status ${code}`;
+    const how =
+      code === undefined || code < 0
+        ? 'ended'
+        : code > 128
+          ? `was killed by signal ${code - 128}`
+          : `exited with status ${code}`;
     return deathErrorOf(when, { oom, how, memoryBytes: this.engine.limits.memoryBytes, scratch: this.scratch });
   }
-
 }

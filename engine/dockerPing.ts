@@ -11,11 +11,20 @@ export function pingDocker(socketPath = DOCKER_SOCKET, timeoutMs = 2000): Promis
     const req = http.get({ socketPath, path: '/_ping', timeout: timeoutMs }, (res) => {
       res.resume();
       const apiVersion = res.headers['api-version'];
-      resolve(res.statusCode === 200 ? { ok: true, apiVersion: typeof apiVersion === 'string' ? apiVersion : null } : { ok: false, why: `/_ping answered HTTP ${res.statusCode}` });
+      resolve(
+        res.statusCode === 200
+          ? { ok: true, apiVersion: typeof apiVersion === 'string' ? apiVersion : null }
+          : { ok: false, why: `/_ping answered HTTP ${res.statusCode}` },
+      );
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
     req.on('error', (e: NodeJS.ErrnoException) => {
-      const why = e.code === 'ENOENT' ? `no socket at ${socketPath}` : e.code === 'ECONNREFUSED' ? `nothing listening on ${socketPath}` : e.message;
+      const why =
+        e.code === 'ENOENT'
+          ? `no socket at ${socketPath}`
+          : e.code === 'ECONNREFUSED'
+            ? `nothing listening on ${socketPath}`
+            : e.message;
       resolve({ ok: false, why });
     });
   });

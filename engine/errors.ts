@@ -40,7 +40,10 @@ export class SandboxError extends Error {
  * convention: 3 for a missing privilege or kernel feature, 1 otherwise.
  */
 export class EngineSetupError extends Error {
-  constructor(message: string, readonly exitCode: 1 | 3 = 1) {
+  constructor(
+    message: string,
+    readonly exitCode: 1 | 3 = 1,
+  ) {
     super(message);
     this.name = 'EngineSetupError';
   }

@@ -28,7 +28,10 @@ export class HandlerCache {
   private readonly counts = { hits: 0, misses: 0, evicted: 0, invalidated: 0 };
   private closed = false;
 
-  constructor(private readonly backend: SandboxBackend, private readonly options: HandlerCacheOptions) {}
+  constructor(
+    private readonly backend: SandboxBackend,
+    private readonly options: HandlerCacheOptions,
+  ) {}
 
   /** A thawed instance of this lambda version if one is kept, else a new sandbox from the backend. */
   async acquire(lambda: string, version: string, spec: SandboxSpec): Promise<{ sandbox: Sandbox; hit: boolean }> {

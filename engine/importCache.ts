@@ -40,7 +40,10 @@ export class ImportCache implements SandboxBackend {
   private readonly unusable = new Set<string>();
   private readonly counts = { forked: 0, lean: 0, zygotesMade: 0, evicted: 0, lost: 0, failedImports: 0 };
 
-  private constructor(private readonly engine: SockEngine, private readonly options: ImportCacheOptions) {}
+  private constructor(
+    private readonly engine: SockEngine,
+    private readonly options: ImportCacheOptions,
+  ) {}
 
   /** The cache with its root zygote running. */
   static async start(engine: SockEngine, options: ImportCacheOptions): Promise<ImportCache> {
@@ -63,7 +66,11 @@ export class ImportCache implements SandboxBackend {
     const names = Object.keys(spec.packages).sort();
     const key = names.join('+');
     this.wanted.set(key, (this.wanted.get(key) ?? 0) + 1);
-    for (let zygote = await this.zygoteFor(key, spec.packages); zygote; zygote = await this.zygoteFor(key, spec.packages)) {
+    for (
+      let zygote = await this.zygoteFor(key, spec.packages);
+      zygote;
+      zygote = await this.zygoteFor(key, spec.packages)
+    ) {
       try {
         const sandbox = await this.engine.createFrom(zygote, spec);
         this.counts.forked++;
@@ -81,7 +88,8 @@ export class ImportCache implements SandboxBackend {
   /** The zygote to fork from, making the set's own one first when it has been asked for enough. */
   private async zygoteFor(key: string, packages: Record<string, string>): Promise<Zygote | undefined> {
     const best = await this.largestSubset(Object.keys(packages));
-    if (!best || best.key === key || this.unusable.has(key) || (this.wanted.get(key) ?? 0) < this.options.threshold) return best;
+    if (!best || best.key === key || this.unusable.has(key) || (this.wanted.get(key) ?? 0) < this.options.threshold)
+      return best;
     let making = this.starting.get(key);
     if (!making) {
       making = this.makeZygote(key, packages, best).finally(() => this.starting.delete(key));
@@ -101,10 +109,13 @@ export class ImportCache implements SandboxBackend {
       }
       if (z.packages.every((p) => asked.has(p)) && (!best || z.packages.length > best.packages.length)) best = z;
     }
-    return best ?? (await this.rootZygote().catch((e: Error) => {
-      this.options.log?.(`the root zygote could not be started: ${e.message}`);
-      return undefined;
-    }));
+    return (
+      best ??
+      (await this.rootZygote().catch((e: Error) => {
+        this.options.log?.(`the root zygote could not be started: ${e.message}`);
+        return undefined;
+      }))
+    );
   }
 
   private async rootZygote(): Promise<Zygote> {
@@ -114,13 +125,18 @@ export class ImportCache implements SandboxBackend {
       this.options.log?.(`the root zygote ${this.root.describe()} has ended; starting another`);
       this.root = undefined;
     }
-    this.rootStarting ??= this.engine.startZygote({}, []).then((z) => (this.root = z)).finally(() => (this.rootStarting = undefined));
+    this.rootStarting ??= this.engine
+      .startZygote({}, [])
+      .then((z) => (this.root = z))
+      .finally(() => (this.rootStarting = undefined));
     return this.rootStarting;
   }
 
   private async makeZygote(key: string, packages: Record<string, string>, parent: Zygote): Promise<Zygote | undefined> {
     if (this.zygotes.size >= this.options.maxZygotes && !this.evictOne(key)) return undefined;
-    const imports = Object.keys(packages).filter((p) => !parent.packages.includes(p)).flatMap((p) => this.options.importsOf(p));
+    const imports = Object.keys(packages)
+      .filter((p) => !parent.packages.includes(p))
+      .flatMap((p) => this.options.importsOf(p));
     let zygote: Zygote;
     try {
       zygote = await this.engine.startZygote(packages, imports, parent);
@@ -147,7 +163,9 @@ export class ImportCache implements SandboxBackend {
    * does not displace them, and its request forks from a subset's zygote instead.
    */
   private keepToBudget(): void {
-    while (this.memory().pssBytes > this.options.budgetBytes && this.evictOne()) { /* until it fits */ }
+    while (this.memory().pssBytes > this.options.budgetBytes && this.evictOne()) {
+      /* until it fits */
+    }
   }
 
   /** Evicts the zygote asked for least per byte of PSS (never the one for `keep`); false if there is none. */
@@ -167,7 +185,9 @@ export class ImportCache implements SandboxBackend {
     this.zygotes.delete(zygote.key);
     this.counts.evicted++;
     this.options.log?.(`evicted zygote ${zygote.describe()} (import cache over its budget or size)`);
-    zygote.destroy().catch((e) => this.options.log?.(`destroying zygote ${zygote.describe()}: ${(e as Error).message}`));
+    zygote
+      .destroy()
+      .catch((e) => this.options.log?.(`destroying zygote ${zygote.describe()}: ${(e as Error).message}`));
   }
 
   /** Forgets a zygote that can no longer fork; its set gets a new one when next asked for. */
@@ -182,18 +202,34 @@ export class ImportCache implements SandboxBackend {
 
   private memory(): { pssBytes: number; ussBytes: number } {
     const all = [...this.zygotes.values(), ...(this.root ? [this.root] : [])];
-    return all.map((z) => z.memory()).reduce((a, m) => ({ pssBytes: a.pssBytes + m.pssBytes, ussBytes: a.ussBytes + m.ussBytes }), { pssBytes: 0, ussBytes: 0 });
+    return all
+      .map((z) => z.memory())
+      .reduce((a, m) => ({ pssBytes: a.pssBytes + m.pssBytes, ussBytes: a.ussBytes + m.ussBytes }), {
+        pssBytes: 0,
+        ussBytes: 0,
+      });
   }
 
   status(): BackendStatus {
     const zygotes = [...(this.root ? [this.root] : []), ...this.zygotes.values()].map((z) => ({
-      id: z.id, packages: z.key || '(root)', pid: z.pid, alive: z.isAlive, forks: z.forks, asked: this.wanted.get(z.key) ?? 0, modules: z.modules, ...z.memory(),
+      id: z.id,
+      packages: z.key || '(root)',
+      pid: z.pid,
+      alive: z.isAlive,
+      forks: z.forks,
+      asked: this.wanted.get(z.key) ?? 0,
+      modules: z.modules,
+      ...z.memory(),
     }));
     return {
       ...this.engine.status(),
       importCache: {
-        threshold: this.options.threshold, budgetBytes: this.options.budgetBytes, maxZygotes: this.options.maxZygotes,
-        ...this.memory(), ...this.counts, zygotes,
+        threshold: this.options.threshold,
+        budgetBytes: this.options.budgetBytes,
+        maxZygotes: this.options.maxZygotes,
+        ...this.memory(),
+        ...this.counts,
+        zygotes,
       },
     };
   }

@@ -50,7 +50,11 @@ export interface InstallProvider {
    * Installs requirement into `into` (an empty, fresh directory) with python/ and lib/; returns
    * what it measured. Throws an Error with a one-line message naming the package on failure.
    */
-  install(requirement: ParsedRequirement, into: string, signal?: AbortSignal): Promise<{ version: string; downloadMs: number; installMs: number }>;
+  install(
+    requirement: ParsedRequirement,
+    into: string,
+    signal?: AbortSignal,
+  ): Promise<{ version: string; downloadMs: number; installMs: number }>;
 }
 
 /** A requirement that cannot be installed; the message is one line naming it and why. */
@@ -69,7 +73,10 @@ const REQUIREMENT = new RegExp(`^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\\s
 export function parseRequirement(line: string): ParsedRequirement {
   const trimmed = line.trim();
   const m = REQUIREMENT.exec(trimmed);
-  if (!m) throw new InstallError(`'${trimmed}' is not a requirement the install cache takes: a package name, optionally with a version specifier (no URLs, options, extras or markers)`);
+  if (!m)
+    throw new InstallError(
+      `'${trimmed}' is not a requirement the install cache takes: a package name, optionally with a version specifier (no URLs, options, extras or markers)`,
+    );
   return { line: trimmed, name: normalizePypiName(m[1]!), specifier: (m[2] ?? '').replace(/\s+/g, '') };
 }
 
@@ -185,7 +192,10 @@ export class InstallCache {
 
   private async install(r: ParsedRequirement, key: string): Promise<InstalledPackage> {
     const final = path.join(this.providerDir, key);
-    const partial = path.join(this.providerDir, `.partial-${key}-${selfIdentity()}-${crypto.randomBytes(4).toString('hex')}`);
+    const partial = path.join(
+      this.providerDir,
+      `.partial-${key}-${selfIdentity()}-${crypto.randomBytes(4).toString('hex')}`,
+    );
     this.log(`install cache: installing ${r.line} (${this.provider.name})`);
     try {
       fs.mkdirSync(partial);
@@ -194,15 +204,23 @@ export class InstallCache {
       const measured = await this.provider.install(r, partial, this.closing.signal);
       makeRootOwned(partial);
       const marker: Marker = {
-        name: r.name, requirement: r.line, provider: this.provider.name, version: measured.version,
-        downloadMs: measured.downloadMs, installMs: measured.installMs, bytes: treeBytes(partial), installedAt: new Date().toISOString(),
+        name: r.name,
+        requirement: r.line,
+        provider: this.provider.name,
+        version: measured.version,
+        downloadMs: measured.downloadMs,
+        installMs: measured.installMs,
+        bytes: treeBytes(partial),
+        installedAt: new Date().toISOString(),
       };
       fs.writeFileSync(path.join(partial, MARKER), `${JSON.stringify(marker, null, 2)}\n`);
       fs.renameSync(partial, final);
       const done = { ...marker, dir: final };
       this.installed.set(key, done);
       this.installs++;
-      this.log(`install cache: ${r.line} ${done.version} (${this.provider.name}): download ${Math.round(done.downloadMs)} ms, install ${Math.round(done.installMs)} ms, ${(done.bytes / 2 ** 20).toFixed(1)} MiB`);
+      this.log(
+        `install cache: ${r.line} ${done.version} (${this.provider.name}): download ${Math.round(done.downloadMs)} ms, install ${Math.round(done.installMs)} ms, ${(done.bytes / 2 ** 20).toFixed(1)} MiB`,
+      );
       return done;
     } catch (e) {
       this.failures++;
@@ -219,7 +237,15 @@ export class InstallCache {
     await Promise.allSettled([...this.inFlight.values()].map((f) => f.done));
   }
 
-  status(): { provider: string; dir: string; packages: number; installs: number; failures: number; installing: string[]; bytes: number } {
+  status(): {
+    provider: string;
+    dir: string;
+    packages: number;
+    installs: number;
+    failures: number;
+    installing: string[];
+    bytes: number;
+  } {
     let bytes = 0;
     for (const p of this.installed.values()) bytes += p.bytes;
     return {

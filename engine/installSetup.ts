@@ -19,8 +19,15 @@ export interface InstallFlags {
 /** Call with the state directory claimed (an engine started on it): the cache removes half-done installs there. */
 export function openInstallCache(flags: InstallFlags): InstallCache {
   const state = new StateDir(flags.stateDir);
-  const provider = flags.installer === 'pip'
-    ? new PipProvider({ base: flags.base, workDir: state.installWork, indexUrl: flags.pipIndexUrl, findLinks: flags.pipFindLinks, noIndex: flags.pipIndexUrl === undefined })
-    : new DebianProvider({ base: flags.base, workDir: state.installWork });
+  const provider =
+    flags.installer === 'pip'
+      ? new PipProvider({
+          base: flags.base,
+          workDir: state.installWork,
+          indexUrl: flags.pipIndexUrl,
+          findLinks: flags.pipFindLinks,
+          noIndex: flags.pipIndexUrl === undefined,
+        })
+      : new DebianProvider({ base: flags.base, workDir: state.installWork });
   return InstallCache.open(path.join(state.root, 'packages'), provider, flags.log);
 }

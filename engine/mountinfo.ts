@@ -26,7 +26,14 @@ function parseMountinfo(text: string): Mount[] {
     if (after === undefined) return [];
     const fields = before.split(' ');
     const [fsType, , superOptions = ''] = after.split(' ');
-    return [{ mountPoint: unescapeOctal(fields[4]), fsType, options: fields[5].split(','), superOptions: superOptions.split(',') }];
+    return [
+      {
+        mountPoint: unescapeOctal(fields[4]),
+        fsType,
+        options: fields[5].split(','),
+        superOptions: superOptions.split(','),
+      },
+    ];
   });
 }
 

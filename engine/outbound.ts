@@ -19,22 +19,58 @@ export class Outbound {
 
   /** Connects the network namespace that netnsFd (ours) refers to, once slirp4netns says it is configured. */
   static async start(netnsFd: number): Promise<Outbound> {
-    if (!fs.existsSync(SLIRP)) throw new SandboxError('sandbox', `outbound network needs ${SLIRP} (Debian package slirp4netns; scripts/setup.sh installs it)`);
+    if (!fs.existsSync(SLIRP))
+      throw new SandboxError(
+        'sandbox',
+        `outbound network needs ${SLIRP} (Debian package slirp4netns; scripts/setup.sh installs it)`,
+      );
     // fd 3: it writes "1" once the tap is up; fd 4: it exits when this end closes (or we die).
-    const proc = spawn(SLIRP, ['--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', '--ready-fd=3', '--exit-fd=4', '--netns-type=path', `/proc/${process.pid}/fd/${netnsFd}`, 'tap0'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+    const proc = spawn(
+      SLIRP,
+      [
+        '--configure',
+        '--mtu=65520',
+        '--disable-host-loopback',
+        '--enable-sandbox',
+        '--enable-seccomp',
+        '--ready-fd=3',
+        '--exit-fd=4',
+        '--netns-type=path',
+        `/proc/${process.pid}/fd/${netnsFd}`,
+        'tap0',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] },
+    );
     const outbound = new Outbound(proc);
     let stderr = '';
-    proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
     try {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`not configured within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
-        (proc.stdio[3] as NodeJS.ReadableStream).once('data', () => { clearTimeout(timer); resolve(); });
-        proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`exited with status ${code}`)); });
-        proc.once('error', (e) => { clearTimeout(timer); reject(e); });
+        const timer = setTimeout(
+          () => reject(new Error(`not configured within ${READY_TIMEOUT_MS} ms`)),
+          READY_TIMEOUT_MS,
+        );
+        (proc.stdio[3] as NodeJS.ReadableStream).once('data', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        proc.once('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`exited with status ${code}`));
+        });
+        proc.once('error', (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
       });
     } catch (e) {
       outbound.stop();
-      throw new SandboxError('sandbox', `slirp4netns ${(e as Error).message}: ${stderr.trim().split('\n').pop() ?? ''}`);
+      throw new SandboxError(
+        'sandbox',
+        `slirp4netns ${(e as Error).message}: ${stderr.trim().split('\n').pop() ?? ''}`,
+      );
     }
     return outbound;
   }

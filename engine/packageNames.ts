@@ -3,7 +3,10 @@
 
 /** PEP 503: names differ only in case and runs of "-", "_" and "." are the same package. */
 export function normalizePypiName(name: string): string {
-  return name.trim().toLowerCase().replace(/[-_.]+/g, '-');
+  return name
+    .trim()
+    .toLowerCase()
+    .replace(/[-_.]+/g, '-');
 }
 
 /** Where Debian's name is not python3-<name>, or the import is not <name>. */
@@ -37,7 +40,14 @@ export function importNameOf(pypiName: string): string {
  * (Image.preinit), so a zygote for Pillow imports those too.
  */
 const USED_SUBMODULES: Record<string, string[]> = {
-  pillow: ['PIL.Image', 'PIL.BmpImagePlugin', 'PIL.GifImagePlugin', 'PIL.JpegImagePlugin', 'PIL.PpmImagePlugin', 'PIL.PngImagePlugin'],
+  pillow: [
+    'PIL.Image',
+    'PIL.BmpImagePlugin',
+    'PIL.GifImagePlugin',
+    'PIL.JpegImagePlugin',
+    'PIL.PpmImagePlugin',
+    'PIL.PngImagePlugin',
+  ],
 };
 
 /** What a zygote imports for a package, so that its forks find what their handlers use already loaded. */

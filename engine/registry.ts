@@ -59,7 +59,10 @@ interface Entry {
 export class Registry {
   private readonly known = new Map<string, Entry>();
 
-  constructor(readonly dir: string, private readonly snapshots: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly snapshots: string,
+  ) {}
 
   /** The lambda's current version, or undefined when there is no such lambda; throws BadLambdaError. */
   lookup(name: string): Lambda | undefined {
@@ -81,7 +84,8 @@ export class Registry {
   /** Names of the lambdas in the registry now: directories, not links, holding a regular f.py. */
   names(): string[] {
     try {
-      return fs.readdirSync(this.dir, { withFileTypes: true })
+      return fs
+        .readdirSync(this.dir, { withFileTypes: true })
         .filter((e) => e.isDirectory() && NAME.test(e.name) && this.hasHandler(e.name))
         .map((e) => e.name)
         .sort();
@@ -94,7 +98,10 @@ export class Registry {
   private hasHandler(name: string): boolean {
     let fd: number;
     try {
-      fd = fs.openSync(path.join(this.dir, name), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+      fd = fs.openSync(
+        path.join(this.dir, name),
+        fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW,
+      );
     } catch {
       return false;
     }
@@ -142,7 +149,13 @@ export class Registry {
     }
     const requirements = files.find((f) => f.path === 'requirements.txt');
     const settings = files.find((f) => f.path === 'sock.json');
-    return { name, version, code, requirements: requirements ? parseRequirements(requirements.contents!.toString('utf8')) : [], network: settings ? parseSettings(name, settings.contents!.toString('utf8')).network : 'loopback' };
+    return {
+      name,
+      version,
+      code,
+      requirements: requirements ? parseRequirements(requirements.contents!.toString('utf8')) : [],
+      network: settings ? parseSettings(name, settings.contents!.toString('utf8')).network : 'loopback',
+    };
   }
 }
 
@@ -154,17 +167,27 @@ export function parseSettings(name: string, text: string): { network: LambdaNetw
   } catch (e) {
     throw new BadLambdaError(`lambda '${name}': sock.json is not JSON: ${(e as Error).message}`);
   }
-  if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) throw new BadLambdaError(`lambda '${name}': sock.json must be an object, e.g. {"network": "outbound"}`);
+  if (typeof settings !== 'object' || settings === null || Array.isArray(settings))
+    throw new BadLambdaError(`lambda '${name}': sock.json must be an object, e.g. {"network": "outbound"}`);
   const unknown = Object.keys(settings).filter((k) => k !== 'network');
-  if (unknown.length > 0) throw new BadLambdaError(`lambda '${name}': sock.json: unknown setting ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: "network")`);
+  if (unknown.length > 0)
+    throw new BadLambdaError(
+      `lambda '${name}': sock.json: unknown setting ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: "network")`,
+    );
   const network = (settings as { network?: unknown }).network ?? 'loopback';
-  if (network !== 'loopback' && network !== 'outbound') throw new BadLambdaError(`lambda '${name}': sock.json: "network" is "loopback" or "outbound", not ${JSON.stringify(network)}`);
+  if (network !== 'loopback' && network !== 'outbound')
+    throw new BadLambdaError(
+      `lambda '${name}': sock.json: "network" is "loopback" or "outbound", not ${JSON.stringify(network)}`,
+    );
   return { network };
 }
 
 /** Package lines of a pip-style requirements file: comments (# ...) and blank lines dropped. */
 export function parseRequirements(text: string): string[] {
-  return text.split('\n').map((line) => line.replace(/#.*/, '').trim()).filter((line) => line.length > 0);
+  return text
+    .split('\n')
+    .map((line) => line.replace(/#.*/, '').trim())
+    .filter((line) => line.length > 0);
 }
 
 function signatureOf(files: LambdaFile[]): string {

@@ -13,7 +13,10 @@ import type { CreateTimings, Sandbox, SandboxSpec } from './sandbox.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The runtime is Python source, not compiled: it sits in engine/runtime beside the TypeScript. Mounted read-only at /sock. */
-export const RUNTIME_DIR = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../../engine/runtime' : 'runtime');
+export const RUNTIME_DIR = path.resolve(
+  here,
+  here.includes(`${path.sep}dist${path.sep}`) ? '../../engine/runtime' : 'runtime',
+);
 
 /** nobody:nogroup on Debian; a handler needs no identity of its own. */
 export const SANDBOX_USER = { uid: 65534, gid: 65534 };
@@ -25,12 +28,21 @@ export function packagePaths(packages: Record<string, string>): string[] {
 
 /** The environment of every process the engine starts in a sandbox or zygote. */
 export function sandboxEnv(packages: Record<string, string>): string[] {
-  return ['PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/tmp', 'LANG=C.UTF-8', `PYTHONPATH=${packagePaths(packages).join(':')}`, 'LD_LIBRARY_PATH=/packages/.lib'];
+  return [
+    'PATH=/usr/local/bin:/usr/bin:/bin',
+    'HOME=/tmp',
+    'LANG=C.UTF-8',
+    `PYTHONPATH=${packagePaths(packages).join(':')}`,
+    'LD_LIBRARY_PATH=/packages/.lib',
+  ];
 }
 
 /** The runtime's command line and environment inside a sandbox (code at /handler, packages at /packages/<name>, scratch at /host). */
 export function runtimeCommand(spec: SandboxSpec): { argv: string[]; env: string[] } {
-  return { argv: ['/usr/bin/python3', '-B', '/sock/server.py', '/host/worker.sock', '/handler'], env: sandboxEnv(spec.packages) };
+  return {
+    argv: ['/usr/bin/python3', '-B', '/sock/server.py', '/host/worker.sock', '/handler'],
+    env: sandboxEnv(spec.packages),
+  };
 }
 
 /** How long to wait for a dead sandbox's exit status before calling it a crash anyway. */
@@ -47,7 +59,10 @@ export abstract class RuntimeSandbox implements Sandbox {
   /** How the runtime broke the reply protocol, once it has; the sandbox was destroyed then. */
   private violation: SandboxError | undefined;
 
-  constructor(readonly id: string, private readonly log: (line: string) => void) {}
+  constructor(
+    readonly id: string,
+    private readonly log: (line: string) => void,
+  ) {}
 
   get alive(): boolean {
     return !this.destroying;
@@ -70,7 +85,12 @@ export abstract class RuntimeSandbox implements Sandbox {
   async ready(accepted: Promise<Channel>, abort: AbortController, timeoutMs: number): Promise<void> {
     const timer = setTimeout(() => {
       const log = lastLines(path.join(this.scratch, 'runtime.log'), 5);
-      abort.abort(new SandboxError('sandbox', `${this.id} did not load its handler within ${timeoutMs} ms${log ? `; it wrote: ${log}` : ''}`));
+      abort.abort(
+        new SandboxError(
+          'sandbox',
+          `${this.id} did not load its handler within ${timeoutMs} ms${log ? `; it wrote: ${log}` : ''}`,
+        ),
+      );
     }, timeoutMs);
     const died = this.exited.then(async () => {
       const e = await this.deathError('before loading the handler');
@@ -85,10 +105,16 @@ export abstract class RuntimeSandbox implements Sandbox {
       // A line after the hello in the same read has broken the channel by now.
       if (this.violation) throw this.violation;
       if (hello.fatal === 'bad-handler') {
-        throw new SandboxError('bad-handler', `f.py could not be loaded: ${hello.type}: ${hello.message}`, { type: hello.type, traceback: hello.traceback });
+        throw new SandboxError('bad-handler', `f.py could not be loaded: ${hello.type}: ${hello.message}`, {
+          type: hello.type,
+          traceback: hello.traceback,
+        });
       }
       if (hello.ready !== true) {
-        throw new SandboxError('protocol', `${this.id} sent ${JSON.stringify(hello).slice(0, 100)} as its first message, not whether its handler loaded; the sandbox was destroyed`);
+        throw new SandboxError(
+          'protocol',
+          `${this.id} sent ${JSON.stringify(hello).slice(0, 100)} as its first message, not whether its handler loaded; the sandbox was destroyed`,
+        );
       }
     } catch (e) {
       if (e instanceof SandboxError) throw e;
@@ -105,7 +131,14 @@ export abstract class RuntimeSandbox implements Sandbox {
    * ready(), destroying the sandbox if it fails, then the record of where its making went:
    * t0 start, t1 root or scratch ready, t2 first process started (performance.now()).
    */
-  async becomeReady(accepted: Promise<Channel>, abort: AbortController, timeoutMs: number, t0: number, t1: number, t2: number): Promise<void> {
+  async becomeReady(
+    accepted: Promise<Channel>,
+    abort: AbortController,
+    timeoutMs: number,
+    t0: number,
+    t1: number,
+    t2: number,
+  ): Promise<void> {
     try {
       await this.ready(accepted, abort, timeoutMs);
     } catch (e) {
@@ -131,7 +164,11 @@ export abstract class RuntimeSandbox implements Sandbox {
       const id = randomUUID();
       const reply = this.channel.request({ id, event }, (r) => replyProblem(r, id));
       const timedOut = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new SandboxError('timeout', `the handler ran longer than ${timeoutMs} ms; its sandbox was killed`)), timeoutMs);
+        timer = setTimeout(
+          () =>
+            reject(new SandboxError('timeout', `the handler ran longer than ${timeoutMs} ms; its sandbox was killed`)),
+          timeoutMs,
+        );
       });
       const answer = await Promise.race([
         reply.catch(async (e: ChannelError) => {
@@ -145,8 +182,13 @@ export abstract class RuntimeSandbox implements Sandbox {
       ]);
       if ('result' in answer) return answer.result;
       const kind = answer.error === 'bad-result' ? 'bad-result' : 'exception';
-      throw new SandboxError(kind, kind === 'bad-result' ? `the handler's result is not JSON: ${answer.message}` : `${answer.type}: ${answer.message}`,
-        { type: answer.type, traceback: answer.traceback });
+      throw new SandboxError(
+        kind,
+        kind === 'bad-result'
+          ? `the handler's result is not JSON: ${answer.message}`
+          : `${answer.type}: ${answer.message}`,
+        { type: answer.type, traceback: answer.traceback },
+      );
     } catch (e) {
       if (e instanceof SandboxError && DESTROYED_AFTER.has(e.kind)) await this.destroy();
       throw e;
@@ -161,7 +203,10 @@ export abstract class RuntimeSandbox implements Sandbox {
    * (its caller gets the error, as ready()'s does) or not (then only the log says why it went).
    */
   private violated(e: ChannelError, unasked: boolean): void {
-    this.violation = new SandboxError(e.kind === 'too-large' ? 'reply-too-large' : 'protocol', `${this.id} ${e.message}; the sandbox was destroyed`);
+    this.violation = new SandboxError(
+      e.kind === 'too-large' ? 'reply-too-large' : 'protocol',
+      `${this.id} ${e.message}; the sandbox was destroyed`,
+    );
     if (unasked && this.serving) this.log(this.violation.message);
     this.destroy().catch((err) => this.log(`${this.id}: ${(err as Error).message}`));
   }
@@ -180,7 +225,8 @@ const DESTROYED_AFTER = new Set(['timeout', 'oom', 'crash', 'reply-too-large', '
 
 /** Why a message is not the reply to request `id` (see runtime/server.py), or undefined if it is. */
 function replyProblem(reply: Message, id: string): string | undefined {
-  if (reply.id !== id) return 'id' in reply ? 'sent a reply with another request\'s id' : 'sent a reply without its request\'s id';
+  if (reply.id !== id)
+    return 'id' in reply ? "sent a reply with another request's id" : "sent a reply without its request's id";
   if ('result' in reply || reply.error === 'exception' || reply.error === 'bad-result') return undefined;
   return 'sent a reply with neither a result nor an error';
 }
@@ -188,20 +234,32 @@ function replyProblem(reply: Message, id: string): string | undefined {
 /** Waits for promise, but no longer than ms (and leaves no timer behind to hold the process). */
 export async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise((r) => { timer = setTimeout(r, ms); })]);
+  await Promise.race([
+    promise,
+    new Promise((r) => {
+      timer = setTimeout(r, ms);
+    }),
+  ]);
   clearTimeout(timer);
 }
 
 /** The handler runs as nobody: its code must be readable by others, or it fails inside with a less clear EACCES. */
 export function requireReadable(code: string): void {
-  for (const [file, bits] of [[code, 0o005], [path.join(code, 'f.py'), 0o004]] as const) {
+  for (const [file, bits] of [
+    [code, 0o005],
+    [path.join(code, 'f.py'), 0o004],
+  ] as const) {
     let mode: number;
     try {
       mode = fs.statSync(file).mode;
     } catch {
       throw new SandboxError('bad-handler', `${file} does not exist`);
     }
-    if ((mode & bits) !== bits) throw new SandboxError('bad-handler', `${file} is not readable by the sandbox's user (mode ${(mode & 0o777).toString(8)})`);
+    if ((mode & bits) !== bits)
+      throw new SandboxError(
+        'bad-handler',
+        `${file} is not readable by the sandbox's user (mode ${(mode & 0o777).toString(8)})`,
+      );
   }
 }
 
@@ -210,9 +268,15 @@ export function requireReadable(code: string): void {
  * its memory limit, or a crash (`how`: killed by a signal, an exit status), with the last
  * lines the runtime wrote to its scratch directory's log.
  */
-export function deathErrorOf(when: string, cause: { oom: boolean; how: string; memoryBytes: number; scratch: string }): SandboxError {
+export function deathErrorOf(
+  when: string,
+  cause: { oom: boolean; how: string; memoryBytes: number; scratch: string },
+): SandboxError {
   if (cause.oom) {
-    return new SandboxError('oom', `the sandbox reached its memory limit of ${Math.round(cause.memoryBytes / 2 ** 20)} MiB and the kernel's OOM killer ended it ${when}`);
+    return new SandboxError(
+      'oom',
+      `the sandbox reached its memory limit of ${Math.round(cause.memoryBytes / 2 ** 20)} MiB and the kernel's OOM killer ended it ${when}`,
+    );
   }
   const log = lastLines(path.join(cause.scratch, 'runtime.log'), 5);
   return new SandboxError('crash', `the sandbox's process ${cause.how} ${when}${log ? `; it wrote: ${log}` : ''}`);

@@ -38,7 +38,10 @@ import { EngineSetupError } from './errors.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The profile, read from the source tree (tsc does not copy it to dist). */
-export const PROFILE = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../../engine/seccomp/profile.json' : 'seccomp/profile.json');
+export const PROFILE = path.resolve(
+  here,
+  here.includes(`${path.sep}dist${path.sep}`) ? '../../engine/seccomp/profile.json' : 'seccomp/profile.json',
+);
 
 /** A number, or a string of hex digits ("0x7e020000") for masks and values past 2^53. */
 type Value = number | string;
@@ -90,14 +93,26 @@ export function readProfile(file = PROFILE): Profile {
     if (!Array.isArray(p[section])) bad(section, 'must be an array of groups');
     p[section].forEach((g: Partial<Group>, i) => {
       const where = `${section}[${i}]`;
-      if (typeof g !== 'object' || g === null || typeof g.why !== 'string' || !g.why) bad(where, 'needs a "why" saying why these calls are there');
-      if (!Array.isArray(g.names) || g.names.length === 0 || !g.names.every((n) => typeof n === 'string')) bad(where, 'needs "names", a non-empty array of system call names');
-      if (section === 'refused' && (g.errno !== undefined || g.when !== undefined)) bad(where, 'only documents: no errno or when');
+      if (typeof g !== 'object' || g === null || typeof g.why !== 'string' || !g.why)
+        bad(where, 'needs a "why" saying why these calls are there');
+      if (!Array.isArray(g.names) || g.names.length === 0 || !g.names.every((n) => typeof n === 'string'))
+        bad(where, 'needs "names", a non-empty array of system call names');
+      if (section === 'refused' && (g.errno !== undefined || g.when !== undefined))
+        bad(where, 'only documents: no errno or when');
       if (g.errno !== undefined && !Number.isInteger(g.errno)) bad(where, '"errno" must be an errno number');
-      if (g.when !== undefined && !(Array.isArray(g.when) && g.when.length > 0)) bad(where, '"when" must be a non-empty array of conditions');
+      if (g.when !== undefined && !(Array.isArray(g.when) && g.when.length > 0))
+        bad(where, '"when" must be a non-empty array of conditions');
       for (const c of g.when ?? []) {
-        if (typeof c !== 'object' || c === null || !Number.isInteger(c.arg) || typeof c.op !== 'string' || c.value === undefined) bad(where, 'has a condition without arg, op and value');
-        if (Array.isArray(c.value) && (c.op !== '==' || c.value.length === 0)) bad(where, 'has a list of values with an op other than "=="');
+        if (
+          typeof c !== 'object' ||
+          c === null ||
+          !Number.isInteger(c.arg) ||
+          typeof c.op !== 'string' ||
+          c.value === undefined
+        )
+          bad(where, 'has a condition without arg, op and value');
+        if (Array.isArray(c.value) && (c.op !== '==' || c.value.length === 0))
+          bad(where, 'has a list of values with an op other than "=="');
       }
     });
   }
@@ -107,7 +122,9 @@ export function readProfile(file = PROFILE): Profile {
 function toInteger(v: Value, where: string): number | bigint {
   if (typeof v === 'number') return v;
   if (typeof v === 'string' && /^0x[0-9a-f]+$/i.test(v)) return BigInt(v);
-  throw new Error(`seccomp profile: ${where}: ${JSON.stringify(v)} is neither a number nor a hex string like "0x7e020000"`);
+  throw new Error(
+    `seccomp profile: ${where}: ${JSON.stringify(v)} is neither a number nor a hex string like "0x7e020000"`,
+  );
 }
 
 /** The rules of one group: a condition with a list of values becomes one rule per value. */
@@ -116,7 +133,9 @@ function rulesOf(group: Group, names: string[], where: string): SeccompRule[] {
   for (const c of group.when ?? []) {
     const values = Array.isArray(c.value) ? c.value : [c.value];
     const mask = c.mask === undefined ? {} : { mask: toInteger(c.mask, where) };
-    alternatives = alternatives.flatMap((conds) => values.map((v) => [...conds, { index: c.arg, op: c.op, value: toInteger(v, where), ...mask }]));
+    alternatives = alternatives.flatMap((conds) =>
+      values.map((v) => [...conds, { index: c.arg, op: c.op, value: toInteger(v, where), ...mask }]),
+    );
   }
   const action = group.errno === undefined ? {} : { errno: group.errno };
   return alternatives.map((args) => ({ names, ...action, ...(args.length > 0 ? { args } : {}) }));
@@ -130,17 +149,27 @@ function rulesOf(group: Group, names: string[], where: string): SeccompRule[] {
 export function specOf(profile: Profile, variant: Variant): SeccompSpec {
   const replaced = new Set(variant === 'zygote' ? profile.zygote.flatMap((g) => g.names) : []);
   const groups = [
-    ...profile.handler.map((g, i) => ({ group: g, where: `handler[${i}]`, names: g.names.filter((n) => !replaced.has(n)) })),
-    ...(variant === 'zygote' ? profile.zygote.map((g, i) => ({ group: g, where: `zygote[${i}]`, names: g.names })) : []),
+    ...profile.handler.map((g, i) => ({
+      group: g,
+      where: `handler[${i}]`,
+      names: g.names.filter((n) => !replaced.has(n)),
+    })),
+    ...(variant === 'zygote'
+      ? profile.zygote.map((g, i) => ({ group: g, where: `zygote[${i}]`, names: g.names }))
+      : []),
   ];
   const refused = new Set(profile.refused.flatMap((g) => g.names));
   const unconditional = new Map<string, string>();
   const named = new Map<string, string>();
   for (const { group, where, names } of groups) {
     for (const name of names) {
-      if (variant === 'handler' && refused.has(name)) throw new Error(`seccomp profile: '${name}' is allowed by ${where} and listed as refused`);
+      if (variant === 'handler' && refused.has(name))
+        throw new Error(`seccomp profile: '${name}' is allowed by ${where} and listed as refused`);
       const earlier = unconditional.get(name) ?? (group.when === undefined ? named.get(name) : undefined);
-      if (earlier) throw new Error(`seccomp profile: '${name}' is named by ${earlier} and ${where}; only groups with conditions may share a call`);
+      if (earlier)
+        throw new Error(
+          `seccomp profile: '${name}' is named by ${earlier} and ${where}; only groups with conditions may share a call`,
+        );
       named.set(name, where);
       if (group.when === undefined) unconditional.set(name, where);
     }

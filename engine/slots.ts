@@ -6,7 +6,10 @@ export class Slots {
   private held = 0;
   private readonly queue: { grant: () => void; refuse: (e: Error) => void }[] = [];
 
-  constructor(readonly limit: number, readonly queueLimit: number) {}
+  constructor(
+    readonly limit: number,
+    readonly queueLimit: number,
+  ) {}
 
   get inUse(): number {
     return this.held;
@@ -22,7 +25,8 @@ export class Slots {
       this.held++;
       return Promise.resolve(this.releaser());
     }
-    if (this.queue.length >= this.queueLimit) return Promise.reject(new QueueFullError(`${this.queue.length} requests are already waiting for a sandbox`));
+    if (this.queue.length >= this.queueLimit)
+      return Promise.reject(new QueueFullError(`${this.queue.length} requests are already waiting for a sandbox`));
     return new Promise((resolve, reject) => {
       this.queue.push({ grant: () => resolve(this.releaser()), refuse: reject });
     });

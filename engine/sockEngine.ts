@@ -7,13 +7,31 @@
 // package code imported by a zygote holds no power over the host.
 import fs from 'node:fs';
 import path from 'node:path';
-import { CAPABILITIES, constants, spawn, watchExit, type ExitResult, type SpawnOptions, type SpawnStep } from '../native/index.js';
+import {
+  CAPABILITIES,
+  constants,
+  spawn,
+  watchExit,
+  type ExitResult,
+  type SpawnOptions,
+  type SpawnStep,
+} from '../native/index.js';
 import { requireBase } from './baseRootfs.js';
 import { CgroupPool, chooseHierarchy, type PooledCgroup } from './cgroupPool.js';
 import { delegate, release as releaseDelegation } from './cgroupDelegation.js';
 import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
 import { Channel, ChannelError, DEFAULT_MAX_REPLY_BYTES } from './channel.js';
-import { deathErrorOf, packagePaths, requireReadable, RUNTIME_DIR, runtimeCommand, RuntimeSandbox, SANDBOX_USER, sandboxEnv, waitAtMost } from './runtimeSandbox.js';
+import {
+  deathErrorOf,
+  packagePaths,
+  requireReadable,
+  RUNTIME_DIR,
+  runtimeCommand,
+  RuntimeSandbox,
+  SANDBOX_USER,
+  sandboxEnv,
+  waitAtMost,
+} from './runtimeSandbox.js';
 import { makeDevices } from './devices.js';
 import { EngineSetupError, SandboxError } from './errors.js';
 import { NetnsPool } from './netnsPool.js';
@@ -88,7 +106,14 @@ type Starter = (container: Container) => Promise<{ pid: number; outbound?: Outbo
  * and attach roots, chroot, bring a new network namespace's loopback up, change ids, empty the
  * bounding set. With isolation, over its own user namespace's namespaces only.
  */
-const ZYGOTE_CAPABILITIES = [CAPABILITIES.SYS_ADMIN, CAPABILITIES.SYS_CHROOT, CAPABILITIES.NET_ADMIN, CAPABILITIES.SETUID, CAPABILITIES.SETGID, CAPABILITIES.SETPCAP];
+const ZYGOTE_CAPABILITIES = [
+  CAPABILITIES.SYS_ADMIN,
+  CAPABILITIES.SYS_CHROOT,
+  CAPABILITIES.NET_ADMIN,
+  CAPABILITIES.SETUID,
+  CAPABILITIES.SETGID,
+  CAPABILITIES.SETPCAP,
+];
 
 export class SockEngine implements SandboxBackend {
   readonly name = 'sock';
@@ -118,7 +143,8 @@ export class SockEngine implements SandboxBackend {
    */
   static async start(options: SockEngineOptions): Promise<SockEngine> {
     const log = options.log ?? (() => {});
-    if (process.getuid?.() !== 0) throw new EngineSetupError('the SOCK engine must run as root (it mounts, chroots and makes cgroups)', 3);
+    if (process.getuid?.() !== 0)
+      throw new EngineSetupError('the SOCK engine must run as root (it mounts, chroots and makes cgroups)', 3);
     const state = new StateDir(options.stateDir);
     const base = path.resolve(options.base ?? state.defaultBase);
     requireBase(base);
@@ -150,7 +176,19 @@ export class SockEngine implements SandboxBackend {
         await pool.destroy(KILL_TIMEOUT_MS);
         throw e;
       }
-      return new SockEngine(state, base, pool, limits, options.capacity, options.startTimeoutMs ?? 30_000, isolation, dev, netns, options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES, log);
+      return new SockEngine(
+        state,
+        base,
+        pool,
+        limits,
+        options.capacity,
+        options.startTimeoutMs ?? 30_000,
+        isolation,
+        dev,
+        netns,
+        options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
+        log,
+      );
     } catch (e) {
       state.release();
       if (hierarchy.version === 2) releaseDelegation();
@@ -165,10 +203,24 @@ export class SockEngine implements SandboxBackend {
       let outbound: Outbound | undefined;
       try {
         if (spec.network === 'outbound') {
-          if (netns === undefined) throw new SandboxError('sandbox', 'outbound network is given through the sandbox\'s own network namespace, and this engine makes none');
+          if (netns === undefined)
+            throw new SandboxError(
+              'sandbox',
+              "outbound network is given through the sandbox's own network namespace, and this engine makes none",
+            );
           outbound = await Outbound.start(netns);
         }
-        return { pid: spawn(this.inContainer(c, { cloneFlags: NEW_NAMESPACES, netns, ...runtimeCommand(spec) }, [mountProc(c)], [{ op: 'dropPrivileges', ...SANDBOX_USER }, ...this.filter(handlerFilter)])), outbound };
+        return {
+          pid: spawn(
+            this.inContainer(
+              c,
+              { cloneFlags: NEW_NAMESPACES, netns, ...runtimeCommand(spec) },
+              [mountProc(c)],
+              [{ op: 'dropPrivileges', ...SANDBOX_USER }, ...this.filter(handlerFilter)],
+            ),
+          ),
+          outbound,
+        };
       } catch (e) {
         outbound?.stop();
         throw e;
@@ -183,7 +235,10 @@ export class SockEngine implements SandboxBackend {
   createFrom(zygote: Zygote, spec: SandboxSpec): Promise<Sandbox> {
     // A fork's network namespace is made in its zygote's user namespace, where slirp4netns is not
     // set up: outbound network comes with a lean start (the import cache sends such lambdas there).
-    if (spec.network === 'outbound') return Promise.reject(new SandboxError('sandbox', 'outbound network is given to lean starts only, not to zygote forks'));
+    if (spec.network === 'outbound')
+      return Promise.reject(
+        new SandboxError('sandbox', 'outbound network is given to lean starts only, not to zygote forks'),
+      );
     return this.make(spec, `zygote:${zygote.key || 'root'}`, async (c) => {
       await zygote.fork('handler', c, packagePaths(spec.packages));
       return { forked: true };
@@ -197,15 +252,25 @@ export class SockEngine implements SandboxBackend {
   async startZygote(packages: Record<string, string>, imports: string[], parent?: Zygote): Promise<Zygote> {
     const c = await this.prepare('zy', { code: '', packages }, this.isolation.userns ? ZYGOTE_HOST_ID : 0);
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(new Error(`it did not say it was ready within ${this.startTimeoutMs} ms`)), this.startTimeoutMs);
-    const { listening, accepted } = Channel.listen(path.join(c.scratch, 'worker.sock'), abort.signal, this.maxReplyBytes);
+    const timer = setTimeout(
+      () => abort.abort(new Error(`it did not say it was ready within ${this.startTimeoutMs} ms`)),
+      this.startTimeoutMs,
+    );
+    const { listening, accepted } = Channel.listen(
+      path.join(c.scratch, 'worker.sock'),
+      abort.signal,
+      this.maxReplyBytes,
+    );
     let reaper: number | undefined;
     const fail = async (e: unknown): Promise<never> => {
       if (reaper !== undefined) process.kill(reaper, 'SIGKILL');
       await this.pool.give(c.cgroup, KILL_TIMEOUT_MS).catch(() => {});
       unstitch(c.dir);
       const why = e instanceof ChannelError ? `it ${e.message}` : (e as Error).message;
-      throw new SandboxError('sandbox', `starting zygote ${c.id} (${Object.keys(packages).join('+') || 'root'}) failed: ${why}`);
+      throw new SandboxError(
+        'sandbox',
+        `starting zygote ${c.id} (${Object.keys(packages).join('+') || 'root'}) failed: ${why}`,
+      );
     };
     try {
       await listening;
@@ -216,8 +281,18 @@ export class SockEngine implements SandboxBackend {
       // A line after the hello in the same read has broken the channel by now.
       if (channel.broken) throw channel.broken;
       if (hello.fatal) throw new Error(`${String(hello.type)}: ${String(hello.message)}`);
-      if (hello.ready !== true || typeof hello.modules !== 'number') throw new Error(`its first message was ${JSON.stringify(hello).slice(0, 100)}, not its hello`);
-      const zygote = new Zygote(c, Object.keys(packages).sort(), channel.peerPid(), channel, Number(hello.modules), parent, reaper, this);
+      if (hello.ready !== true || typeof hello.modules !== 'number')
+        throw new Error(`its first message was ${JSON.stringify(hello).slice(0, 100)}, not its hello`);
+      const zygote = new Zygote(
+        c,
+        Object.keys(packages).sort(),
+        channel.peerPid(),
+        channel,
+        Number(hello.modules),
+        parent,
+        reaper,
+        this,
+      );
       this.zygotes.add(zygote);
       return zygote;
     } catch (e) {
@@ -248,10 +323,18 @@ export class SockEngine implements SandboxBackend {
    */
   private rootZygoteSpawn(c: Container, packages: Record<string, string>): SpawnOptions {
     // The zygote installs the handler filter in each handler it forks, on top of its own.
-    const config = { tree: this.isolation.userns, netns: this.isolation.network, filter: this.isolation.seccomp ? handlerFilterHex() : '' };
-    const run = { argv: ['/usr/bin/python3', '-B', '/sock/zygote.py', '/host/worker.sock', JSON.stringify(config)], env: sandboxEnv(packages) };
+    const config = {
+      tree: this.isolation.userns,
+      netns: this.isolation.network,
+      filter: this.isolation.seccomp ? handlerFilterHex() : '',
+    };
+    const run = {
+      argv: ['/usr/bin/python3', '-B', '/sock/zygote.py', '/host/worker.sock', JSON.stringify(config)],
+      env: sandboxEnv(packages),
+    };
     const keep: SpawnStep[] = [{ op: 'keepCapabilities', keep: ZYGOTE_CAPABILITIES }, ...this.filter(zygoteFilter)];
-    if (!this.isolation.userns) return this.inContainer(c, { cloneFlags: NEW_NAMESPACES, ...run }, [mountProc(c)], keep);
+    if (!this.isolation.userns)
+      return this.inContainer(c, { cloneFlags: NEW_NAMESPACES, ...run }, [mountProc(c)], keep);
     const { MS_BIND, MS_REC, MS_PRIVATE } = constants;
     const ids = `0 ${ZYGOTE_HOST_ID} 1\n${SANDBOX_USER.uid} ${SANDBOX_USER.uid} 1\n`;
     return {
@@ -284,7 +367,16 @@ export class SockEngine implements SandboxBackend {
     try {
       const code = spec.code || path.join(dir, 'nothing');
       if (!spec.code) fs.mkdirSync(code, { recursive: true });
-      const stitched = stitchRoot(dir, { base: this.base, runtime: RUNTIME_DIR, code, packages: spec.packages, ...SANDBOX_USER, scratchBytes: this.limits.memoryBytes, libraryCache: this.state.libraries, dev: this.dev });
+      const stitched = stitchRoot(dir, {
+        base: this.base,
+        runtime: RUNTIME_DIR,
+        code,
+        packages: spec.packages,
+        ...SANDBOX_USER,
+        scratchBytes: this.limits.memoryBytes,
+        libraryCache: this.state.libraries,
+        dev: this.dev,
+      });
       // The runtime's log, made here for whoever opens it: a lean sandbox's first process as root,
       // a zygote's fork as nobody, a child zygote as its tree's uid. None of them could create it
       // in scratch (nobody's, and a zygote is root without CAP_DAC_OVERRIDE over host files).
@@ -306,7 +398,11 @@ export class SockEngine implements SandboxBackend {
     const c = await this.prepare('sb', spec, SANDBOX_USER.uid);
     const t1 = performance.now();
     const abort = new AbortController();
-    const { listening, accepted } = Channel.listen(path.join(c.scratch, 'worker.sock'), abort.signal, this.maxReplyBytes);
+    const { listening, accepted } = Channel.listen(
+      path.join(c.scratch, 'worker.sock'),
+      abort.signal,
+      this.maxReplyBytes,
+    );
     let started;
     try {
       await listening;
@@ -321,7 +417,13 @@ export class SockEngine implements SandboxBackend {
     }
     const t2 = performance.now();
     const pid = 'pid' in started ? started.pid : accepted.then((channel) => channel.peerPid());
-    const sandbox = new SockSandbox(c, pid, 'pid' in started, this, 'outbound' in started ? started.outbound : undefined);
+    const sandbox = new SockSandbox(
+      c,
+      pid,
+      'pid' in started,
+      this,
+      'outbound' in started ? started.outbound : undefined,
+    );
     sandbox.origin = origin;
     this.sandboxes.add(sandbox);
     await sandbox.becomeReady(accepted, abort, this.startTimeoutMs, t0, t1, t2);
@@ -363,7 +465,12 @@ export class SockEngine implements SandboxBackend {
    * /proc of its own namespace), chroots, gives up what it must (steps after chroot) and execs.
    * Unprivileged, without CAP_SYS_CHROOT, chroot cannot be escaped.
    */
-  private inContainer(c: Container, run: { cloneFlags: number; netns?: number; argv: string[]; env: string[] }, beforeChroot: SpawnStep[], afterChroot: SpawnStep[]): SpawnOptions {
+  private inContainer(
+    c: Container,
+    run: { cloneFlags: number; netns?: number; argv: string[]; env: string[] },
+    beforeChroot: SpawnStep[],
+    afterChroot: SpawnStep[],
+  ): SpawnOptions {
     return {
       cloneFlags: run.cloneFlags,
       intoCgroup: c.cgroup.intoCgroupFd,
@@ -396,7 +503,13 @@ function cgroupWrites(c: Container): SpawnStep[] {
 }
 
 /** A /proc that shows the first process's own PID namespace, mounted by it (before chroot: the host's path). */
-const mountProc = (c: Container): SpawnStep => ({ op: 'mount', source: 'proc', target: path.join(c.root, 'proc'), fstype: 'proc', flags: constants.MS_NOSUID | constants.MS_NODEV | constants.MS_NOEXEC });
+const mountProc = (c: Container): SpawnStep => ({
+  op: 'mount',
+  source: 'proc',
+  target: path.join(c.root, 'proc'),
+  fstype: 'proc',
+  flags: constants.MS_NOSUID | constants.MS_NODEV | constants.MS_NOEXEC,
+});
 
 class SockSandbox extends RuntimeSandbox {
   private pid: number | undefined;
@@ -408,7 +521,13 @@ class SockSandbox extends RuntimeSandbox {
   protected readonly scratch: string;
 
   /** pid: known at once for a spawned first process (our child, reaped here); for a zygote's fork, learned from its connection. */
-  constructor(c: Container, pid: number | Promise<number>, ourChild: boolean, private readonly engine: SockEngine, private readonly outbound?: Outbound) {
+  constructor(
+    c: Container,
+    pid: number | Promise<number>,
+    ourChild: boolean,
+    private readonly engine: SockEngine,
+    private readonly outbound?: Outbound,
+  ) {
     super(c.id, engine.log);
     this.cgroup = c.cgroup;
     this.dir = c.dir;
@@ -448,7 +567,9 @@ class SockSandbox extends RuntimeSandbox {
     if (this.pid !== undefined && !this.exitStatus) {
       try {
         process.kill(this.pid, 'SIGKILL');
-      } catch { /* exited on its own meanwhile */ }
+      } catch {
+        /* exited on its own meanwhile */
+      }
     }
     const errors: string[] = [];
     try {
@@ -470,7 +591,17 @@ class SockSandbox extends RuntimeSandbox {
 
   protected async deathError(when: string): Promise<SandboxError> {
     const status = this.exitStatus;
-    const how = !status || (status.signal === null && status.exitCode === null) ? 'ended' : status.signal !== null ? `was killed by signal ${status.signal}` : `exited with status ${status.exitCode}`;
-    return deathErrorOf(when, { oom: this.cgroup.oomKills() > this.oomKillsBefore, how, memoryBytes: this.engine.limits.memoryBytes, scratch: this.scratch });
+    const how =
+      !status || (status.signal === null && status.exitCode === null)
+        ? 'ended'
+        : status.signal !== null
+          ? `was killed by signal ${status.signal}`
+          : `exited with status ${status.exitCode}`;
+    return deathErrorOf(when, {
+      oom: this.cgroup.oomKills() > this.oomKillsBefore,
+      how,
+      memoryBytes: this.engine.limits.memoryBytes,
+      scratch: this.scratch,
+    });
   }
 }

@@ -71,7 +71,10 @@ export class StateDir {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
       const owner = this.liveOwner();
-      if (owner) throw new EngineSetupError(`state directory ${this.root} is in use by a running engine (pid ${owner.split('-')[0]}); stop it or choose another --state-dir`);
+      if (owner)
+        throw new EngineSetupError(
+          `state directory ${this.root} is in use by a running engine (pid ${owner.split('-')[0]}); stop it or choose another --state-dir`,
+        );
       fs.rmSync(this.ownerFile, { force: true });
     }
   }

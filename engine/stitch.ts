@@ -56,7 +56,8 @@ const { MS_BIND, MS_REMOUNT, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_PRIVATE, MNT_DET
 function bind(source: string, target: string, options: { writable?: boolean; devices?: boolean } = {}): void {
   mount(source, target, null, MS_BIND);
   mount(null, target, null, MS_PRIVATE);
-  const flags = MS_BIND | MS_REMOUNT | MS_NOSUID | (options.devices ? 0 : MS_NODEV) | (options.writable ? 0 : MS_RDONLY);
+  const flags =
+    MS_BIND | MS_REMOUNT | MS_NOSUID | (options.devices ? 0 : MS_NODEV) | (options.writable ? 0 : MS_RDONLY);
   mount(null, target, null, flags);
 }
 
@@ -78,7 +79,8 @@ export function stitchRoot(dir: string, spec: StitchSpec): StitchedRoot {
     bind(spec.code, path.join(root, 'handler'));
     bind(packages, path.join(root, 'packages'));
     for (const [name, source] of Object.entries(spec.packages)) bind(source, path.join(root, 'packages', name));
-    if (Object.keys(spec.packages).length > 0) bind(librarySet(spec.libraryCache, spec.packages), path.join(root, 'packages', '.lib'));
+    if (Object.keys(spec.packages).length > 0)
+      bind(librarySet(spec.libraryCache, spec.packages), path.join(root, 'packages', '.lib'));
     bind(scratch, path.join(root, 'host'), { writable: true });
     bind(path.join(scratch, 'tmp'), path.join(root, 'tmp'), { writable: true });
   } catch (e) {
@@ -114,7 +116,16 @@ export function linkLibraries(dir: string, packages: Record<string, string>): vo
 
 /** <cache>/<hash of the package set>: its library links, made once (atomically) and shared by every root with that set. */
 export function librarySet(cache: string, packages: Record<string, string>): string {
-  const key = crypto.createHash('sha256').update(Object.entries(packages).sort().map(([name, dir]) => `${name}\0${dir}`).join('\n')).digest('hex').slice(0, 16);
+  const key = crypto
+    .createHash('sha256')
+    .update(
+      Object.entries(packages)
+        .sort()
+        .map(([name, dir]) => `${name}\0${dir}`)
+        .join('\n'),
+    )
+    .digest('hex')
+    .slice(0, 16);
   const dir = path.join(cache, key);
   if (fs.existsSync(dir)) return dir;
   const partial = `${dir}.partial-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
@@ -135,7 +146,13 @@ export function librarySet(cache: string, packages: Record<string, string>): str
 export function makeScratch(dir: string, owner: { uid: number; gid: number; scratchBytes: number }): string {
   const scratch = path.join(dir, 'scratch');
   fs.mkdirSync(scratch, { recursive: true });
-  mount('sock-scratch', scratch, 'tmpfs', MS_NOSUID | MS_NODEV, `size=${owner.scratchBytes},mode=0755,uid=${owner.uid},gid=${owner.gid}`);
+  mount(
+    'sock-scratch',
+    scratch,
+    'tmpfs',
+    MS_NOSUID | MS_NODEV,
+    `size=${owner.scratchBytes},mode=0755,uid=${owner.uid},gid=${owner.gid}`,
+  );
   fs.mkdirSync(path.join(scratch, 'tmp'));
   fs.chownSync(path.join(scratch, 'tmp'), owner.uid, owner.gid);
   return scratch;

@@ -47,7 +47,11 @@ export interface WorkerOptions {
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, readonly kind: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly kind: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -100,13 +104,20 @@ export class Worker {
       return this.reply(res, 200, this.status());
     }
     const run = /^\/run\/([^/]+)$/.exec(url.pathname);
-    if (!run) return this.reply(res, 404, { error: `not found: ${url.pathname} (the worker serves POST /run/<lambda> and GET /status)`, kind: 'not-found' });
-    if (req.method !== 'POST') return this.reply(res, 405, { error: 'method: /run/<lambda> answers POST', kind: 'method' });
+    if (!run)
+      return this.reply(res, 404, {
+        error: `not found: ${url.pathname} (the worker serves POST /run/<lambda> and GET /status)`,
+        kind: 'not-found',
+      });
+    if (req.method !== 'POST')
+      return this.reply(res, 405, { error: 'method: /run/<lambda> answers POST', kind: 'method' });
     this.counts.requests++;
     try {
       const { result, start, timing } = await this.run(lambdaName(run[1]!), req);
       this.counts.ok++;
-      const serverTiming = Object.entries(timing).map(([name, ms]) => `${name};dur=${ms.toFixed(3)}`).join(', ');
+      const serverTiming = Object.entries(timing)
+        .map(([name, ms]) => `${name};dur=${ms.toFixed(3)}`)
+        .join(', ');
       this.reply(res, 200, result, { 'x-sock-start': start, 'server-timing': serverTiming });
     } catch (e) {
       const { status, body } = this.failure(e);
@@ -117,12 +128,24 @@ export class Worker {
     }
   }
 
-  private async run(name: string, req: http.IncomingMessage): Promise<{ result: unknown; start: string; timing: Record<string, number> }> {
+  private async run(
+    name: string,
+    req: http.IncomingMessage,
+  ): Promise<{ result: unknown; start: string; timing: Record<string, number> }> {
     const event = await readEvent(req);
     const lambda = this.lookup(name);
     const t0 = performance.now();
-    if (lambda.network === 'outbound' && this.options.outbound === false) throw new HttpError(403, 'network', `lambda '${name}' asks for outbound network (sock.json) and this worker runs with --no-outbound`);
-    const spec = { code: lambda.code, packages: await this.install(lambda.name, lambda.requirements), network: lambda.network };
+    if (lambda.network === 'outbound' && this.options.outbound === false)
+      throw new HttpError(
+        403,
+        'network',
+        `lambda '${name}' asks for outbound network (sock.json) and this worker runs with --no-outbound`,
+      );
+    const spec = {
+      code: lambda.code,
+      packages: await this.install(lambda.name, lambda.requirements),
+      network: lambda.network,
+    };
     const t1 = performance.now();
     if (this.closing) throw new HttpError(503, 'shutdown', 'the worker is shutting down');
     let release: () => void;
@@ -135,20 +158,27 @@ export class Worker {
     const cache = this.options.handlerCache;
     try {
       const t2 = performance.now();
-      const { sandbox, hit } = cache ? await cache.acquire(lambda.name, lambda.version, spec) : { sandbox: await this.options.backend.create(spec), hit: false };
+      const { sandbox, hit } = cache
+        ? await cache.acquire(lambda.name, lambda.version, spec)
+        : { sandbox: await this.options.backend.create(spec), hit: false };
       const t3 = performance.now();
       let reusable = false;
       try {
         const result = await sandbox.invoke(event, this.options.timeoutMs);
         reusable = true;
-        return { result, start: hit ? 'warm' : sandbox.origin, timing: { install: t1 - t0, sandbox: t3 - t2, invoke: performance.now() - t3 } };
+        return {
+          result,
+          start: hit ? 'warm' : sandbox.origin,
+          timing: { install: t1 - t0, sandbox: t3 - t2, invoke: performance.now() - t3 },
+        };
       } catch (e) {
         // A handler's exception leaves its instance as good as before; a timeout, OOM or crash does not.
         reusable = e instanceof SandboxError && (e.kind === 'exception' || e.kind === 'bad-result');
         throw e;
       } finally {
         // Answer first; the slot is held until the sandbox is frozen or gone, so the pool is never overdrawn.
-        const done = cache && reusable && !this.closing ? cache.release(lambda.name, lambda.version, sandbox) : sandbox.destroy();
+        const done =
+          cache && reusable && !this.closing ? cache.release(lambda.name, lambda.version, sandbox) : sandbox.destroy();
         done.catch((e) => this.options.log?.(`${sandbox.id}: ${(e as Error).message}`)).finally(release);
       }
     } catch (e) {
@@ -171,7 +201,8 @@ export class Worker {
       if (e instanceof BadLambdaError) throw new HttpError(403, 'bad-lambda', e.message);
       throw e;
     }
-    if (!lambda) throw new HttpError(404, 'unknown-lambda', `no lambda named '${name}' in ${this.options.registry.dir}`);
+    if (!lambda)
+      throw new HttpError(404, 'unknown-lambda', `no lambda named '${name}' in ${this.options.registry.dir}`);
     return lambda;
   }
 
@@ -179,7 +210,12 @@ export class Worker {
   private async install(name: string, requirements: string[]): Promise<Record<string, string>> {
     if (requirements.length === 0) return {};
     const cache = this.options.installCache;
-    if (!cache) throw new HttpError(501, 'packages', `lambda '${name}' requires ${requirements.join(', ')}, and this worker runs without an install cache`);
+    if (!cache)
+      throw new HttpError(
+        501,
+        'packages',
+        `lambda '${name}' requires ${requirements.join(', ')}, and this worker runs without an install cache`,
+      );
     try {
       return Object.fromEntries((await cache.ensure(requirements)).map((p) => [p.name, p.dir]));
     } catch (e) {
@@ -191,8 +227,10 @@ export class Worker {
 
   private failure(e: unknown): { status: number; body: Record<string, unknown> } {
     if (e instanceof HttpError) return { status: e.status, body: { error: `${e.kind}: ${e.message}`, kind: e.kind } };
-    if (this.closing) return { status: 503, body: { error: 'shutdown: the worker is shutting down', kind: 'shutdown' } };
-    if (e instanceof SandboxError) return { status: STATUS_OF[e.kind], body: { error: `${e.kind}: ${e.message}`, kind: e.kind, ...e.detail } };
+    if (this.closing)
+      return { status: 503, body: { error: 'shutdown: the worker is shutting down', kind: 'shutdown' } };
+    if (e instanceof SandboxError)
+      return { status: STATUS_OF[e.kind], body: { error: `${e.kind}: ${e.message}`, kind: e.kind, ...e.detail } };
     return { status: 500, body: { error: `worker: ${(e as Error).message}`, kind: 'worker' } };
   }
 
@@ -206,7 +244,12 @@ export class Worker {
         lambdas: this.options.registry.names(),
         requests: this.counts,
         timeoutMs: this.options.timeoutMs,
-        queue: { running: this.slots.inUse, waiting: this.slots.waiting, capacity: this.slots.limit, queueLimit: this.slots.queueLimit },
+        queue: {
+          running: this.slots.inUse,
+          waiting: this.slots.waiting,
+          capacity: this.slots.limit,
+          queueLimit: this.slots.queueLimit,
+        },
       },
       sandboxes,
       memory: { workerRssBytes: process.memoryUsage.rss(), sandboxesBytes: sandboxes.memoryBytes },
@@ -221,7 +264,11 @@ export class Worker {
   private reply(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
     if (res.headersSent) return;
     const text = `${JSON.stringify(body === undefined ? null : body)}\n`;
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+      ...headers,
+    });
     res.end(text);
   }
 }
@@ -242,7 +289,8 @@ function readEvent(req: http.IncomingMessage): Promise<unknown> {
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       // Past the limit the rest is read and dropped, so that the 413 can still be sent.
-      if (size > MAX_BODY_BYTES) reject(new HttpError(413, 'too-large', `the request body is larger than ${MAX_BODY_BYTES} bytes`));
+      if (size > MAX_BODY_BYTES)
+        reject(new HttpError(413, 'too-large', `the request body is larger than ${MAX_BODY_BYTES} bytes`));
       else chunks.push(chunk);
     });
     req.on('error', reject);

@@ -56,7 +56,15 @@ export class Zygote {
     });
     // The root's container (shared with its reaper) is free only once the reaper has ended,
     // that is once every fork below it has; a child zygote's, once it has.
-    this.exitWatch = reaper === undefined ? died : Promise.all([died, watchExit(reaper).then(() => { this.reaperAlive = false; })]);
+    this.exitWatch =
+      reaper === undefined
+        ? died
+        : Promise.all([
+            died,
+            watchExit(reaper).then(() => {
+              this.reaperAlive = false;
+            }),
+          ]);
     this.exitWatch.then(() => this.destroy()).catch(() => {});
     channel.onViolation((e, unasked) => this.violated(e, unasked));
   }
@@ -82,7 +90,11 @@ export class Zygote {
     try {
       // In its own user and mount namespaces a zygote gets a detached copy of the root's mounts:
       // `..` from a plain directory descriptor would climb the host's mount tree to its root.
-      fds.push(this.engine.isolation.userns ? openTree(c.root) : fs.openSync(c.root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY));
+      fds.push(
+        this.engine.isolation.userns
+          ? openTree(c.root)
+          : fs.openSync(c.root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY),
+      );
       for (const file of c.cgroup.procsFiles) fds.push(fs.openSync(file, fs.constants.O_WRONLY));
       // The container's id names the fork, and the answer must name it back; an error carries no id.
       reply = this.channel.request({ fork: kind, id: c.id, paths, imports }, (r) => forkAnswerProblem(r, c.id), fds);
@@ -96,7 +108,11 @@ export class Zygote {
       }),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
-          reject(new ZygoteGoneError(`zygote ${this.describe()} did not answer a fork within ${FORK_TIMEOUT_MS} ms; it was destroyed`));
+          reject(
+            new ZygoteGoneError(
+              `zygote ${this.describe()} did not answer a fork within ${FORK_TIMEOUT_MS} ms; it was destroyed`,
+            ),
+          );
           // Its channel still waits on this fork, and a zygote stuck this long is not given the next: it goes now.
           this.destroy().catch(() => {});
         }, FORK_TIMEOUT_MS);
@@ -131,7 +147,12 @@ export class Zygote {
   private sparePids(): number[] {
     try {
       const own = fs.readFileSync(`/proc/${this.pid}/cgroup`, 'utf8');
-      return fs.readFileSync(`/proc/${this.pid}/task/${this.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+      return fs
+        .readFileSync(`/proc/${this.pid}/task/${this.pid}/children`, 'utf8')
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+        .map(Number)
         .filter((pid) => {
           try {
             return fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8') === own;
@@ -165,7 +186,9 @@ export class Zygote {
         if (pid === undefined) continue;
         try {
           process.kill(pid, 'SIGKILL');
-        } catch { /* already gone */ }
+        } catch {
+          /* already gone */
+        }
       }
       await this.engine.releaseZygote(this, this.container.dir, this.container.cgroup);
     })();

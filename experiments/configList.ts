@@ -2,8 +2,12 @@
 import { UsageError } from '../harness/errors.js';
 
 export function parseConfigList(value: unknown, known: readonly string[], flag = '--configs'): string[] {
-  const names = String(value).split(',').map((s) => s.trim()).filter(Boolean);
+  const names = String(value)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (names.length === 0) throw new UsageError(`${flag}: give at least one of ${known.join(', ')}`);
-  for (const n of names) if (!known.includes(n)) throw new UsageError(`${flag}: unknown configuration '${n}' (known: ${known.join(', ')})`);
+  for (const n of names)
+    if (!known.includes(n)) throw new UsageError(`${flag}: unknown configuration '${n}' (known: ${known.join(', ')})`);
   return [...new Set(names)];
 }

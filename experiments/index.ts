@@ -11,7 +11,18 @@ import { sockVsDocker } from './sockVsDocker/index.js';
 import { storage } from './storage/index.js';
 import { zygote } from './zygote/index.js';
 
-export const EXPERIMENTS: Experiment[] = [netns, mntns, storage, cgroups, ipcuts, sockVsDocker, imports, zygote, resize, scale];
+export const EXPERIMENTS: Experiment[] = [
+  netns,
+  mntns,
+  storage,
+  cgroups,
+  ipcuts,
+  sockVsDocker,
+  imports,
+  zygote,
+  resize,
+  scale,
+];
 
 export function findExperiment(name: string): Experiment | undefined {
   return EXPERIMENTS.find((e) => e.name === name);

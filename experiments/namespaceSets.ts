@@ -5,7 +5,10 @@ import { PrivilegeError, UsageError } from '../harness/errors.js';
 
 /** "uts+ipc" -> "ipc+uts"; "none" stays; unknown names are a UsageError naming the flag. */
 export function normalizeSet(text: string): string {
-  const names = text.split('+').map((s) => s.trim()).filter(Boolean);
+  const names = text
+    .split('+')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (names.length === 1 && names[0] === 'none') return 'none';
   if (names.length === 0) throw new UsageError(`--namespaces: empty namespace set in '${text}'`);
   for (const n of names) {

@@ -9,7 +9,11 @@ export function bounds(point: Point): { durationSeconds: number } | { ops: numbe
   return point.ops ? { ops: point.ops } : { durationSeconds: point.duration! };
 }
 
-export async function runToCompletion<R extends { stopped: boolean }>(run: { start(): Promise<R>; stop(): void }, ctx: RunContext, label: string): Promise<R> {
+export async function runToCompletion<R extends { stopped: boolean }>(
+  run: { start(): Promise<R>; stop(): void },
+  ctx: RunContext,
+  label: string,
+): Promise<R> {
   const stop = () => run.stop();
   ctx.signal.addEventListener('abort', stop);
   let result;
@@ -24,6 +28,11 @@ export async function runToCompletion<R extends { stopped: boolean }>(run: { sta
   return result;
 }
 
-export function churn(point: Point, ctx: RunContext, options: Omit<ChurnOptions, 'concurrency' | 'durationSeconds' | 'ops'>, label: string): Promise<ChurnResult> {
+export function churn(
+  point: Point,
+  ctx: RunContext,
+  options: Omit<ChurnOptions, 'concurrency' | 'durationSeconds' | 'ops'>,
+  label: string,
+): Promise<ChurnResult> {
   return runToCompletion(new ChurnRun({ ...options, concurrency: point.concurrency, ...bounds(point) }), ctx, label);
 }

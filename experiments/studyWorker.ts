@@ -69,7 +69,14 @@ export class StudyWorker {
       throw e;
     }
     const handlerCache = o.handlerCache ? new HandlerCache(backend, o.handlerCache) : undefined;
-    const worker = new Worker({ registry: new Registry(o.registry, engine.state.code), backend, installCache: o.installCache, handlerCache, timeoutMs: 120_000, queueLimit: 4096 });
+    const worker = new Worker({
+      registry: new Registry(o.registry, engine.state.code),
+      backend,
+      installCache: o.installCache,
+      handlerCache,
+      timeoutMs: 120_000,
+      queueLimit: 4096,
+    });
     const { port } = await worker.listen(0, '127.0.0.1');
     return new StudyWorker(backend, handlerCache, worker, `http://127.0.0.1:${port}`, o.stateDir);
   }
@@ -81,10 +88,14 @@ export class StudyWorker {
     const { status, headers, text } = await post(`${this.url}/run/${lambda}`, body, this.agent);
     const ms = performance.now() - t0;
     if (status !== 200) throw new Error(`${lambda}: the worker answered ${status}: ${text.slice(0, 300)}`);
-    const timing = Object.fromEntries(String(headers['server-timing'] ?? '').split(',').flatMap((part) => {
-      const m = /^\s*(\w+);dur=([\d.]+)\s*$/.exec(part);
-      return m ? [[m[1]!, Number(m[2])]] : [];
-    }));
+    const timing = Object.fromEntries(
+      String(headers['server-timing'] ?? '')
+        .split(',')
+        .flatMap((part) => {
+          const m = /^\s*(\w+);dur=([\d.]+)\s*$/.exec(part);
+          return m ? [[m[1]!, Number(m[2])]] : [];
+        }),
+    );
     return { ms, start: String(headers['x-sock-start'] ?? ''), result: JSON.parse(text), timing };
   }
 
@@ -113,9 +124,17 @@ export class StudyWorker {
 export class StudyWorkers {
   private current: { key: string; worker: StudyWorker } | undefined;
 
-  constructor(private readonly dir: string, private readonly installCache: InstallCache, private readonly options: Record<string, unknown>) {}
+  constructor(
+    private readonly dir: string,
+    private readonly installCache: InstallCache,
+    private readonly options: Record<string, unknown>,
+  ) {}
 
-  async get(key: string, caches: Pick<StudyWorkerOptions, 'zygotes' | 'handlerCache'>, { fresh = false, stateDir = 'state' } = {}): Promise<StudyWorker> {
+  async get(
+    key: string,
+    caches: Pick<StudyWorkerOptions, 'zygotes' | 'handlerCache'>,
+    { fresh = false, stateDir = 'state' } = {},
+  ): Promise<StudyWorker> {
     if (!fresh && this.current?.key === key) return this.current.worker;
     await this.stop();
     const worker = await StudyWorker.start({
@@ -138,14 +157,28 @@ export class StudyWorkers {
 }
 
 /** A POST with Node's http client, its answer read whole. */
-function post(url: string, body: string, agent: http.Agent): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+function post(
+  url: string,
+  body: string,
+  agent: http.Agent,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -156,15 +189,18 @@ export function writeLambda(registry: string, name: string, source: string, requ
   const dir = path.join(registry, name);
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   fs.writeFileSync(path.join(dir, 'f.py'), source, { mode: 0o644 });
-  if (requirements.length > 0) fs.writeFileSync(path.join(dir, 'requirements.txt'), `${requirements.join('\n')}\n`, { mode: 0o644 });
+  if (requirements.length > 0)
+    fs.writeFileSync(path.join(dir, 'requirements.txt'), `${requirements.join('\n')}\n`, { mode: 0o644 });
 }
 
 /** The base root file system a study's sandboxes use: --base, $SOCK_BASE or the engine's default. */
-export const baseOf = (options: Record<string, unknown>) => path.resolve(String(options.base ?? process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base')));
+export const baseOf = (options: Record<string, unknown>) =>
+  path.resolve(String(options.base ?? process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base')));
 
 /** What every cache study needs before it writes anything: root, and a complete base. */
 export function preflightCacheStudy(kind: string, options: Record<string, unknown>): void {
-  if (process.geteuid?.() !== 0) throw new PrivilegeError(`${kind} makes containers, mounts and cgroups and needs root: run it as root`);
+  if (process.geteuid?.() !== 0)
+    throw new PrivilegeError(`${kind} makes containers, mounts and cgroups and needs root: run it as root`);
   const problem = baseProblem(baseOf(options));
   if (problem) throw new PrivilegeError(`no base root file system (${problem}); scripts/setup.sh builds it`);
 }
@@ -174,7 +210,11 @@ export function preflightCacheStudy(kind: string, options: Record<string, unknow
  * state directories, named in stateDirs, with their mounts and cgroups) and its own install
  * cache in it (Debian's packages), so nothing of the user's is touched.
  */
-export async function openStudyDir(kind: string, ctx: RunContext, stateDirs: string[]): Promise<{ dir: string; installCache: InstallCache }> {
+export async function openStudyDir(
+  kind: string,
+  ctx: RunContext,
+  stateDirs: string[],
+): Promise<{ dir: string; installCache: InstallCache }> {
   for (const orphan of orphansIn(RUN_ROOT, kind)) {
     for (const state of stateDirs) await reclaimStateDir(path.join(orphan, state));
     removeOwnedDir(orphan);
@@ -182,15 +222,25 @@ export async function openStudyDir(kind: string, ctx: RunContext, stateDirs: str
   }
   const dir = ownedDir(kind);
   fs.chmodSync(dir, 0o755);
-  const installCache = InstallCache.open(path.join(dir, 'packages'), new DebianProvider({ base: baseOf(ctx.options), workDir: path.join(dir, 'install-work') }));
+  const installCache = InstallCache.open(
+    path.join(dir, 'packages'),
+    new DebianProvider({ base: baseOf(ctx.options), workDir: path.join(dir, 'install-work') }),
+  );
   return { dir, installCache };
 }
 
 /** Installs the requirements before anything is timed, one at a time (so each one's times are its own), saying what each cost. */
-export async function installFirst(kind: string, ctx: RunContext, installCache: InstallCache, requirements: string[]): Promise<void> {
+export async function installFirst(
+  kind: string,
+  ctx: RunContext,
+  installCache: InstallCache,
+  requirements: string[],
+): Promise<void> {
   for (const requirement of requirements) {
     const [p] = await installCache.ensure([requirement]);
-    ctx.progress.note(`${kind}: installed ${p!.name} ${p!.version} (download ${p!.downloadMs.toFixed(0)} ms, install ${p!.installMs.toFixed(0)} ms)`);
+    ctx.progress.note(
+      `${kind}: installed ${p!.name} ${p!.version} (download ${p!.downloadMs.toFixed(0)} ms, install ${p!.installMs.toFixed(0)} ms)`,
+    );
   }
 }
 

@@ -72,7 +72,12 @@ export const LOCK_FLAG_SPIN = 1 << 0;
 
 /** Lock kinds from the LCB_F_* flags of tracepoint:lock:contention_begin (include/trace/events/lock.h). */
 export function lockKind(flags: number): string {
-  const SPIN = LOCK_FLAG_SPIN, READ = 1 << 1, WRITE = 1 << 2, RT = 1 << 3, PERCPU = 1 << 4, MUTEX = 1 << 5;
+  const SPIN = LOCK_FLAG_SPIN,
+    READ = 1 << 1,
+    WRITE = 1 << 2,
+    RT = 1 << 3,
+    PERCPU = 1 << 4,
+    MUTEX = 1 << 5;
   if (flags & RT) return 'rtmutex';
   if (flags & MUTEX) return flags & SPIN ? 'mutex (spinning)' : 'mutex';
   if (flags & PERCPU) return flags & WRITE ? 'percpu-rwsem write' : 'percpu-rwsem read';
@@ -89,11 +94,41 @@ export function lockKind(flags: number): string {
 const LOCKING = new RegExp(
   '^(' +
     [
-      '_raw_', '__raw_', 'do_raw_', 'queued_', '__pv_queued', 'native_queued', 'pv_', '__lock_', 'lock_acquire',
-      'mutex_lock', '__mutex_lock', 'mutex_', '__mutex', 'ww_mutex', 'rt_mutex', '__rt_mutex', 'rt_spin',
-      'down_read', 'down_write', '__down', 'rwsem_', '__rwsem', 'percpu_down', '__percpu_down', 'percpu_rwsem',
-      'osq_', 'spin_lock', 'read_lock', 'write_lock', 'rtnl_lock', '__rtnl_lock', 'rtnl_net_lock',
-      'trace_contention', '__traceiter_contention', 'lock_timer_base',
+      '_raw_',
+      '__raw_',
+      'do_raw_',
+      'queued_',
+      '__pv_queued',
+      'native_queued',
+      'pv_',
+      '__lock_',
+      'lock_acquire',
+      'mutex_lock',
+      '__mutex_lock',
+      'mutex_',
+      '__mutex',
+      'ww_mutex',
+      'rt_mutex',
+      '__rt_mutex',
+      'rt_spin',
+      'down_read',
+      'down_write',
+      '__down',
+      'rwsem_',
+      '__rwsem',
+      'percpu_down',
+      '__percpu_down',
+      'percpu_rwsem',
+      'osq_',
+      'spin_lock',
+      'read_lock',
+      'write_lock',
+      'rtnl_lock',
+      '__rtnl_lock',
+      'rtnl_net_lock',
+      'trace_contention',
+      '__traceiter_contention',
+      'lock_timer_base',
     ].join('|') +
     ')',
 );
@@ -103,13 +138,44 @@ const LOCKING = new RegExp(
  * teardown, mounts, cgroups, process creation and exit: what the studies exercise.
  */
 const OPERATIONS = new Set([
-  'setup_net', 'cleanup_net', 'copy_net_ns', 'net_ns_net_exit',
-  'copy_mnt_ns', 'put_mnt_ns', 'free_mnt_ns', 'namespace_unlock', 'path_mount', 'path_umount', 'do_mount', 'do_umount',
-  'create_ipc_ns', 'free_ipc', 'free_ipcs', 'create_pid_namespace', 'zap_pid_ns_processes', 'delayed_free_pidns',
-  'copy_utsname', 'create_new_namespaces', 'free_nsproxy', 'switch_task_namespaces',
-  'cgroup_mkdir', 'cgroup_rmdir', 'cgroup_attach_task', 'cgroup_procs_write', 'cgroup_file_write', 'cgroup_post_fork', 'cgroup_exit',
-  'copy_process', 'release_task', 'do_exit', 'exit_notify', 'wait_consider_task', 'do_wait',
-  'ksys_unshare', 'ksys_chroot', 'do_execveat_common',
+  'setup_net',
+  'cleanup_net',
+  'copy_net_ns',
+  'net_ns_net_exit',
+  'copy_mnt_ns',
+  'put_mnt_ns',
+  'free_mnt_ns',
+  'namespace_unlock',
+  'path_mount',
+  'path_umount',
+  'do_mount',
+  'do_umount',
+  'create_ipc_ns',
+  'free_ipc',
+  'free_ipcs',
+  'create_pid_namespace',
+  'zap_pid_ns_processes',
+  'delayed_free_pidns',
+  'copy_utsname',
+  'create_new_namespaces',
+  'free_nsproxy',
+  'switch_task_namespaces',
+  'cgroup_mkdir',
+  'cgroup_rmdir',
+  'cgroup_attach_task',
+  'cgroup_procs_write',
+  'cgroup_file_write',
+  'cgroup_post_fork',
+  'cgroup_exit',
+  'copy_process',
+  'release_task',
+  'do_exit',
+  'exit_notify',
+  'wait_consider_task',
+  'do_wait',
+  'ksys_unshare',
+  'ksys_chroot',
+  'do_execveat_common',
 ]);
 
 /**
@@ -117,7 +183,8 @@ const OPERATIONS = new Set([
  * an RCU callback or softirq runs on top of an unrelated task's stack, so the frames beyond
  * belong to someone else.
  */
-const CONTEXT_BOUNDARY = /^(rcu_do_batch|rcu_core|handle_softirqs|__do_softirq|run_ksoftirqd|irq_exit_rcu|__irq_exit_rcu|sysvec_|asm_sysvec_|common_interrupt|asm_common_interrupt)/;
+const CONTEXT_BOUNDARY =
+  /^(rcu_do_batch|rcu_core|handle_softirqs|__do_softirq|run_ksoftirqd|irq_exit_rcu|__irq_exit_rcu|sysvec_|asm_sysvec_|common_interrupt|asm_common_interrupt)/;
 
 export interface Attribution {
   /** Symbol of the lock when the kernel exports it, else "<kind> in <first frame>". */

@@ -63,10 +63,21 @@ async function probe(): Promise<TracingCapabilities> {
   const tracefs = tracefsState();
   const blocked = !bpftrace ? 'bpftrace not installed' : !root ? 'needs root' : null;
   const results = await Promise.all(
-    PROBE_TYPES.map((type): Promise<ProbeResult> => (blocked ? Promise.resolve({ ok: false, why: blocked }) : attach(PROGRAM_OF[type]))),
+    PROBE_TYPES.map((type): Promise<ProbeResult> =>
+      blocked ? Promise.resolve({ ok: false, why: blocked }) : attach(PROGRAM_OF[type]),
+    ),
   );
   const [tracepoint, lockTracepoints, kprobe, fentry] = results as [ProbeResult, ProbeResult, ProbeResult, ProbeResult];
-  return { root, bpftrace, tracefs, btf: readable('/sys/kernel/btf/vmlinux'), tracepoint, lockTracepoints, kprobe, fentry };
+  return {
+    root,
+    bpftrace,
+    tracefs,
+    btf: readable('/sys/kernel/btf/vmlinux'),
+    tracepoint,
+    lockTracepoints,
+    kprobe,
+    fentry,
+  };
 }
 
 function tracefsState(): TracingCapabilities['tracefs'] {
@@ -88,12 +99,19 @@ function readable(file: string): boolean {
 
 function attach(program: string): Promise<ProbeResult> {
   return new Promise((resolve) => {
-    execFile('bpftrace', ['-B', 'none', path.join(PROGRAM_DIR, program)], { timeout: PROBE_TIMEOUT_MS }, (err, _stdout, stderr) => {
-      if (!err) return resolve({ ok: true });
-      const timedOut = err.killed && err.signal !== null;
-      const why = timedOut ? `did not exit within ${PROBE_TIMEOUT_MS / 1000} s` : (bpftraceComplaint(stderr) ?? `bpftrace exited with status ${err.code}`);
-      resolve({ ok: false, why });
-    });
+    execFile(
+      'bpftrace',
+      ['-B', 'none', path.join(PROGRAM_DIR, program)],
+      { timeout: PROBE_TIMEOUT_MS },
+      (err, _stdout, stderr) => {
+        if (!err) return resolve({ ok: true });
+        const timedOut = err.killed && err.signal !== null;
+        const why = timedOut
+          ? `did not exit within ${PROBE_TIMEOUT_MS / 1000} s`
+          : (bpftraceComplaint(stderr) ?? `bpftrace exited with status ${err.code}`);
+        resolve({ ok: false, why });
+      },
+    );
   });
 }
 

@@ -26,7 +26,8 @@ export const REPO_ROOT = path.resolve(here, '../..');
 
 export function parseConcurrency(text: string): number[] {
   const parts = text.split(',').map((s) => s.trim());
-  if (parts.length === 0 || parts.some((p) => p === '')) throw new UsageError(`--concurrency: '${text}' is not a comma-separated list`);
+  if (parts.length === 0 || parts.some((p) => p === ''))
+    throw new UsageError(`--concurrency: '${text}' is not a comma-separated list`);
   return parts.map((p) => {
     const n = Number(p);
     if (!/^\d+$/.test(p) || n < 1 || n > MAX_CONCURRENCY) {
@@ -49,7 +50,8 @@ function positive(flag: string, value: unknown, { integer = false, zeroOk = fals
 /** The sweep the user asked for: explicit flags win, then --quick, then the experiment's defaults. */
 export function sweepFrom(exp: Experiment, args: Record<string, unknown>): SweepOptions {
   const base = args.quick ? exp.quick : exp.defaults;
-  if (args.duration !== undefined && args.ops !== undefined) throw new UsageError('--duration and --ops: give one, not both');
+  if (args.duration !== undefined && args.ops !== undefined)
+    throw new UsageError('--duration and --ops: give one, not both');
   return {
     concurrency: args.concurrency === undefined ? base.concurrency : parseConcurrency(String(args.concurrency)),
     duration: args.duration === undefined ? base.duration : positive('duration', args.duration),
@@ -62,10 +64,14 @@ export function sweepFrom(exp: Experiment, args: Record<string, unknown>): Sweep
 }
 
 export function parseTrace(text: string): TraceFamily[] {
-  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (names.length === 0) throw new UsageError(`--trace: name probe families (${TRACE_FAMILIES.join(', ')})`);
   for (const n of names) {
-    if (!(TRACE_FAMILIES as readonly string[]).includes(n)) throw new UsageError(`--trace: unknown probe family '${n}' (known: ${TRACE_FAMILIES.join(', ')})`);
+    if (!(TRACE_FAMILIES as readonly string[]).includes(n))
+      throw new UsageError(`--trace: unknown probe family '${n}' (known: ${TRACE_FAMILIES.join(', ')})`);
   }
   return [...new Set(names)] as TraceFamily[];
 }
@@ -74,21 +80,42 @@ function commonOptions(argv: Argv, exp: Experiment): Argv {
   const d = exp.defaults;
   const q = exp.quick;
   return argv
-    .option('concurrency', { type: 'string', describe: `comma-separated concurrencies [default: ${d.concurrency.join(',')}; --quick: ${q.concurrency.join(',')}]` })
-    .option('duration', { type: 'string', describe: `seconds per measurement [default: ${d.duration}; --quick: ${q.duration}]` })
+    .option('concurrency', {
+      type: 'string',
+      describe: `comma-separated concurrencies [default: ${d.concurrency.join(',')}; --quick: ${q.concurrency.join(',')}]`,
+    })
+    .option('duration', {
+      type: 'string',
+      describe: `seconds per measurement [default: ${d.duration}; --quick: ${q.duration}]`,
+    })
     .option('ops', { type: 'string', describe: 'operations per measurement, instead of --duration' })
-    .option('repeat', { type: 'string', describe: `repetitions of every point [default: ${d.repeat}; --quick: ${q.repeat}]` })
-    .option('warmup', { type: 'string', describe: `seconds of discarded warm-up before each measurement [default: ${d.warmup}]` })
+    .option('repeat', {
+      type: 'string',
+      describe: `repetitions of every point [default: ${d.repeat}; --quick: ${q.repeat}]`,
+    })
+    .option('warmup', {
+      type: 'string',
+      describe: `seconds of discarded warm-up before each measurement [default: ${d.warmup}]`,
+    })
     .option('quick', { type: 'boolean', describe: 'a small sweep that finishes in well under a minute' })
-    .option('out', { type: 'string', describe: 'directory that receives results/ and figures/ [default: the repository root]' })
-    .option('trace', { type: 'string', describe: `bpftrace probe families to run beside the sweep: ${TRACE_FAMILIES.join(',')}; writes locks.csv / syscalls.csv and a lock figure` });
+    .option('out', {
+      type: 'string',
+      describe: 'directory that receives results/ and figures/ [default: the repository root]',
+    })
+    .option('trace', {
+      type: 'string',
+      describe: `bpftrace probe families to run beside the sweep: ${TRACE_FAMILIES.join(',')}; writes locks.csv / syscalls.csv and a lock figure`,
+    });
 }
 
 async function runCommand(exp: Experiment, args: Record<string, unknown>): Promise<number> {
   const sweep = sweepFrom(exp, args);
   const configs = exp.configs(args);
   await exp.preflight(args);
-  const commandLine = [...process.argv.slice(1), ...(process.env.npm_lifecycle_event ? [`(npm run ${process.env.npm_lifecycle_event})`] : [])];
+  const commandLine = [
+    ...process.argv.slice(1),
+    ...(process.env.npm_lifecycle_event ? [`(npm run ${process.env.npm_lifecycle_event})`] : []),
+  ];
   // yargs' own bookkeeping (_ and $0) is not an option of the run.
   const options = Object.fromEntries(Object.entries(args).filter(([k]) => k !== '_' && k !== '$0'));
   const outcome = await runExperiment(exp, configs, sweep, options, commandLine);
@@ -138,11 +165,16 @@ export async function main(argv: string[]): Promise<number> {
     .scriptName('sockbench')
     // Unknown flags are named as typed, not as their camelCase or --no- variants.
     .parserConfiguration({ 'boolean-negation': false, 'camel-case-expansion': false })
-    .usage('$0 <command>\n\nReproduces the studies of "SOCK: Rapid Task Provisioning with Serverless-Optimized Containers" (USENIX ATC 2018).')
+    .usage(
+      '$0 <command>\n\nReproduces the studies of "SOCK: Rapid Task Provisioning with Serverless-Optimized Containers" (USENIX ATC 2018).',
+    )
     .command('run', 'run an experiment: run <experiment> [options]', (y) => {
       for (const exp of EXPERIMENTS) {
-        y.command(exp.name, exp.summary, (e) => exp.options(commonOptions(e, exp)).strict(), (args) =>
-          action(() => runCommand(exp, args))(),
+        y.command(
+          exp.name,
+          exp.summary,
+          (e) => exp.options(commonOptions(e, exp)).strict(),
+          (args) => action(() => runCommand(exp, args))(),
         );
       }
       return y.demandCommand(1, `name an experiment: ${EXPERIMENTS.map((e) => e.name).join(', ')}`);
@@ -153,61 +185,107 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       'figures',
       "redraw every experiment's figure from its latest complete run",
-      (y) => y.option('out', { type: 'string', describe: 'directory holding results/ and figures/ [default: the repository root]' }),
-      (args) => action(async () => {
-        const drawn = await redrawFigures(EXPERIMENTS, path.resolve(String(args.out ?? REPO_ROOT)));
-        for (const d of drawn) process.stdout.write(`${d.experiment}: ${d.svgPath} (from ${d.runDir})\n`);
-        if (drawn.length === 0) process.stdout.write('no complete runs found\n');
-        return 0;
-      })(),
+      (y) =>
+        y.option('out', {
+          type: 'string',
+          describe: 'directory holding results/ and figures/ [default: the repository root]',
+        }),
+      (args) =>
+        action(async () => {
+          const drawn = await redrawFigures(EXPERIMENTS, path.resolve(String(args.out ?? REPO_ROOT)));
+          for (const d of drawn) process.stdout.write(`${d.experiment}: ${d.svgPath} (from ${d.runDir})\n`);
+          if (drawn.length === 0) process.stdout.write('no complete runs found\n');
+          return 0;
+        })(),
     )
     .command(
       'compare <a> <b>',
       'compare two runs of one experiment point by point: B against A (run directories, or results/<experiment> for the newest complete run)',
-      (y) => y
-        .positional('a', { type: 'string', describe: 'the baseline run' })
-        .positional('b', { type: 'string', describe: 'the run compared with it' })
-        .option('fail-on-regression', { type: 'number', describe: 'exit 1 if a metric is worse by more than PCT % (its whole 95% interval beyond it)' })
-        .option('out', { type: 'string', describe: 'directory that receives compare/<a>-vs-<b>/ [default: <repository>/results]' }),
-      (args) => action(() => compareCommand(String(args.a), String(args.b), {
-        failOnRegressionPct: args['fail-on-regression'] as number | undefined,
-        outDir: path.join(path.resolve(String(args.out ?? path.join(REPO_ROOT, 'results'))), 'compare'),
-      }))(),
+      (y) =>
+        y
+          .positional('a', { type: 'string', describe: 'the baseline run' })
+          .positional('b', { type: 'string', describe: 'the run compared with it' })
+          .option('fail-on-regression', {
+            type: 'number',
+            describe: 'exit 1 if a metric is worse by more than PCT % (its whole 95% interval beyond it)',
+          })
+          .option('out', {
+            type: 'string',
+            describe: 'directory that receives compare/<a>-vs-<b>/ [default: <repository>/results]',
+          }),
+      (args) =>
+        action(() =>
+          compareCommand(String(args.a), String(args.b), {
+            failOnRegressionPct: args['fail-on-regression'] as number | undefined,
+            outDir: path.join(path.resolve(String(args.out ?? path.join(REPO_ROOT, 'results'))), 'compare'),
+          }),
+        )(),
     )
     .command(
       'repro',
       'run every study (and the engine bench), then regenerate paper-repro.md\'s "ours" column and figures/index.html from those runs',
-      (y) => y
-        .option('quick', { type: 'boolean', default: false, describe: 'every study\'s --quick sweep (minutes, not hours)' })
-        .option('studies', { type: 'string', describe: `only these, comma-separated: ${REPRO_STUDIES.join(', ')} [default: all]` })
-        .option('setup', { type: 'boolean', default: true, describe: 'run scripts/setup.sh first (installs packages, builds the base, starts dockerd); --no-setup skips it' })
-        .option('trace', { type: 'boolean', default: true, describe: 'also run the --quick --trace locks sweeps that draw the lock figures; --no-trace skips them' })
-        .option('out', { type: 'string', describe: 'directory holding results/, figures/ and paper-repro.md [default: the repository root]' })
-        // --no-setup and --no-trace are the negations this command documents.
-        .parserConfiguration({ 'boolean-negation': true }),
-      (args) => action(() => repro({
-        quick: Boolean(args.quick),
-        studies: args.studies === undefined ? undefined : parseStudies(String(args.studies)),
-        setup: args.setup !== false,
-        trace: args.trace !== false,
-        out: path.resolve(String(args.out ?? REPO_ROOT)),
-        repoRoot: REPO_ROOT,
-      }))(),
+      (y) =>
+        y
+          .option('quick', {
+            type: 'boolean',
+            default: false,
+            describe: "every study's --quick sweep (minutes, not hours)",
+          })
+          .option('studies', {
+            type: 'string',
+            describe: `only these, comma-separated: ${REPRO_STUDIES.join(', ')} [default: all]`,
+          })
+          .option('setup', {
+            type: 'boolean',
+            default: true,
+            describe:
+              'run scripts/setup.sh first (installs packages, builds the base, starts dockerd); --no-setup skips it',
+          })
+          .option('trace', {
+            type: 'boolean',
+            default: true,
+            describe: 'also run the --quick --trace locks sweeps that draw the lock figures; --no-trace skips them',
+          })
+          .option('out', {
+            type: 'string',
+            describe: 'directory holding results/, figures/ and paper-repro.md [default: the repository root]',
+          })
+          // --no-setup and --no-trace are the negations this command documents.
+          .parserConfiguration({ 'boolean-negation': true }),
+      (args) =>
+        action(() =>
+          repro({
+            quick: Boolean(args.quick),
+            studies: args.studies === undefined ? undefined : parseStudies(String(args.studies)),
+            setup: args.setup !== false,
+            trace: args.trace !== false,
+            out: path.resolve(String(args.out ?? REPO_ROOT)),
+            repoRoot: REPO_ROOT,
+          }),
+        )(),
     )
     .command(
       'paper-repro',
       'regenerate paper-repro.md\'s "ours" column and figures/index.html from each study\'s newest complete full run (its newest --quick one where it has no full one)',
-      (y) => y.option('out', { type: 'string', describe: 'directory holding results/, figures/ and paper-repro.md [default: the repository root]' }),
-      (args) => action(async () => {
-        const out = path.resolve(String(args.out ?? REPO_ROOT));
-        if (!fs.existsSync(path.join(out, 'results'))) throw new UsageError(`--out: ${out} has no results/ directory to read runs from`);
-        const outcomes = new Map(CLAIM_STUDIES.map((s) => {
-          const run = referenceRun(out, s);
-          return [s, run ? { run } : { skipped: `no complete run in ${path.join(out, 'results', s)}` }] as const;
-        }));
-        await regenerate({ out, repoRoot: REPO_ROOT }, outcomes);
-        return 0;
-      })(),
+      (y) =>
+        y.option('out', {
+          type: 'string',
+          describe: 'directory holding results/, figures/ and paper-repro.md [default: the repository root]',
+        }),
+      (args) =>
+        action(async () => {
+          const out = path.resolve(String(args.out ?? REPO_ROOT));
+          if (!fs.existsSync(path.join(out, 'results')))
+            throw new UsageError(`--out: ${out} has no results/ directory to read runs from`);
+          const outcomes = new Map(
+            CLAIM_STUDIES.map((s) => {
+              const run = referenceRun(out, s);
+              return [s, run ? { run } : { skipped: `no complete run in ${path.join(out, 'results', s)}` }] as const;
+            }),
+          );
+          await regenerate({ out, repoRoot: REPO_ROOT }, outcomes);
+          return 0;
+        })(),
     )
     .command(
       'kernels',

@@ -18,7 +18,18 @@ export type Metric = keyof typeof METRICS;
 /** Columns that name a point beyond config and concurrency, when a run has them. */
 const POINT_COLUMNS = ['config', 'concurrency', 'phase', 'host_mounts', 'cgroup_version'];
 /** Options that shape the sweep's size, not what a point measures: they may differ between runs. */
-const SWEEP_OPTIONS = new Set(['_', '$0', 'out', 'quick', 'trace', 'concurrency', 'duration', 'repeat', 'warmup', 'spin-sample-every']);
+const SWEEP_OPTIONS = new Set([
+  '_',
+  '$0',
+  'out',
+  'quick',
+  'trace',
+  'concurrency',
+  'duration',
+  'repeat',
+  'warmup',
+  'spin-sample-every',
+]);
 
 export interface Run {
   dir: string;
@@ -37,11 +48,15 @@ export function loadRun(arg: string): Run {
   if (!fs.existsSync(path.join(dir, 'meta.json'))) {
     // results/<experiment>: the newest complete run in it.
     const latest = latestCompleteRun(path.dirname(path.dirname(dir)), path.basename(dir));
-    if (!latest) throw new UsageError(`${arg}: neither a run directory (meta.json, data.csv) nor an experiment's results directory with a complete run`);
+    if (!latest)
+      throw new UsageError(
+        `${arg}: neither a run directory (meta.json, data.csv) nor an experiment's results directory with a complete run`,
+      );
     dir = latest;
   }
   const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as Record<string, unknown>;
-  if (meta.status !== 'complete' || !fs.existsSync(path.join(dir, 'data.csv'))) throw new UsageError(`${arg}: the run is not complete (status ${String(meta.status)})`);
+  if (meta.status !== 'complete' || !fs.existsSync(path.join(dir, 'data.csv')))
+    throw new UsageError(`${arg}: the run is not complete (status ${String(meta.status)})`);
   return {
     dir,
     experiment: String(meta.experiment),
@@ -76,13 +91,19 @@ export interface Comparison {
 }
 
 function pointOf(row: Record<string, string | number>): string {
-  return POINT_COLUMNS.filter((c) => row[c] !== undefined && row[c] !== '').map((c) => (c === 'config' ? String(row[c]) : `${c}=${row[c]}`)).join(' ');
+  return POINT_COLUMNS.filter((c) => row[c] !== undefined && row[c] !== '')
+    .map((c) => (c === 'config' ? String(row[c]) : `${c}=${row[c]}`))
+    .join(' ');
 }
 
 /** The experiment-specific options, which must match for the points to mean the same thing. */
 function measuringOptions(options: Record<string, unknown>): Record<string, string> {
   // yargs keeps a camelCase twin of every dashed option: the dashed one is enough.
-  return Object.fromEntries(Object.entries(options).filter(([k, v]) => !SWEEP_OPTIONS.has(k) && !/[A-Z]/.test(k) && v !== undefined).map(([k, v]) => [k, JSON.stringify(v)]));
+  return Object.fromEntries(
+    Object.entries(options)
+      .filter(([k, v]) => !SWEEP_OPTIONS.has(k) && !/[A-Z]/.test(k) && v !== undefined)
+      .map(([k, v]) => [k, JSON.stringify(v)]),
+  );
 }
 
 /** Different hardware or kernel: the comparison is still made, and says so. */
@@ -117,12 +138,15 @@ function emulationDifference(a: Run, b: Run): string[] {
  * change whose 95% interval does not clear it is "same".
  */
 export function compareRuns(a: Run, b: Run, thresholdPct = 0): Comparison {
-  if (a.experiment !== b.experiment) throw new UsageError(`cannot compare a run of ${a.experiment} with a run of ${b.experiment}`);
+  if (a.experiment !== b.experiment)
+    throw new UsageError(`cannot compare a run of ${a.experiment} with a run of ${b.experiment}`);
   const oa = measuringOptions(a.options);
   const ob = measuringOptions(b.options);
   const differing = [...new Set([...Object.keys(oa), ...Object.keys(ob)])].filter((k) => oa[k] !== ob[k]);
   if (differing.length > 0) {
-    throw new UsageError(`the runs measured different things: ${differing.map((k) => `--${k} ${oa[k] ?? '(unset)'} against ${ob[k] ?? '(unset)'}`).join(', ')}`);
+    throw new UsageError(
+      `the runs measured different things: ${differing.map((k) => `--${k} ${oa[k] ?? '(unset)'} against ${ob[k] ?? '(unset)'}`).join(', ')}`,
+    );
   }
   const group = (rows: Run['rows']) => {
     const m = new Map<string, Run['rows']>();
@@ -132,27 +156,51 @@ export function compareRuns(a: Run, b: Run, thresholdPct = 0): Comparison {
   const ga = group(a.rows);
   const gb = group(b.rows);
   const common = [...ga.keys()].filter((k) => gb.has(k));
-  if (common.length === 0) throw new UsageError(`the runs have no point in common (${[...ga.keys()].slice(0, 3).join(', ')} against ${[...gb.keys()].slice(0, 3).join(', ')})`);
+  if (common.length === 0)
+    throw new UsageError(
+      `the runs have no point in common (${[...ga.keys()].slice(0, 3).join(', ')} against ${[...gb.keys()].slice(0, 3).join(', ')})`,
+    );
   const unmatched = [...ga.keys(), ...gb.keys()].filter((k) => !common.includes(k));
   const slack = thresholdPct / 100;
   const rows: ComparisonRow[] = [];
   for (const point of common) {
     for (const [metric, better] of Object.entries(METRICS) as [Metric, 'higher' | 'lower'][]) {
-      const xa = ga.get(point)!.map((r) => Number(r[metric])).filter(Number.isFinite);
-      const xb = gb.get(point)!.map((r) => Number(r[metric])).filter(Number.isFinite);
+      const xa = ga
+        .get(point)!
+        .map((r) => Number(r[metric]))
+        .filter(Number.isFinite);
+      const xb = gb
+        .get(point)!
+        .map((r) => Number(r[metric]))
+        .filter(Number.isFinite);
       if (xa.length === 0 || xb.length === 0) continue;
       const { ratio, low, high } = bootstrapMedianRatio(xb, xa);
       const up = low > 1 + slack;
       const down = high < 1 - slack;
-      const verdict = up || down ? ((up && better === 'higher') || (down && better === 'lower') ? 'better' : 'worse') : 'same';
-      rows.push({ point, metric, a_median: median(xa), b_median: median(xb), ratio, ci_low: low, ci_high: high, verdict, n_a: xa.length, n_b: xb.length });
+      const verdict =
+        up || down ? ((up && better === 'higher') || (down && better === 'lower') ? 'better' : 'worse') : 'same';
+      rows.push({
+        point,
+        metric,
+        a_median: median(xa),
+        b_median: median(xb),
+        ratio,
+        ci_low: low,
+        ci_high: high,
+        verdict,
+        n_a: xa.length,
+        n_b: xb.length,
+      });
     }
   }
   const warnings = machineDifferences(a, b);
   return {
     experiment: a.experiment,
     rows,
-    warnings: [...emulationDifference(a, b), ...(warnings.length > 0 ? [`the two runs came from different machines (${warnings.join('; ')})`] : [])],
+    warnings: [
+      ...emulationDifference(a, b),
+      ...(warnings.length > 0 ? [`the two runs came from different machines (${warnings.join('; ')})`] : []),
+    ],
     unmatched,
   };
 }
@@ -161,15 +209,36 @@ export function compareRuns(a: Run, b: Run, thresholdPct = 0): Comparison {
 export function comparisonFigure(c: Comparison, a: string, b: string): object {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: { text: `${c.experiment}: ${b} / ${a}`, subtitle: 'ratio of medians with 95% bootstrap interval; 1 = no change' },
+    title: {
+      text: `${c.experiment}: ${b} / ${a}`,
+      subtitle: 'ratio of medians with 95% bootstrap interval; 1 = no change',
+    },
     data: { values: c.rows },
     facet: { row: { field: 'metric', type: 'nominal', title: null } },
     spec: {
       width: 520,
       height: { step: 14 },
       layer: [
-        { mark: { type: 'rule' }, encoding: { y: { field: 'point', type: 'nominal', title: null }, x: { field: 'ci_low', type: 'quantitative', scale: { type: 'log' }, title: 'B / A' }, x2: { field: 'ci_high' } } },
-        { mark: { type: 'point', filled: true }, encoding: { y: { field: 'point', type: 'nominal' }, x: { field: 'ratio', type: 'quantitative' }, color: { field: 'verdict', type: 'nominal', scale: { domain: ['better', 'same', 'worse'], range: ['#2a9d8f', '#888888', '#d62828'] } } } },
+        {
+          mark: { type: 'rule' },
+          encoding: {
+            y: { field: 'point', type: 'nominal', title: null },
+            x: { field: 'ci_low', type: 'quantitative', scale: { type: 'log' }, title: 'B / A' },
+            x2: { field: 'ci_high' },
+          },
+        },
+        {
+          mark: { type: 'point', filled: true },
+          encoding: {
+            y: { field: 'point', type: 'nominal' },
+            x: { field: 'ratio', type: 'quantitative' },
+            color: {
+              field: 'verdict',
+              type: 'nominal',
+              scale: { domain: ['better', 'same', 'worse'], range: ['#2a9d8f', '#888888', '#d62828'] },
+            },
+          },
+        },
         { mark: { type: 'rule', strokeDash: [4, 4] }, encoding: { x: { datum: 1 } } },
       ],
     },
@@ -190,21 +259,47 @@ export async function compareCommand(argA: string, argB: string, options: Compar
   const b = loadRun(argB);
   const c = compareRuns(a, b, pct ?? 0);
   const fmt = (x: number) => (Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : x.toPrecision(3));
-  process.stdout.write(`${markdownTable(
-    ['point', 'metric', 'A median', 'B median', 'B / A [95% CI]', 'verdict'],
-    c.rows.map((r) => [r.point, r.metric, fmt(r.a_median), fmt(r.b_median), `${r.ratio.toFixed(3)} [${r.ci_low.toFixed(3)}, ${r.ci_high.toFixed(3)}]`, r.verdict]),
-  )}\n`);
+  process.stdout.write(
+    `${markdownTable(
+      ['point', 'metric', 'A median', 'B median', 'B / A [95% CI]', 'verdict'],
+      c.rows.map((r) => [
+        r.point,
+        r.metric,
+        fmt(r.a_median),
+        fmt(r.b_median),
+        `${r.ratio.toFixed(3)} [${r.ci_low.toFixed(3)}, ${r.ci_high.toFixed(3)}]`,
+        r.verdict,
+      ]),
+    )}\n`,
+  );
   for (const w of c.warnings) process.stderr.write(`compare: ${w}\n`);
-  if (c.unmatched.length > 0) process.stderr.write(`compare: ${c.unmatched.length} points are in only one of the runs (${c.unmatched.slice(0, 3).join(', ')}${c.unmatched.length > 3 ? ', ...' : ''})\n`);
+  if (c.unmatched.length > 0)
+    process.stderr.write(
+      `compare: ${c.unmatched.length} points are in only one of the runs (${c.unmatched.slice(0, 3).join(', ')}${c.unmatched.length > 3 ? ', ...' : ''})\n`,
+    );
   const dir = path.resolve(options.outDir, `${c.experiment}-${path.basename(a.dir)}-vs-${path.basename(b.dir)}`);
   fs.mkdirSync(dir, { recursive: true });
   writeCsv(path.join(dir, 'compare.csv'), c.rows);
-  fs.writeFileSync(path.join(dir, 'meta.json'), `${JSON.stringify({ experiment: c.experiment, a: a.dir, b: b.dir, fail_on_regression_pct: pct ?? null, warnings: c.warnings, unmatched: c.unmatched }, null, 2)}\n`);
-  const { svgPath } = await renderFigure(comparisonFigure(c, path.basename(a.dir), path.basename(b.dir)), dir, 'compare');
-  process.stdout.write(`\ncsv:    ${path.relative(process.cwd(), path.join(dir, 'compare.csv'))}\nfigure: ${path.relative(process.cwd(), svgPath)}\n`);
+  fs.writeFileSync(
+    path.join(dir, 'meta.json'),
+    `${JSON.stringify({ experiment: c.experiment, a: a.dir, b: b.dir, fail_on_regression_pct: pct ?? null, warnings: c.warnings, unmatched: c.unmatched }, null, 2)}\n`,
+  );
+  const { svgPath } = await renderFigure(
+    comparisonFigure(c, path.basename(a.dir), path.basename(b.dir)),
+    dir,
+    'compare',
+  );
+  process.stdout.write(
+    `\ncsv:    ${path.relative(process.cwd(), path.join(dir, 'compare.csv'))}\nfigure: ${path.relative(process.cwd(), svgPath)}\n`,
+  );
   const worse = c.rows.filter((r) => r.verdict === 'worse');
   if (pct !== undefined && worse.length > 0) {
-    process.stderr.write(`compare: regression: ${worse.length} metrics worse by more than ${pct}% with 95% confidence (${worse.slice(0, 3).map((r) => `${r.point} ${r.metric} ${r.ratio.toFixed(3)}`).join(', ')})\n`);
+    process.stderr.write(
+      `compare: regression: ${worse.length} metrics worse by more than ${pct}% with 95% confidence (${worse
+        .slice(0, 3)
+        .map((r) => `${r.point} ${r.metric} ${r.ratio.toFixed(3)}`)
+        .join(', ')})\n`,
+    );
     return 1;
   }
   return 0;

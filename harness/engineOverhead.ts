@@ -43,7 +43,8 @@ async function bareStart(base: string, cgroupProcs: string[] = []): Promise<numb
   const pid = spawn({
     steps: [
       ...cgroupProcs.map((path) => ({ op: 'write' as const, path, value: '0' })),
-      { op: 'chroot', path: base }, { op: 'chdir', path: '/' },
+      { op: 'chroot', path: base },
+      { op: 'chdir', path: '/' },
       { op: 'exec', argv: ['/usr/bin/python3', '-c', 'pass'], env: ['PATH=/usr/bin:/bin'] },
     ],
   });
@@ -54,8 +55,12 @@ async function bareStart(base: string, cgroupProcs: string[] = []): Promise<numb
 
 async function main(): Promise<number> {
   const args = roundOptions(yargs(hideBin(process.argv)).scriptName('bench:engine'), {
-    rounds: 40, warmup: 3, gap: 50, quickRounds: 10,
-    gapWhy: 'so each is an isolated cold start: the kernel state one leaves behind, such as an RCU sync in progress, would speed or slow the next',
+    rounds: 40,
+    warmup: 3,
+    gap: 50,
+    quickRounds: 10,
+    gapWhy:
+      'so each is an isolated cold start: the kernel state one leaves behind, such as an RCU sync in progress, would speed or slow the next',
   }).parseSync();
   const { rounds, warmup } = roundsOf(args, 10);
   const base = path.resolve(args.base);
@@ -90,7 +95,16 @@ async function main(): Promise<number> {
         await sandbox.destroy();
         const t3 = performance.now();
         const t = sandbox.timings;
-        return { mode: 'sandbox', round, ms: t2 - t0, stitch_ms: t.stitchMs, spawn_ms: t.spawnMs, ready_ms: t.readyMs, invoke_ms: t2 - t1, destroy_ms: t3 - t2 };
+        return {
+          mode: 'sandbox',
+          round,
+          ms: t2 - t0,
+          stitch_ms: t.stitchMs,
+          spawn_ms: t.spawnMs,
+          ready_ms: t.readyMs,
+          invoke_ms: t2 - t1,
+          destroy_ms: t3 - t2,
+        };
       },
       http: async (round) => {
         const t0 = performance.now();
@@ -110,7 +124,8 @@ async function main(): Promise<number> {
         const sample = await measure[mode](round);
         if (round > 0) samples.push(sample);
       }
-      if (round > 0 && (round % 10 === 0 || round === rounds)) process.stderr.write(`bench:engine: ${round}/${rounds} rounds\n`);
+      if (round > 0 && (round % 10 === 0 || round === rounds))
+        process.stderr.write(`bench:engine: ${round}/${rounds} rounds\n`);
     }
   } finally {
     signals.stop();
@@ -119,28 +134,56 @@ async function main(): Promise<number> {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
 
-  const of = (mode: Mode, col: keyof Sample = 'ms') => samples.filter((s) => s.mode === mode).map((s) => Number(s[col]));
+  const of = (mode: Mode, col: keyof Sample = 'ms') =>
+    samples.filter((s) => s.mode === mode).map((s) => Number(s[col]));
   const summary = MODES.map((mode) => {
     const ratio = bootstrapMedianRatio(of(mode), of('bare'));
     return {
-      mode, n: of(mode).length, median_ms: median(of(mode)), p95_ms: quantile(of(mode), 0.95),
-      ratio_to_bare: ratio.ratio, ratio_ci_low: ratio.low, ratio_ci_high: ratio.high,
+      mode,
+      n: of(mode).length,
+      median_ms: median(of(mode)),
+      p95_ms: quantile(of(mode), 0.95),
+      ratio_to_bare: ratio.ratio,
+      ratio_ci_low: ratio.low,
+      ratio_ci_high: ratio.high,
       overhead_ms: median(of(mode)) - median(of('bare')),
     };
   });
-  const breakdown = (['stitch_ms', 'spawn_ms', 'ready_ms', 'invoke_ms', 'destroy_ms'] as const).map((col) => ({ part: col.replace('_ms', ''), median_ms: median(of('sandbox', col)) }));
+  const breakdown = (['stitch_ms', 'spawn_ms', 'ready_ms', 'invoke_ms', 'destroy_ms'] as const).map((col) => ({
+    part: col.replace('_ms', ''),
+    median_ms: median(of('sandbox', col)),
+  }));
   const dir = path.join(path.resolve(args.out ?? REPO_ROOT), 'results', 'engine-overhead', runId(new Date()));
   fs.mkdirSync(dir, { recursive: true });
-  writeCsv(path.join(dir, 'data.csv'), samples, ['mode', 'round', 'ms', 'stitch_ms', 'spawn_ms', 'ready_ms', 'invoke_ms', 'destroy_ms']);
+  writeCsv(path.join(dir, 'data.csv'), samples, [
+    'mode',
+    'round',
+    'ms',
+    'stitch_ms',
+    'spawn_ms',
+    'ready_ms',
+    'invoke_ms',
+    'destroy_ms',
+  ]);
   writeCsv(path.join(dir, 'summary.csv'), summary);
   writeCsv(path.join(dir, 'breakdown.csv'), breakdown);
   const environment = await captureEnvironment(process.argv.slice(1));
-  fs.writeFileSync(path.join(dir, 'meta.json'), `${JSON.stringify({ status: 'complete', options: { quick: args.quick }, rounds, warmup, gap_ms: args.gap, base, summary, breakdown, environment }, null, 2)}\n`);
+  fs.writeFileSync(
+    path.join(dir, 'meta.json'),
+    `${JSON.stringify({ status: 'complete', options: { quick: args.quick }, rounds, warmup, gap_ms: args.gap, base, summary, breakdown, environment }, null, 2)}\n`,
+  );
   const ms = (x: number) => x.toFixed(2);
   process.stdout.write(
     markdownTable(
       ['mode', 'n', 'median ms', 'p95 ms', 'median / bare [95% CI]', 'overhead ms'],
-      summary.map((s) => [s.mode, String(s.n), ms(s.median_ms), ms(s.p95_ms), `${s.ratio_to_bare.toFixed(2)} [${s.ratio_ci_low.toFixed(2)}, ${s.ratio_ci_high.toFixed(2)}]`, ms(s.overhead_ms)]),
+      summary.map((s) => [
+        s.mode,
+        String(s.n),
+        ms(s.median_ms),
+        ms(s.p95_ms),
+        `${s.ratio_to_bare.toFixed(2)} [${s.ratio_ci_low.toFixed(2)}, ${s.ratio_ci_high.toFixed(2)}]`,
+        ms(s.overhead_ms),
+      ]),
     ) +
       `\n\nsandbox, median per part (ms): ${breakdown.map((b) => `${b.part} ${ms(b.median_ms)}`).join(', ')}\ndata: ${path.relative(process.cwd(), dir)}\n`,
   );

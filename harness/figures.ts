@@ -11,7 +11,11 @@ import { writeFileAtomic } from './atomic-write.js';
  * first, with its data inline, so a figure can be restyled or re-rendered by any Vega-Lite
  * tool without rerunning the experiment, even when rendering here fails.
  */
-export async function renderFigure(spec: object, outDir: string, name: string): Promise<{ vlPath: string; svgPath: string }> {
+export async function renderFigure(
+  spec: object,
+  outDir: string,
+  name: string,
+): Promise<{ vlPath: string; svgPath: string }> {
   const dir = join(outDir, 'figures');
   mkdirSync(dir, { recursive: true });
   const vlPath = join(dir, `${name}.vl.json`);

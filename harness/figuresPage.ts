@@ -26,7 +26,11 @@ export interface FigureCaption {
  * document. Each links to its SVG, since the wide lock figures shrink to fit the window.
  * The page carries no date, so regenerating it unchanged leaves the file unchanged.
  */
-export function writeFiguresPage(figuresDir: string, captions: FigureCaption[], options: { title?: string; generatedFrom?: string } = {}): string {
+export function writeFiguresPage(
+  figuresDir: string,
+  captions: FigureCaption[],
+  options: { title?: string; generatedFrom?: string } = {},
+): string {
   const title = options.title ?? 'sockbench figures';
   const ids = sectionIds(captions);
   const toc = captions.map((c, i) => `<li><a href="#${ids[i]}">${inline(c.title)}</a></li>`).join('\n');
@@ -76,9 +80,10 @@ function section(figuresDir: string, c: FigureCaption, id: string): string {
   const picture = why
     ? `<p class="missing">figure missing: ${escapeHtml(why)}</p>`
     : `<a href="${url}"><img src="${url}" alt="${escapeHtml(`${plain(c.title)} (${c.file})`)}"></a>`;
-  const sources = c.sources.length === 0
-    ? 'not recorded'
-    : `<ul>${c.sources.map((s) => `<li><code>${escapeHtml(s.run)}</code> on ${escapeHtml(s.machine)}, kernel ${escapeHtml(s.kernel)}</li>`).join('')}</ul>`;
+  const sources =
+    c.sources.length === 0
+      ? 'not recorded'
+      : `<ul>${c.sources.map((s) => `<li><code>${escapeHtml(s.run)}</code> on ${escapeHtml(s.machine)}, kernel ${escapeHtml(s.kernel)}</li>`).join('')}</ul>`;
   return `<section id="${id}">
 <h2>${inline(c.title)}</h2>
 <figure>
@@ -97,7 +102,8 @@ function missingReason(figuresDir: string, file: string): string | undefined {
   const full = path.resolve(figuresDir, file);
   // The page may show a run's own figure from results/, never a file outside the output directory.
   const rel = path.relative(path.dirname(figuresDir), full);
-  if (path.isAbsolute(file) || rel === '..' || rel.startsWith(`..${path.sep}`)) return `${file} is not inside the output directory`;
+  if (path.isAbsolute(file) || rel === '..' || rel.startsWith(`..${path.sep}`))
+    return `${file} is not inside the output directory`;
   let stat: fs.Stats;
   try {
     stat = fs.statSync(full);
@@ -116,7 +122,12 @@ const fileUrl = (file: string) => file.split('/').map(encodeURIComponent).join('
 function sectionIds(captions: FigureCaption[]): string[] {
   const seen = new Map<string, number>();
   return captions.map((c) => {
-    const base = `fig-${path.basename(c.file).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_-]+/g, '-') || 'figure'}`;
+    const base = `fig-${
+      path
+        .basename(c.file)
+        .replace(/\.[^.]*$/, '')
+        .replace(/[^A-Za-z0-9_-]+/g, '-') || 'figure'
+    }`;
     const n = (seen.get(base) ?? 0) + 1;
     seen.set(base, n);
     return n === 1 ? base : `${base}-${n}`;

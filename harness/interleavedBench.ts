@@ -21,13 +21,28 @@ export interface RoundFlags {
 }
 
 /** The shared flags, with this benchmark's defaults and what its --gap is for. */
-export function roundOptions<T>(y: Argv<T>, defaults: { rounds: number; warmup: number; gap: number; quickRounds: number; gapWhy: string }) {
+export function roundOptions<T>(
+  y: Argv<T>,
+  defaults: { rounds: number; warmup: number; gap: number; quickRounds: number; gapWhy: string },
+) {
   return y
-    .option('rounds', { type: 'number', default: defaults.rounds, describe: 'measured rounds; each round times every mode once, in a shuffled order' })
+    .option('rounds', {
+      type: 'number',
+      default: defaults.rounds,
+      describe: 'measured rounds; each round times every mode once, in a shuffled order',
+    })
     .option('warmup', { type: 'number', default: defaults.warmup, describe: 'unmeasured rounds first' })
-    .option('gap', { type: 'number', default: defaults.gap, describe: `ms of idleness before each measurement (${defaults.gapWhy})` })
+    .option('gap', {
+      type: 'number',
+      default: defaults.gap,
+      describe: `ms of idleness before each measurement (${defaults.gapWhy})`,
+    })
     .option('quick', { type: 'boolean', default: false, describe: `${defaults.quickRounds} rounds, 1 warm-up` })
-    .option('base', { type: 'string', default: process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base'), describe: 'base root file system' })
+    .option('base', {
+      type: 'string',
+      default: process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base'),
+      describe: 'base root file system',
+    })
     .option('out', { type: 'string', describe: 'directory that receives results/ [default: the repository root]' })
     .strict()
     .fail((msg, err) => {
@@ -40,7 +55,8 @@ export function roundOptions<T>(y: Argv<T>, defaults: { rounds: number; warmup: 
 export function roundsOf(args: RoundFlags, quickRounds: number): { rounds: number; warmup: number } {
   const rounds = args.quick ? quickRounds : args.rounds;
   const warmup = args.quick ? 1 : args.warmup;
-  if (!Number.isInteger(rounds) || rounds < 2 || !Number.isInteger(warmup) || warmup < 0) throw new UsageError('--rounds must be a whole number >= 2 and --warmup >= 0');
+  if (!Number.isInteger(rounds) || rounds < 2 || !Number.isInteger(warmup) || warmup < 0)
+    throw new UsageError('--rounds must be a whole number >= 2 and --warmup >= 0');
   if (!(args.gap >= 0)) throw new UsageError('--gap must be a number of ms >= 0');
   return { rounds, warmup };
 }
@@ -61,7 +77,7 @@ export function runIfMain(moduleUrl: string, name: string, main: () => Promise<n
     (code) => (process.exitCode = code),
     (e) => {
       process.stderr.write(`${name}: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exitCode = isUserError(e) ? e.exitCode : (e as { exitCode?: number }).exitCode ?? 1;
+      process.exitCode = isUserError(e) ? e.exitCode : ((e as { exitCode?: number }).exitCode ?? 1);
     },
   );
 }

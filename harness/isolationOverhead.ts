@@ -69,7 +69,10 @@ async function netnsStart(mode: (typeof NETNS_MODES)[number]): Promise<number> {
     const t0 = performance.now();
     const pid = spawn({
       cloneFlags: mode === 'clone-newnet' ? constants.CLONE_NEWNET : 0,
-      steps: [...(fd !== undefined ? [{ op: 'setns' as const, fd, flags: constants.CLONE_NEWNET }] : []), { op: 'exec', argv: ['/bin/true'], env: [] }],
+      steps: [
+        ...(fd !== undefined ? [{ op: 'setns' as const, fd, flags: constants.CLONE_NEWNET }] : []),
+        { op: 'exec', argv: ['/bin/true'], env: [] },
+      ],
     });
     const status = await watchExit(pid);
     const ms = performance.now() - t0;
@@ -91,12 +94,33 @@ async function netnsCreate(): Promise<number> {
 
 async function main(): Promise<number> {
   const args = roundOptions(
-    yargs(hideBin(process.argv)).scriptName('bench:isolation')
-      .usage('$0 [options]\n\nWhat each protection of a SOCK sandbox costs: lean, zygote and warm starts on engines that differ in one protection each, interleaved in one run.'),
-    { rounds: 30, warmup: 3, gap: 40, quickRounds: 8, gapWhy: 'a zygote forks its spare child after 20 ms idle, as it would between requests' },
+    yargs(hideBin(process.argv))
+      .scriptName('bench:isolation')
+      .usage(
+        '$0 [options]\n\nWhat each protection of a SOCK sandbox costs: lean, zygote and warm starts on engines that differ in one protection each, interleaved in one run.',
+      ),
+    {
+      rounds: 30,
+      warmup: 3,
+      gap: 40,
+      quickRounds: 8,
+      gapWhy: 'a zygote forks its spare child after 20 ms idle, as it would between requests',
+    },
   )
-    .option('starts', { type: 'array', string: true, choices: [...STARTS, 'netns'], default: [...STARTS, 'netns'], describe: 'which starts to time (netns: the kernel-level choices behind the network namespace pool)' })
-    .option('variants', { type: 'array', string: true, choices: VARIANTS.map((v) => v.name), default: VARIANTS.map((v) => v.name), describe: 'which engines to start; full is always among them (every cost is relative to it)' })
+    .option('starts', {
+      type: 'array',
+      string: true,
+      choices: [...STARTS, 'netns'],
+      default: [...STARTS, 'netns'],
+      describe: 'which starts to time (netns: the kernel-level choices behind the network namespace pool)',
+    })
+    .option('variants', {
+      type: 'array',
+      string: true,
+      choices: VARIANTS.map((v) => v.name),
+      default: VARIANTS.map((v) => v.name),
+      describe: 'which engines to start; full is always among them (every cost is relative to it)',
+    })
     .parseSync();
   const starts = STARTS.filter((s) => args.starts.includes(s));
   const variants = VARIANTS.filter((v) => v.name === 'full' || args.variants.includes(v.name));
@@ -110,7 +134,13 @@ async function main(): Promise<number> {
   const benches: Bench[] = [];
   try {
     for (const variant of starts.length > 0 ? variants : []) {
-      const engine = await SockEngine.start({ stateDir: path.join(scratch, variant.name), base, capacity: 2, reserve: 2, isolation: variant.isolation });
+      const engine = await SockEngine.start({
+        stateDir: path.join(scratch, variant.name),
+        base,
+        capacity: 2,
+        reserve: 2,
+        isolation: variant.isolation,
+      });
       const code = new Registry(registryDir, engine.state.code).lookup('noop')!.code;
       try {
         const zygote = await engine.startZygote({}, []);
@@ -147,11 +177,15 @@ async function main(): Promise<number> {
     };
     type Task = { variant: string; start: string; run: () => Promise<number> };
     const tasks: Task[] = [
-      ...benches.flatMap((b) => starts.map((start) => ({ variant: b.variant.name, start, run: () => measure[start](b) }))),
-      ...(args.starts.includes('netns') ? [
-        ...NETNS_MODES.map((mode) => ({ variant: 'kernel', start: `netns:${mode}`, run: () => netnsStart(mode) })),
-        { variant: 'kernel', start: 'netns:create', run: netnsCreate },
-      ] : []),
+      ...benches.flatMap((b) =>
+        starts.map((start) => ({ variant: b.variant.name, start, run: () => measure[start](b) })),
+      ),
+      ...(args.starts.includes('netns')
+        ? [
+            ...NETNS_MODES.map((mode) => ({ variant: 'kernel', start: `netns:${mode}`, run: () => netnsStart(mode) })),
+            { variant: 'kernel', start: 'netns:create', run: netnsCreate },
+          ]
+        : []),
     ];
     for (let round = 1 - warmup; round <= rounds; round++) {
       if (signals.interrupted) throw new InterruptedError('interrupted: nothing was written');
@@ -160,23 +194,37 @@ async function main(): Promise<number> {
         const ms = await task.run();
         if (round > 0) samples.push({ variant: task.variant, start: task.start, round, ms });
       }
-      if (round > 0 && (round % 5 === 0 || round === rounds)) process.stderr.write(`bench:isolation: ${round}/${rounds} rounds\n`);
+      if (round > 0 && (round % 5 === 0 || round === rounds))
+        process.stderr.write(`bench:isolation: ${round}/${rounds} rounds\n`);
     }
   } finally {
     signals.stop();
-    for (const b of benches) await b.engine.shutdown().catch((e) => process.stderr.write(`bench:isolation: shutting down ${b.variant.name}: ${(e as Error).message}\n`));
+    for (const b of benches)
+      await b.engine
+        .shutdown()
+        .catch((e) =>
+          process.stderr.write(`bench:isolation: shutting down ${b.variant.name}: ${(e as Error).message}\n`),
+        );
     fs.rmSync(scratch, { recursive: true, force: true });
   }
 
-  const of = (variant: string, start: string) => samples.filter((s) => s.variant === variant && s.start === start).map((s) => s.ms);
+  const of = (variant: string, start: string) =>
+    samples.filter((s) => s.variant === variant && s.start === start).map((s) => s.ms);
   const summary = [...new Set(samples.map((s) => `${s.variant}\0${s.start}`))].map((key) => {
     const [variant, start] = key.split('\0') as [string, string];
     const xs = of(variant, start);
     // A protection's cost: full over the variant without it (for none: the whole cost).
-    const against = variant === 'full' || variant === 'kernel' ? undefined : bootstrapMedianRatio(of('full', start), xs);
+    const against =
+      variant === 'full' || variant === 'kernel' ? undefined : bootstrapMedianRatio(of('full', start), xs);
     return {
-      variant, start, n: xs.length, median_ms: median(xs), p95_ms: quantile(xs, 0.95),
-      full_over_this: against?.ratio ?? NaN, ci_low: against?.low ?? NaN, ci_high: against?.high ?? NaN,
+      variant,
+      start,
+      n: xs.length,
+      median_ms: median(xs),
+      p95_ms: quantile(xs, 0.95),
+      full_over_this: against?.ratio ?? NaN,
+      ci_low: against?.low ?? NaN,
+      ci_high: against?.high ?? NaN,
     };
   });
   const dir = path.join(path.resolve(args.out ?? REPO_ROOT), 'results', 'isolation-overhead', runId(new Date()));
@@ -184,15 +232,24 @@ async function main(): Promise<number> {
   writeCsv(path.join(dir, 'data.csv'), samples, ['variant', 'start', 'round', 'ms']);
   writeCsv(path.join(dir, 'summary.csv'), summary);
   const environment = await captureEnvironment(process.argv.slice(1));
-  fs.writeFileSync(path.join(dir, 'meta.json'), `${JSON.stringify({ status: 'complete', options: { quick: args.quick }, rounds, warmup, gap_ms: args.gap, base, variants, starts: args.starts, summary, environment }, null, 2)}\n`);
+  fs.writeFileSync(
+    path.join(dir, 'meta.json'),
+    `${JSON.stringify({ status: 'complete', options: { quick: args.quick }, rounds, warmup, gap_ms: args.gap, base, variants, starts: args.starts, summary, environment }, null, 2)}\n`,
+  );
   const ms = (x: number) => x.toFixed(2);
   const order = (variant: string) => VARIANTS.findIndex((v) => v.name === variant);
-  const ci = (s: (typeof summary)[number]) => (Number.isNaN(s.full_over_this) ? '' : `${s.full_over_this.toFixed(3)} [${s.ci_low.toFixed(3)}, ${s.ci_high.toFixed(3)}]`);
+  const ci = (s: (typeof summary)[number]) =>
+    Number.isNaN(s.full_over_this)
+      ? ''
+      : `${s.full_over_this.toFixed(3)} [${s.ci_low.toFixed(3)}, ${s.ci_high.toFixed(3)}]`;
   process.stdout.write(
     markdownTable(
       ['start', 'variant', 'n', 'median ms', 'p95 ms', 'full / this [95% CI]'],
-      summary.sort((a, b) => a.start.localeCompare(b.start) || order(a.variant) - order(b.variant)).map((s) => [s.start, s.variant, String(s.n), ms(s.median_ms), ms(s.p95_ms), ci(s)]),
-    ) + `\n\nfull / no-<p> is what protection p costs; full / none is what all of them cost.\ndata: ${path.relative(process.cwd(), dir)}\n`,
+      summary
+        .sort((a, b) => a.start.localeCompare(b.start) || order(a.variant) - order(b.variant))
+        .map((s) => [s.start, s.variant, String(s.n), ms(s.median_ms), ms(s.p95_ms), ci(s)]),
+    ) +
+      `\n\nfull / no-<p> is what protection p costs; full / none is what all of them cost.\ndata: ${path.relative(process.cwd(), dir)}\n`,
   );
   return 0;
 }

@@ -23,10 +23,12 @@ export function orphansIn(dir: string, kind: string): string[] {
     return [];
   }
   const pattern = new RegExp(`^${kind}-(\\d+)-(\\d+)$`);
-  return names.filter((name) => {
-    const m = pattern.exec(name);
-    return m !== null && !isAlive(`${m[1]}-${m[2]}`);
-  }).map((name) => path.join(dir, name));
+  return names
+    .filter((name) => {
+      const m = pattern.exec(name);
+      return m !== null && !isAlive(`${m[1]}-${m[2]}`);
+    })
+    .map((name) => path.join(dir, name));
 }
 
 /** Makes this process's directory of that kind (empty) and returns its path. */

@@ -20,8 +20,22 @@ export function formatSummary(summary: SummaryRow[]): string {
     .map((k) => k.slice(0, -'_median'.length))
     .filter((c) => c !== 'ops_per_sec' && !SHOWN_AFTER_RATE.includes(c) && !['ops', 'seconds', 'mean_us'].includes(c));
   // What names a point beyond config and concurrency (host_mounts, cgroup_version, phase).
-  const named = Object.keys(first).filter((k) => !/_(median|mean|ci95_low|ci95_high)$/.test(k) && !['experiment', 'config', 'concurrency', 'repeats', 'outliers'].includes(k));
-  const header = ['config', 'concurrency', ...named, 'ops/s (median)', 'ops/s mean ± 95% CI', 'p50 µs', 'p99 µs', ...extra, 'reps'];
+  const named = Object.keys(first).filter(
+    (k) =>
+      !/_(median|mean|ci95_low|ci95_high)$/.test(k) &&
+      !['experiment', 'config', 'concurrency', 'repeats', 'outliers'].includes(k),
+  );
+  const header = [
+    'config',
+    'concurrency',
+    ...named,
+    'ops/s (median)',
+    'ops/s mean ± 95% CI',
+    'p50 µs',
+    'p99 µs',
+    ...extra,
+    'reps',
+  ];
   const lines = summary.map((s) => {
     const ci = Number(s.ops_per_sec_ci95_high) - Number(s.ops_per_sec_mean);
     return [
@@ -64,7 +78,14 @@ export function formatTopLocks(rows: LockWait[], perConfig = 3): string {
       .filter((s) => s.config === config)
       .sort((a, b) => b.wait_total_us - a.wait_total_us)
       .slice(0, perConfig)
-      .map((s) => [config, s.operation, s.call_path, s.kind, Math.round(s.contentions).toLocaleString('en-US'), fmt(s.wait_total_us / 1000)]),
+      .map((s) => [
+        config,
+        s.operation,
+        s.call_path,
+        s.kind,
+        Math.round(s.contentions).toLocaleString('en-US'),
+        fmt(s.wait_total_us / 1000),
+      ]),
   );
   return markdownTable(['config', 'operation', 'call path', 'lock kind', 'contentions', 'wait (ms)'], lines);
 }

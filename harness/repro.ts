@@ -49,9 +49,14 @@ const TRACED = new Set(['netns', 'mntns', 'storage', 'cgroups', 'sock-vs-docker'
 export const REPRO_STUDIES = [...EXPERIMENTS.map((e) => e.name), ENGINE_BENCH, ISOLATION_BENCH];
 
 export function parseStudies(text: string): string[] {
-  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (names.length === 0) throw new UsageError(`--studies: name some of ${REPRO_STUDIES.join(', ')}`);
-  for (const n of names) if (!REPRO_STUDIES.includes(n)) throw new UsageError(`--studies: unknown study '${n}' (known: ${REPRO_STUDIES.join(', ')})`);
+  for (const n of names)
+    if (!REPRO_STUDIES.includes(n))
+      throw new UsageError(`--studies: unknown study '${n}' (known: ${REPRO_STUDIES.join(', ')})`);
   return [...new Set(names)];
 }
 
@@ -60,15 +65,35 @@ function steps(o: ReproOptions): Step[] {
   const cli = path.join(o.repoRoot, 'dist/harness/cli.js');
   const quick = o.quick ? ['--quick'] : [];
   const list: Step[] = EXPERIMENTS.filter((e) => wanted(e.name)).map((e) => ({
-    label: `${e.name}${o.quick ? ' --quick' : ''}`, study: e.name, argv: [cli, 'run', e.name, ...quick, '--out', o.out], traced: false,
+    label: `${e.name}${o.quick ? ' --quick' : ''}`,
+    study: e.name,
+    argv: [cli, 'run', e.name, ...quick, '--out', o.out],
+    traced: false,
   }));
-  if (wanted(ENGINE_BENCH)) list.push({ label: `bench:engine${o.quick ? ' --quick' : ''}`, study: ENGINE_BENCH, argv: [path.join(o.repoRoot, 'dist/harness/engineOverhead.js'), ...quick, '--out', o.out], traced: false });
-  if (wanted(ISOLATION_BENCH)) list.push({ label: `bench:isolation${o.quick ? ' --quick' : ''}`, study: ISOLATION_BENCH, argv: [path.join(o.repoRoot, 'dist/harness/isolationOverhead.js'), ...quick, '--out', o.out], traced: false });
+  if (wanted(ENGINE_BENCH))
+    list.push({
+      label: `bench:engine${o.quick ? ' --quick' : ''}`,
+      study: ENGINE_BENCH,
+      argv: [path.join(o.repoRoot, 'dist/harness/engineOverhead.js'), ...quick, '--out', o.out],
+      traced: false,
+    });
+  if (wanted(ISOLATION_BENCH))
+    list.push({
+      label: `bench:isolation${o.quick ? ' --quick' : ''}`,
+      study: ISOLATION_BENCH,
+      argv: [path.join(o.repoRoot, 'dist/harness/isolationOverhead.js'), ...quick, '--out', o.out],
+      traced: false,
+    });
   if (o.trace) {
     // Traced sweeps are always --quick: their job is the lock figure, and tracing costs throughput.
     for (const e of EXPERIMENTS.filter((x) => TRACED.has(x.name) && wanted(x.name))) {
       const families = e.name === 'netns' ? 'locks,syscalls' : 'locks';
-      list.push({ label: `${e.name} --quick --trace ${families}`, study: e.name, argv: [cli, 'run', e.name, '--quick', '--trace', families, '--out', o.out], traced: true });
+      list.push({
+        label: `${e.name} --quick --trace ${families}`,
+        study: e.name,
+        argv: [cli, 'run', e.name, '--quick', '--trace', families, '--out', o.out],
+        traced: true,
+      });
     }
   }
   return list;
@@ -76,7 +101,9 @@ function steps(o: ReproOptions): Step[] {
 
 /** Why a traced run could not trace, from its meta.json. */
 function traceGaps(runDir: string): string | undefined {
-  const meta = JSON.parse(fs.readFileSync(path.join(runDir, 'meta.json'), 'utf8')) as { trace?: { unavailable?: Record<string, string> } };
+  const meta = JSON.parse(fs.readFileSync(path.join(runDir, 'meta.json'), 'utf8')) as {
+    trace?: { unavailable?: Record<string, string> };
+  };
   const gaps = Object.entries(meta.trace?.unavailable ?? {});
   return gaps.length > 0 ? `not traced: ${gaps.map(([f, why]) => `${f} (${why})`).join(', ')}` : undefined;
 }
@@ -103,7 +130,11 @@ class StepRunner {
     const seconds = () => (performance.now() - t0) / 1000;
     return new Promise((resolve) => {
       // Its own process group, so a terminal's Ctrl-C is not delivered twice (a second one makes a study exit at once).
-      const child = spawn(process.execPath, step.argv, { cwd: this.o.repoRoot, stdio: ['ignore', 'inherit', 'pipe'], detached: true });
+      const child = spawn(process.execPath, step.argv, {
+        cwd: this.o.repoRoot,
+        stdio: ['ignore', 'inherit', 'pipe'],
+        detached: true,
+      });
       this.child = child;
       let tail = '';
       child.stderr!.on('data', (chunk: Buffer) => {
@@ -113,13 +144,24 @@ class StepRunner {
       child.on('error', (e) => resolve({ status: 'failed', reason: e.message, seconds: seconds() }));
       child.on('close', (code, signal) => {
         this.child = undefined;
-        const last = tail.split('\n').map((l) => l.trim()).filter(Boolean).pop() ?? '';
+        const last =
+          tail
+            .split('\n')
+            .map((l) => l.trim())
+            .filter(Boolean)
+            .pop() ?? '';
         const reason = last.replace(/^[\w:-]+: /, '') || (signal ? `killed by ${signal}` : `exit status ${code}`);
         if (this.interrupted || code === 130) return resolve({ status: 'interrupted', seconds: seconds() });
         if (code === 3) return resolve({ status: 'skipped', reason, seconds: seconds() });
-        if (code !== 0) return resolve({ status: 'failed', reason: `exit status ${code ?? signal}: ${reason}`, seconds: seconds() });
+        if (code !== 0)
+          return resolve({ status: 'failed', reason: `exit status ${code ?? signal}: ${reason}`, seconds: seconds() });
         const made = newRuns(this.o.out, before).get(step.study);
-        if (!made || !loadRunData(this.o.out, made)) return resolve({ status: 'failed', reason: `exited 0 but left no complete run in results/${step.study}`, seconds: seconds() });
+        if (!made || !loadRunData(this.o.out, made))
+          return resolve({
+            status: 'failed',
+            reason: `exited 0 but left no complete run in results/${step.study}`,
+            seconds: seconds(),
+          });
         resolve({ status: 'ran', runDir: made, seconds: seconds(), note: step.traced ? traceGaps(made) : undefined });
       });
     });
@@ -129,12 +171,16 @@ class StepRunner {
 function setup(o: ReproOptions): void {
   process.stderr.write('repro: scripts/setup.sh (installs and starts what the studies need)\n');
   const r = spawnSync('bash', [path.join(o.repoRoot, 'scripts/setup.sh')], { cwd: o.repoRoot, stdio: 'inherit' });
-  if (r.status !== 0) process.stderr.write(`repro: setup.sh exited ${r.status ?? r.signal}; going on: a study that lacks what it could not provide will be reported as skipped\n`);
+  if (r.status !== 0)
+    process.stderr.write(
+      `repro: setup.sh exited ${r.status ?? r.signal}; going on: a study that lacks what it could not provide will be reported as skipped\n`,
+    );
 }
 
 /** Runs the studies, regenerates paper-repro.md and the figures page; returns the exit status. */
 export async function repro(o: ReproOptions): Promise<number> {
-  if (process.geteuid?.() !== 0) throw new PrivilegeError('repro needs root: the studies create namespaces, mounts and cgroups');
+  if (process.geteuid?.() !== 0)
+    throw new PrivilegeError('repro needs root: the studies create namespaces, mounts and cgroups');
   if (o.setup) setup(o);
   const plan = steps(o);
   const runner = new StepRunner(o);
@@ -161,7 +207,12 @@ export async function repro(o: ReproOptions): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  process.stdout.write(`\n${markdownTable(['study', 'result', 'seconds', 'run or reason'], results.map(({ step, result }) => [step.label, result.status, result.seconds.toFixed(0), detail(o, result)]))}\n`);
+  process.stdout.write(
+    `\n${markdownTable(
+      ['study', 'result', 'seconds', 'run or reason'],
+      results.map(({ step, result }) => [step.label, result.status, result.seconds.toFixed(0), detail(o, result)]),
+    )}\n`,
+  );
   writeRecord(o, started, results);
   if (runner.interrupted) {
     process.stderr.write('repro: interrupted; paper-repro.md and the figures page are left as they were\n');
@@ -170,7 +221,8 @@ export async function repro(o: ReproOptions): Promise<number> {
   await regenerate(o, outcomesOf(o, results));
   const failed = results.filter((r) => r.result.status === 'failed').length;
   const skipped = results.filter((r) => r.result.status === 'skipped').length;
-  if (failed + skipped > 0) process.stderr.write(`repro: incomplete: ${failed} failed, ${skipped} skipped (their rows say so)\n`);
+  if (failed + skipped > 0)
+    process.stderr.write(`repro: incomplete: ${failed} failed, ${skipped} skipped (their rows say so)\n`);
   return failed > 0 ? 1 : 0;
 }
 
@@ -189,7 +241,8 @@ function outcomesOf(o: ReproOptions, results: { step: Step; result: StepResult }
   for (const { step, result } of results) {
     if (step.traced) continue;
     if (result.status === 'ran') outcomes.set(step.study, { run: loadRunData(o.out, result.runDir)! });
-    else if (result.status !== 'interrupted') outcomes.set(step.study, { skipped: `${result.status}: ${result.reason}` });
+    else if (result.status !== 'interrupted')
+      outcomes.set(step.study, { skipped: `${result.status}: ${result.reason}` });
   }
   for (const study of CLAIM_STUDIES) {
     if (outcomes.has(study)) continue;
@@ -200,7 +253,10 @@ function outcomesOf(o: ReproOptions, results: { step: Step; result: StepResult }
 }
 
 /** paper-repro.md's "ours" column and figures/index.html, from the outcomes given. */
-export async function regenerate(o: Pick<ReproOptions, 'out' | 'repoRoot'>, outcomes: Map<string, StudyOutcome>): Promise<void> {
+export async function regenerate(
+  o: Pick<ReproOptions, 'out' | 'repoRoot'>,
+  outcomes: Map<string, StudyOutcome>,
+): Promise<void> {
   const file = path.join(o.out, 'paper-repro.md');
   fs.mkdirSync(o.out, { recursive: true });
   if (!fs.existsSync(file)) fs.copyFileSync(path.join(o.repoRoot, 'paper-repro.md'), file);
@@ -208,10 +264,13 @@ export async function regenerate(o: Pick<ReproOptions, 'out' | 'repoRoot'>, outc
   const figuresDir = path.join(o.out, 'figures');
   fs.mkdirSync(figuresDir, { recursive: true });
   const page = writeFiguresPage(figuresDir, figureCaptions(figuresDir, outcomes, await drawFigures(o.out, outcomes)), {
-    title: 'sockbench: the SOCK paper\'s figures, reproduced',
-    generatedFrom: 'Generated by `npm run repro` (or `npm run sockbench -- paper-repro`) from the runs named under each figure; the same numbers fill the "ours" column of paper-repro.md.',
+    title: "sockbench: the SOCK paper's figures, reproduced",
+    generatedFrom:
+      'Generated by `npm run repro` (or `npm run sockbench -- paper-repro`) from the runs named under each figure; the same numbers fill the "ours" column of paper-repro.md.',
   });
-  process.stdout.write(`\npaper-repro: ${path.relative(process.cwd(), file)} (column "ours" regenerated)\nfigures:     ${path.relative(process.cwd(), page)}\n`);
+  process.stdout.write(
+    `\npaper-repro: ${path.relative(process.cwd(), file)} (column "ours" regenerated)\nfigures:     ${path.relative(process.cwd(), page)}\n`,
+  );
 }
 
 /** results/repro/<stamp>/repro.json: which run each study left, or why none. */
@@ -223,7 +282,13 @@ function writeRecord(o: ReproOptions, started: Date, results: { step: Step; resu
     started: started.toISOString(),
     finished: new Date().toISOString(),
     quick: o.quick,
-    steps: results.map(({ step, result }) => ({ study: step.study, command: step.label, traced: step.traced, ...result, runDir: result.status === 'ran' ? path.relative(o.out, result.runDir) : undefined })),
+    steps: results.map(({ step, result }) => ({
+      study: step.study,
+      command: step.label,
+      traced: step.traced,
+      ...result,
+      runDir: result.status === 'ran' ? path.relative(o.out, result.runDir) : undefined,
+    })),
   };
   fs.writeFileSync(path.join(dir, 'repro.json'), `${JSON.stringify(record, null, 2)}\n`);
 }

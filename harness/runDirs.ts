@@ -9,7 +9,9 @@ export function snapshotRuns(out: string, studies: string[]): Map<string, Set<st
 
 function listRuns(out: string, study: string): string[] {
   try {
-    return fs.readdirSync(path.join(out, 'results', study)).filter((n) => fs.existsSync(path.join(out, 'results', study, n, 'meta.json')));
+    return fs
+      .readdirSync(path.join(out, 'results', study))
+      .filter((n) => fs.existsSync(path.join(out, 'results', study, n, 'meta.json')));
   } catch {
     return [];
   }
@@ -19,7 +21,9 @@ function listRuns(out: string, study: string): string[] {
 export function newRuns(out: string, before: Map<string, Set<string>>): Map<string, string> {
   const made = new Map<string, string>();
   for (const [study, had] of before) {
-    const fresh = listRuns(out, study).filter((n) => !had.has(n)).sort();
+    const fresh = listRuns(out, study)
+      .filter((n) => !had.has(n))
+      .sort();
     if (fresh.length > 0) made.set(study, path.join(out, 'results', study, fresh.at(-1)!));
   }
   return made;

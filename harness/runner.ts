@@ -44,7 +44,16 @@ export interface RunOutcome {
 
 /** Columns every experiment's data.csv starts with, in this order. */
 export const COMMON_COLUMNS = [
-  'experiment', 'config', 'concurrency', 'repeat', 'ops', 'seconds', 'ops_per_sec', 'p50_us', 'p99_us', 'mean_us',
+  'experiment',
+  'config',
+  'concurrency',
+  'repeat',
+  'ops',
+  'seconds',
+  'ops_per_sec',
+  'p50_us',
+  'p99_us',
+  'mean_us',
 ];
 
 /** A run directory's name: the start time in UTC, 20261123-074012. */
@@ -134,8 +143,10 @@ export async function runExperiment(
   process.on('SIGTERM', onSignal);
   const ctx: RunContext = { signal: controller.signal, progress, options, notes: meta.notes };
   const bounds = { duration: sweep.ops ? undefined : sweep.duration, ops: sweep.ops };
-  const points: Point[] = (experiment.points?.(configs, sweep.concurrency, options) ?? configs.flatMap((config) => sweep.concurrency.map((concurrency) => ({ config, concurrency }))))
-    .map((p) => ({ ...p, ...bounds }));
+  const points: Point[] = (
+    experiment.points?.(configs, sweep.concurrency, options) ??
+    configs.flatMap((config) => sweep.concurrency.map((concurrency) => ({ config, concurrency })))
+  ).map((p) => ({ ...p, ...bounds }));
   const rows: Row[] = [];
   let status: RunOutcome['status'] = 'complete';
   let failure: unknown;
@@ -151,8 +162,12 @@ export async function runExperiment(
     for (let repeat = 1; repeat <= sweep.repeat; repeat++) {
       for (const point of points) {
         if (controller.signal.aborted) throw controller.signal.reason;
-        const params = Object.entries(point.params ?? {}).map(([k, v]) => ` ${k}=${v}`).join('');
-        progress.step(`${experiment.name} ${point.config}${params} c=${point.concurrency} rep ${repeat}/${sweep.repeat}`);
+        const params = Object.entries(point.params ?? {})
+          .map(([k, v]) => ` ${k}=${v}`)
+          .join('');
+        progress.step(
+          `${experiment.name} ${point.config}${params} c=${point.concurrency} rep ${repeat}/${sweep.repeat}`,
+        );
         if (sweep.warmup > 0) await experiment.measure({ ...point, duration: sweep.warmup, ops: undefined }, ctx);
         await trace.begin();
         const m = await experiment.measure(point, ctx);
@@ -188,13 +203,27 @@ export async function runExperiment(
     writeCsv(path.join(runDir, 'data.csv'), rows, columns);
     writeCsv(path.join(runDir, 'summary.csv'), summary);
     // A --quick run does not replace the shared figure of a full run: its own goes in its run directory.
-    const fullRunExists = latestCompleteRun(sweep.out, experiment.name) !== undefined && !readQuick(latestCompleteRun(sweep.out, experiment.name)!);
+    const fullRunExists =
+      latestCompleteRun(sweep.out, experiment.name) !== undefined &&
+      !readQuick(latestCompleteRun(sweep.out, experiment.name)!);
     const figureRoot = options.quick && fullRunExists ? runDir : sweep.out;
     figure = await renderFigure(experiment.figure(rows), figureRoot, experiment.name);
-    await trace?.write(runDir, true, figureRoot, experiment.name, keys.slice(3).filter((k) => k !== 'phase'));
+    await trace?.write(
+      runDir,
+      true,
+      figureRoot,
+      experiment.name,
+      keys.slice(3).filter((k) => k !== 'phase'),
+    );
   } else if (rows.length > 0) {
     writeCsv(path.join(runDir, 'data.partial.csv'), rows, columns);
-    await trace?.write(runDir, false, sweep.out, experiment.name, keys.slice(3).filter((k) => k !== 'phase'));
+    await trace?.write(
+      runDir,
+      false,
+      sweep.out,
+      experiment.name,
+      keys.slice(3).filter((k) => k !== 'phase'),
+    );
   } else {
     fs.rmSync(runDir, { recursive: true, force: true });
     return { status, error: failure, rows, summary, trace: trace?.info };

@@ -13,9 +13,8 @@ export function latencySummary(us: Float64Array): { p50: number; p99: number; me
 // Two-sided 95% critical values of Student's t, t(0.975, df), for df = 1..30.
 // simple-statistics has no t quantile function, and repeats are few, so small df matter most.
 const T_975 = [
-  12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.306, 2.2622, 2.2281,
-  2.201, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.093, 2.086,
-  2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
+  12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.306, 2.2622, 2.2281, 2.201, 2.1788, 2.1604, 2.1448, 2.1314,
+  2.1199, 2.1098, 2.1009, 2.093, 2.086, 2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
 ];
 
 function tCritical95(df: number): number {
@@ -73,7 +72,11 @@ export interface SummaryRow {
  * One row per point (experiment, config, concurrency), in the order points were first run,
  * with median, mean and 95% CI of each listed column over the point's repetitions.
  */
-export function summarize(rows: Row[], columns: string[], keys: string[] = ['experiment', 'config', 'concurrency']): SummaryRow[] {
+export function summarize(
+  rows: Row[],
+  columns: string[],
+  keys: string[] = ['experiment', 'config', 'concurrency'],
+): SummaryRow[] {
   const groups = new Map<string, Row[]>();
   for (const row of rows) {
     const key = JSON.stringify(keys.map((k) => row[k]));

@@ -24,13 +24,16 @@ import type { Row } from './types.js';
 
 /** bpftrace processes not started by this benchmark: "pid (bpftrace)". */
 function otherTracers(): string[] {
-  return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'bpftrace' ? [`${pid} (bpftrace)`] : [];
-    } catch {
-      return []; // exited while we looked
-    }
-  });
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .flatMap((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'bpftrace' ? [`${pid} (bpftrace)`] : [];
+      } catch {
+        return []; // exited while we looked
+      }
+    });
 }
 
 /** The issue's bar: tracing that costs more than ~15% of the rate it explains distorts it. */
@@ -45,20 +48,29 @@ async function main(): Promise<number> {
     .option('duration', { type: 'number', default: 2, describe: 'seconds per measurement' })
     .option('repeat', { type: 'number', default: 5, describe: 'passes of each kind (untraced, traced)' })
     .option('trace', { type: 'string', default: 'locks', describe: 'probe families of the traced passes' })
-    .option('spin-sample-every', { type: 'number', default: SPIN_SAMPLE_EVERY, describe: 'locks: time one spinning contention in N (1 times them all)' })
+    .option('spin-sample-every', {
+      type: 'number',
+      default: SPIN_SAMPLE_EVERY,
+      describe: 'locks: time one spinning contention in N (1 times them all)',
+    })
     .option('out', { type: 'string', describe: 'directory that receives results/ [default: the repository root]' })
     .strict()
     .fail((msg, err) => {
       throw new UsageError(msg ?? err?.message);
     })
     .parseSync();
-  if (!(args.duration > 0) || !Number.isInteger(args.repeat) || args.repeat < 1) throw new UsageError('--duration must be > 0 and --repeat a whole number >= 1');
+  if (!(args.duration > 0) || !Number.isInteger(args.repeat) || args.repeat < 1)
+    throw new UsageError('--duration must be > 0 and --repeat a whole number >= 1');
   const spinSampleEvery = args['spin-sample-every'];
-  if (!Number.isInteger(spinSampleEvery) || spinSampleEvery < 1) throw new UsageError('--spin-sample-every must be a whole number >= 1');
+  if (!Number.isInteger(spinSampleEvery) || spinSampleEvery < 1)
+    throw new UsageError('--spin-sample-every must be a whole number >= 1');
   const families = parseTrace(args.trace);
   // Another tracer on the same tracepoints would slow the untraced passes too and hide the cost.
   const others = otherTracers();
-  if (others.length > 0) throw new Error(`other tracers are running (${others.join(', ')}); stop them first: they would run in the untraced passes too`);
+  if (others.length > 0)
+    throw new Error(
+      `other tracers are running (${others.join(', ')}); stop them first: they would run in the untraced passes too`,
+    );
   const options = { namespaces: args.namespaces, method: 'unshare' };
   const configs = netns.configs(options);
   await netns.preflight(options);
@@ -70,21 +82,34 @@ async function main(): Promise<number> {
     for (let pass = 1; pass <= args.repeat; pass++) {
       // Alternate which kind goes first, so neither always follows the other's teardown.
       for (const traced of pass % 2 ? [false, true] : [true, false]) {
-        process.stderr.write(`pass ${pass}/${args.repeat}, ${traced ? `traced (${families.join(',')})` : 'untraced'}\n`);
+        process.stderr.write(
+          `pass ${pass}/${args.repeat}, ${traced ? `traced (${families.join(',')})` : 'untraced'}\n`,
+        );
         // The kernel times our programs only in traced passes: the timing itself is a cost.
         const statsFd = traced ? enableBpfStats() : undefined;
         let outcome;
         try {
           outcome = await runExperiment(
-            netns, configs,
-            { concurrency, duration: args.duration, repeat: 1, warmup: 0.2, out: scratch, trace: traced ? families : [], spinSampleEvery },
-            options, process.argv.slice(1),
+            netns,
+            configs,
+            {
+              concurrency,
+              duration: args.duration,
+              repeat: 1,
+              warmup: 0.2,
+              out: scratch,
+              trace: traced ? families : [],
+              spinSampleEvery,
+            },
+            options,
+            process.argv.slice(1),
           );
         } finally {
           if (statsFd !== undefined) fs.closeSync(statsFd);
         }
         if (outcome.status !== 'complete') throw outcome.error;
-        if (traced && (outcome.trace?.active.length ?? 0) === 0) throw new Error(`tracing was not possible: ${JSON.stringify(outcome.trace?.unavailable)}`);
+        if (traced && (outcome.trace?.active.length ?? 0) === 0)
+          throw new Error(`tracing was not possible: ${JSON.stringify(outcome.trace?.unavailable)}`);
         for (const r of outcome.rows) rows.push({ ...r, repeat: pass, traced: traced ? 1 : 0 });
         if (traced) {
           const costFile = path.join(outcome.runDir!, 'probe-cost.csv');
@@ -92,8 +117,16 @@ async function main(): Promise<number> {
           for (const c of readCsv(costFile)) {
             const row = outcome.rows.find((r) => r.config === c.config && r.concurrency === Number(c.concurrency))!;
             // A point's trace interval ends after the namespaces' teardown, so count that time too.
-            const seconds = Number(row.seconds) + (Number.isFinite(Number(row.teardown_s)) ? Number(row.teardown_s) : 0);
-            costs.push({ config: String(c.config), concurrency: Number(c.concurrency), repeat: pass, probe_runs: Number(c.probe_runs), probe_cpu_ms: Number(c.probe_cpu_ms), seconds });
+            const seconds =
+              Number(row.seconds) + (Number.isFinite(Number(row.teardown_s)) ? Number(row.teardown_s) : 0);
+            costs.push({
+              config: String(c.config),
+              concurrency: Number(c.concurrency),
+              repeat: pass,
+              probe_runs: Number(c.probe_runs),
+              probe_cpu_ms: Number(c.probe_cpu_ms),
+              seconds,
+            });
           }
         }
       }
@@ -105,17 +138,26 @@ async function main(): Promise<number> {
   const cpus = os.availableParallelism();
   const points = configs.flatMap((config) => concurrency.map((c) => ({ config, concurrency: c })));
   const summary = points.map(({ config, concurrency: c }) => {
-    const at = <T extends { config: string | number; concurrency: string | number }>(xs: T[]) => xs.filter((r) => r.config === config && Number(r.concurrency) === c);
-    const values = (traced: number, col: string) => at(rows).filter((r) => r.traced === traced).map((r) => Number(r[col]));
+    const at = <T extends { config: string | number; concurrency: string | number }>(xs: T[]) =>
+      xs.filter((r) => r.config === config && Number(r.concurrency) === c);
+    const values = (traced: number, col: string) =>
+      at(rows)
+        .filter((r) => r.traced === traced)
+        .map((r) => Number(r[col]));
     const rate = bootstrapMedianRatio(values(1, 'ops_per_sec'), values(0, 'ops_per_sec'));
     const withTeardown = values(0, 'ops_per_sec_with_teardown').every(Number.isFinite)
       ? bootstrapMedianRatio(values(1, 'ops_per_sec_with_teardown'), values(0, 'ops_per_sec_with_teardown')).ratio
       : NaN;
     const cost = at(costs);
     return {
-      config, concurrency: c,
-      untraced_ops_per_sec: median(values(0, 'ops_per_sec')), traced_ops_per_sec: median(values(1, 'ops_per_sec')),
-      ratio: rate.ratio, ratio_ci_low: rate.low, ratio_ci_high: rate.high, ratio_with_teardown: withTeardown,
+      config,
+      concurrency: c,
+      untraced_ops_per_sec: median(values(0, 'ops_per_sec')),
+      traced_ops_per_sec: median(values(1, 'ops_per_sec')),
+      ratio: rate.ratio,
+      ratio_ci_low: rate.low,
+      ratio_ci_high: rate.high,
+      ratio_with_teardown: withTeardown,
       probe_runs_per_sec: median(cost.map((x) => x.probe_runs / x.seconds)),
       probe_ns_per_run: median(cost.map((x) => (x.probe_cpu_ms * 1e6) / x.probe_runs)),
       // Share of the machine's CPU time the kernel spent inside the probes during the point.
@@ -137,23 +179,45 @@ async function main(): Promise<number> {
     path.join(dir, 'meta.json'),
     JSON.stringify(
       {
-        status: 'complete', trace: families, args: { ...args, _: undefined, $0: undefined }, overhead: summary,
-        worst_ratio: worst.ratio, distortion_threshold: DISTORTION_RATIO, distorted_points: distorted.map((s) => `${s.config} c=${s.concurrency}`),
-        max_probe_cpu_share: maxShare, environment,
+        status: 'complete',
+        trace: families,
+        args: { ...args, _: undefined, $0: undefined },
+        overhead: summary,
+        worst_ratio: worst.ratio,
+        distortion_threshold: DISTORTION_RATIO,
+        distorted_points: distorted.map((s) => `${s.config} c=${s.concurrency}`),
+        max_probe_cpu_share: maxShare,
+        environment,
       },
-      null, 2,
+      null,
+      2,
     ) + '\n',
   );
   const fmt = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
   const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '–');
   process.stdout.write(
     markdownTable(
-      ['config', 'concurrency', 'untraced ops/s', `traced (${families.join(',')}) ops/s`, 'traced / untraced [95% CI]', 'with teardown', 'probe runs/s', 'ns per run', 'probe CPU share'],
+      [
+        'config',
+        'concurrency',
+        'untraced ops/s',
+        `traced (${families.join(',')}) ops/s`,
+        'traced / untraced [95% CI]',
+        'with teardown',
+        'probe runs/s',
+        'ns per run',
+        'probe CPU share',
+      ],
       summary.map((s) => [
-        s.config, String(s.concurrency), fmt(s.untraced_ops_per_sec), fmt(s.traced_ops_per_sec),
+        s.config,
+        String(s.concurrency),
+        fmt(s.untraced_ops_per_sec),
+        fmt(s.traced_ops_per_sec),
         `${s.ratio.toFixed(3)} [${s.ratio_ci_low.toFixed(3)}, ${s.ratio_ci_high.toFixed(3)}]`,
         Number.isFinite(s.ratio_with_teardown) ? s.ratio_with_teardown.toFixed(3) : '–',
-        fmt(s.probe_runs_per_sec), fmt(s.probe_ns_per_run), pct(s.probe_cpu_share),
+        fmt(s.probe_runs_per_sec),
+        fmt(s.probe_ns_per_run),
+        pct(s.probe_cpu_share),
       ]),
     ) +
       `\n\nworst ratio ${worst.ratio.toFixed(3)} (${worst.config} c=${worst.concurrency}); ` +

@@ -26,7 +26,18 @@ interface PointKey {
   [param: string]: string | number;
 }
 
-export const LOCK_COLUMNS = ['config', 'concurrency', 'repeat', 'lock', 'kind', 'call_path', 'operation', 'contentions', 'wait_total_us', 'wait_max_us'];
+export const LOCK_COLUMNS = [
+  'config',
+  'concurrency',
+  'repeat',
+  'lock',
+  'kind',
+  'call_path',
+  'operation',
+  'contentions',
+  'wait_total_us',
+  'wait_max_us',
+];
 export const SYSCALL_COLUMNS = ['config', 'concurrency', 'repeat', 'syscall', 'calls', 'p50_us', 'p99_us', 'total_us'];
 export const PROBE_COST_COLUMNS = ['config', 'concurrency', 'repeat', 'probe_runs', 'probe_cpu_ms'];
 
@@ -41,9 +52,16 @@ export class TraceSession {
   /** What the probes cost per point; only measured while BPF run-time stats are on (bench:trace-overhead). */
   readonly costRows: ProbeCostRow[] = [];
 
-  private constructor(readonly info: TraceInfo, private tracer: Tracer | undefined) {}
+  private constructor(
+    readonly info: TraceInfo,
+    private tracer: Tracer | undefined,
+  ) {}
 
-  static async open(requested: TraceFamily[], progress: Progress, spinSampleEvery = SPIN_SAMPLE_EVERY): Promise<TraceSession> {
+  static async open(
+    requested: TraceFamily[],
+    progress: Progress,
+    spinSampleEvery = SPIN_SAMPLE_EVERY,
+  ): Promise<TraceSession> {
     const info: TraceInfo = { requested, active: [], unavailable: {} };
     if (requested.length === 0) return new TraceSession(info, undefined);
     const caps = await probeTracing();
@@ -67,7 +85,8 @@ export class TraceSession {
         delete info.spin_sample_every;
       }
     }
-    for (const [family, why] of Object.entries(info.unavailable)) progress.note(`sockbench: not tracing ${family}: ${why}`);
+    for (const [family, why] of Object.entries(info.unavailable))
+      progress.note(`sockbench: not tracing ${family}: ${why}`);
     return new TraceSession(info, tracer);
   }
 
@@ -82,7 +101,8 @@ export class TraceSession {
     const t = await this.tracer.cut();
     for (const r of t.locks ?? []) this.lockRows.push({ ...key, ...r });
     for (const r of t.syscalls ?? []) this.syscallRows.push({ ...key, ...r });
-    if (t.cost.runTimeNs > 0) this.costRows.push({ ...key, probe_runs: t.cost.runs, probe_cpu_ms: t.cost.runTimeNs / 1e6 });
+    if (t.cost.runTimeNs > 0)
+      this.costRows.push({ ...key, probe_runs: t.cost.runs, probe_cpu_ms: t.cost.runTimeNs / 1e6 });
   }
 
   async close(): Promise<void> {
@@ -92,14 +112,22 @@ export class TraceSession {
   }
 
   /** locks.csv, syscalls.csv, probe-cost.csv when measured (".partial" before ".csv" when the run did not complete), and the lock figure. */
-  async write(runDir: string, complete: boolean, out: string, experiment: string, params: string[] = []): Promise<void> {
+  async write(
+    runDir: string,
+    complete: boolean,
+    out: string,
+    experiment: string,
+    params: string[] = [],
+  ): Promise<void> {
     const suffix = complete ? '.csv' : '.partial.csv';
     const withParams = (columns: string[]) => [...columns.slice(0, 2), ...params, ...columns.slice(2)];
     if (this.info.active.includes('locks')) {
       writeCsv(path.join(runDir, `locks${suffix}`), this.lockRows, withParams(LOCK_COLUMNS));
       if (complete) await renderFigure(lockFigure(experiment, this.lockRows), out, `${experiment}-locks`);
     }
-    if (this.info.active.includes('syscalls')) writeCsv(path.join(runDir, `syscalls${suffix}`), this.syscallRows, withParams(SYSCALL_COLUMNS));
-    if (this.costRows.length > 0) writeCsv(path.join(runDir, `probe-cost${suffix}`), this.costRows, withParams(PROBE_COST_COLUMNS));
+    if (this.info.active.includes('syscalls'))
+      writeCsv(path.join(runDir, `syscalls${suffix}`), this.syscallRows, withParams(SYSCALL_COLUMNS));
+    if (this.costRows.length > 0)
+      writeCsv(path.join(runDir, `probe-cost${suffix}`), this.costRows, withParams(PROBE_COST_COLUMNS));
   }
 }

@@ -12,14 +12,18 @@ const DEBUGFS_TRACEFS = '/sys/kernel/debug/tracing';
 
 /** Where tracefs is mounted, mounting it at /sys/kernel/tracing first when it is nowhere. */
 export function ensureTracefs(): { path: string; mountedNow: boolean } {
-  const mounted = readMounts().find((m) => m.fsType === 'tracefs' && (m.mountPoint === TRACEFS || m.mountPoint === DEBUGFS_TRACEFS));
+  const mounted = readMounts().find(
+    (m) => m.fsType === 'tracefs' && (m.mountPoint === TRACEFS || m.mountPoint === DEBUGFS_TRACEFS),
+  );
   if (mounted) return { path: mounted.mountPoint, mountedNow: false };
-  if (!kernelHasTracefs()) throw new PrivilegeError('tracefs is not in this kernel (CONFIG_TRACING off): no tracepoints to attach to');
+  if (!kernelHasTracefs())
+    throw new PrivilegeError('tracefs is not in this kernel (CONFIG_TRACING off): no tracepoints to attach to');
   try {
     mount('nodev', TRACEFS, 'tracefs', 0);
   } catch (e) {
     const code = (e as { code?: unknown }).code;
-    if (code === 'EPERM' || code === 'EACCES') throw new PrivilegeError(`tracefs is not mounted and mounting it on ${TRACEFS} needs root`);
+    if (code === 'EPERM' || code === 'EACCES')
+      throw new PrivilegeError(`tracefs is not mounted and mounting it on ${TRACEFS} needs root`);
     throw new PrivilegeError(`cannot mount tracefs on ${TRACEFS}: ${(e as Error).message}`);
   }
   return { path: TRACEFS, mountedNow: true };

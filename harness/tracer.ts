@@ -98,9 +98,16 @@ class ProbeProcess {
   private stderr = '';
   private exited: Promise<void>;
 
-  constructor(readonly family: TraceFamily, harnessPid: number, spinSampleEvery: number) {
+  constructor(
+    readonly family: TraceFamily,
+    harnessPid: number,
+    spinSampleEvery: number,
+  ) {
     const program = path.join(BPF_DIR, `${family}.bt`);
-    const args = family === 'locks' ? [String(harnessPid), String(LOCK_STACK_THRESHOLD_US * 1000), String(spinSampleEvery)] : [String(harnessPid)];
+    const args =
+      family === 'locks'
+        ? [String(harnessPid), String(LOCK_STACK_THRESHOLD_US * 1000), String(spinSampleEvery)]
+        : [String(harnessPid)];
     this.child = spawn('bpftrace', ['-B', 'none', '-f', 'json', program, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group: a terminal's Ctrl-C is for the harness, which stops bpftrace
@@ -124,7 +131,10 @@ class ProbeProcess {
 
   attached(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.family}: bpftrace did not attach within ${ATTACH_TIMEOUT_MS / 1000} s`)), ATTACH_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`${this.family}: bpftrace did not attach within ${ATTACH_TIMEOUT_MS / 1000} s`)),
+        ATTACH_TIMEOUT_MS,
+      );
       this.waiters.set(-1, () => {
         clearTimeout(timer);
         resolve();
@@ -145,7 +155,10 @@ class ProbeProcess {
   snapshot(mark: number): Promise<Snapshot> {
     if (this.stream.has(mark)) return Promise.resolve(this.stream.take(mark));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.family}: no data for mark ${mark} within ${FLUSH_TIMEOUT_MS / 1000} s`)), FLUSH_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`${this.family}: no data for mark ${mark} within ${FLUSH_TIMEOUT_MS / 1000} s`)),
+        FLUSH_TIMEOUT_MS,
+      );
       this.waiters.set(mark, () => {
         clearTimeout(timer);
         this.waiters.delete(mark);
@@ -238,7 +251,10 @@ export class Tracer {
   private kallsyms: Kallsyms | undefined;
   private costSoFar: ProbeCost = { runs: 0, runTimeNs: 0 };
 
-  private constructor(private readonly probes: ProbeProcess[], private readonly spinSampleEvery: number) {}
+  private constructor(
+    private readonly probes: ProbeProcess[],
+    private readonly spinSampleEvery: number,
+  ) {}
 
   /** Starts one bpftrace per family and waits until all have attached; a failure stops them all. */
   static async start(families: TraceFamily[], spinSampleEvery = SPIN_SAMPLE_EVERY): Promise<Tracer> {
@@ -250,7 +266,8 @@ export class Tracer {
       const waiting = new Set(probes);
       const deadline = performance.now() + ATTACH_TIMEOUT_MS;
       while (waiting.size > 0) {
-        if (performance.now() > deadline) throw new Error(`${[...waiting][0]!.family}: bpftrace attached but never saw a mark`);
+        if (performance.now() > deadline)
+          throw new Error(`${[...waiting][0]!.family}: bpftrace attached but never saw a mark`);
         mark(0);
         await new Promise((r) => setTimeout(r, 20));
         for (const p of waiting) if (p.answeredPing()) waiting.delete(p);
@@ -270,8 +287,12 @@ export class Tracer {
   async cut(): Promise<PointTrace> {
     const n = this.nextMark++;
     mark(n);
-    const total = this.probes.map((p) => programCost(p.pid)).reduce((a, b) => ({ runs: a.runs + b.runs, runTimeNs: a.runTimeNs + b.runTimeNs }));
-    const out: PointTrace = { cost: { runs: total.runs - this.costSoFar.runs, runTimeNs: total.runTimeNs - this.costSoFar.runTimeNs } };
+    const total = this.probes
+      .map((p) => programCost(p.pid))
+      .reduce((a, b) => ({ runs: a.runs + b.runs, runTimeNs: a.runTimeNs + b.runTimeNs }));
+    const out: PointTrace = {
+      cost: { runs: total.runs - this.costSoFar.runs, runTimeNs: total.runTimeNs - this.costSoFar.runTimeNs },
+    };
     this.costSoFar = total;
     for (const p of this.probes) {
       const snap = await p.snapshot(n);
@@ -305,7 +326,15 @@ export function lockRows(snap: Snapshot, kallsyms: Kallsyms, spinSampleEvery: nu
     const lockAddr = (BigInt(Number(hi[key] ?? 0)) << 32n) | BigInt(Number(lo[key] ?? 0));
     const a = attribute(parsed.stack, lockAddr, parsed.flags, kallsyms);
     const id = `${a.lock}\0${a.kind}\0${a.callPath}`;
-    const row = rows.get(id) ?? { lock: a.lock, kind: a.kind, call_path: a.callPath, operation: a.operation, contentions: 0, wait_total_us: 0, wait_max_us: 0 };
+    const row = rows.get(id) ?? {
+      lock: a.lock,
+      kind: a.kind,
+      call_path: a.callPath,
+      operation: a.operation,
+      contentions: 0,
+      wait_total_us: 0,
+      wait_max_us: 0,
+    };
     row.contentions += Number(n) * scale(parsed.flags);
     row.wait_total_us += (Number(waitNs[key] ?? 0) * scale(parsed.flags)) / 1000;
     row.wait_max_us = Math.max(row.wait_max_us, Number(maxNs[key] ?? 0) / 1000);

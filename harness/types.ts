@@ -80,7 +80,11 @@ export interface Experiment {
    * The points of the sweep, when it has dimensions beyond config x concurrency (each point's
    * params); without it, every config at every concurrency. Order is the order measured.
    */
-  points?(configs: string[], concurrency: number[], options: Record<string, unknown>): Pick<Point, 'config' | 'concurrency' | 'params'>[];
+  points?(
+    configs: string[],
+    concurrency: number[],
+    options: Record<string, unknown>,
+  ): Pick<Point, 'config' | 'concurrency' | 'params'>[];
   measure(point: Point, ctx: RunContext): Promise<Measurement | Measurement[]>;
   /** The Vega-Lite spec of this experiment's figure, drawn from all rows of the run. */
   figure(rows: Row[]): object;

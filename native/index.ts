@@ -256,7 +256,11 @@ interface Addon {
    * naming the entry) for a symbolic link (the lambda's directory included), a special file, a
    * mount point, or a file the directory's owner could not read (a hard link to another's file).
    */
-  lambdaFiles(registry: string, name: string, options: { contents: boolean; skip: readonly string[] }): { files: LambdaFile[] } | { refused: string } | null;
+  lambdaFiles(
+    registry: string,
+    name: string,
+    options: { contents: boolean; skip: readonly string[] },
+  ): { files: LambdaFile[] } | { refused: string } | null;
   /**
    * Compiles spec with libseccomp for this machine's architecture into the BPF program
    * SECCOMP_SET_MODE_FILTER takes: struct sock_filter, 8 bytes each. Throws naming the call for
@@ -271,10 +275,36 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 const addon = createRequire(import.meta.url)(path.join(root, 'build/Release/sockbench_native.node')) as Addon;
 
-export const { ChurnRun, ScriptRun, spawn, reap, watchExit, sendFds, peerCred, mount, umount2, openTree, makeNetns, enableBpfStats, lambdaFiles, seccompFilter, constants } = addon;
+export const {
+  ChurnRun,
+  ScriptRun,
+  spawn,
+  reap,
+  watchExit,
+  sendFds,
+  peerCred,
+  mount,
+  umount2,
+  openTree,
+  makeNetns,
+  enableBpfStats,
+  lambdaFiles,
+  seccompFilter,
+  constants,
+} = addon;
 
 /** Capability numbers (linux/capability.h) the engine names. */
-export const CAPABILITIES = { CHOWN: 0, DAC_OVERRIDE: 1, KILL: 5, SETGID: 6, SETUID: 7, SETPCAP: 8, NET_ADMIN: 12, SYS_CHROOT: 18, SYS_ADMIN: 21 } as const;
+export const CAPABILITIES = {
+  CHOWN: 0,
+  DAC_OVERRIDE: 1,
+  KILL: 5,
+  SETGID: 6,
+  SETUID: 7,
+  SETPCAP: 8,
+  NET_ADMIN: 12,
+  SYS_CHROOT: 18,
+  SYS_ADMIN: 21,
+} as const;
 
 const FLAG_OF: Record<Namespace, keyof Constants> = {
   cgroup: 'CLONE_NEWCGROUP',
@@ -290,5 +320,9 @@ export function namespaceFlags(namespaces: readonly Namespace[]): number {
 }
 
 export function isSyscallError(e: unknown): e is SyscallError {
-  return e instanceof Error && typeof (e as SyscallError).errno === 'number' && typeof (e as SyscallError).syscall === 'string';
+  return (
+    e instanceof Error &&
+    typeof (e as SyscallError).errno === 'number' &&
+    typeof (e as SyscallError).syscall === 'string'
+  );
 }

@@ -11,7 +11,16 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SockEngine } from '../engine/sockEngine.js';
 import { handler } from './sandboxBehaviour.js';
-import { BASE, engineScratch, lambda, postStarted as post, removeScratch, SOCK_CLI, startWorker, type RunningWorker } from './sockWorker.js';
+import {
+  BASE,
+  engineScratch,
+  lambda,
+  postStarted as post,
+  removeScratch,
+  SOCK_CLI,
+  startWorker,
+  type RunningWorker,
+} from './sockWorker.js';
 import { wheelWithInit } from './wheelhouse.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -37,7 +46,10 @@ def flood(fd):
 /** Runs no-op requests back to back until `until` settles; the time each took, in ms. */
 async function noopsWhile(url: string, until: Promise<unknown>, atLeastMs: number): Promise<number[]> {
   let settled = false;
-  until.then(() => (settled = true), () => (settled = true));
+  until.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
   const started = performance.now();
   const took: number[] = [];
   while (!settled || performance.now() - started < atLeastMs) {
@@ -61,34 +73,49 @@ async function idleAgain(url: string): Promise<void> {
 }
 
 async function waitForLog(w: RunningWorker, pattern: RegExp, ms: number): Promise<void> {
-  for (const end = Date.now() + ms; Date.now() < end && !pattern.test(w.log()); ) await sleep(50);
+  for (const end = Date.now() + ms; Date.now() < end && !pattern.test(w.log());) await sleep(50);
   assert.match(w.log(), pattern);
 }
 
-const replies = suite('channel attacks: a handler\'s reply');
+const replies = suite("channel attacks: a handler's reply");
 let w: RunningWorker;
 
 replies.before(async () => {
   // The handler cache on: a kept instance is where a stray line could reach a later caller.
-  w = await startWorker({ caches: true, args: ['--zygotes', 'off', '--installer', 'off', '--timeout', '10000', '--max-sandboxes', '4'] });
+  w = await startWorker({
+    caches: true,
+    args: ['--zygotes', 'off', '--installer', 'off', '--timeout', '10000', '--max-sandboxes', '4'],
+  });
   lambda(w.registry, 'noop', 'def f(event):\n    return None\n');
   lambda(w.registry, 'flood', `${FLOOD}\ndef f(event):\n    flood(conn_fd())\n    return "sent"\n`);
   lambda(w.registry, 'big', 'def f(event):\n    return "x" * (20 << 20)\n');
-  lambda(w.registry, 'forge', [
-    'import sys',
-    'def f(event):',
-    '    main = sys.modules["__main__"]',
-    '    if not getattr(main, "forging", False):',
-    '        real = main.send',
-    '        def send(conn, line):',
-    '            real(conn, line + "\\n" + \'{"id": "00000000-0000-4000-8000-000000000000", "result": "pwned"}\')',
-    '        main.send = send',
-    '        main.forging = True',
-    '    return event',
-    '',
-  ].join('\n'));
-  lambda(w.registry, 'garbage', `${CONN_FD}\ndef f(event):\n    os.write(conn_fd(), b"this is not JSON\\n")\n    time.sleep(30)\n`);
-  lambda(w.registry, 'fieldless', `${CONN_FD}\ndef f(event):\n    os.write(conn_fd(), b'{"surprise": true}\\n')\n    time.sleep(30)\n`);
+  lambda(
+    w.registry,
+    'forge',
+    [
+      'import sys',
+      'def f(event):',
+      '    main = sys.modules["__main__"]',
+      '    if not getattr(main, "forging", False):',
+      '        real = main.send',
+      '        def send(conn, line):',
+      '            real(conn, line + "\\n" + \'{"id": "00000000-0000-4000-8000-000000000000", "result": "pwned"}\')',
+      '        main.send = send',
+      '        main.forging = True',
+      '    return event',
+      '',
+    ].join('\n'),
+  );
+  lambda(
+    w.registry,
+    'garbage',
+    `${CONN_FD}\ndef f(event):\n    os.write(conn_fd(), b"this is not JSON\\n")\n    time.sleep(30)\n`,
+  );
+  lambda(
+    w.registry,
+    'fieldless',
+    `${CONN_FD}\ndef f(event):\n    os.write(conn_fd(), b'{"surprise": true}\\n')\n    time.sleep(30)\n`,
+  );
   assert.is((await post(w.url, 'noop', '')).status, 200, 'noop is warm from here on');
 });
 
@@ -96,21 +123,24 @@ replies.after(async () => {
   assert.is(await w.stop('SIGTERM'), 0, w.log());
 });
 
-replies('50 MB without a newline fails fast as reply-too-large, and another lambda\'s requests answer promptly meanwhile', async () => {
-  const t0 = performance.now();
-  const flooding = post(w.url, 'flood', '');
-  const noops = await noopsWhile(w.url, flooding, 300);
-  const r = await flooding;
-  const elapsed = performance.now() - t0;
-  assert.ok(Math.max(...noops) < 1000, `no-op latencies (ms): ${noops.map((t) => t.toFixed(0)).join(' ')}`);
-  assert.is(r.status, 502, JSON.stringify(r.body));
-  assert.is(r.body.kind, 'reply-too-large');
-  assert.match(r.body.error, String(6 * 2 ** 20));
-  assert.ok(elapsed < 5000, `the flood was refused after ${elapsed.toFixed(0)} ms`);
-  assert.ok(noops.length >= 3, `no-ops answered: ${noops.length}`);
-});
+replies(
+  "50 MB without a newline fails fast as reply-too-large, and another lambda's requests answer promptly meanwhile",
+  async () => {
+    const t0 = performance.now();
+    const flooding = post(w.url, 'flood', '');
+    const noops = await noopsWhile(w.url, flooding, 300);
+    const r = await flooding;
+    const elapsed = performance.now() - t0;
+    assert.ok(Math.max(...noops) < 1000, `no-op latencies (ms): ${noops.map((t) => t.toFixed(0)).join(' ')}`);
+    assert.is(r.status, 502, JSON.stringify(r.body));
+    assert.is(r.body.kind, 'reply-too-large');
+    assert.match(r.body.error, String(6 * 2 ** 20));
+    assert.ok(elapsed < 5000, `the flood was refused after ${elapsed.toFixed(0)} ms`);
+    assert.ok(noops.length >= 3, `no-ops answered: ${noops.length}`);
+  },
+);
 
-replies('a 20 MB result is refused as reply-too-large; the lambda\'s next request gets a new instance', async () => {
+replies("a 20 MB result is refused as reply-too-large; the lambda's next request gets a new instance", async () => {
   const r = await post(w.url, 'big', '');
   assert.is(r.status, 502, JSON.stringify(r.body).slice(0, 300));
   assert.is(r.body.kind, 'reply-too-large');
@@ -118,19 +148,29 @@ replies('a 20 MB result is refused as reply-too-large; the lambda\'s next reques
   assert.is((await post(w.url, 'noop', '')).status, 200);
 });
 
-replies('an extra line after an answer never reaches the next caller: the violation is logged and the instance replaced', async () => {
-  // The first call installs the forger, which sends a forged line after each answer from then on.
-  const answers = [];
-  for (const event of ['first', 'second', 'third']) {
-    answers.push(await post(w.url, 'forge', JSON.stringify(event)));
-    await idleAgain(w.url);
-  }
-  assert.equal(answers.map((a) => a.body), ['first', 'second', 'third'], 'no caller was handed "pwned"');
-  assert.equal(answers.map((a) => a.status), [200, 200, 200]);
-  assert.is(answers[1]!.start, 'warm');
-  assert.is.not(answers[2]!.start, 'warm', 'the instance that forged was not kept');
-  await waitForLog(w, /sb-\d+ sent .*while no request was outstanding.*destroyed/, 3000);
-});
+replies(
+  'an extra line after an answer never reaches the next caller: the violation is logged and the instance replaced',
+  async () => {
+    // The first call installs the forger, which sends a forged line after each answer from then on.
+    const answers = [];
+    for (const event of ['first', 'second', 'third']) {
+      answers.push(await post(w.url, 'forge', JSON.stringify(event)));
+      await idleAgain(w.url);
+    }
+    assert.equal(
+      answers.map((a) => a.body),
+      ['first', 'second', 'third'],
+      'no caller was handed "pwned"',
+    );
+    assert.equal(
+      answers.map((a) => a.status),
+      [200, 200, 200],
+    );
+    assert.is(answers[1]!.start, 'warm');
+    assert.is.not(answers[2]!.start, 'warm', 'the instance that forged was not kept');
+    await waitForLog(w, /sb-\d+ sent .*while no request was outstanding.*destroyed/, 3000);
+  },
+);
 
 replies('a line that is not JSON fails the request at once (not at the timeout) and names what came', async () => {
   const t0 = performance.now();
@@ -143,7 +183,7 @@ replies('a line that is not JSON fails the request at once (not at the timeout) 
   assert.ok(performance.now() - t0 < 3000, `answered after ${(performance.now() - t0).toFixed(0)} ms`);
 });
 
-replies('JSON without the request\'s id and fields fails the request at once', async () => {
+replies("JSON without the request's id and fields fails the request at once", async () => {
   const t0 = performance.now();
   const r = await post(w.url, 'fieldless', '');
   assert.is(r.status, 502, JSON.stringify(r.body));
@@ -156,10 +196,12 @@ replies.run();
 
 const idle = suite('channel attacks: between requests, and before the first');
 
-idle('is noticed when it arrives: the sandbox is destroyed, and a later invocation is refused, never handed the line', async () => {
-  const engine = await SockEngine.start({ stateDir: engineScratch(), base: BASE, capacity: 1 });
-  try {
-    const code = handler(`${CONN_FD}
+idle(
+  'is noticed when it arrives: the sandbox is destroyed, and a later invocation is refused, never handed the line',
+  async () => {
+    const engine = await SockEngine.start({ stateDir: engineScratch(), base: BASE, capacity: 1 });
+    try {
+      const code = handler(`${CONN_FD}
 def f(event):
     fd = conn_fd()
     def later():
@@ -168,50 +210,57 @@ def f(event):
     threading.Thread(target=later).start()
     return "ok"
 `);
-    const sandbox = await engine.create({ code, packages: {} });
-    assert.is(await sandbox.invoke(null, 10_000), 'ok');
-    for (let i = 0; i < 100 && engine.status().alive > 0; i++) await sleep(30);
-    assert.is(engine.status().alive, 0, 'destroyed once the line came, before any request');
-    assert.is(sandbox.alive, false);
-    let refused: { kind?: string; message?: string } = {};
-    try {
-      refused = { message: `answered ${JSON.stringify(await sandbox.invoke(null, 10_000))}` };
-    } catch (e) {
-      refused = e as typeof refused;
-    }
-    assert.is(refused.kind, 'protocol', refused.message);
-    assert.match(refused.message!, 'while no request was outstanding');
-  } finally {
-    await engine.shutdown();
-  }
-});
-
-idle('a runtime that connects and then hangs in the handler\'s import, saying nothing, is refused at the start timeout', async () => {
-  const engine = await SockEngine.start({ stateDir: engineScratch(), base: BASE, capacity: 1, startTimeoutMs: 1500 });
-  try {
-    const t0 = performance.now();
-    let kind = 'made';
-    let message = '';
-    // Bounded here too: without the start timeout the create would wait for ever.
-    let timer: NodeJS.Timeout | undefined;
-    const hung = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new Error('create still waiting after 10 s'), { kind: 'hung' })), 10_000);
-    });
-    try {
-      await Promise.race([engine.create({ code: handler('while True:\n    pass\n'), packages: {} }), hung]);
-    } catch (e) {
-      ({ kind, message } = e as { kind: string; message: string });
+      const sandbox = await engine.create({ code, packages: {} });
+      assert.is(await sandbox.invoke(null, 10_000), 'ok');
+      for (let i = 0; i < 100 && engine.status().alive > 0; i++) await sleep(30);
+      assert.is(engine.status().alive, 0, 'destroyed once the line came, before any request');
+      assert.is(sandbox.alive, false);
+      let refused: { kind?: string; message?: string } = {};
+      try {
+        refused = { message: `answered ${JSON.stringify(await sandbox.invoke(null, 10_000))}` };
+      } catch (e) {
+        refused = e as typeof refused;
+      }
+      assert.is(refused.kind, 'protocol', refused.message);
+      assert.match(refused.message!, 'while no request was outstanding');
     } finally {
-      clearTimeout(timer);
+      await engine.shutdown();
     }
-    assert.is(kind, 'sandbox', message);
-    assert.match(message, 'did not load its handler within 1500 ms');
-    assert.ok(performance.now() - t0 < 5000);
-    assert.is(engine.status().alive, 0);
-  } finally {
-    await engine.shutdown();
-  }
-});
+  },
+);
+
+idle(
+  "a runtime that connects and then hangs in the handler's import, saying nothing, is refused at the start timeout",
+  async () => {
+    const engine = await SockEngine.start({ stateDir: engineScratch(), base: BASE, capacity: 1, startTimeoutMs: 1500 });
+    try {
+      const t0 = performance.now();
+      let kind = 'made';
+      let message = '';
+      // Bounded here too: without the start timeout the create would wait for ever.
+      let timer: NodeJS.Timeout | undefined;
+      const hung = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(Object.assign(new Error('create still waiting after 10 s'), { kind: 'hung' })),
+          10_000,
+        );
+      });
+      try {
+        await Promise.race([engine.create({ code: handler('while True:\n    pass\n'), packages: {} }), hung]);
+      } catch (e) {
+        ({ kind, message } = e as { kind: string; message: string });
+      } finally {
+        clearTimeout(timer);
+      }
+      assert.is(kind, 'sandbox', message);
+      assert.match(message, 'did not load its handler within 1500 ms');
+      assert.ok(performance.now() - t0 < 5000);
+      assert.is(engine.status().alive, 0);
+    } finally {
+      await engine.shutdown();
+    }
+  },
+);
 
 idle.after(removeScratch);
 
@@ -236,9 +285,16 @@ zygotes.before(async () => {
   fs.chmodSync(wheels, 0o755);
   wheelWithInit(wheels, 'sbgarbage', '1.0', noisyPackage(1.0, 'os.write(fd, b"garbage from a package\\n")'));
   wheelWithInit(wheels, 'sbflood', '1.0', noisyPackage(0.5, 'flood(fd)'));
-  z = await startWorker({ caches: true, args: ['--installer', 'pip', '--pip-find-links', wheels, '--zygote-threshold', '1', '--handler-cache', 'off'] });
+  z = await startWorker({
+    caches: true,
+    args: ['--installer', 'pip', '--pip-find-links', wheels, '--zygote-threshold', '1', '--handler-cache', 'off'],
+  });
   lambda(z.registry, 'noop', 'def f(event):\n    return None\n');
-  for (const [name, pkg] of [['garbage1', 'sbgarbage'], ['garbage2', 'sbgarbage'], ['flooder', 'sbflood']]) {
+  for (const [name, pkg] of [
+    ['garbage1', 'sbgarbage'],
+    ['garbage2', 'sbgarbage'],
+    ['flooder', 'sbflood'],
+  ]) {
     lambda(z.registry, name!, `import ${pkg}\ndef f(event):\n    return "${name}"\n`);
     fs.writeFileSync(path.join(z.registry, name!, 'requirements.txt'), `${pkg}\n`);
   }
@@ -250,17 +306,28 @@ zygotes.after(async () => {
   fs.rmSync(wheels, { recursive: true, force: true });
 });
 
-zygotes('a garbage line from an idle zygote destroys it when it arrives; the next fork of its packages still answers', async () => {
-  assert.equal((await post(z.url, 'garbage1', '')).status, 200);
-  await waitForLog(z, /zygote zy-\d+ \(sbgarbage\) sent .*while no request was outstanding/, 5000);
-  const r = await post(z.url, 'garbage2', '');
-  assert.equal([r.status, r.body], [200, 'garbage2'], 'forked from a new zygote, never handed the garbage as its fork\'s answer');
-});
+zygotes(
+  'a garbage line from an idle zygote destroys it when it arrives; the next fork of its packages still answers',
+  async () => {
+    assert.equal((await post(z.url, 'garbage1', '')).status, 200);
+    await waitForLog(z, /zygote zy-\d+ \(sbgarbage\) sent .*while no request was outstanding/, 5000);
+    const r = await post(z.url, 'garbage2', '');
+    assert.equal(
+      [r.status, r.body],
+      [200, 'garbage2'],
+      "forked from a new zygote, never handed the garbage as its fork's answer",
+    );
+  },
+);
 
 zygotes('50 MB from a zygote is cut off at the limit, and other requests answer promptly meanwhile', async () => {
   const made = post(z.url, 'flooder', '');
   assert.is((await made).status, 200);
-  const noops = await noopsWhile(z.url, waitForLog(z, /zygote zy-\d+ \(sbflood\) sent a line longer than/, 10_000), 1000);
+  const noops = await noopsWhile(
+    z.url,
+    waitForLog(z, /zygote zy-\d+ \(sbflood\) sent a line longer than/, 10_000),
+    1000,
+  );
   assert.ok(Math.max(...noops) < 1000, `no-op latencies (ms): ${noops.map((t) => t.toFixed(0)).join(' ')}`);
 });
 
@@ -268,7 +335,7 @@ zygotes.run();
 
 const flag = suite('channel attacks: --max-reply-bytes');
 
-flag('the limit is the worker\'s flag: a reply under it passes, one over it is refused naming it', async () => {
+flag("the limit is the worker's flag: a reply under it passes, one over it is refused naming it", async () => {
   const small = await startWorker({ args: ['--max-reply-bytes', '65536'] });
   try {
     lambda(small.registry, 'sized', 'def f(event):\n    return "x" * event\n');
@@ -284,9 +351,13 @@ flag('the limit is the worker\'s flag: a reply under it passes, one over it is r
 
 flag('a limit too small for a hello is refused: exit 2, one line naming the flag', async () => {
   const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
-    execFile(process.execPath, [SOCK_CLI, 'worker', 'up', '--registry', '/tmp', '--max-reply-bytes', '10'], (err, _out, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr });
-    });
+    execFile(
+      process.execPath,
+      [SOCK_CLI, 'worker', 'up', '--registry', '/tmp', '--max-reply-bytes', '10'],
+      (err, _out, stderr) => {
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr });
+      },
+    );
   });
   assert.is(r.code, 2, r.stderr);
   assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);

@@ -127,24 +127,32 @@ interface AttackRecord {
 
 /** Pids of the processes running as uid. */
 function processesOf(uid: number): number[] {
-  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).filter((pid) => {
-    try {
-      return new RegExp(`^Uid:\\s+${uid}\\s`, 'm').test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    } catch {
-      return false; // gone meanwhile
-    }
-  }).map(Number);
+  return fs
+    .readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((pid) => {
+      try {
+        return new RegExp(`^Uid:\\s+${uid}\\s`, 'm').test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
 }
 
 /** Pids of the hostile packages' daemons, whoever they run as. */
 function daemons(): number[] {
-  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).filter((pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(MARKER);
-    } catch {
-      return false;
-    }
-  }).map(Number);
+  return fs
+    .readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(MARKER);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 async function waitFor<T>(what: string, probe: () => T | undefined, ms: number): Promise<T> {
@@ -159,8 +167,13 @@ async function waitFor<T>(what: string, probe: () => T | undefined, ms: number):
 
 /** Waits (a kill takes a moment to land) until nothing of the install user runs. */
 async function noInstallProcessLeft(): Promise<void> {
-  await waitFor('the install user\'s processes to end', () => (processesOf(INSTALL_USER.uid).length === 0 && daemons().length === 0 ? true : undefined), 5000)
-    .catch(() => assert.unreachable(`left running: install user's ${processesOf(INSTALL_USER.uid)}, daemons ${daemons()}`));
+  await waitFor(
+    "the install user's processes to end",
+    () => (processesOf(INSTALL_USER.uid).length === 0 && daemons().length === 0 ? true : undefined),
+    5000,
+  ).catch(() =>
+    assert.unreachable(`left running: install user's ${processesOf(INSTALL_USER.uid)}, daemons ${daemons()}`),
+  );
 }
 
 /** Every entry under dir, dir included: [path, lstat]. */
@@ -172,13 +185,15 @@ function walk(dir: string): [string, fs.Stats][] {
 const entries = (scratch: string) => fs.readdirSync(path.join(scratch, 'packages', 'pip')).sort();
 
 function pipCache(scratch: string, wheelhouse: string): InstallCache {
-  return InstallCache.open(path.join(scratch, 'packages'), new PipProvider({ findLinks: [wheelhouse], noIndex: true, base: BASE, workDir: path.join(scratch, 'work') }));
+  return InstallCache.open(
+    path.join(scratch, 'packages'),
+    new PipProvider({ findLinks: [wheelhouse], noIndex: true, base: BASE, workDir: path.join(scratch, 'work') }),
+  );
 }
-
 
 test.after(() => removeScratch());
 
-test('a hostile sdist: each attack of its setup.py is refused in the download and the install; nothing it started survives; its package is root\'s and imports', async () => {
+test("a hostile sdist: each attack of its setup.py is refused in the download and the install; nothing it started survives; its package is root's and imports", async () => {
   const scratch = engineScratch();
   const wheelhouse = path.join(scratch, 'wheels');
   wheel(wheelhouse, 'sbdemo', '1.2');
@@ -191,12 +206,22 @@ test('a hostile sdist: each attack of its setup.py is refused in the download an
     const [demo] = await cache.ensure(['sbdemo==1.2']);
     const victim = path.join(demo!.dir, 'python/sbdemo/__init__.py');
     const before = fs.readFileSync(victim, 'utf8');
-    sdist(wheelhouse, 'sbhostile', '1.0', hostileSetup(sleeper.pid!, (server.address() as net.AddressInfo).port, victim));
+    sdist(
+      wheelhouse,
+      'sbhostile',
+      '1.0',
+      hostileSetup(sleeper.pid!, (server.address() as net.AddressInfo).port, victim),
+    );
 
     const [p] = await cache.ensure(['sbhostile']);
-    const records = JSON.parse(fs.readFileSync(path.join(p!.dir, 'python/sbhostile/report.json'), 'utf8')) as AttackRecord[];
+    const records = JSON.parse(
+      fs.readFileSync(path.join(p!.dir, 'python/sbhostile/report.json'), 'utf8'),
+    ) as AttackRecord[];
     // pip download prepares the sdist's metadata (egg_info); pip install does it again, then builds.
-    assert.equal(records.map((r) => r.phase), ['egg_info', 'egg_info', 'bdist_wheel']);
+    assert.equal(
+      records.map((r) => r.phase),
+      ['egg_info', 'egg_info', 'bdist_wheel'],
+    );
     for (const r of records) {
       const where = `${r.phase}: ${JSON.stringify(r)}`;
       assert.equal([r.uid, r.capEff, r.noNewPrivs], [INSTALL_USER.uid, '0000000000000000', '1'], where);
@@ -211,8 +236,12 @@ test('a hostile sdist: each attack of its setup.py is refused in the download an
       assert.is(r.ptrace, 'EPERM', `its PID 1 is root's: ${where}`);
       assert.is(r.daemon, 'done', where);
     }
-    assert.equal(records.map((r) => r.tcp), ['done', 'ENETUNREACH', 'ENETUNREACH'], 'the download keeps the host\'s network; the install has none');
-    await waitFor('the download\'s connection', () => (received.length > 0 ? true : undefined), 2000);
+    assert.equal(
+      records.map((r) => r.tcp),
+      ['done', 'ENETUNREACH', 'ENETUNREACH'],
+      "the download keeps the host's network; the install has none",
+    );
+    await waitFor("the download's connection", () => (received.length > 0 ? true : undefined), 2000);
     assert.equal(received, ['egg_info']);
     assert.is(sleeper.exitCode, null, 'the root process it tried to kill is alive');
     assert.is(sleeper.signalCode, null);
@@ -225,12 +254,15 @@ test('a hostile sdist: each attack of its setup.py is refused in the download an
     }
     const work = InstallWork.create(path.join(scratch, 'check'), 'check');
     try {
-      const out = await work.inBase(BASE, { sbhostile: p!.dir }, false, { argv: ['/usr/bin/python3', '-B', '-c', 'import sbhostile; print(sbhostile.VERSION)'], env: ['PYTHONPATH=/packages/sbhostile/python'] });
+      const out = await work.inBase(BASE, { sbhostile: p!.dir }, false, {
+        argv: ['/usr/bin/python3', '-B', '-c', 'import sbhostile; print(sbhostile.VERSION)'],
+        env: ['PYTHONPATH=/packages/sbhostile/python'],
+      });
       assert.is(out.trim(), '1.0');
     } finally {
       work.remove();
     }
-    assert.equal(fs.readdirSync(path.join(scratch, 'work')), [], 'the install\'s work directory is gone');
+    assert.equal(fs.readdirSync(path.join(scratch, 'work')), [], "the install's work directory is gone");
   } finally {
     sleeper.kill('SIGKILL');
     server.close();
@@ -245,7 +277,10 @@ test('a find-links directory or wheel the install user cannot read: one line nam
   fs.chmodSync(wheelhouse, 0o700);
   let e = await rejection(cache.ensure(['sbdemo']));
   assert.instance(e, InstallError);
-  assert.is(e.message, `cannot install sbdemo (pip): --pip-find-links ${wheelhouse} is not readable by the install user (uid ${INSTALL_USER.uid}), which runs pip: mode 0700 (chmod o+rX)`);
+  assert.is(
+    e.message,
+    `cannot install sbdemo (pip): --pip-find-links ${wheelhouse} is not readable by the install user (uid ${INSTALL_USER.uid}), which runs pip: mode 0700 (chmod o+rX)`,
+  );
   fs.chmodSync(wheelhouse, 0o755);
   const file = path.join(wheelhouse, 'sbdemo-1.2-py3-none-any.whl');
   fs.chmodSync(file, 0o600);
@@ -257,13 +292,17 @@ test('a find-links directory or wheel the install user cannot read: one line nam
   assert.is(p!.version, '1.2');
 });
 
-test('closing the cache mid-install kills the install\'s every process; the install fails and leaves nothing', async () => {
+test("closing the cache mid-install kills the install's every process; the install fails and leaves nothing", async () => {
   const scratch = engineScratch();
   const wheelhouse = path.join(scratch, 'wheels');
   sdist(wheelhouse, 'sbhang', '1.0', HANG_SETUP);
   const cache = pipCache(scratch, wheelhouse);
   const installing = rejection(cache.ensure(['sbhang']));
-  const [daemon] = await waitFor('the daemon of the hanging build', () => (daemons().length > 0 ? daemons() : undefined), 60_000);
+  const [daemon] = await waitFor(
+    'the daemon of the hanging build',
+    () => (daemons().length > 0 ? daemons() : undefined),
+    60_000,
+  );
   assert.match(fs.readFileSync(`/proc/${daemon}/status`, 'utf8'), new RegExp(`^Uid:\\s+${INSTALL_USER.uid}\\s`, 'm'));
   await cache.close();
   const e = await installing;
@@ -290,7 +329,11 @@ test('kill -9 of the worker mid-install: no install process survives it; the nex
     assert.is(await pending, 'no answer');
     await noInstallProcessLeft();
     const packages = path.join(first.stateDir, 'packages/pip');
-    assert.equal(fs.readdirSync(packages).filter((e) => e.startsWith('.partial-sbhang-')).length, 1, 'the half-done install is still there');
+    assert.equal(
+      fs.readdirSync(packages).filter((e) => e.startsWith('.partial-sbhang-')).length,
+      1,
+      'the half-done install is still there',
+    );
     assert.ok(fs.readdirSync(path.join(first.stateDir, 'install-work')).length > 0);
 
     second = await startWorker({ caches: true, registry: first.registry, stateDir: first.stateDir, args });
@@ -303,7 +346,8 @@ test('kill -9 of the worker mid-install: no install process survives it; the nex
     assert.is(await second.stop('SIGTERM'), 0);
   } finally {
     // A failed assertion must not leave a worker running, nor its mounts and cgroups.
-    for (const w of [first, second]) if (w && w.proc.exitCode === null && w.proc.signalCode === null) await w.stop('SIGKILL');
+    for (const w of [first, second])
+      if (w && w.proc.exitCode === null && w.proc.signalCode === null) await w.stop('SIGKILL');
     await reclaimStateDir(first.stateDir);
   }
 });

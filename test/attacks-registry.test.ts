@@ -26,7 +26,11 @@ let snapshots: string;
 let registry: Registry;
 
 /** Writes a lambda owned by OWNER: each file's content (and mode; 0644 when not given). */
-function ownedLambda(dir: string, name: string, files: Record<string, string | [content: string, mode: number]>): string {
+function ownedLambda(
+  dir: string,
+  name: string,
+  files: Record<string, string | [content: string, mode: number]>,
+): string {
   const top = path.join(dir, name);
   fs.mkdirSync(top);
   fs.chownSync(top, OWNER, OWNER);
@@ -46,7 +50,8 @@ function ownedLambda(dir: string, name: string, files: Record<string, string | [
 
 /** Files under dir (followed by nothing) that hold the secret. */
 function holdingSecret(dir: string): string[] {
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
     .map((e) => path.join(e.parentPath, e.name))
     .filter((f) => fs.readFileSync(f).includes(secret));
@@ -103,12 +108,19 @@ attacks('a symbolic link to the secret in a lambda is refused, naming the link',
 });
 
 attacks('a file swapped for a link to the secret while lookup() runs is never read through the link', async () => {
-  const top = ownedLambda(registryDir, 'race', { 'f.py': 'def f(event):\n    return open("data.txt").read()\n', 'data.txt': 'public' });
+  const top = ownedLambda(registryDir, 'race', {
+    'f.py': 'def f(event):\n    return open("data.txt").read()\n',
+    'data.txt': 'public',
+  });
   const stage = path.join(root, 'stage');
   fs.mkdirSync(stage);
   fs.chownSync(stage, OWNER, OWNER);
   // The author's loop, as nobody: rename a fresh link over data.txt, then a fresh file back.
-  const swapper = spawn(process.execPath, ['-e', `
+  const swapper = spawn(
+    process.execPath,
+    [
+      '-e',
+      `
     const fs = require('node:fs');
     const [secret, stage, target] = process.argv.slice(1);
     process.stdout.write('ready\\n');
@@ -117,7 +129,13 @@ attacks('a file swapped for a link to the secret while lookup() runs is never re
       fs.renameSync(stage + '/l', target);
       fs.writeFileSync(stage + '/r', 'public');
       fs.renameSync(stage + '/r', target);
-    }`, secretFile, stage, path.join(top, 'data.txt')], { uid: OWNER, gid: OWNER, stdio: ['ignore', 'pipe', 'inherit'] });
+    }`,
+      secretFile,
+      stage,
+      path.join(top, 'data.txt'),
+    ],
+    { uid: OWNER, gid: OWNER, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const exited = new Promise((resolve) => swapper.on('exit', resolve));
   const served = new Set<string>();
   const refusals = new Set<string>();
@@ -135,9 +153,17 @@ attacks('a file swapped for a link to the secret while lookup() runs is never re
     await exited;
   }
   assert.equal(holdingSecret(snapshots), [], 'no snapshot ever held the secret');
-  assert.ok(served.size > 0 && refusals.size > 0 && lookups >= 300, `the race was live: ${lookups} lookups, served ${[...served]}, refused: ${[...refusals]}`);
+  assert.ok(
+    served.size > 0 && refusals.size > 0 && lookups >= 300,
+    `the race was live: ${lookups} lookups, served ${[...served]}, refused: ${[...refusals]}`,
+  );
   for (const code of served) assert.is(fs.readFileSync(path.join(code, 'data.txt'), 'utf8'), 'public');
-  assert.equal([...refusals], ["lambda 'race': data.txt is a symbolic link, and the registry follows no link (put the file itself in the lambda)"]);
+  assert.equal(
+    [...refusals],
+    [
+      "lambda 'race': data.txt is a symbolic link, and the registry follows no link (put the file itself in the lambda)",
+    ],
+  );
 });
 
 attacks('a hard link to the secret is refused, and so is any file its owner could not read', () => {
@@ -171,7 +197,10 @@ attacks('a lambda directory that is a symbolic link is refused, to a root-only d
   ownedLambda(registryDir, 'target', { 'f.py': 'def f(event):\n    return 1\n' });
   fs.symlinkSync(path.join(registryDir, 'target'), path.join(registryDir, 'alias'));
   refused('alias', 'is a symbolic link');
-  assert.not.ok(registry.names().includes('aliased') || registry.names().includes('alias'), 'names() does not follow them');
+  assert.not.ok(
+    registry.names().includes('aliased') || registry.names().includes('alias'),
+    'names() does not follow them',
+  );
   assert.ok(registry.names().includes('target'));
 });
 
@@ -188,56 +217,71 @@ attacks('a fifo or a mount inside a lambda is refused (neither hangs nor crosses
   }
 });
 
-attacks('a snapshot keeps its files\' permission bits without setuid, setgid and sticky; its directories are 0755', () => {
-  ownedLambda(registryDir, 'modes', {
-    'f.py': 'def f(event):\n    return 1\n',
-    'bin/helper.sh': ['#!/bin/sh\necho hi\n', 0o755],
-    'bin/data.bin': ['private to the group', 0o640],
-    'bin/suid': ['#!/bin/sh\n', 0o6755],
-  });
-  fs.chmodSync(path.join(registryDir, 'modes', 'bin'), 0o700);
-  const { code } = registry.lookup('modes')!;
-  const mode = (rel: string) => fs.statSync(path.join(code, rel)).mode & 0o7777;
-  assert.equal(
-    [mode('.'), mode('f.py'), mode('bin'), mode('bin/helper.sh'), mode('bin/data.bin'), mode('bin/suid')],
-    [0o755, 0o644, 0o755, 0o755, 0o640, 0o755]);
-  fs.chmodSync(path.join(registryDir, 'modes', 'bin/data.bin'), 0o644);
-  const next = registry.lookup('modes')!.code;
-  assert.is.not(next, code, 'a new mode is a new version');
-  assert.is(fs.statSync(path.join(next, 'bin/data.bin')).mode & 0o7777, 0o644);
-});
+attacks(
+  "a snapshot keeps its files' permission bits without setuid, setgid and sticky; its directories are 0755",
+  () => {
+    ownedLambda(registryDir, 'modes', {
+      'f.py': 'def f(event):\n    return 1\n',
+      'bin/helper.sh': ['#!/bin/sh\necho hi\n', 0o755],
+      'bin/data.bin': ['private to the group', 0o640],
+      'bin/suid': ['#!/bin/sh\n', 0o6755],
+    });
+    fs.chmodSync(path.join(registryDir, 'modes', 'bin'), 0o700);
+    const { code } = registry.lookup('modes')!;
+    const mode = (rel: string) => fs.statSync(path.join(code, rel)).mode & 0o7777;
+    assert.equal(
+      [mode('.'), mode('f.py'), mode('bin'), mode('bin/helper.sh'), mode('bin/data.bin'), mode('bin/suid')],
+      [0o755, 0o644, 0o755, 0o755, 0o640, 0o755],
+    );
+    fs.chmodSync(path.join(registryDir, 'modes', 'bin/data.bin'), 0o644);
+    const next = registry.lookup('modes')!.code;
+    assert.is.not(next, code, 'a new mode is a new version');
+    assert.is(fs.statSync(path.join(next, 'bin/data.bin')).mode & 0o7777, 0o644);
+  },
+);
 
 attacks.run();
 
 const http = suite('attacks: through the worker');
 
-http('a lambda reading a linked secret is a 403 bad-lambda naming the link; the reply and snapshots never hold the secret', async () => {
-  const w = await startWorker();
-  try {
-    const peek = 'def f(event):\n    return open("/handler/data.txt").read()\n';
-    ownedLambda(w.registry, 'ok', { 'f.py': peek, 'data.txt': 'public' });
-    fs.symlinkSync(secretFile, path.join(ownedLambda(w.registry, 'symlink', { 'f.py': peek }), 'data.txt'));
-    fs.linkSync(secretFile, path.join(ownedLambda(w.registry, 'hardlink', { 'f.py': peek }), 'data.txt'));
-    fs.symlinkSync(path.join(w.registry, 'ok'), path.join(w.registry, 'alias'));
-    assert.equal(await post(w.url, 'ok', ''), { status: 200, body: 'public' });
-    const cases = [['symlink', 'data.txt is a symbolic link'], ['hardlink', 'data.txt'], ['alias', 'is a symbolic link']] as const;
-    const replies = await Promise.all(cases.map(([name]) => post(w.url, name, '')));
-    assert.not.match(JSON.stringify(replies), secret, 'no reply holds the secret');
-    cases.forEach(([name, mention], i) => {
-      const r = replies[i]!;
-      assert.is(r.status, 403, JSON.stringify(r.body));
-      assert.is(r.body.kind, 'bad-lambda');
-      assert.match(r.body.error, `bad-lambda: lambda '${name}': `);
-      assert.match(r.body.error, mention);
-    });
-    assert.equal(holdingSecret(new StateDir(w.stateDir).code), []);
-    const status = (await (await fetch(`${w.url}/status`)).json()) as { worker: { lambdas: string[] } };
-    assert.equal(status.worker.lambdas, ['hardlink', 'ok', 'symlink'], 'GET /status lists no linked lambda directory');
-    assert.match(w.log(), "symlink: bad-lambda: lambda 'symlink'", 'the worker logs a refusal');
-  } finally {
-    assert.is(await w.stop(), 0);
-  }
-});
+http(
+  'a lambda reading a linked secret is a 403 bad-lambda naming the link; the reply and snapshots never hold the secret',
+  async () => {
+    const w = await startWorker();
+    try {
+      const peek = 'def f(event):\n    return open("/handler/data.txt").read()\n';
+      ownedLambda(w.registry, 'ok', { 'f.py': peek, 'data.txt': 'public' });
+      fs.symlinkSync(secretFile, path.join(ownedLambda(w.registry, 'symlink', { 'f.py': peek }), 'data.txt'));
+      fs.linkSync(secretFile, path.join(ownedLambda(w.registry, 'hardlink', { 'f.py': peek }), 'data.txt'));
+      fs.symlinkSync(path.join(w.registry, 'ok'), path.join(w.registry, 'alias'));
+      assert.equal(await post(w.url, 'ok', ''), { status: 200, body: 'public' });
+      const cases = [
+        ['symlink', 'data.txt is a symbolic link'],
+        ['hardlink', 'data.txt'],
+        ['alias', 'is a symbolic link'],
+      ] as const;
+      const replies = await Promise.all(cases.map(([name]) => post(w.url, name, '')));
+      assert.not.match(JSON.stringify(replies), secret, 'no reply holds the secret');
+      cases.forEach(([name, mention], i) => {
+        const r = replies[i]!;
+        assert.is(r.status, 403, JSON.stringify(r.body));
+        assert.is(r.body.kind, 'bad-lambda');
+        assert.match(r.body.error, `bad-lambda: lambda '${name}': `);
+        assert.match(r.body.error, mention);
+      });
+      assert.equal(holdingSecret(new StateDir(w.stateDir).code), []);
+      const status = (await (await fetch(`${w.url}/status`)).json()) as { worker: { lambdas: string[] } };
+      assert.equal(
+        status.worker.lambdas,
+        ['hardlink', 'ok', 'symlink'],
+        'GET /status lists no linked lambda directory',
+      );
+      assert.match(w.log(), "symlink: bad-lambda: lambda 'symlink'", 'the worker logs a refusal');
+    } finally {
+      assert.is(await w.stop(), 0);
+    }
+  },
+);
 
 // The secret the first suite made is used here too: both are removed at the end.
 http.after(removeScratch);

@@ -10,7 +10,14 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { reap, spawn, type SpawnStep } from '../native/index.js';
-import { compileFilter, handlerFilter, handlerFilterHex, PROFILE, readProfile, zygoteFilter } from '../engine/seccomp.js';
+import {
+  compileFilter,
+  handlerFilter,
+  handlerFilterHex,
+  PROFILE,
+  readProfile,
+  zygoteFilter,
+} from '../engine/seccomp.js';
 import type { Sandbox } from '../engine/sandbox.js';
 import { SockEngine } from '../engine/sockEngine.js';
 import { handler } from './sandboxBehaviour.js';
@@ -196,7 +203,12 @@ def f(event):
     return {"pid": os.getpid(), "attacks": attacks(), "ordinary": ordinary(), "status": status()}
 `;
 
-type Answer = { pid: number; attacks: Record<string, string>; ordinary: Record<string, boolean>; status: Record<string, string> };
+type Answer = {
+  pid: number;
+  attacks: Record<string, string>;
+  ordinary: Record<string, boolean>;
+  status: Record<string, string>;
+};
 
 /** These calls of seen, each expected to be refused with EPERM. */
 function refused(seen: Answer, calls: string[]): void {
@@ -206,7 +218,7 @@ function refused(seen: Answer, calls: string[]): void {
 
 const profileSuite = suite('seccomp: the profile');
 
-profileSuite('both variants compile to whole BPF programs; the zygote\'s differs from the handler\'s', () => {
+profileSuite("both variants compile to whole BPF programs; the zygote's differs from the handler's", () => {
   for (const filter of [handlerFilter(), zygoteFilter()]) {
     assert.ok(filter.length >= 8 && filter.length % 8 === 0, String(filter.length));
     assert.ok(filter.length / 8 <= 4096, 'within BPF_MAXINSNS');
@@ -231,17 +243,48 @@ profileSuite('a bad profile is refused with one line naming the call at fault', 
     }
     return 'compiled';
   };
-  assert.match(failure((p) => p.handler[0].names.push('keyctll')), "unknown system call 'keyctll'");
-  assert.match(failure((p) => p.zygote[0].names.push('nosuchcall')), 'compiled', 'the handler variant does not include the zygote section');
-  assert.match(failure((p) => p.zygote[0].names.push('nosuchcall'), 'zygote'), "unknown system call 'nosuchcall'");
-  assert.match(failure((p) => p.handler[0].names.push('chown32')), "'chown32' is not a system call on x86_64");
-  assert.match(failure((p) => p.handler[0].names.push('keyctl')), "'keyctl' is allowed by handler[0] and listed as refused");
+  assert.match(
+    failure((p) => p.handler[0].names.push('keyctll')),
+    "unknown system call 'keyctll'",
+  );
+  assert.match(
+    failure((p) => p.zygote[0].names.push('nosuchcall')),
+    'compiled',
+    'the handler variant does not include the zygote section',
+  );
+  assert.match(
+    failure((p) => p.zygote[0].names.push('nosuchcall'), 'zygote'),
+    "unknown system call 'nosuchcall'",
+  );
+  assert.match(
+    failure((p) => p.handler[0].names.push('chown32')),
+    "'chown32' is not a system call on x86_64",
+  );
+  assert.match(
+    failure((p) => p.handler[0].names.push('keyctl')),
+    "'keyctl' is allowed by handler[0] and listed as refused",
+  );
   const groupOf = (name: string) => good.handler.findIndex((g: { names: string[] }) => g.names.includes(name));
-  assert.match(failure((p) => p.handler[0].names.push('read')), `'read' is named by handler[0] and handler[${groupOf('read')}]`);
-  assert.match(failure((p) => p.handler.push({ why: 'x', names: ['clone'], errno: 38 })), `'clone' is named by handler[${groupOf('clone')}] and handler[${good.handler.length}]`);
-  assert.match(failure((p) => p.handler.push({ why: 'x', names: ['clone'], errno: 38, when: [{ arg: 0, op: '==', value: 0 }] })), "'clone' is given two different actions");
-  assert.match(failure((p) => delete p.handler[2].why), 'handler[2] needs a "why"');
-  assert.match(failure((p) => (p.handler[0].when = [{ arg: 1, op: '==', value: 'twelve' }])), '"twelve" is neither a number nor a hex string');
+  assert.match(
+    failure((p) => p.handler[0].names.push('read')),
+    `'read' is named by handler[0] and handler[${groupOf('read')}]`,
+  );
+  assert.match(
+    failure((p) => p.handler.push({ why: 'x', names: ['clone'], errno: 38 })),
+    `'clone' is named by handler[${groupOf('clone')}] and handler[${good.handler.length}]`,
+  );
+  assert.match(
+    failure((p) => p.handler.push({ why: 'x', names: ['clone'], errno: 38, when: [{ arg: 0, op: '==', value: 0 }] })),
+    "'clone' is given two different actions",
+  );
+  assert.match(
+    failure((p) => delete p.handler[2].why),
+    'handler[2] needs a "why"',
+  );
+  assert.match(
+    failure((p) => (p.handler[0].when = [{ arg: 1, op: '==', value: 'twelve' }])),
+    '"twelve" is neither a number nor a hex string',
+  );
 });
 
 /**
@@ -256,16 +299,27 @@ function verdict(filter: Buffer, call: { nr: number; arch?: number; args?: bigin
   (call.args ?? []).forEach((a, i) => data.writeBigUInt64LE(a, 16 + 8 * i));
   let acc = 0;
   for (let pc = 0; pc < filter.length / 8;) {
-    const code = filter.readUInt16LE(pc * 8), jt = filter[pc * 8 + 2]!, jf = filter[pc * 8 + 3]!, k = filter.readUInt32LE(pc * 8 + 4);
+    const code = filter.readUInt16LE(pc * 8),
+      jt = filter[pc * 8 + 2]!,
+      jf = filter[pc * 8 + 3]!,
+      k = filter.readUInt32LE(pc * 8 + 4);
     pc++;
-    if (code === 0x20) acc = data.readUInt32LE(k); // ld [k]
-    else if (code === 0x54) acc = (acc & k) >>> 0; // and #k
-    else if (code === 0x05) pc += k; // ja
-    else if (code === 0x15) pc += acc === k ? jt : jf; // jeq #k
-    else if (code === 0x25) pc += acc > k ? jt : jf; // jgt #k
-    else if (code === 0x35) pc += acc >= k ? jt : jf; // jge #k
-    else if (code === 0x45) pc += (acc & k) !== 0 ? jt : jf; // jset #k
-    else if (code === 0x06) return k; // ret #k
+    if (code === 0x20)
+      acc = data.readUInt32LE(k); // ld [k]
+    else if (code === 0x54)
+      acc = (acc & k) >>> 0; // and #k
+    else if (code === 0x05)
+      pc += k; // ja
+    else if (code === 0x15)
+      pc += acc === k ? jt : jf; // jeq #k
+    else if (code === 0x25)
+      pc += acc > k ? jt : jf; // jgt #k
+    else if (code === 0x35)
+      pc += acc >= k ? jt : jf; // jge #k
+    else if (code === 0x45)
+      pc += (acc & k) !== 0 ? jt : jf; // jset #k
+    else if (code === 0x06)
+      return k; // ret #k
     else throw new Error(`BPF opcode 0x${code.toString(16)} at ${pc - 1} is not one libseccomp was expected to emit`);
   }
   throw new Error('the BPF program ran off its end');
@@ -275,40 +329,67 @@ const AUDIT_ARCH_I386 = 0x40000003;
 const ALLOW = 0x7fff0000;
 const ERRNO = (e: number) => 0x00050000 | e;
 
-profileSuite('the handler filter, evaluated instruction by instruction: allowed calls pass, the rest get their errno, whatever the ABI', () => {
-  const h = handlerFilter();
-  const z = zygoteFilter();
-  const NR = { read: 0, ioctl: 16, socket: 41, clone: 56, personality: 135, unshare: 272, keyctl: 250, clone3: 435, getpid: 39 };
-  assert.is(verdict(h, { nr: NR.read }), ALLOW);
-  assert.is(verdict(h, { nr: NR.keyctl }), ERRNO(1));
-  assert.is(verdict(h, { nr: 999 }), ERRNO(1), 'a number no kernel has yet');
-  assert.is(verdict(h, { nr: NR.getpid, arch: AUDIT_ARCH_I386 }), ERRNO(1), 'i386 (int 0x80), refused even for getpid');
-  assert.is(verdict(h, { nr: 0x40000000 | NR.getpid }), ERRNO(1), 'x32');
-  assert.is(verdict(h, { nr: NR.clone3 }), ERRNO(38));
-  const thread = 0x3d0f00n; // CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|SETTLS|PARENT_SETTID|CHILD_CLEARTID
-  assert.is(verdict(h, { nr: NR.clone, args: [thread] }), ALLOW);
-  assert.is(verdict(h, { nr: NR.clone, args: [0x1200011n] }), ALLOW, 'glibc fork()');
-  for (const ns of [0x20000n, 0x2000000n, 0x4000000n, 0x8000000n, 0x10000000n, 0x20000000n, 0x40000000n]) {
-    assert.is(verdict(h, { nr: NR.clone, args: [0x11n | ns] }), ERRNO(1), `clone with 0x${ns.toString(16)}`);
-    assert.is(verdict(z, { nr: NR.clone, args: [0x11n | ns] }), ALLOW, `a zygote's clone with 0x${ns.toString(16)}`);
-  }
-  assert.is(verdict(h, { nr: NR.unshare }), ERRNO(1));
-  assert.is(verdict(z, { nr: NR.unshare }), ALLOW);
-  assert.is(verdict(z, { nr: NR.keyctl }), ERRNO(1));
-  assert.is(verdict(h, { nr: NR.socket, args: [1n] }), ALLOW, 'AF_UNIX');
-  assert.is(verdict(h, { nr: NR.socket, args: [16n, 3n, 0n] }), ALLOW, 'AF_NETLINK, NETLINK_ROUTE');
-  assert.is(verdict(h, { nr: NR.socket, args: [16n, 3n, 4n] }), ERRNO(1), 'AF_NETLINK, NETLINK_SOCK_DIAG');
-  assert.is(verdict(h, { nr: NR.socket, args: [(1n << 32n) | 17n] }), ERRNO(1), 'AF_PACKET with high bits set (the kernel reads an int)');
-  assert.is(verdict(h, { nr: NR.personality, args: [0xffffffffn] }), ALLOW);
-  assert.is(verdict(h, { nr: NR.personality, args: [0x40000n] }), ERRNO(1), 'ADDR_NO_RANDOMIZE');
-});
+profileSuite(
+  'the handler filter, evaluated instruction by instruction: allowed calls pass, the rest get their errno, whatever the ABI',
+  () => {
+    const h = handlerFilter();
+    const z = zygoteFilter();
+    const NR = {
+      read: 0,
+      ioctl: 16,
+      socket: 41,
+      clone: 56,
+      personality: 135,
+      unshare: 272,
+      keyctl: 250,
+      clone3: 435,
+      getpid: 39,
+    };
+    assert.is(verdict(h, { nr: NR.read }), ALLOW);
+    assert.is(verdict(h, { nr: NR.keyctl }), ERRNO(1));
+    assert.is(verdict(h, { nr: 999 }), ERRNO(1), 'a number no kernel has yet');
+    assert.is(
+      verdict(h, { nr: NR.getpid, arch: AUDIT_ARCH_I386 }),
+      ERRNO(1),
+      'i386 (int 0x80), refused even for getpid',
+    );
+    assert.is(verdict(h, { nr: 0x40000000 | NR.getpid }), ERRNO(1), 'x32');
+    assert.is(verdict(h, { nr: NR.clone3 }), ERRNO(38));
+    const thread = 0x3d0f00n; // CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|SETTLS|PARENT_SETTID|CHILD_CLEARTID
+    assert.is(verdict(h, { nr: NR.clone, args: [thread] }), ALLOW);
+    assert.is(verdict(h, { nr: NR.clone, args: [0x1200011n] }), ALLOW, 'glibc fork()');
+    for (const ns of [0x20000n, 0x2000000n, 0x4000000n, 0x8000000n, 0x10000000n, 0x20000000n, 0x40000000n]) {
+      assert.is(verdict(h, { nr: NR.clone, args: [0x11n | ns] }), ERRNO(1), `clone with 0x${ns.toString(16)}`);
+      assert.is(verdict(z, { nr: NR.clone, args: [0x11n | ns] }), ALLOW, `a zygote's clone with 0x${ns.toString(16)}`);
+    }
+    assert.is(verdict(h, { nr: NR.unshare }), ERRNO(1));
+    assert.is(verdict(z, { nr: NR.unshare }), ALLOW);
+    assert.is(verdict(z, { nr: NR.keyctl }), ERRNO(1));
+    assert.is(verdict(h, { nr: NR.socket, args: [1n] }), ALLOW, 'AF_UNIX');
+    assert.is(verdict(h, { nr: NR.socket, args: [16n, 3n, 0n] }), ALLOW, 'AF_NETLINK, NETLINK_ROUTE');
+    assert.is(verdict(h, { nr: NR.socket, args: [16n, 3n, 4n] }), ERRNO(1), 'AF_NETLINK, NETLINK_SOCK_DIAG');
+    assert.is(
+      verdict(h, { nr: NR.socket, args: [(1n << 32n) | 17n] }),
+      ERRNO(1),
+      'AF_PACKET with high bits set (the kernel reads an int)',
+    );
+    assert.is(verdict(h, { nr: NR.personality, args: [0xffffffffn] }), ALLOW);
+    assert.is(verdict(h, { nr: NR.personality, args: [0x40000n] }), ERRNO(1), 'ADDR_NO_RANDOMIZE');
+  },
+);
 
 const stepSuite = suite('seccomp: the spawn step');
 
 /** Runs python3 -c code as a spawned child after steps; its stdout, once it has exited 0. */
 async function pythonAfter(steps: SpawnStep[], code: string, env: string[] = []): Promise<any> {
   const out = path.join(engineScratch(), 'out');
-  const pid = spawn({ steps: [{ op: 'redirect', path: out }, ...steps, { op: 'exec', argv: ['/usr/bin/python3', '-c', code], env: ['PATH=/usr/bin:/bin', ...env] }] });
+  const pid = spawn({
+    steps: [
+      { op: 'redirect', path: out },
+      ...steps,
+      { op: 'exec', argv: ['/usr/bin/python3', '-c', code], env: ['PATH=/usr/bin:/bin', ...env] },
+    ],
+  });
   const exit = await reap(pid, 10_000);
   const text = fs.readFileSync(out, 'utf8');
   assert.equal(exit, { timedOut: false, exitCode: 0, signal: null }, text);
@@ -326,28 +407,55 @@ def status():
 `;
 
 stepSuite('a spawned child and what it execs run under the filter, no_new_privs set by the step itself', async () => {
-  const seen = await pythonAfter([{ op: 'seccomp', filter: handlerFilter() }], `${PY_HELPERS}
+  const seen = await pythonAfter(
+    [{ op: 'seccomp', filter: handlerFilter() }],
+    `${PY_HELPERS}
 print(json.dumps({"status": status(), "keyctl": r(libc.syscall(250, 0, -2, 1)), "unshare(0)": r(libc.unshare(0)), "clone3": r(libc.syscall(435, 0, 0)), "getppid": r(libc.getppid())}))
-`);
-  assert.equal(seen, { status: { Seccomp: '2', Seccomp_filters: '1', NoNewPrivs: '1' }, keyctl: 'EPERM', 'unshare(0)': 'EPERM', clone3: 'ENOSYS', getppid: 'ok' });
+`,
+  );
+  assert.equal(seen, {
+    status: { Seccomp: '2', Seccomp_filters: '1', NoNewPrivs: '1' },
+    keyctl: 'EPERM',
+    'unshare(0)': 'EPERM',
+    clone3: 'ENOSYS',
+    getppid: 'ok',
+  });
 });
 
-stepSuite('a filter that is no whole program is refused before the clone; one the kernel rejects fails as the step', async () => {
-  for (const filter of [Buffer.alloc(7), Buffer.alloc(0), 'not a buffer']) {
-    assert.throws(() => spawn({ steps: [{ op: 'seccomp', filter: filter as Buffer }, { op: 'hold' }] }), /seccomp step needs filter: a Buffer of 1 to 4096 BPF instructions/);
-  }
-  const badOpcode = Buffer.alloc(8, 0xff);
-  try {
-    spawn({ steps: [{ op: 'seccomp', filter: badOpcode }, { op: 'exec', argv: ['/bin/true'] }] });
-    assert.unreachable('it spawned');
-  } catch (e) {
-    assert.is((e as Error).message, 'seccomp(SECCOMP_SET_MODE_FILTER, 1 BPF instructions) failed: Invalid argument (EINVAL)');
-  }
-});
+stepSuite(
+  'a filter that is no whole program is refused before the clone; one the kernel rejects fails as the step',
+  async () => {
+    for (const filter of [Buffer.alloc(7), Buffer.alloc(0), 'not a buffer']) {
+      assert.throws(
+        () => spawn({ steps: [{ op: 'seccomp', filter: filter as Buffer }, { op: 'hold' }] }),
+        /seccomp step needs filter: a Buffer of 1 to 4096 BPF instructions/,
+      );
+    }
+    const badOpcode = Buffer.alloc(8, 0xff);
+    try {
+      spawn({
+        steps: [
+          { op: 'seccomp', filter: badOpcode },
+          { op: 'exec', argv: ['/bin/true'] },
+        ],
+      });
+      assert.unreachable('it spawned');
+    } catch (e) {
+      assert.is(
+        (e as Error).message,
+        'seccomp(SECCOMP_SET_MODE_FILTER, 1 BPF instructions) failed: Invalid argument (EINVAL)',
+      );
+    }
+  },
+);
 
-stepSuite('the zygote filter lets a zygote unshare and mount; the documented Python recipe then stacks the handler filter, which refuses them', async () => {
-  const target = engineScratch();
-  const seen = await pythonAfter([{ op: 'seccomp', filter: zygoteFilter() }], `${PY_HELPERS}
+stepSuite(
+  'the zygote filter lets a zygote unshare and mount; the documented Python recipe then stacks the handler filter, which refuses them',
+  async () => {
+    const target = engineScratch();
+    const seen = await pythonAfter(
+      [{ op: 'seccomp', filter: zygoteFilter() }],
+      `${PY_HELPERS}
 seen = {"unshare(CLONE_NEWNS)": r(libc.unshare(0x20000))}
 if seen["unshare(CLONE_NEWNS)"] == "ok":  # only in a mount namespace of its own
     seen["mount(private /)"] = r(libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None))
@@ -366,16 +474,23 @@ seen["after"] = status()
 seen["unshare after"] = r(libc.unshare(0x20000))
 seen["mount after"] = r(libc.mount(b"none", os.environ["TARGET"].encode(), b"tmpfs", 0, None))
 print(json.dumps(seen))
-`, [`FILTER_HEX=${handlerFilterHex()}`, `TARGET=${target}`]);
-  assert.equal(seen, {
-    'unshare(CLONE_NEWNS)': 'ok', 'mount(private /)': 'ok', 'mount(tmpfs)': 'ok', keyctl: 'EPERM',
-    before: { Seccomp: '2', Seccomp_filters: '1', NoNewPrivs: '1' },
-    'prctl(PR_SET_SECCOMP)': 'ok',
-    after: { Seccomp: '2', Seccomp_filters: '2', NoNewPrivs: '1' },
-    'unshare after': 'EPERM', 'mount after': 'EPERM',
-  });
-  assert.equal(fs.readdirSync(target), [], 'the mount stayed in the child\'s namespace');
-});
+`,
+      [`FILTER_HEX=${handlerFilterHex()}`, `TARGET=${target}`],
+    );
+    assert.equal(seen, {
+      'unshare(CLONE_NEWNS)': 'ok',
+      'mount(private /)': 'ok',
+      'mount(tmpfs)': 'ok',
+      keyctl: 'EPERM',
+      before: { Seccomp: '2', Seccomp_filters: '1', NoNewPrivs: '1' },
+      'prctl(PR_SET_SECCOMP)': 'ok',
+      after: { Seccomp: '2', Seccomp_filters: '2', NoNewPrivs: '1' },
+      'unshare after': 'EPERM',
+      'mount after': 'EPERM',
+    });
+    assert.equal(fs.readdirSync(target), [], "the mount stayed in the child's namespace");
+  },
+);
 
 const attack = suite('seccomp: attacks from a handler in a lean sandbox');
 let engine: SockEngine;
@@ -404,7 +519,11 @@ attack('the handler runs under one filter, with no_new_privs', () => {
 });
 
 attack('keyrings: keyctl, add_key and request_key get EPERM', () => {
-  refused(seen, ['keyctl(GET_KEYRING_ID, process keyring)', 'add_key(user, process keyring)', 'request_key(user, none such)']);
+  refused(seen, [
+    'keyctl(GET_KEYRING_ID, process keyring)',
+    'add_key(user, process keyring)',
+    'request_key(user, none such)',
+  ]);
 });
 
 attack('eBPF and perf events: bpf and perf_event_open get EPERM', () => {
@@ -412,8 +531,18 @@ attack('eBPF and perf events: bpf and perf_event_open get EPERM', () => {
 });
 
 attack('namespaces and mounts: unshare, setns, mount, umount2, pivot_root, chroot get EPERM', () => {
-  refused(seen, ['unshare(CLONE_NEWUSER)', 'unshare(CLONE_NEWNS)', 'unshare(0)', 'setns(-1)', 'mount(tmpfs on /tmp)', 'mount(on a missing directory)',
-    'umount2(a missing directory)', 'pivot_root(., .)', 'chroot(/tmp)', 'chroot(a missing directory)']);
+  refused(seen, [
+    'unshare(CLONE_NEWUSER)',
+    'unshare(CLONE_NEWNS)',
+    'unshare(0)',
+    'setns(-1)',
+    'mount(tmpfs on /tmp)',
+    'mount(on a missing directory)',
+    'umount2(a missing directory)',
+    'pivot_root(., .)',
+    'chroot(/tmp)',
+    'chroot(a missing directory)',
+  ]);
 });
 
 attack('clone into new namespaces gets EPERM; clone3 gets ENOSYS (glibc falls back to clone)', () => {
@@ -421,72 +550,155 @@ attack('clone into new namespaces gets EPERM; clone3 gets ENOSYS (glibc falls ba
   assert.is(seen.attacks['clone3(NULL)'], 'ENOSYS');
 });
 
-attack('ptrace and another process\'s memory: ptrace, process_vm_readv and process_vm_writev get EPERM', () => {
-  refused(seen, ['ptrace(PTRACE_TRACEME), in a fork', 'ptrace(PTRACE_PEEKDATA, no such pid)', 'process_vm_readv(itself)', 'process_vm_writev(itself)']);
+attack("ptrace and another process's memory: ptrace, process_vm_readv and process_vm_writev get EPERM", () => {
+  refused(seen, [
+    'ptrace(PTRACE_TRACEME), in a fork',
+    'ptrace(PTRACE_PEEKDATA, no such pid)',
+    'process_vm_readv(itself)',
+    'process_vm_writev(itself)',
+  ]);
 });
 
 attack('userfaultfd and io_uring get EPERM', () => {
-  refused(seen, ['userfaultfd(UFFD_USER_MODE_ONLY)', 'io_uring_setup(1 entry)', 'io_uring_enter(-1)', 'io_uring_register(-1)']);
+  refused(seen, [
+    'userfaultfd(UFFD_USER_MODE_ONLY)',
+    'io_uring_setup(1 entry)',
+    'io_uring_enter(-1)',
+    'io_uring_register(-1)',
+  ]);
 });
 
-attack('the machine\'s administration: kexec, modules, reboot, swap, acct, quotactl, clocks, port I/O, lookup_dcookie get EPERM', () => {
-  refused(seen, ['kexec_load', 'kexec_file_load', 'init_module', 'finit_module', 'delete_module', 'reboot(bad magic)', 'swapon', 'swapoff', 'acct(NULL)',
-    'quotactl(Q_SYNC, all)', 'lookup_dcookie', 'clock_settime(NULL)', 'settimeofday(NULL, NULL)', 'iopl(0)', 'ioperm(0, 0)']);
-});
+attack(
+  "the machine's administration: kexec, modules, reboot, swap, acct, quotactl, clocks, port I/O, lookup_dcookie get EPERM",
+  () => {
+    refused(seen, [
+      'kexec_load',
+      'kexec_file_load',
+      'init_module',
+      'finit_module',
+      'delete_module',
+      'reboot(bad magic)',
+      'swapon',
+      'swapoff',
+      'acct(NULL)',
+      'quotactl(Q_SYNC, all)',
+      'lookup_dcookie',
+      'clock_settime(NULL)',
+      'settimeofday(NULL, NULL)',
+      'iopl(0)',
+      'ioperm(0, 0)',
+    ]);
+  },
+);
 
 attack('file handles and fanotify: name_to_handle_at, open_by_handle_at and fanotify_init get EPERM', () => {
-  refused(seen, ['name_to_handle_at(/)', 'open_by_handle_at(/)', 'open_by_handle_at(-1)', 'fanotify_init(FAN_REPORT_FID)']);
+  refused(seen, [
+    'name_to_handle_at(/)',
+    'open_by_handle_at(/)',
+    'open_by_handle_at(-1)',
+    'fanotify_init(FAN_REPORT_FID)',
+  ]);
 });
 
-attack('personality beyond the plain Linux ones and socket families beyond unix, inet, inet6 and netlink route get EPERM', () => {
-  refused(seen, ['personality(ADDR_NO_RANDOMIZE)', 'socket(AF_PACKET)', 'socket(AF_NETLINK, NETLINK_SOCK_DIAG)', 'socket(AF_VSOCK)', 'socket(AF_ALG)', 'socketpair(AF_INET)']);
-});
+attack(
+  'personality beyond the plain Linux ones and socket families beyond unix, inet, inet6 and netlink route get EPERM',
+  () => {
+    refused(seen, [
+      'personality(ADDR_NO_RANDOMIZE)',
+      'socket(AF_PACKET)',
+      'socket(AF_NETLINK, NETLINK_SOCK_DIAG)',
+      'socket(AF_VSOCK)',
+      'socket(AF_ALG)',
+      'socketpair(AF_INET)',
+    ]);
+  },
+);
 
-attack('calls through foreign ABIs get EPERM: x32, and i386\'s int 0x80 where the kernel has it', () => {
+attack("calls through foreign ABIs get EPERM: x32, and i386's int 0x80 where the kernel has it", () => {
   refused(seen, ['getpid through the x32 ABI']);
   const int80 = seen.attacks['getpid through the i386 ABI (int 0x80), in a fork']!;
   // Without IA32 emulation int 0x80 faults whatever the filter says.
   if (!int80.startsWith('killed by signal')) refused(seen, ['getpid through the i386 ABI (int 0x80), in a fork']);
 });
 
-attack('under the same filter ordinary Python works: threads, subprocess, fork, sockets, time, urandom, mmap, getaddrinfo, if_nameindex', () => {
-  assert.is(seen.status.Seccomp, '2');
-  assert.equal(Object.entries(seen.ordinary).filter(([, ok]) => !ok).map(([what]) => what), []);
-  assert.ok(Object.keys(seen.ordinary).length >= 11);
-});
+attack(
+  'under the same filter ordinary Python works: threads, subprocess, fork, sockets, time, urandom, mmap, getaddrinfo, if_nameindex',
+  () => {
+    assert.is(seen.status.Seccomp, '2');
+    assert.equal(
+      Object.entries(seen.ordinary)
+        .filter(([, ok]) => !ok)
+        .map(([what]) => what),
+      [],
+    );
+    assert.ok(Object.keys(seen.ordinary).length >= 11);
+  },
+);
 
 attack('after every refusal the handler is alive: the same process answers again', async () => {
-  assert.equal(await sandbox.invoke('again', 10_000), { pid: seen.pid, status: { Seccomp: '2', Seccomp_filters: '1', NoNewPrivs: '1' } });
+  assert.equal(await sandbox.invoke('again', 10_000), {
+    pid: seen.pid,
+    status: { Seccomp: '2', Seccomp_filters: '1', NoNewPrivs: '1' },
+  });
 });
 
-attack('a zygote runs under the zygote filter, and the handlers it forks under the handler filter on top of it', async () => {
-  const zygote = await engine.startZygote({}, []);
-  try {
-    const status = (pid: number) => Object.fromEntries(fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').filter((l) => l.startsWith('Seccomp')).map((l) => l.split(/:\s+/)));
-    assert.equal(status(zygote.pid), { Seccomp: '2', Seccomp_filters: '1' }, 'the zygote');
-    const fork = await engine.createFrom(zygote, { code: handler(ATTACKS), packages: {} });
-    const answer = (await fork.invoke(null, 20_000)) as Answer;
-    await fork.destroy();
-    assert.is(answer.status.Seccomp, '2');
-    assert.is(answer.status.Seccomp_filters, '2', 'the zygote\'s filter and the handler\'s');
-    refused(answer, ['keyctl(GET_KEYRING_ID, process keyring)', 'bpf(no such command)', 'io_uring_enter(-1)', 'userfaultfd(UFFD_USER_MODE_ONLY)', 'mount(on a missing directory)']);
-    assert.equal(Object.entries(answer.ordinary).filter(([, ok]) => !ok).map(([what]) => what), []);
-  } finally {
-    await zygote.destroy();
-  }
-});
+attack(
+  'a zygote runs under the zygote filter, and the handlers it forks under the handler filter on top of it',
+  async () => {
+    const zygote = await engine.startZygote({}, []);
+    try {
+      const status = (pid: number) =>
+        Object.fromEntries(
+          fs
+            .readFileSync(`/proc/${pid}/status`, 'utf8')
+            .split('\n')
+            .filter((l) => l.startsWith('Seccomp'))
+            .map((l) => l.split(/:\s+/)),
+        );
+      assert.equal(status(zygote.pid), { Seccomp: '2', Seccomp_filters: '1' }, 'the zygote');
+      const fork = await engine.createFrom(zygote, { code: handler(ATTACKS), packages: {} });
+      const answer = (await fork.invoke(null, 20_000)) as Answer;
+      await fork.destroy();
+      assert.is(answer.status.Seccomp, '2');
+      assert.is(answer.status.Seccomp_filters, '2', "the zygote's filter and the handler's");
+      refused(answer, [
+        'keyctl(GET_KEYRING_ID, process keyring)',
+        'bpf(no such command)',
+        'io_uring_enter(-1)',
+        'userfaultfd(UFFD_USER_MODE_ONLY)',
+        'mount(on a missing directory)',
+      ]);
+      assert.equal(
+        Object.entries(answer.ordinary)
+          .filter(([, ok]) => !ok)
+          .map(([what]) => what),
+        [],
+      );
+    } finally {
+      await zygote.destroy();
+    }
+  },
+);
 
-attack('an engine started with seccomp: false puts no filter on its sandboxes (for measuring the filter\'s cost)', async () => {
-  const bare = await SockEngine.start({ stateDir: engineScratch(), base: BASE, capacity: 1, isolation: { seccomp: false } });
-  try {
-    const sb = await bare.create({ code: handler(ATTACKS), packages: {} });
-    const answer = (await sb.invoke('again', 10_000)) as Answer;
-    await sb.destroy();
-    assert.equal(answer.status, { Seccomp: '0', Seccomp_filters: '0', NoNewPrivs: '1' });
-  } finally {
-    await bare.shutdown();
-  }
-});
+attack(
+  "an engine started with seccomp: false puts no filter on its sandboxes (for measuring the filter's cost)",
+  async () => {
+    const bare = await SockEngine.start({
+      stateDir: engineScratch(),
+      base: BASE,
+      capacity: 1,
+      isolation: { seccomp: false },
+    });
+    try {
+      const sb = await bare.create({ code: handler(ATTACKS), packages: {} });
+      const answer = (await sb.invoke('again', 10_000)) as Answer;
+      await sb.destroy();
+      assert.equal(answer.status, { Seccomp: '0', Seccomp_filters: '0', NoNewPrivs: '1' });
+    } finally {
+      await bare.shutdown();
+    }
+  },
+);
 
 profileSuite.run();
 stepSuite.run();

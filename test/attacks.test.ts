@@ -11,12 +11,24 @@ import net from 'node:net';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BASE, lambda, postStarted as post, removeScratch, SOCK_CLI, startWorker, engineScratch, type RunningWorker } from './sockWorker.js';
+import {
+  BASE,
+  lambda,
+  postStarted as post,
+  removeScratch,
+  SOCK_CLI,
+  startWorker,
+  engineScratch,
+  type RunningWorker,
+} from './sockWorker.js';
 import { wheel } from './wheelhouse.js';
 
 const NO_CACHES = ['--installer', 'off', '--handler-cache', 'off'];
 /** Starts: lean (no zygotes), and forks of the root zygote. */
-const STARTS: [string, string[]][] = [['lean', ['--zygotes', 'off']], ['zygote fork', ['--zygotes', 'on']]];
+const STARTS: [string, string[]][] = [
+  ['lean', ['--zygotes', 'off']],
+  ['zygote fork', ['--zygotes', 'on']],
+];
 
 const unique = () => crypto.randomBytes(6).toString('hex');
 
@@ -55,13 +67,38 @@ for (const [start, flags] of STARTS) {
     const proof = `/tmp/sockbench-typed-${unique()}`;
     // script(1) gives the shell a terminal; the shell starts the worker in the background and
     // runs each line typed at it. Its standard input is a pipe kept open, so it never sees EOF.
-    const worker = [process.execPath, SOCK_CLI, 'worker', 'up', '--port', '0', '--registry', registry, '--state-dir', stateDir, '--base', BASE, ...NO_CACHES, ...flags].join(' ');
-    const victim = spawn('script', ['-qfec', `sh -c '${worker} 2>&1 & while read -r line; do eval "$line"; done'`, '/dev/null'], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
+    const worker = [
+      process.execPath,
+      SOCK_CLI,
+      'worker',
+      'up',
+      '--port',
+      '0',
+      '--registry',
+      registry,
+      '--state-dir',
+      stateDir,
+      '--base',
+      BASE,
+      ...NO_CACHES,
+      ...flags,
+    ].join(' ');
+    const victim = spawn(
+      'script',
+      ['-qfec', `sh -c '${worker} 2>&1 & while read -r line; do eval "$line"; done'`, '/dev/null'],
+      { stdio: ['pipe', 'pipe', 'ignore'], detached: true },
+    );
     let seen = '';
     victim.stdout!.setEncoding('utf8');
-    victim.stdout!.on('data', (chunk: string) => { seen += chunk; });
+    victim.stdout!.on('data', (chunk: string) => {
+      seen += chunk;
+    });
     try {
-      const url = await waitFor(() => /listening on (http:\/\/[\d.]+:\d+)/.exec(seen)?.[1], 20_000, () => `the worker did not start: ${seen}`);
+      const url = await waitFor(
+        () => /listening on (http:\/\/[\d.]+:\d+)/.exec(seen)?.[1],
+        20_000,
+        () => `the worker did not start: ${seen}`,
+      );
       const r = await post(url, 'tty', JSON.stringify({ line: `touch ${proof}\n` }));
       assert.is(r.status, 200, JSON.stringify(r.body));
       assert.is(r.start, start === 'lean' ? 'lean' : 'zygote:root');
@@ -71,14 +108,20 @@ for (const [start, flags] of STARTS) {
       assert.equal(r.body.dev, ['fd', 'full', 'null', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'urandom', 'zero']);
       await new Promise((resolve) => setTimeout(resolve, 300));
       assert.not.ok(fs.existsSync(proof), 'the shell ran the typed command');
-      const status = await (await fetch(`${url}/status`)).json() as { worker: { pid: number } };
+      const status = (await (await fetch(`${url}/status`)).json()) as { worker: { pid: number } };
       process.kill(status.worker.pid, 'SIGTERM');
-      await waitFor(() => !isAlive(status.worker.pid), 15_000, () => 'the worker did not stop');
+      await waitFor(
+        () => !isAlive(status.worker.pid),
+        15_000,
+        () => 'the worker did not stop',
+      );
     } finally {
       fs.rmSync(proof, { force: true });
       try {
         process.kill(-victim.pid!, 'SIGKILL');
-      } catch { /* gone */ }
+      } catch {
+        /* gone */
+      }
     }
   });
 }
@@ -147,43 +190,54 @@ with zipfile.ZipFile(path, "w") as z:
 
 const pkg = suite('attack: a package imported by a zygote attacks the host');
 
-pkg('chroot escape, mount, host file, /etc/shadow, another lambda\'s code, a host process: all refused; the host saw nothing', async () => {
-  const hostDir = fs.mkdtempSync('/tmp/sockbench-host-');
-  fs.chmodSync(hostDir, 0o777); // even a world-writable host directory stays out of reach
-  const victim = spawn('sleep', ['600'], { stdio: 'ignore' });
-  const wheels = fs.mkdtempSync('/tmp/sb-test-wheels-');
-  fs.chmodSync(wheels, 0o755);
-  let w: RunningWorker | undefined;
-  try {
-    const registry = engineScratch();
-    lambda(registry, 'other', 'def f(event):\n    return "other"\n');
-    const otherCode = path.join(registry, 'other', 'f.py');
-    hostilePackage(wheels, { hostDir, victimPid: victim.pid!, otherCode });
-    for (const f of fs.readdirSync(wheels)) fs.chmodSync(path.join(wheels, f), 0o644);
-    w = await startWorker({ caches: true, registry, args: ['--zygote-threshold', '1', '--handler-cache', 'off', '--installer', 'pip', '--pip-find-links', wheels] });
-    lambda(registry, 'uses', 'import sbhostile\ndef f(event):\n    return sbhostile.REPORT\n');
-    fs.writeFileSync(path.join(registry, 'uses', 'requirements.txt'), 'sbhostile==6.6\n');
-    const r = await post(w.url, 'uses', '');
-    assert.is(r.status, 200, JSON.stringify(r.body));
-    assert.is(r.start, 'zygote:sbhostile', 'the handler was forked from the zygote that imported the package');
-    const report = r.body as Record<string, unknown>;
-    assert.is(report.uid, 0, 'the package ran as the zygote: root, but of its own user namespace');
-    assert.is.not(report.escape, 'host root', 'the chroot escape reached the host\'s root');
-    assert.is(report.write_host, 'No such file or directory');
-    assert.not.ok(fs.existsSync(path.join(hostDir, 'written-by-package')));
-    assert.not.match(String(report.shadow), /^read/, `/etc/shadow: ${String(report.shadow)}`);
-    assert.is(report.other_lambda, 'No such file or directory');
-    assert.is(report.signal_host, 'No such process');
-    assert.ok(isAlive(victim.pid!), 'the host process lives');
-    // A tmpfs the zygote may mount lands in its own mount namespace, never in the host's.
-    assert.not.match(fs.readFileSync('/proc/self/mountinfo', 'utf8'), 'sockbench-hostile', `the host has the package's tmpfs (${String(report.mount)})`);
-  } finally {
-    if (w) await w.stop('SIGTERM');
-    victim.kill('SIGKILL');
-    fs.rmSync(hostDir, { recursive: true, force: true });
-    fs.rmSync(wheels, { recursive: true, force: true });
-  }
-});
+pkg(
+  "chroot escape, mount, host file, /etc/shadow, another lambda's code, a host process: all refused; the host saw nothing",
+  async () => {
+    const hostDir = fs.mkdtempSync('/tmp/sockbench-host-');
+    fs.chmodSync(hostDir, 0o777); // even a world-writable host directory stays out of reach
+    const victim = spawn('sleep', ['600'], { stdio: 'ignore' });
+    const wheels = fs.mkdtempSync('/tmp/sb-test-wheels-');
+    fs.chmodSync(wheels, 0o755);
+    let w: RunningWorker | undefined;
+    try {
+      const registry = engineScratch();
+      lambda(registry, 'other', 'def f(event):\n    return "other"\n');
+      const otherCode = path.join(registry, 'other', 'f.py');
+      hostilePackage(wheels, { hostDir, victimPid: victim.pid!, otherCode });
+      for (const f of fs.readdirSync(wheels)) fs.chmodSync(path.join(wheels, f), 0o644);
+      w = await startWorker({
+        caches: true,
+        registry,
+        args: ['--zygote-threshold', '1', '--handler-cache', 'off', '--installer', 'pip', '--pip-find-links', wheels],
+      });
+      lambda(registry, 'uses', 'import sbhostile\ndef f(event):\n    return sbhostile.REPORT\n');
+      fs.writeFileSync(path.join(registry, 'uses', 'requirements.txt'), 'sbhostile==6.6\n');
+      const r = await post(w.url, 'uses', '');
+      assert.is(r.status, 200, JSON.stringify(r.body));
+      assert.is(r.start, 'zygote:sbhostile', 'the handler was forked from the zygote that imported the package');
+      const report = r.body as Record<string, unknown>;
+      assert.is(report.uid, 0, 'the package ran as the zygote: root, but of its own user namespace');
+      assert.is.not(report.escape, 'host root', "the chroot escape reached the host's root");
+      assert.is(report.write_host, 'No such file or directory');
+      assert.not.ok(fs.existsSync(path.join(hostDir, 'written-by-package')));
+      assert.not.match(String(report.shadow), /^read/, `/etc/shadow: ${String(report.shadow)}`);
+      assert.is(report.other_lambda, 'No such file or directory');
+      assert.is(report.signal_host, 'No such process');
+      assert.ok(isAlive(victim.pid!), 'the host process lives');
+      // A tmpfs the zygote may mount lands in its own mount namespace, never in the host's.
+      assert.not.match(
+        fs.readFileSync('/proc/self/mountinfo', 'utf8'),
+        'sockbench-hostile',
+        `the host has the package's tmpfs (${String(report.mount)})`,
+      );
+    } finally {
+      if (w) await w.stop('SIGTERM');
+      victim.kill('SIGKILL');
+      fs.rmSync(hostDir, { recursive: true, force: true });
+      fs.rmSync(wheels, { recursive: true, force: true });
+    }
+  },
+);
 
 pkg.after(() => removeScratch());
 pkg.run();
@@ -234,15 +288,21 @@ def f(event):
     return out
 `;
 
-const network = suite('attack: a handler reaches the worker, the host\'s loopback, abstract sockets, another sandbox');
+const network = suite("attack: a handler reaches the worker, the host's loopback, abstract sockets, another sandbox");
 let hostServer: net.Server;
 let abstractServer: net.Server;
 let connections = 0;
 const abstractName = `sockbench-test-${unique()}`;
 
 network.before(async () => {
-  hostServer = net.createServer((s) => { connections++; s.destroy(); });
-  abstractServer = net.createServer((s) => { connections++; s.destroy(); });
+  hostServer = net.createServer((s) => {
+    connections++;
+    s.destroy();
+  });
+  abstractServer = net.createServer((s) => {
+    connections++;
+    s.destroy();
+  });
   await new Promise<void>((resolve) => hostServer.listen(0, '127.0.0.1', resolve));
   await new Promise<void>((resolve) => abstractServer.listen(`\0${abstractName}`, resolve));
 });
@@ -254,65 +314,105 @@ network.after(async () => {
 });
 
 for (const [start, flags] of STARTS) {
-  network(`${start}: the worker's port, the host's loopback and its abstract sockets are unreachable; two sandboxes cannot reach each other`, async () => {
-    const w = await startWorker({ caches: true, args: [...NO_CACHES.slice(0, 2), ...flags, '--handler-cache', 'on'] });
-    try {
-      lambda(w.registry, 'net', NET_ATTACK);
-      lambda(w.registry, 'net2', NET_ATTACK);
-      const workerPort = Number(new URL(w.url).port);
-      const listenPort = 20000 + Math.floor(Math.random() * 20000);
-      const event = { worker_port: workerPort, host_port: (hostServer.address() as net.AddressInfo).port, abstract: abstractName, listen_port: listenPort };
-      const a = await post(w.url, 'net', JSON.stringify(event));
-      assert.is(a.status, 200, JSON.stringify(a.body));
-      assert.is(a.start, start === 'lean' ? 'lean' : 'zygote:root');
-      assert.is(a.body.worker, 'Connection refused');
-      assert.is(a.body.host_loopback, 'Connection refused');
-      assert.is(a.body.abstract, 'Connection refused');
-      assert.equal(a.body.interfaces, ['lo'], 'loopback only');
-      assert.equal(a.body.unix_sockets.filter((s: string) => s.includes('docker') || s.includes(abstractName)), [], 'the host\'s Unix sockets are not listed');
-      assert.is(a.body.listen, 'allowed', 'it may listen on its own loopback');
-      // Its listener is frozen in the handler cache, bound in its own namespace: not on the host's.
-      assert.is(await connectable(listenPort), false, 'the host reaches the sandbox\'s port');
-      // Another lambda's sandbox cannot reach it either.
-      const b = await post(w.url, 'net2', JSON.stringify({ ...event, listen_port: 0, peer_port: listenPort }));
-      assert.is(b.body.peer, 'Connection refused');
-      assert.is(connections, 0, 'the host\'s servers saw no connection');
-      // A kill -9 of the worker leaves the frozen instance's port nowhere on the host.
-      await w.stop('SIGKILL');
-      assert.is(await connectable(listenPort), false);
-    } finally {
-      await w.stop('SIGKILL');
-      // The next worker on that state directory removes what the killed one left (frozen instances).
-      const next = await startWorker({ stateDir: w.stateDir, registry: w.registry });
-      await next.stop('SIGTERM');
-    }
-  });
+  network(
+    `${start}: the worker's port, the host's loopback and its abstract sockets are unreachable; two sandboxes cannot reach each other`,
+    async () => {
+      const w = await startWorker({
+        caches: true,
+        args: [...NO_CACHES.slice(0, 2), ...flags, '--handler-cache', 'on'],
+      });
+      try {
+        lambda(w.registry, 'net', NET_ATTACK);
+        lambda(w.registry, 'net2', NET_ATTACK);
+        const workerPort = Number(new URL(w.url).port);
+        const listenPort = 20000 + Math.floor(Math.random() * 20000);
+        const event = {
+          worker_port: workerPort,
+          host_port: (hostServer.address() as net.AddressInfo).port,
+          abstract: abstractName,
+          listen_port: listenPort,
+        };
+        const a = await post(w.url, 'net', JSON.stringify(event));
+        assert.is(a.status, 200, JSON.stringify(a.body));
+        assert.is(a.start, start === 'lean' ? 'lean' : 'zygote:root');
+        assert.is(a.body.worker, 'Connection refused');
+        assert.is(a.body.host_loopback, 'Connection refused');
+        assert.is(a.body.abstract, 'Connection refused');
+        assert.equal(a.body.interfaces, ['lo'], 'loopback only');
+        assert.equal(
+          a.body.unix_sockets.filter((s: string) => s.includes('docker') || s.includes(abstractName)),
+          [],
+          "the host's Unix sockets are not listed",
+        );
+        assert.is(a.body.listen, 'allowed', 'it may listen on its own loopback');
+        // Its listener is frozen in the handler cache, bound in its own namespace: not on the host's.
+        assert.is(await connectable(listenPort), false, "the host reaches the sandbox's port");
+        // Another lambda's sandbox cannot reach it either.
+        const b = await post(w.url, 'net2', JSON.stringify({ ...event, listen_port: 0, peer_port: listenPort }));
+        assert.is(b.body.peer, 'Connection refused');
+        assert.is(connections, 0, "the host's servers saw no connection");
+        // A kill -9 of the worker leaves the frozen instance's port nowhere on the host.
+        await w.stop('SIGKILL');
+        assert.is(await connectable(listenPort), false);
+      } finally {
+        await w.stop('SIGKILL');
+        // The next worker on that state directory removes what the killed one left (frozen instances).
+        const next = await startWorker({ stateDir: w.stateDir, registry: w.registry });
+        await next.stop('SIGTERM');
+      }
+    },
+  );
 }
 
-network('outbound network only for the lambda that asks for it, and never to the host\'s loopback or the worker', async () => {
-  // An "outside" host of the test's own, in a network namespace it makes, behind a veth pair.
-  const tag = unique().slice(0, 6);
-  const ns = `sbtest-out-${tag}`;
-  const run = (...args: string[]) => {
-    const r = spawnSync('ip', args, { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
-  };
-  const third = 100 + Math.floor(Math.random() * 100);
-  const [hostSide, outside] = [`10.211.${third}.1`, `10.211.${third}.2`];
-  run('netns', 'add', ns);
-  let server: ReturnType<typeof spawn> | undefined;
-  const w = await startWorker({ caches: true, args: ['--installer', 'off', '--handler-cache', 'off'] });
-  try {
-    run('link', 'add', `sbo-${tag}`, 'type', 'veth', 'peer', 'name', `sbi-${tag}`);
-    run('link', 'set', `sbi-${tag}`, 'netns', ns);
-    run('addr', 'add', `${hostSide}/30`, 'dev', `sbo-${tag}`);
-    run('link', 'set', `sbo-${tag}`, 'up');
-    run('-n', ns, 'addr', 'add', `${outside}/30`, 'dev', `sbi-${tag}`);
-    run('-n', ns, 'link', 'set', `sbi-${tag}`, 'up');
-    run('-n', ns, 'link', 'set', 'lo', 'up');
-    server = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', `import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("${outside}", 8080)); s.listen(8)\nwhile True:\n    c, _ = s.accept(); c.sendall(b"outside"); c.close()`], { stdio: 'ignore' });
-    await waitFor(() => spawnSync('ip', ['netns', 'exec', ns, 'python3', '-c', `import socket; socket.create_connection(("${outside}", 8080), timeout=1)`]).status === 0 || undefined, 10_000, () => 'the outside host did not listen');
-    const probe = `
+network(
+  "outbound network only for the lambda that asks for it, and never to the host's loopback or the worker",
+  async () => {
+    // An "outside" host of the test's own, in a network namespace it makes, behind a veth pair.
+    const tag = unique().slice(0, 6);
+    const ns = `sbtest-out-${tag}`;
+    const run = (...args: string[]) => {
+      const r = spawnSync('ip', args, { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+    };
+    const third = 100 + Math.floor(Math.random() * 100);
+    const [hostSide, outside] = [`10.211.${third}.1`, `10.211.${third}.2`];
+    run('netns', 'add', ns);
+    let server: ReturnType<typeof spawn> | undefined;
+    const w = await startWorker({ caches: true, args: ['--installer', 'off', '--handler-cache', 'off'] });
+    try {
+      run('link', 'add', `sbo-${tag}`, 'type', 'veth', 'peer', 'name', `sbi-${tag}`);
+      run('link', 'set', `sbi-${tag}`, 'netns', ns);
+      run('addr', 'add', `${hostSide}/30`, 'dev', `sbo-${tag}`);
+      run('link', 'set', `sbo-${tag}`, 'up');
+      run('-n', ns, 'addr', 'add', `${outside}/30`, 'dev', `sbi-${tag}`);
+      run('-n', ns, 'link', 'set', `sbi-${tag}`, 'up');
+      run('-n', ns, 'link', 'set', 'lo', 'up');
+      server = spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          ns,
+          'python3',
+          '-c',
+          `import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("${outside}", 8080)); s.listen(8)\nwhile True:\n    c, _ = s.accept(); c.sendall(b"outside"); c.close()`,
+        ],
+        { stdio: 'ignore' },
+      );
+      await waitFor(
+        () =>
+          spawnSync('ip', [
+            'netns',
+            'exec',
+            ns,
+            'python3',
+            '-c',
+            `import socket; socket.create_connection(("${outside}", 8080), timeout=1)`,
+          ]).status === 0 || undefined,
+        10_000,
+        () => 'the outside host did not listen',
+      );
+      const probe = `
 import socket
 def reach(host, port):
     try:
@@ -326,45 +426,49 @@ def f(event):
     return {"outside": reach("${outside}", 8080), "worker_via_gateway": reach("10.0.2.2", event["worker_port"]),
             "worker_loopback": reach("127.0.0.1", event["worker_port"]), "host_loopback": reach("10.0.2.2", event["host_port"])}
 `;
-    lambda(w.registry, 'asks', probe);
-    fs.writeFileSync(path.join(w.registry, 'asks', 'sock.json'), '{"network": "outbound"}\n');
-    lambda(w.registry, 'quiet', probe);
-    const event = JSON.stringify({ worker_port: Number(new URL(w.url).port), host_port: (hostServer.address() as net.AddressInfo).port });
-    const asks = await post(w.url, 'asks', event);
-    assert.is(asks.status, 200, JSON.stringify(asks.body));
-    assert.is(asks.start, 'lean', 'outbound network is given on a lean start');
-    assert.is(asks.body.outside, 'outside', 'the lambda that asked reaches the outside host');
-    assert.is(asks.body.worker_loopback, 'Connection refused');
-    assert.is.not(asks.body.worker_via_gateway, 'connected', 'through slirp4netns\'s gateway to the worker');
-    assert.is.not(asks.body.host_loopback, 'connected', 'through slirp4netns\'s gateway to the host\'s loopback');
-    const quiet = await post(w.url, 'quiet', event);
-    assert.is(quiet.status, 200, JSON.stringify(quiet.body));
-    assert.is(quiet.body.outside, 'Network is unreachable', 'a lambda that did not ask has loopback only');
-    assert.is(connections, 0, 'the host\'s servers saw no connection');
-    // A sock.json that says something else is its author's mistake, said in one line.
-    lambda(w.registry, 'typo', probe);
-    fs.writeFileSync(path.join(w.registry, 'typo', 'sock.json'), '{"network": "everywhere"}\n');
-    const typo = await post(w.url, 'typo', event);
-    assert.is(typo.status, 403);
-    assert.is(typo.body.kind, 'bad-lambda');
-    assert.match(typo.body.error, /sock\.json: "network" is "loopback" or "outbound", not "everywhere"$/);
-    // --no-outbound: the operator's word wins over the lambda's.
-    const strict = await startWorker({ registry: w.registry, args: ['--no-outbound'] });
-    try {
-      const refused = await post(strict.url, 'asks', event);
-      assert.is(refused.status, 403);
-      assert.is(refused.body.kind, 'network');
+      lambda(w.registry, 'asks', probe);
+      fs.writeFileSync(path.join(w.registry, 'asks', 'sock.json'), '{"network": "outbound"}\n');
+      lambda(w.registry, 'quiet', probe);
+      const event = JSON.stringify({
+        worker_port: Number(new URL(w.url).port),
+        host_port: (hostServer.address() as net.AddressInfo).port,
+      });
+      const asks = await post(w.url, 'asks', event);
+      assert.is(asks.status, 200, JSON.stringify(asks.body));
+      assert.is(asks.start, 'lean', 'outbound network is given on a lean start');
+      assert.is(asks.body.outside, 'outside', 'the lambda that asked reaches the outside host');
+      assert.is(asks.body.worker_loopback, 'Connection refused');
+      assert.is.not(asks.body.worker_via_gateway, 'connected', "through slirp4netns's gateway to the worker");
+      assert.is.not(asks.body.host_loopback, 'connected', "through slirp4netns's gateway to the host's loopback");
+      const quiet = await post(w.url, 'quiet', event);
+      assert.is(quiet.status, 200, JSON.stringify(quiet.body));
+      assert.is(quiet.body.outside, 'Network is unreachable', 'a lambda that did not ask has loopback only');
+      assert.is(connections, 0, "the host's servers saw no connection");
+      // A sock.json that says something else is its author's mistake, said in one line.
+      lambda(w.registry, 'typo', probe);
+      fs.writeFileSync(path.join(w.registry, 'typo', 'sock.json'), '{"network": "everywhere"}\n');
+      const typo = await post(w.url, 'typo', event);
+      assert.is(typo.status, 403);
+      assert.is(typo.body.kind, 'bad-lambda');
+      assert.match(typo.body.error, /sock\.json: "network" is "loopback" or "outbound", not "everywhere"$/);
+      // --no-outbound: the operator's word wins over the lambda's.
+      const strict = await startWorker({ registry: w.registry, args: ['--no-outbound'] });
+      try {
+        const refused = await post(strict.url, 'asks', event);
+        assert.is(refused.status, 403);
+        assert.is(refused.body.kind, 'network');
+      } finally {
+        await strict.stop('SIGTERM');
+      }
     } finally {
-      await strict.stop('SIGTERM');
+      await w.stop('SIGTERM');
+      server?.kill('SIGKILL');
+      spawnSync('ip', ['link', 'del', `sbo-${tag}`]);
+      spawnSync('ip', ['netns', 'del', ns]);
     }
-  } finally {
-    await w.stop('SIGTERM');
-    server?.kill('SIGKILL');
-    spawnSync('ip', ['link', 'del', `sbo-${tag}`]);
-    spawnSync('ip', ['netns', 'del', ns]);
-  }
-  assert.equal(spawnSync('pgrep', ['-x', 'slirp4netns']).stdout.toString().trim(), '', 'no slirp4netns left running');
-});
+    assert.equal(spawnSync('pgrep', ['-x', 'slirp4netns']).stdout.toString().trim(), '', 'no slirp4netns left running');
+  },
+);
 
 network('a killed worker leaves no network namespace behind', async () => {
   const before = netNamespaces();
@@ -376,7 +480,11 @@ network('a killed worker leaves no network namespace behind', async () => {
   const next = await startWorker({ stateDir: w.stateDir, registry: w.registry });
   await next.stop('SIGTERM');
   // Namespaces are freed as their last holder goes: give the kernel a moment.
-  await waitFor(() => [...netNamespaces()].every((ns) => before.has(ns)) || undefined, 5_000, () => `left: ${[...netNamespaces()].filter((ns) => !before.has(ns))}`);
+  await waitFor(
+    () => [...netNamespaces()].every((ns) => before.has(ns)) || undefined,
+    5_000,
+    () => `left: ${[...netNamespaces()].filter((ns) => !before.has(ns))}`,
+  );
 });
 
 network.run();
@@ -389,16 +497,24 @@ function netNamespaces(): Set<string> {
   for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       found.add(fs.readlinkSync(`/proc/${pid}/ns/net`));
-    } catch { /* ended */ }
+    } catch {
+      /* ended */
+    }
   }
   return found;
 }
 
 function connectable(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port, timeout: 1000 }, () => { s.destroy(); resolve(true); });
+    const s = net.connect({ host: '127.0.0.1', port, timeout: 1000 }, () => {
+      s.destroy();
+      resolve(true);
+    });
     s.on('error', () => resolve(false));
-    s.on('timeout', () => { s.destroy(); resolve(false); });
+    s.on('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
   });
 }
 

@@ -13,10 +13,15 @@ const PROBE_SCRIPT = `import { probeTracing } from '${CAPABILITIES}'; console.lo
 
 function probeInChild(options: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv }): Promise<TracingCapabilities> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--input-type=module', '-e', PROBE_SCRIPT], { ...options, timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${err.message}\n${stderr}`));
-      else resolve(JSON.parse(stdout) as TracingCapabilities);
-    });
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', PROBE_SCRIPT],
+      { ...options, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`${err.message}\n${stderr}`));
+        else resolve(JSON.parse(stdout) as TracingCapabilities);
+      },
+    );
   });
 }
 
@@ -67,8 +72,16 @@ test("bpftrace's complaint is the line naming the cause, not a warning or the RL
     'create_probe_event: open(/sys/kernel/tracing/kprobe_events): No such file or directory',
     "ERROR: Error attaching probe: 'kprobe:do_nanosleep'",
   ].join('\n');
-  assert.is(bpftraceComplaint(kprobe), 'create_probe_event: open(/sys/kernel/tracing/kprobe_events): No such file or directory');
-  const kfunc = [memlock, 'stdin:1:1-19: ERROR: kfunc/kretfunc not available for your kernel version.', 'kfunc:do_nanosleep { }', '~~~~~~~~~~~~~~~~~~'].join('\n');
+  assert.is(
+    bpftraceComplaint(kprobe),
+    'create_probe_event: open(/sys/kernel/tracing/kprobe_events): No such file or directory',
+  );
+  const kfunc = [
+    memlock,
+    'stdin:1:1-19: ERROR: kfunc/kretfunc not available for your kernel version.',
+    'kfunc:do_nanosleep { }',
+    '~~~~~~~~~~~~~~~~~~',
+  ].join('\n');
   assert.is(bpftraceComplaint(kfunc), 'kfunc/kretfunc not available for your kernel version.');
   assert.is(bpftraceComplaint('x.bt:1-6: WARNING: only a warning\n'), 'WARNING: only a warning');
   assert.is(bpftraceComplaint(`${memlock}\n\n`), null);

@@ -22,7 +22,20 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const SUITES = ['engine', 'worker', 'zygote', 'handlerCache', 'cgroups', 'cgroupV2', 'storage', 'channel', 'attacks', 'attacks-seccomp', 'attacks-channel', 'attacks-registry'];
+export const SUITES = [
+  'engine',
+  'worker',
+  'zygote',
+  'handlerCache',
+  'cgroups',
+  'cgroupV2',
+  'storage',
+  'channel',
+  'attacks',
+  'attacks-seccomp',
+  'attacks-channel',
+  'attacks-registry',
+];
 const DEFAULT_KERNEL = 'linux-image-6.1.0-50-amd64';
 const GUEST_TIMEOUT_S = 1500;
 const MARK = 'sockbench-cgroup2:';
@@ -36,26 +49,44 @@ ${SUITES.join(', ')}.
 
 /** In the guest: refuse anything but a v2-only layout, say what it is, run uvu on the suites. */
 async function inGuest(pattern: string): Promise<number> {
-  const mounts = fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' '));
+  const mounts = fs
+    .readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '));
   const v1 = mounts.filter((m) => m[2] === 'cgroup').map((m) => m[1]);
   const v2 = mounts.find((m) => m[2] === 'cgroup2');
   if (v1.length > 0 || !v2) {
-    console.error(`${MARK} error: not a cgroup v2-only layout (v1 at ${v1.join(', ') || 'none'}; cgroup2 at ${v2?.[1] ?? 'none'})`);
+    console.error(
+      `${MARK} error: not a cgroup v2-only layout (v1 at ${v1.join(', ') || 'none'}; cgroup2 at ${v2?.[1] ?? 'none'})`,
+    );
     return 3;
   }
   const controllers = fs.readFileSync(path.join(v2[1]!, 'cgroup.controllers'), 'utf8').trim();
   const own = fs.readFileSync('/proc/self/cgroup', 'utf8').trim();
-  console.log(`${MARK} cgroup v2 only: cgroup2 at ${v2[1]} (${v2[3]}), controllers ${controllers}; this process ${own}`);
+  console.log(
+    `${MARK} cgroup v2 only: cgroup2 at ${v2[1]} (${v2[3]}), controllers ${controllers}; this process ${own}`,
+  );
   // SOCKBENCH_GUEST tells a test it runs here, under emulation, should it have to say so.
-  const uvu = spawn(process.execPath, [path.join(REPO, 'node_modules/uvu/bin.js'), path.join(REPO, 'dist/test'), pattern], { stdio: 'inherit', cwd: REPO, env: { ...process.env, SOCKBENCH_GUEST: '1' } });
+  const uvu = spawn(
+    process.execPath,
+    [path.join(REPO, 'node_modules/uvu/bin.js'), path.join(REPO, 'dist/test'), pattern],
+    { stdio: 'inherit', cwd: REPO, env: { ...process.env, SOCKBENCH_GUEST: '1' } },
+  );
   return new Promise((resolve) => uvu.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
 }
 
-interface Summary { passed: number; failed: number; skipped: number }
+interface Summary {
+  passed: number;
+  failed: number;
+  skipped: number;
+}
 
 /** uvu's totals, as the guest printed them (colours and the kernels harness's "[release] " prefix removed). */
 export function summarize(output: string): Summary | undefined {
-  const plain = output.replace(/\x1b\[[0-9;]*m/g, '').split('\n').map((l) => l.replace(/^\[[^\]]+\] /, ''));
+  const plain = output
+    .replace(/\x1b\[[0-9;]*m/g, '')
+    .split('\n')
+    .map((l) => l.replace(/^\[[^\]]+\] /, ''));
   const value = (label: string) => {
     const line = plain.filter((l) => l.startsWith(`  ${label}:`)).pop();
     return line === undefined ? undefined : Number(line.split(/\s+/)[2]);
@@ -87,15 +118,40 @@ async function onHost(args: string[]): Promise<number> {
   const pattern = `^(${suites.join('|')})\\.test\\.js$`;
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sockbench-cgroup2-'));
   const exec = `${process.execPath} dist/test/cgroup2.js --guest '${pattern}'`;
-  const kernels = spawn(process.execPath, [path.join(REPO, 'dist/harness/cli.js'), 'kernels', '--kernel', kernel, '--cgroups', 'v2', '--timeout', String(GUEST_TIMEOUT_S), '--out', out, '--exec', exec], { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO });
+  const kernels = spawn(
+    process.execPath,
+    [
+      path.join(REPO, 'dist/harness/cli.js'),
+      'kernels',
+      '--kernel',
+      kernel,
+      '--cgroups',
+      'v2',
+      '--timeout',
+      String(GUEST_TIMEOUT_S),
+      '--out',
+      out,
+      '--exec',
+      exec,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO },
+  );
   let output = '';
-  kernels.stdout.on('data', (d: Buffer) => { output += d; process.stdout.write(d); });
-  kernels.stderr.on('data', (d: Buffer) => { output += d; process.stderr.write(d); });
+  kernels.stdout.on('data', (d: Buffer) => {
+    output += d;
+    process.stdout.write(d);
+  });
+  kernels.stderr.on('data', (d: Buffer) => {
+    output += d;
+    process.stderr.write(d);
+  });
   // Ctrl-C reaches the kernels harness too (same process group); it powers the guest off and cleans up.
   const onSignal = () => {};
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', () => kernels.kill('SIGTERM'));
-  const code = await new Promise<number>((resolve) => kernels.on('exit', (c, signal) => resolve(c ?? (signal === 'SIGINT' ? 130 : 1))));
+  const code = await new Promise<number>((resolve) =>
+    kernels.on('exit', (c, signal) => resolve(c ?? (signal === 'SIGINT' ? 130 : 1))),
+  );
   fs.rmSync(out, { recursive: true, force: true });
   if (code === 2 || code === 3 || code === 130) return code;
   const summary = summarize(output);
@@ -103,11 +159,15 @@ async function onHost(args: string[]): Promise<number> {
   const accel = /emulated \(TCG\)/.test(output) ? 'tcg' : 'kvm';
   const layout = output.includes(`${MARK} cgroup v2 only`);
   if (!summary || !layout) {
-    console.error(`test:cgroup2: the guest ${!layout ? 'did not confirm a cgroup v2-only layout' : 'printed no test totals'} (kernels exit ${code})`);
+    console.error(
+      `test:cgroup2: the guest ${!layout ? 'did not confirm a cgroup v2-only layout' : 'printed no test totals'} (kernels exit ${code})`,
+    );
     console.log(`test:cgroup2: 0 passed, 1 failed, 0 skipped on cgroup v2 (guest kernel ${release}, accel ${accel})`);
     return 1;
   }
-  console.log(`test:cgroup2: ${summary.passed} passed, ${summary.failed} failed, ${summary.skipped} skipped on cgroup v2 (guest kernel ${release}, accel ${accel})`);
+  console.log(
+    `test:cgroup2: ${summary.passed} passed, ${summary.failed} failed, ${summary.skipped} skipped on cgroup v2 (guest kernel ${release}, accel ${accel})`,
+  );
   return summary.failed === 0 && code === 0 ? 0 : 1;
 }
 

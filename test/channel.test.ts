@@ -13,7 +13,9 @@ import { rejection } from './helpers.js';
 const MAX = 1 << 20;
 
 /** A channel whose other end (the "sandbox") is the returned socket; the hello is already through. */
-async function connected(maxLineBytes = MAX): Promise<{ channel: Channel; peer: net.Socket; violations: [ChannelError, boolean][]; done: () => void }> {
+async function connected(
+  maxLineBytes = MAX,
+): Promise<{ channel: Channel; peer: net.Socket; violations: [ChannelError, boolean][]; done: () => void }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-channel-'));
   const { listening, accepted } = Channel.listen(path.join(dir, 's'), new AbortController().signal, maxLineBytes);
   await listening;
@@ -23,11 +25,19 @@ async function connected(maxLineBytes = MAX): Promise<{ channel: Channel; peer: 
   channel.onViolation((e, unasked) => violations.push([e, unasked]));
   peer.write('{"ready": true}\n');
   assert.equal(await channel.hello(new AbortController().signal), { ready: true });
-  return { channel, peer, violations, done: () => { peer.destroy(); channel.close(); fs.rmSync(dir, { recursive: true, force: true }); } };
+  return {
+    channel,
+    peer,
+    violations,
+    done: () => {
+      peer.destroy();
+      channel.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
-const byId = (id: string) => (r: Message) => (r.id === id ? undefined : 'sent a reply with another request\'s id');
-
+const byId = (id: string) => (r: Message) => (r.id === id ? undefined : "sent a reply with another request's id");
 
 /** Writes each piece as its own write, waiting for the previous to leave (so that they arrive as separate chunks). */
 async function writeApart(peer: net.Socket, pieces: (string | Buffer)[]): Promise<void> {
@@ -55,7 +65,10 @@ c('a line longer than the limit breaks the channel once the limit is passed, not
   const e = await rejection<ChannelError>(reply);
   assert.is(e.kind, 'too-large');
   assert.match(e.message, '4096');
-  assert.equal(violations.map(([v, unasked]) => [v.kind, unasked]), [['too-large', false]]);
+  assert.equal(
+    violations.map(([v, unasked]) => [v.kind, unasked]),
+    [['too-large', false]],
+  );
   assert.is(channel.broken, e);
   done();
 });
@@ -84,7 +97,11 @@ c('many megabytes in small chunks are read in linear time', async () => {
 });
 
 c('garbage, a reply the check refuses, and JSON that is not an object each fail the request at once', async () => {
-  for (const [line, says] of [['not json\n', 'not JSON'], ['{"id": "b", "result": 1}\n', 'another request'], ['[1, 2]\n', 'not a JSON object']]) {
+  for (const [line, says] of [
+    ['not json\n', 'not JSON'],
+    ['{"id": "b", "result": 1}\n', 'another request'],
+    ['[1, 2]\n', 'not a JSON object'],
+  ]) {
     const { channel, peer, violations, done } = await connected();
     const reply = channel.request({ id: 'a' }, byId('a'));
     peer.write(line!);
@@ -97,26 +114,38 @@ c('garbage, a reply the check refuses, and JSON that is not an object each fail 
   }
 });
 
-c('a byte while no request is outstanding breaks the channel when it arrives, and the next request is refused', async () => {
-  const { channel, peer, violations, done } = await connected();
-  peer.write('{"id": "later", "result": "pwned"}\n');
-  for (let i = 0; i < 100 && violations.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
-  assert.equal(violations.map(([v, unasked]) => [v.kind, unasked]), [['protocol', true]]);
-  assert.match(violations[0]![0].message, 'while no request was outstanding');
-  const e = await rejection<ChannelError>(channel.request({ id: 'later' }, byId('later')));
-  assert.is(e, violations[0]![0]);
-  done();
-});
+c(
+  'a byte while no request is outstanding breaks the channel when it arrives, and the next request is refused',
+  async () => {
+    const { channel, peer, violations, done } = await connected();
+    peer.write('{"id": "later", "result": "pwned"}\n');
+    for (let i = 0; i < 100 && violations.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(
+      violations.map(([v, unasked]) => [v.kind, unasked]),
+      [['protocol', true]],
+    );
+    assert.match(violations[0]![0].message, 'while no request was outstanding');
+    const e = await rejection<ChannelError>(channel.request({ id: 'later' }, byId('later')));
+    assert.is(e, violations[0]![0]);
+    done();
+  },
+);
 
-c('a second line after the reply, in the same chunk, is refused as unasked; the reply itself is delivered', async () => {
-  const { channel, peer, violations, done } = await connected();
-  const reply = channel.request({ id: 'a' }, byId('a'));
-  peer.write('{"id": "a", "result": 1}\n{"id": "a", "result": 2}\n');
-  assert.equal(await reply, { id: 'a', result: 1 });
-  for (let i = 0; i < 100 && violations.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
-  assert.equal(violations.map(([v, unasked]) => [v.kind, unasked]), [['protocol', true]]);
-  done();
-});
+c(
+  'a second line after the reply, in the same chunk, is refused as unasked; the reply itself is delivered',
+  async () => {
+    const { channel, peer, violations, done } = await connected();
+    const reply = channel.request({ id: 'a' }, byId('a'));
+    peer.write('{"id": "a", "result": 1}\n{"id": "a", "result": 2}\n');
+    assert.equal(await reply, { id: 'a', result: 1 });
+    for (let i = 0; i < 100 && violations.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(
+      violations.map(([v, unasked]) => [v.kind, unasked]),
+      [['protocol', true]],
+    );
+    done();
+  },
+);
 
 c('the socket closing fails the outstanding request as closed, with no violation', async () => {
   const { channel, peer, violations, done } = await connected();

@@ -63,13 +63,39 @@ test('not root: exit 3 with a message saying what is missing, nothing written', 
 test('a run writes data.csv with the contract columns, meta.json and a rendered figure', async () => {
   const out = scratchDir();
   try {
-    const r = await cli(['run', 'netns', '--namespaces', 'none,net,uts+ipc', '--concurrency', '1,2', '--duration', '0.2', '--repeat', '2', '--warmup', '0', '--out', out]);
+    const r = await cli([
+      'run',
+      'netns',
+      '--namespaces',
+      'none,net,uts+ipc',
+      '--concurrency',
+      '1,2',
+      '--duration',
+      '0.2',
+      '--repeat',
+      '2',
+      '--warmup',
+      '0',
+      '--out',
+      out,
+    ]);
     assert.is(r.code, 0, r.stderr);
     const runs = fs.readdirSync(path.join(out, 'results/netns'));
     assert.is(runs.length, 1);
     const dir = path.join(out, 'results/netns', runs[0]!);
     const header = fs.readFileSync(path.join(dir, 'data.csv'), 'utf8').split('\n')[0]!.split(',');
-    for (const c of ['experiment', 'config', 'concurrency', 'repeat', 'ops', 'seconds', 'ops_per_sec', 'p50_us', 'p99_us', 'ops_per_sec_with_teardown']) {
+    for (const c of [
+      'experiment',
+      'config',
+      'concurrency',
+      'repeat',
+      'ops',
+      'seconds',
+      'ops_per_sec',
+      'p50_us',
+      'p99_us',
+      'ops_per_sec_with_teardown',
+    ]) {
       assert.ok(header.includes(c), `data.csv lacks column ${c}`);
     }
     const rows = readCsv(path.join(dir, 'data.csv'));
@@ -100,11 +126,32 @@ test('a run writes data.csv with the contract columns, meta.json and a rendered 
 test('Ctrl-C: exit 130, no data.csv, meta.json says interrupted, no stray children or sentinels', async () => {
   const out = scratchDir();
   try {
-    const child = spawn(process.execPath, [CLI, 'run', 'netns', '--namespaces', 'net,none', '--concurrency', '4', '--duration', '30', '--repeat', '1', '--warmup', '0', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'run',
+        'netns',
+        '--namespaces',
+        'net,none',
+        '--concurrency',
+        '4',
+        '--duration',
+        '30',
+        '--repeat',
+        '1',
+        '--warmup',
+        '0',
+        '--out',
+        out,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     // Wait until the run directory exists (the run has started), then a little more.
-    for (let i = 0; i < 100 && !fs.existsSync(path.join(out, 'results/netns')); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && !fs.existsSync(path.join(out, 'results/netns')); i++)
+      await new Promise((r) => setTimeout(r, 50));
     await new Promise((r) => setTimeout(r, 800));
     const pid = child.pid!;
     child.kill('SIGINT');
@@ -118,13 +165,16 @@ test('Ctrl-C: exit 130, no data.csv, meta.json says interrupted, no stray childr
       assert.is(meta.status, 'interrupted');
     }
     assert.not.ok(fs.existsSync(path.join(out, 'figures/netns.svg')));
-    const orphans = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-      try {
-        return fs.readFileSync(`/proc/${p}/status`, 'utf8').includes(`\nPPid:\t${pid}\n`);
-      } catch {
-        return false;
-      }
-    });
+    const orphans = fs
+      .readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return fs.readFileSync(`/proc/${p}/status`, 'utf8').includes(`\nPPid:\t${pid}\n`);
+        } catch {
+          return false;
+        }
+      });
     assert.equal(orphans, []);
     assert.equal(sentinels(), []);
   } finally {
@@ -138,7 +188,8 @@ test('list and --help tell the truth', async () => {
   assert.match(list.stdout, /^netns\s+/m);
   const help = await cli(['run', 'netns', '--help']);
   assert.is(help.code, 0);
-  for (const flag of ['--concurrency', '--duration', '--repeat', '--quick', '--out', '--namespaces']) assert.match(help.stdout, flag);
+  for (const flag of ['--concurrency', '--duration', '--repeat', '--quick', '--out', '--namespaces'])
+    assert.match(help.stdout, flag);
 });
 
 test.run();

@@ -8,7 +8,10 @@ import * as assert from 'uvu/assert';
 
 const DOCTOR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../harness/doctor.js');
 
-function node(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function node(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, args, { ...options, timeout: 30_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
@@ -20,7 +23,10 @@ function node(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promis
 function tableRows(stdout: string): Map<string, [string, string]> {
   const rows = new Map<string, [string, string]>();
   for (const line of stdout.split('\n').filter((l) => l.startsWith('| '))) {
-    const [feature, status, detail] = line.slice(2, -2).split(/ (?<!\\)\| /).map((c) => c.trim());
+    const [feature, status, detail] = line
+      .slice(2, -2)
+      .split(/ (?<!\\)\| /)
+      .map((c) => c.trim());
     rows.set(feature!, [status!, detail ?? '']);
   }
   return rows;
@@ -33,7 +39,17 @@ test('doctor prints one table row per feature and exits 0, quickly', async () =>
   assert.ok(Date.now() - started < 15_000);
   const rows = tableRows(r.stdout);
   assert.ok(rows.has('feature'), r.stdout);
-  for (const feature of ['root', 'net namespace', 'cgroup layout', 'engine cgroups', 'bpftrace', 'kprobe', 'dockerd', 'python3']) assert.ok(rows.has(feature), `no row for ${feature}`);
+  for (const feature of [
+    'root',
+    'net namespace',
+    'cgroup layout',
+    'engine cgroups',
+    'bpftrace',
+    'kprobe',
+    'dockerd',
+    'python3',
+  ])
+    assert.ok(rows.has(feature), `no row for ${feature}`);
   for (const [feature, [status, detail]] of rows) {
     if (feature === 'feature') continue;
     assert.ok(['ok', 'missing', 'refused', 'partial'].includes(status), `${feature}: ${status}`);

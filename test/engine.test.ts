@@ -18,10 +18,17 @@ import { StateDir } from '../engine/stateDir.js';
 
 const hostNs = (n: string) => fs.readlinkSync(`/proc/self/ns/${n}`);
 
-sandboxBehaviour('sock', (stateDir, limits) => SockEngine.start({ stateDir, base: BASE, capacity: 2, limits }), async (stateDir) => {
-  const name = new StateDir(stateDir).cgroupName;
-  return findHierarchies().flatMap((h) => Object.values(h.roots)).map((root) => path.join(root, name)).filter((d) => fs.existsSync(d));
-});
+sandboxBehaviour(
+  'sock',
+  (stateDir, limits) => SockEngine.start({ stateDir, base: BASE, capacity: 2, limits }),
+  async (stateDir) => {
+    const name = new StateDir(stateDir).cgroupName;
+    return findHierarchies()
+      .flatMap((h) => Object.values(h.roots))
+      .map((root) => path.join(root, name))
+      .filter((d) => fs.existsSync(d));
+  },
+);
 
 const isolation = suite('engine: what is particular to a lean container');
 let engine: SockEngine;
@@ -47,26 +54,33 @@ isolation.after(async () => {
   assert.equal(mountsUnder(engine.state.root), [], 'shutdown leaves no mount under the state directory');
 });
 
-isolation('new IPC, UTS, PID and network namespaces; the host\'s mount namespace (the paper\'s point)', () => {
+isolation("new IPC, UTS, PID and network namespaces; the host's mount namespace (the paper's point)", () => {
   for (const n of ['ipc', 'uts', 'pid', 'net']) assert.is.not(seen.ns[n], hostNs(n), n);
   assert.is(seen.ns.mnt, hostNs('mnt'));
   assert.is.not(seen.hostname, os.hostname());
 });
 
-isolation('its root is private read-only bind mounts plus a writable scratch, and its process is in a pooled cgroup with limits', () => {
-  const dir = path.join(engine.state.sandboxes, sandbox.id);
-  const mounts = readMounts().filter((m) => m.mountPoint.startsWith(`${dir}/`));
-  const at = (p: string) => mounts.find((m) => m.mountPoint === path.join(dir, 'root', p));
-  for (const p of ['', 'sock', 'handler', 'packages']) assert.ok(at(p)?.options.includes('ro'), `${p || '/'} is read-only`);
-  for (const p of ['host', 'tmp']) assert.ok(at(p)?.options.includes('rw'), `${p} is writable`);
-  assert.is(at('proc')?.fsType, 'proc');
-  assert.is(at('host')?.fsType, 'tmpfs', 'scratch is memory charged to the sandbox, not the host\'s disk');
-  const raw = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(` ${dir}/`));
-  assert.ok(raw.length >= 7);
-  for (const line of raw) assert.not.match(line, /shared:|master:/, `private: ${line}`);
-  const free = engine.pool.freeCount;
-  assert.is(free, engine.pool.size - 1);
-});
+isolation(
+  'its root is private read-only bind mounts plus a writable scratch, and its process is in a pooled cgroup with limits',
+  () => {
+    const dir = path.join(engine.state.sandboxes, sandbox.id);
+    const mounts = readMounts().filter((m) => m.mountPoint.startsWith(`${dir}/`));
+    const at = (p: string) => mounts.find((m) => m.mountPoint === path.join(dir, 'root', p));
+    for (const p of ['', 'sock', 'handler', 'packages'])
+      assert.ok(at(p)?.options.includes('ro'), `${p || '/'} is read-only`);
+    for (const p of ['host', 'tmp']) assert.ok(at(p)?.options.includes('rw'), `${p} is writable`);
+    assert.is(at('proc')?.fsType, 'proc');
+    assert.is(at('host')?.fsType, 'tmpfs', "scratch is memory charged to the sandbox, not the host's disk");
+    const raw = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(` ${dir}/`));
+    assert.ok(raw.length >= 7);
+    for (const line of raw) assert.not.match(line, /shared:|master:/, `private: ${line}`);
+    const free = engine.pool.freeCount;
+    assert.is(free, engine.pool.size - 1);
+  },
+);
 
 isolation('destroy removes every mount of the sandbox and gives its cgroup back empty', async () => {
   const dir = path.join(engine.state.sandboxes, sandbox.id);
@@ -85,7 +99,7 @@ isolation('code the sandbox user cannot read is refused with a clear error', asy
     assert.unreachable('it was created');
   } catch (e) {
     assert.is((e as { kind?: string }).kind, 'bad-handler');
-    assert.match((e as Error).message, 'not readable by the sandbox\'s user');
+    assert.match((e as Error).message, "not readable by the sandbox's user");
   }
   assert.is(engine.pool.freeCount, engine.pool.size);
 });
@@ -140,7 +154,10 @@ base.run();
 const registry = suite('engine: registry');
 
 registry('requirements.txt keeps package lines and drops comments and blanks', () => {
-  assert.equal(parseRequirements('# top\nnumpy==2.1.0  # pinned\n\n  Pillow\n#only a comment\n'), ['numpy==2.1.0', 'Pillow']);
+  assert.equal(parseRequirements('# top\nnumpy==2.1.0  # pinned\n\n  Pillow\n#only a comment\n'), [
+    'numpy==2.1.0',
+    'Pillow',
+  ]);
 });
 
 registry('a lambda is versioned by its files, and a new version gets a new snapshot', () => {
@@ -157,7 +174,11 @@ registry('a lambda is versioned by its files, and a new version gets a new snaps
   fs.writeFileSync(path.join(dir, 'a', 'f.py'), 'def f(e):\n    return 2\n');
   const v2 = r.lookup('a')!;
   assert.is.not(v2.version, v1.version);
-  assert.is(fs.readFileSync(path.join(v1.code, 'f.py'), 'utf8'), 'def f(e):\n    return 1\n', 'a running version\'s code is not changed under it');
+  assert.is(
+    fs.readFileSync(path.join(v1.code, 'f.py'), 'utf8'),
+    'def f(e):\n    return 1\n',
+    "a running version's code is not changed under it",
+  );
   assert.equal(r.names(), ['a']);
 });
 

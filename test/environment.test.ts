@@ -16,10 +16,16 @@ test('the environment of this machine is captured sensibly', async () => {
   assert.ok(['v1', 'v2', 'hybrid', 'none'].includes(env.cgroup.version));
   assert.is(env.cgroup.v2Mount === null, env.cgroup.version === 'v1' || env.cgroup.version === 'none');
   assert.is(env.cgroup.v1Controllers.length > 0, env.cgroup.version === 'v1' || env.cgroup.version === 'hybrid');
-  assert.ok(env.cgroup.v1Controllers.every((c) => /^[a-z_]+$/.test(c)), env.cgroup.v1Controllers.join(','));
+  assert.ok(
+    env.cgroup.v1Controllers.every((c) => /^[a-z_]+$/.test(c)),
+    env.cgroup.v1Controllers.join(','),
+  );
   assert.is(env.tools.node, process.version);
   assert.ok(Object.values(env.tools).every((v) => v === null || (v.length > 0 && !v.includes('\n'))));
-  assert.ok(env.git === null || (typeof env.git.dirty === 'boolean' && (env.git.commit === null || /^[0-9a-f]{40}$/.test(env.git.commit))));
+  assert.ok(
+    env.git === null ||
+      (typeof env.git.dirty === 'boolean' && (env.git.commit === null || /^[0-9a-f]{40}$/.test(env.git.commit))),
+  );
   assert.equal(env.commandLine, { argv: ['run', 'netns', '--quick'], cwd: process.cwd() });
   assert.is(env.user.euid, process.geteuid?.());
 });

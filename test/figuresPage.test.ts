@@ -14,15 +14,48 @@ const FIGURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../.
 const CHROMIUM = '/usr/bin/chromium';
 // Without the background-networking flags Chromium dials out at start, and this machine's
 // closed network refuses it.
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 const source = { run: 'results/netns/20261123-073841', machine: '2-vCPU Debian 12 VM', kernel: '6.18.0' };
 const HOSTILE_TITLE = `Network namespaces <script>alert("x")</script> & 'quotes'`;
 const CAPTIONS: FigureCaption[] = [
-  { file: 'netns.svg', title: HOSTILE_TITLE, paper: 'peaks at **~200/s** with netns', ours: 'the `unshare -n` path peaks at **1,100/s**', sources: [source] },
-  { file: 'mntns copy #2.svg', title: 'Mount namespaces (a file name that needs URL escaping)', paper: '~1500/s, falling to zero', ours: 'falls with host mounts', sources: [source, { ...source, machine: '16-core H100 host' }] },
-  { file: 'storage-locks.svg', title: 'Storage: lock waits', paper: 'not measured', ours: 'overlayfs waits on `namespace_sem`', sources: [] },
-  { file: 'zygote-never-drawn.svg', title: 'A figure no run has drawn', paper: '3x over lean containers', ours: 'not run yet', sources: [] },
+  {
+    file: 'netns.svg',
+    title: HOSTILE_TITLE,
+    paper: 'peaks at **~200/s** with netns',
+    ours: 'the `unshare -n` path peaks at **1,100/s**',
+    sources: [source],
+  },
+  {
+    file: 'mntns copy #2.svg',
+    title: 'Mount namespaces (a file name that needs URL escaping)',
+    paper: '~1500/s, falling to zero',
+    ours: 'falls with host mounts',
+    sources: [source, { ...source, machine: '16-core H100 host' }],
+  },
+  {
+    file: 'storage-locks.svg',
+    title: 'Storage: lock waits',
+    paper: 'not measured',
+    ours: 'overlayfs waits on `namespace_sem`',
+    sources: [],
+  },
+  {
+    file: 'zygote-never-drawn.svg',
+    title: 'A figure no run has drawn',
+    paper: '3x over lean containers',
+    ours: 'not run yet',
+    sources: [],
+  },
 ];
 const MISSING = CAPTIONS[3]!;
 
@@ -38,22 +71,31 @@ test('inline renders **bold** and `code`, and escapes everything else', () => {
   assert.is(inline('**<b>**'), '<strong>&lt;b&gt;</strong>');
 });
 
-const browser = suite<{ dir: string; context?: BrowserContext; page?: Page; problems: string[]; requests: string[] }>('in Chromium', {
-  dir: '',
-  problems: [],
-  requests: [],
-});
+const browser = suite<{ dir: string; context?: BrowserContext; page?: Page; problems: string[]; requests: string[] }>(
+  'in Chromium',
+  {
+    dir: '',
+    problems: [],
+    requests: [],
+  },
+);
 
 browser.before(async (ctx) => {
   ctx.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-figpage-'));
   try {
-    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: scripts/setup.sh installs it (apt-get install chromium)`);
+    assert.ok(
+      fs.existsSync(CHROMIUM),
+      `${CHROMIUM} is missing: scripts/setup.sh installs it (apt-get install chromium)`,
+    );
     const figures = path.join(ctx.dir, 'figures');
     fs.mkdirSync(figures);
     fs.copyFileSync(path.join(FIGURES, 'netns.svg'), path.join(figures, 'netns.svg'));
     fs.copyFileSync(path.join(FIGURES, 'mntns.svg'), path.join(figures, 'mntns copy #2.svg'));
     fs.copyFileSync(path.join(FIGURES, 'storage-locks.svg'), path.join(figures, 'storage-locks.svg'));
-    const index = writeFiguresPage(figures, CAPTIONS, { title: 'sockbench figures', generatedFrom: 'written by `figuresPage.test`' });
+    const index = writeFiguresPage(figures, CAPTIONS, {
+      title: 'sockbench figures',
+      generatedFrom: 'written by `figuresPage.test`',
+    });
 
     ctx.context = await chromium.launchPersistentContext(path.join(ctx.dir, 'profile'), {
       executablePath: CHROMIUM,
@@ -85,12 +127,19 @@ async function closeAll(ctx: { dir: string; context?: BrowserContext }) {
   }
 }
 
-browser('loads from file:// with no console errors, page errors, failed requests or network', ({ page, problems, requests }) => {
-  assert.equal(problems, []);
-  assert.ok(requests.length >= 4, `the page and its three figures were requested: ${requests.join(', ')}`);
-  assert.equal(requests.filter((u) => !u.startsWith('file://')), [], 'the page reaches nothing but local files');
-  assert.is(page!.url().startsWith('file://'), true);
-});
+browser(
+  'loads from file:// with no console errors, page errors, failed requests or network',
+  ({ page, problems, requests }) => {
+    assert.equal(problems, []);
+    assert.ok(requests.length >= 4, `the page and its three figures were requested: ${requests.join(', ')}`);
+    assert.equal(
+      requests.filter((u) => !u.startsWith('file://')),
+      [],
+      'the page reaches nothing but local files',
+    );
+    assert.is(page!.url().startsWith('file://'), true);
+  },
+);
 
 browser('text is shown as text: no injected element, bold and code rendered', async ({ page }) => {
   assert.is(await page!.locator('script').count(), 0);
@@ -103,9 +152,17 @@ browser('text is shown as text: no injected element, bold and code rendered', as
 
 browser('every image is loaded and drawn at its size', async ({ page }) => {
   const images = await page!.$$eval('img', (els) =>
-    els.map((img) => ({ src: img.getAttribute('src'), complete: img.complete, width: img.naturalWidth, height: img.naturalHeight })),
+    els.map((img) => ({
+      src: img.getAttribute('src'),
+      complete: img.complete,
+      width: img.naturalWidth,
+      height: img.naturalHeight,
+    })),
   );
-  assert.equal(images.map((i) => i.src), ['netns.svg', 'mntns%20copy%20%232.svg', 'storage-locks.svg']);
+  assert.equal(
+    images.map((i) => i.src),
+    ['netns.svg', 'mntns%20copy%20%232.svg', 'storage-locks.svg'],
+  );
   for (const img of images) {
     assert.ok(img.complete && img.width > 0 && img.height > 0, `${img.src}: ${JSON.stringify(img)}`);
   }
@@ -113,7 +170,10 @@ browser('every image is loaded and drawn at its size', async ({ page }) => {
 
 browser('a caption whose figure is missing says why and points at nothing', async ({ page }) => {
   const section = page!.locator('#fig-zygote-never-drawn');
-  assert.match((await section.locator('.missing').textContent()) ?? '', `figure missing: no file ${MISSING.file} beside this page`);
+  assert.match(
+    (await section.locator('.missing').textContent()) ?? '',
+    `figure missing: no file ${MISSING.file} beside this page`,
+  );
   assert.is(await section.locator('img').count(), 0);
   assert.is(await section.locator('h2').textContent(), MISSING.title);
   assert.is(await page!.locator('nav a').count(), CAPTIONS.length, 'the table of contents lists it too');
@@ -139,7 +199,10 @@ browser('a full-page screenshot is a PNG of the whole page', async ({ page, dir 
   const png = fs.readFileSync(file);
   assert.equal([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'PNG signature');
   const [width, height] = [png.readUInt32BE(16), png.readUInt32BE(20)];
-  const shown = await page!.evaluate(() => ({ width: window.innerWidth, height: document.documentElement.scrollHeight }));
+  const shown = await page!.evaluate(() => ({
+    width: window.innerWidth,
+    height: document.documentElement.scrollHeight,
+  }));
   assert.equal({ width, height }, shown);
   assert.ok(height > 3 * 400, `three charts of about 400 px stack up: ${height}`);
   assert.ok(png.length > 50_000, `${png.length} bytes`);

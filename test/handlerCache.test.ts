@@ -30,7 +30,9 @@ function cpuOf(name: string): number {
       if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== name) continue;
       const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
       return Number(fields[11]) + Number(fields[12]);
-    } catch { /* it ended meanwhile */ }
+    } catch {
+      /* it ended meanwhile */
+    }
   }
   throw new Error(`no process named ${name}`);
 }
@@ -40,7 +42,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 h('a frozen instance uses no CPU; thawed, it runs again', async () => {
   const name = `spin${process.pid % 10000}`;
   const sb = await engine.create({
-    code: handler(`import threading\ndef spin():\n    while True:\n        pass\ndef f(event):\n    open("/proc/self/comm", "w").write("${name}")\n    threading.Thread(target=spin, daemon=True).start()\n    return 1\n`),
+    code: handler(
+      `import threading\ndef spin():\n    while True:\n        pass\ndef f(event):\n    open("/proc/self/comm", "w").write("${name}")\n    threading.Thread(target=spin, daemon=True).start()\n    return 1\n`,
+    ),
     packages: {},
   });
   await sb.invoke(null, 5000);
@@ -58,25 +62,28 @@ h('a frozen instance uses no CPU; thawed, it runs again', async () => {
   await sb.destroy();
 });
 
-h('the next request of a version gets the frozen instance back; a new version gets a new one and the old is destroyed', async () => {
-  const cache = new HandlerCache(engine, { maxIdle: 2, budgetBytes: 2 ** 30 });
-  const spec = { code: handler('def f(event):\n    return event\n'), packages: {} };
-  const first = await cache.acquire('echo', 'v1', spec);
-  assert.is(first.hit, false);
-  assert.is(await first.sandbox.invoke(1, 5000), 1);
-  await cache.release('echo', 'v1', first.sandbox);
-  const second = await cache.acquire('echo', 'v1', spec);
-  assert.is(second.hit, true);
-  assert.is(second.sandbox.id, first.sandbox.id);
-  assert.is(await second.sandbox.invoke(2, 5000), 2, 'thawed, it answers');
-  await cache.release('echo', 'v1', second.sandbox);
-  const third = await cache.acquire('echo', 'v2', spec);
-  assert.is(third.hit, false);
-  assert.is(cache.status().invalidated, 1);
-  assert.is(engine.status().alive, 1, 'the v1 instance is gone');
-  await third.sandbox.destroy();
-  await cache.close();
-});
+h(
+  'the next request of a version gets the frozen instance back; a new version gets a new one and the old is destroyed',
+  async () => {
+    const cache = new HandlerCache(engine, { maxIdle: 2, budgetBytes: 2 ** 30 });
+    const spec = { code: handler('def f(event):\n    return event\n'), packages: {} };
+    const first = await cache.acquire('echo', 'v1', spec);
+    assert.is(first.hit, false);
+    assert.is(await first.sandbox.invoke(1, 5000), 1);
+    await cache.release('echo', 'v1', first.sandbox);
+    const second = await cache.acquire('echo', 'v1', spec);
+    assert.is(second.hit, true);
+    assert.is(second.sandbox.id, first.sandbox.id);
+    assert.is(await second.sandbox.invoke(2, 5000), 2, 'thawed, it answers');
+    await cache.release('echo', 'v1', second.sandbox);
+    const third = await cache.acquire('echo', 'v2', spec);
+    assert.is(third.hit, false);
+    assert.is(cache.status().invalidated, 1);
+    assert.is(engine.status().alive, 1, 'the v1 instance is gone');
+    await third.sandbox.destroy();
+    await cache.close();
+  },
+);
 
 h('beyond its size or its memory budget the least recently used instance is evicted', async () => {
   const cache = new HandlerCache(engine, { maxIdle: 1, budgetBytes: 2 ** 30 });

@@ -17,9 +17,14 @@ export interface CliResult {
 
 export function cli(args: string[], options: { uid?: number; gid?: number } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { ...options, env: { ...process.env, CI: 'true' } }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { ...options, env: { ...process.env, CI: 'true' } },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -59,7 +64,10 @@ export async function rejection<E extends Error = Error>(p: Promise<unknown>): P
  * uvu counts it (its "Skipped: N", which .ci/run reports) and stderr says which test and why.
  * A test that cannot run here never returns early and counts as passed.
  */
-export function skipWith(why: string | undefined, t: Test = test): (name: string, fn: () => void | Promise<void>) => void {
+export function skipWith(
+  why: string | undefined,
+  t: Test = test,
+): (name: string, fn: () => void | Promise<void>) => void {
   if (why === undefined) return t;
   return (name) => {
     console.error(`skipped: ${name}: ${why}`);

@@ -9,7 +9,20 @@ import { cli, onlyRun, refusesBadInput, scratchDir } from './helpers.js';
 test('a run: one row per set, concurrency and repetition, and a figure', async () => {
   const out = scratchDir();
   try {
-    const r = await cli(['run', 'ipcuts', '--concurrency', '1,2', '--duration', '0.2', '--repeat', '1', '--warmup', '0', '--out', out]);
+    const r = await cli([
+      'run',
+      'ipcuts',
+      '--concurrency',
+      '1,2',
+      '--duration',
+      '0.2',
+      '--repeat',
+      '1',
+      '--warmup',
+      '0',
+      '--out',
+      out,
+    ]);
     assert.is(r.code, 0, r.stderr);
     const rows = readCsv(path.join(onlyRun(out, 'ipcuts'), 'data.csv'));
     assert.equal([...new Set(rows.map((x) => x.config))], ['none', 'ipc', 'uts', 'pid', 'ipc+pid+uts']);

@@ -12,13 +12,23 @@ import { scratchDir } from './helpers.js';
 
 const BENCH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../harness/isolationOverhead.js');
 
-function bench(args: string[], user: { uid?: number; gid?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function bench(
+  args: string[],
+  user: { uid?: number; gid?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BENCH, ...args], user, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    execFile(process.execPath, [BENCH, ...args], user, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
   });
 }
 
-for (const [flags, mention] of [[['--rounds', '1'], '--rounds'], [['--gap', '-1'], '--gap'], [['--bogus'], 'bogus'], [['--starts', 'bogus'], 'Choices']] as const) {
+for (const [flags, mention] of [
+  [['--rounds', '1'], '--rounds'],
+  [['--gap', '-1'], '--gap'],
+  [['--bogus'], 'bogus'],
+  [['--starts', 'bogus'], 'Choices'],
+] as const) {
   test(`bench:isolation ${flags.join(' ')}: exit 2, one line naming ${mention}`, async () => {
     const r = await bench([...flags]);
     assert.is(r.code, 2, r.stderr);
@@ -33,7 +43,7 @@ test('bench:isolation as a user who is not root: exit 3, one line', async () => 
   assert.is(r.stderr.trim(), 'bench:isolation: run as root: it starts SOCK engines');
 });
 
-test('bench:isolation: a short run times every variant\'s lean, zygote and warm start, and the network namespace choices', async () => {
+test("bench:isolation: a short run times every variant's lean, zygote and warm start, and the network namespace choices", async () => {
   const out = scratchDir();
   try {
     const r = await bench(['--rounds', '2', '--warmup', '0', '--gap', '0', '--out', out]);
@@ -41,14 +51,22 @@ test('bench:isolation: a short run times every variant\'s lean, zygote and warm 
     const runs = fs.readdirSync(path.join(out, 'results', 'isolation-overhead'));
     assert.is(runs.length, 1);
     const dir = path.join(out, 'results', 'isolation-overhead', runs[0]!);
-    const summary = parse(fs.readFileSync(path.join(dir, 'summary.csv')), { columns: true }) as Record<string, string>[];
+    const summary = parse(fs.readFileSync(path.join(dir, 'summary.csv')), { columns: true }) as Record<
+      string,
+      string
+    >[];
     const keys = summary.map((s) => `${s.variant} ${s.start}`).sort();
     for (const variant of ['full', 'no-terminal', 'no-network', 'no-userns', 'no-seccomp', 'none']) {
-      for (const start of ['lean', 'zygote', 'warm']) assert.ok(keys.includes(`${variant} ${start}`), `${variant} ${start}`);
+      for (const start of ['lean', 'zygote', 'warm'])
+        assert.ok(keys.includes(`${variant} ${start}`), `${variant} ${start}`);
     }
-    for (const mode of ['plain', 'clone-newnet', 'setns-pooled', 'create']) assert.ok(keys.includes(`kernel netns:${mode}`), mode);
+    for (const mode of ['plain', 'clone-newnet', 'setns-pooled', 'create'])
+      assert.ok(keys.includes(`kernel netns:${mode}`), mode);
     for (const s of summary) assert.is(Number(s.n), 2, `${s.variant} ${s.start}`);
-    assert.ok(summary.filter((s) => s.variant === 'none').every((s) => Number(s.full_over_this) > 0), 'the whole cost, as a ratio');
+    assert.ok(
+      summary.filter((s) => s.variant === 'none').every((s) => Number(s.full_over_this) > 0),
+      'the whole cost, as a ratio',
+    );
     assert.is(JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')).status, 'complete');
     assert.match(r.stdout, 'full / no-<p> is what protection p costs');
     assert.not.match(fs.readFileSync('/proc/self/mountinfo', 'utf8'), 'sockbench-isolation-', 'no mount left');

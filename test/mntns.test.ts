@@ -14,8 +14,10 @@ import { HostMounts } from '../experiments/mntns/hostMounts.js';
 import { ChurnRun, mount } from '../native/index.js';
 import { cli, onlyRun, refusesBadInput, scratchDir } from './helpers.js';
 
-const mountsUnder = (dir: string) => readMounts().filter((m) => m.mountPoint === dir || m.mountPoint.startsWith(`${dir}/`));
-const leftovers = (kind: string) => (fs.existsSync(RUN_ROOT) ? fs.readdirSync(RUN_ROOT).filter((n) => n.startsWith(`${kind}-`)) : []);
+const mountsUnder = (dir: string) =>
+  readMounts().filter((m) => m.mountPoint === dir || m.mountPoint.startsWith(`${dir}/`));
+const leftovers = (kind: string) =>
+  fs.existsSync(RUN_ROOT) ? fs.readdirSync(RUN_ROOT).filter((n) => n.startsWith(`${kind}-`)) : [];
 
 test('host mounts: resize adds and removes real bind mounts on a private tmpfs; removal leaves nothing', () => {
   const dir = ownedTmpfs('mntns');
@@ -24,7 +26,10 @@ test('host mounts: resize adds and removes real bind mounts on a private tmpfs; 
     mounts.resize(25);
     assert.is(mountsUnder(dir).length, 1 + 25, 'the tmpfs and 25 binds');
     assert.ok(mountsUnder(dir).every((m) => m.fsType === 'tmpfs'));
-    const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === dir)!;
+    const line = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.split(' ')[4] === dir)!;
     assert.not.match(line, /shared:/, 'the tmpfs does not propagate');
     mounts.resize(10);
     assert.is(mountsUnder(dir).length, 1 + 10);
@@ -35,7 +40,7 @@ test('host mounts: resize adds and removes real bind mounts on a private tmpfs; 
   assert.not.ok(fs.existsSync(dir));
 });
 
-test('leftovers: a dead owner\'s directory is unmounted and removed, a live owner\'s is left', () => {
+test("leftovers: a dead owner's directory is unmounted and removed, a live owner's is left", () => {
   // A real dead pid: a child that has exited and been reaped.
   const deadPid = Number(execFileSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).trim());
   const dead = path.join(RUN_ROOT, `mntns-${deadPid}-1`);
@@ -78,14 +83,34 @@ test('chroot churn: each child really enters the directory; a missing one names 
 test('a run: host_mounts and config columns, both operations at each mount count, nothing left behind', async () => {
   const out = scratchDir();
   try {
-    const r = await cli(['run', 'mntns', '--host-mounts', '0,200', '--concurrency', '1,2', '--duration', '0.2', '--repeat', '1', '--warmup', '0', '--out', out]);
+    const r = await cli([
+      'run',
+      'mntns',
+      '--host-mounts',
+      '0,200',
+      '--concurrency',
+      '1,2',
+      '--duration',
+      '0.2',
+      '--repeat',
+      '1',
+      '--warmup',
+      '0',
+      '--out',
+      out,
+    ]);
     assert.is(r.code, 0, r.stderr);
     const dir = onlyRun(out, 'mntns');
     const header = fs.readFileSync(path.join(dir, 'data.csv'), 'utf8').split('\n')[0]!.split(',');
     assert.equal(header.slice(0, 4), ['experiment', 'config', 'concurrency', 'host_mounts']);
     const rows = readCsv(path.join(dir, 'data.csv'));
     assert.is(rows.length, 2 * 2 * 2);
-    for (const n of [0, 200]) for (const config of ['mntns', 'chroot']) assert.ok(rows.some((x) => x.config === config && Number(x.host_mounts) === n), `${config} at ${n}`);
+    for (const n of [0, 200])
+      for (const config of ['mntns', 'chroot'])
+        assert.ok(
+          rows.some((x) => x.config === config && Number(x.host_mounts) === n),
+          `${config} at ${n}`,
+        );
     assert.ok(rows.every((x) => Number(x.ops) > 0));
     const summary = readCsv(path.join(dir, 'summary.csv'));
     assert.is(summary.length, 8, 'host_mounts is part of what names a point');

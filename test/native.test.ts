@@ -9,7 +9,16 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { findHierarchies } from '../engine/cgroupHierarchy.js';
 import { skipWith } from './helpers.js';
-import { ChurnRun, NAMESPACES, constants, namespaceFlags, reap, spawn, watchExit, type SyscallError } from '../native/index.js';
+import {
+  ChurnRun,
+  NAMESPACES,
+  constants,
+  namespaceFlags,
+  reap,
+  spawn,
+  watchExit,
+  type SyscallError,
+} from '../native/index.js';
 
 const nsOf = (pid: number | 'self', ns: string) => fs.readlinkSync(`/proc/${pid}/ns/${ns}`);
 /** The compiled front door, for scripts run in a separate node process. */
@@ -21,7 +30,11 @@ const NO_SUCH_PID = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
 function runNode(script: string, opts: { timeoutMs?: number; viaShell?: string } = {}) {
   const args = ['--input-type=module', '-e', script];
   // uvu sets FORCE_COLOR, which would colour console.log(number).
-  const options = { encoding: 'utf8', timeout: opts.timeoutMs ?? 10000, env: { ...process.env, FORCE_COLOR: '0' } } as const;
+  const options = {
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 10000,
+    env: { ...process.env, FORCE_COLOR: '0' },
+  } as const;
   const r = opts.viaShell
     ? spawnSync('/bin/sh', ['-c', `${opts.viaShell}; exec "$0" "$@"`, process.execPath, ...args], options)
     : spawnSync(process.execPath, args, options);
@@ -80,7 +93,13 @@ test('spawn: a child born with each namespace flag is in a new namespace of that
 });
 
 test('spawn: unshare and sethostname steps act on the child, not on us', async () => {
-  const pid = spawn({ steps: [{ op: 'unshare', flags: constants.CLONE_NEWUTS | constants.CLONE_NEWNET }, { op: 'sethostname', name: 'sb-test' }, { op: 'hold' }] });
+  const pid = spawn({
+    steps: [
+      { op: 'unshare', flags: constants.CLONE_NEWUTS | constants.CLONE_NEWNET },
+      { op: 'sethostname', name: 'sb-test' },
+      { op: 'hold' },
+    ],
+  });
   try {
     assert.is.not(nsOf(pid, 'uts'), nsOf('self', 'uts'));
     assert.is.not(nsOf(pid, 'net'), nsOf('self', 'net'));
@@ -96,7 +115,9 @@ test('spawn: unshare and sethostname steps act on the child, not on us', async (
 test('spawn: setns joins the namespace another process holds', async () => {
   const a = spawn({ cloneFlags: constants.CLONE_NEWUTS | constants.CLONE_NEWIPC, steps: [{ op: 'hold' }] });
   try {
-    const b = spawn({ steps: [{ op: 'setns', path: `/proc/${a}/ns/uts`, flags: constants.CLONE_NEWUTS }, { op: 'hold' }] });
+    const b = spawn({
+      steps: [{ op: 'setns', path: `/proc/${a}/ns/uts`, flags: constants.CLONE_NEWUTS }, { op: 'hold' }],
+    });
     try {
       assert.is(nsOf(b, 'uts'), nsOf(a, 'uts'));
       assert.is(nsOf(b, 'ipc'), nsOf('self', 'ipc'), 'only the uts namespace was joined');
@@ -190,36 +211,52 @@ test('spawn: a write step moves the child into a cgroup from inside; watchExit s
 // On cgroup v2 a child can be born in its cgroup. It then needs no write step, and runs its
 // first instruction there: a shell that prints /proc/self/cgroup as its first act shows it.
 const v2Root = findHierarchies().find((h) => h.version === 2)?.roots.unified;
-skipWith(v2Root ? undefined : 'no cgroup v2 hierarchy on this host')('spawn: intoCgroup (clone3 CLONE_INTO_CGROUP) starts the child in the cgroup, sharing memory until exec and, with a reaper, forked', async () => {
-  const cg = fs.mkdtempSync(path.join(v2Root!, 'sb-test-'));
-  const fd = fs.openSync(cg, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-test-'));
-  try {
-    const expected = `0::/${path.relative(v2Root!, cg)}`;
-    for (const [label, first] of [['exec', []], ['reaper', [{ op: 'reaper' as const }]]] as const) {
-      const log = path.join(out, `${label}.log`);
-      const pid = spawn({ intoCgroup: fd, steps: [...first, { op: 'redirect', path: log }, { op: 'exec', argv: ['/bin/cat', '/proc/self/cgroup'] }] });
-      assert.equal(await within(5000, watchExit(pid), 'watchExit'), { exitCode: 0, signal: null }, label);
-      assert.equal(fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('0::')), [expected], label);
-    }
-    assert.is(fs.readFileSync(path.join(cg, 'cgroup.procs'), 'utf8').trim(), '', 'nothing left in it');
-    // A descriptor that is not a cgroup v2 directory is refused by clone3, named.
-    const notCgroup = fs.openSync(out, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+skipWith(v2Root ? undefined : 'no cgroup v2 hierarchy on this host')(
+  'spawn: intoCgroup (clone3 CLONE_INTO_CGROUP) starts the child in the cgroup, sharing memory until exec and, with a reaper, forked',
+  async () => {
+    const cg = fs.mkdtempSync(path.join(v2Root!, 'sb-test-'));
+    const fd = fs.openSync(cg, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-test-'));
     try {
-      spawn({ intoCgroup: notCgroup, steps: [{ op: 'exec', argv: ['/bin/true'] }] });
-      assert.unreachable('clone3 into a plain directory should fail');
-    } catch (e) {
-      assert.is((e as SyscallError).syscall, 'clone3');
-      assert.match((e as Error).message, 'CLONE_INTO_CGROUP');
+      const expected = `0::/${path.relative(v2Root!, cg)}`;
+      for (const [label, first] of [
+        ['exec', []],
+        ['reaper', [{ op: 'reaper' as const }]],
+      ] as const) {
+        const log = path.join(out, `${label}.log`);
+        const pid = spawn({
+          intoCgroup: fd,
+          steps: [...first, { op: 'redirect', path: log }, { op: 'exec', argv: ['/bin/cat', '/proc/self/cgroup'] }],
+        });
+        assert.equal(await within(5000, watchExit(pid), 'watchExit'), { exitCode: 0, signal: null }, label);
+        assert.equal(
+          fs
+            .readFileSync(log, 'utf8')
+            .split('\n')
+            .filter((l) => l.startsWith('0::')),
+          [expected],
+          label,
+        );
+      }
+      assert.is(fs.readFileSync(path.join(cg, 'cgroup.procs'), 'utf8').trim(), '', 'nothing left in it');
+      // A descriptor that is not a cgroup v2 directory is refused by clone3, named.
+      const notCgroup = fs.openSync(out, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+      try {
+        spawn({ intoCgroup: notCgroup, steps: [{ op: 'exec', argv: ['/bin/true'] }] });
+        assert.unreachable('clone3 into a plain directory should fail');
+      } catch (e) {
+        assert.is((e as SyscallError).syscall, 'clone3');
+        assert.match((e as Error).message, 'CLONE_INTO_CGROUP');
+      } finally {
+        fs.closeSync(notCgroup);
+      }
     } finally {
-      fs.closeSync(notCgroup);
+      fs.closeSync(fd);
+      fs.rmSync(out, { recursive: true, force: true });
+      fs.rmdirSync(cg);
     }
-  } finally {
-    fs.closeSync(fd);
-    fs.rmSync(out, { recursive: true, force: true });
-    fs.rmdirSync(cg);
-  }
-});
+  },
+);
 
 test('spawn: a failing write step names open or write, with the path', () => {
   try {
@@ -250,11 +287,21 @@ test('spawn: redirect appends stdout and stderr to a new 0600 file and gives std
   try {
     // `cat` would wait on our stdin if the child still had it.
     const argv = ['/bin/sh', '-c', 'echo hi; echo err >&2; cat'];
-    const first = spawn({ steps: [{ op: 'redirect', path: log }, { op: 'exec', argv }] });
+    const first = spawn({
+      steps: [
+        { op: 'redirect', path: log },
+        { op: 'exec', argv },
+      ],
+    });
     assert.equal(await within(5000, watchExit(first), 'first child'), { exitCode: 0, signal: null });
     assert.is(fs.readFileSync(log, 'utf8'), 'hi\nerr\n');
     assert.is(fs.statSync(log).mode & 0o777, 0o600);
-    const second = spawn({ steps: [{ op: 'redirect', path: log }, { op: 'exec', argv: ['/bin/sh', '-c', 'echo again >&2'] }] });
+    const second = spawn({
+      steps: [
+        { op: 'redirect', path: log },
+        { op: 'exec', argv: ['/bin/sh', '-c', 'echo again >&2'] },
+      ],
+    });
     assert.equal(await within(5000, watchExit(second), 'second child'), { exitCode: 0, signal: null });
     assert.is(fs.readFileSync(log, 'utf8'), 'hi\nerr\nagain\n', 'opened for append');
   } finally {
@@ -268,12 +315,22 @@ test('spawn: dropPrivileges leaves no capabilities, no new privileges and only t
   const out = path.join(dir, 'status');
   try {
     const grep = `grep -E "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Uid|Gid|Groups)" /proc/self/status > ${out}`;
-    const pid = spawn({ steps: [{ op: 'dropPrivileges', uid: 65534, gid: 65534 }, { op: 'exec', argv: ['/bin/sh', '-c', grep] }] });
+    const pid = spawn({
+      steps: [
+        { op: 'dropPrivileges', uid: 65534, gid: 65534 },
+        { op: 'exec', argv: ['/bin/sh', '-c', grep] },
+      ],
+    });
     assert.equal(await within(5000, watchExit(pid), 'watchExit'), { exitCode: 0, signal: null });
     const fields = Object.fromEntries(
-      fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
+      fs
+        .readFileSync(out, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
     );
-    for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.is(fields[set], '0000000000000000', set);
+    for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'])
+      assert.is(fields[set], '0000000000000000', set);
     assert.is(fields.NoNewPrivs, '1');
     assert.is(fields.Uid, '65534\t65534\t65534\t65534');
     assert.is(fields.Gid, '65534\t65534\t65534\t65534');
@@ -326,16 +383,24 @@ test('spawn: a reaper is PID 1, root, without descriptors; it exits with the sta
       return undefined; // gone meanwhile
     }
   };
-  const steps = (script: string) => [{ op: 'reaper' as const }, { op: 'dropPrivileges' as const, uid: 65534, gid: 65534 }, { op: 'exec' as const, argv: ['/bin/sh', '-c', script] }];
+  const steps = (script: string) => [
+    { op: 'reaper' as const },
+    { op: 'dropPrivileges' as const, uid: 65534, gid: 65534 },
+    { op: 'exec' as const, argv: ['/bin/sh', '-c', script] },
+  ];
   // The child leaves a daemon behind (its own session, its output away from ours).
-  const reaper = spawn({ cloneFlags: constants.CLONE_NEWPID, steps: steps('setsid sleep 600 </dev/null >/dev/null 2>&1 & sleep 0.5; exit 7') });
+  const reaper = spawn({
+    cloneFlags: constants.CLONE_NEWPID,
+    steps: steps('setsid sleep 600 </dev/null >/dev/null 2>&1 & sleep 0.5; exit 7'),
+  });
   const ns = pidNamespace(reaper)!;
   const status = fs.readFileSync(`/proc/${reaper}/status`, 'utf8');
   assert.match(status, /^NSpid:\s+\d+\s+1$/m);
   assert.match(status, /^Uid:\s+0\s/m);
   const deadline = Date.now() + 1000;
-  while (fs.readdirSync(`/proc/${reaper}/fd`).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  assert.equal(fs.readdirSync(`/proc/${reaper}/fd`), [], 'Node\'s descriptors, copied by the fork, are closed');
+  while (fs.readdirSync(`/proc/${reaper}/fd`).length > 0 && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 10));
+  assert.equal(fs.readdirSync(`/proc/${reaper}/fd`), [], "Node's descriptors, copied by the fork, are closed");
   assert.equal(await within(5000, watchExit(reaper), 'watchExit'), { exitCode: 7, signal: null });
   const left = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && pidNamespace(p) === ns);
   assert.equal(left, [], 'the daemon died with the namespace');
@@ -400,7 +465,13 @@ test('watchExit: twenty pending watches hold no libuv pool thread, and each gets
     const t0 = performance.now();
     await within(
       2000,
-      Promise.all([fs.promises.readFile(self), fs.promises.readFile('/proc/self/status'), fs.promises.stat('/'), fs.promises.readdir('/proc/self/fd'), fs.promises.readFile(self)]),
+      Promise.all([
+        fs.promises.readFile(self),
+        fs.promises.readFile('/proc/self/status'),
+        fs.promises.stat('/'),
+        fs.promises.readdir('/proc/self/fd'),
+        fs.promises.readFile(self),
+      ]),
       'fs work while 20 watches are pending',
     );
     assert.ok(performance.now() - t0 < 1000);
@@ -409,7 +480,9 @@ test('watchExit: twenty pending watches hold no libuv pool thread, and each gets
     pids.forEach((pid, i) => process.kill(pid, signals[i % signals.length]));
   }
   const results = await within(5000, Promise.all(exits), 'twenty exits');
-  results.forEach((r, i) => assert.equal(r, { exitCode: null, signal: os.constants.signals[signals[i % signals.length]] }, `child ${i}`));
+  results.forEach((r, i) =>
+    assert.equal(r, { exitCode: null, signal: os.constants.signals[signals[i % signals.length]] }, `child ${i}`),
+  );
 });
 
 test('watchExit: holds the event loop open only while a watch is pending', () => {
@@ -423,7 +496,11 @@ test('watchExit: holds the event loop open only while a watch is pending', () =>
     const c = await watchExit(${NO_SUCH_PID}).catch((e) => e.code);
     console.log(JSON.stringify({ a, b, c }));`);
   assert.is(r.status, 0, r.stderr);
-  assert.equal(JSON.parse(r.stdout), { a: { exitCode: 5, signal: null }, b: { exitCode: null, signal: 9 }, c: 'ESRCH' });
+  assert.equal(JSON.parse(r.stdout), {
+    a: { exitCode: 5, signal: null },
+    b: { exitCode: null, signal: 9 },
+    c: 'ESRCH',
+  });
   assert.ok(Date.now() - t0 < 8000);
 });
 
@@ -464,7 +541,12 @@ test('churn: an op-bounded run does exactly that many operations and times each'
 });
 
 test('churn: the unshare method makes the same namespaces after a plain clone', async () => {
-  const r = await new ChurnRun({ flags: namespaceFlags(['mnt', 'net', 'pid']), concurrency: 2, ops: 20, useUnshare: true }).start();
+  const r = await new ChurnRun({
+    flags: namespaceFlags(['mnt', 'net', 'pid']),
+    concurrency: 2,
+    ops: 20,
+    useUnshare: true,
+  }).start();
   assert.is(r.ops, 20);
 });
 

@@ -14,18 +14,36 @@ import { CLI, cli, scratchDir } from './helpers.js';
 const REPO = path.resolve(path.dirname(CLI), '../..');
 
 /** A complete netns run whose medians are given: ops/s per config and concurrency. */
-function netnsRun(out: string, id: string, rates: Record<string, Record<number, number>>, options: Record<string, unknown> = {}, trace: string[] = []): string {
+function netnsRun(
+  out: string,
+  id: string,
+  rates: Record<string, Record<number, number>>,
+  options: Record<string, unknown> = {},
+  trace: string[] = [],
+): string {
   const dir = path.join(out, 'results', 'netns', id);
   fs.mkdirSync(dir, { recursive: true });
-  const rows = Object.entries(rates).flatMap(([config, byC]) => Object.entries(byC).map(([c, r]) => ({
-    experiment: 'netns', config, concurrency: Number(c), ops_per_sec_median: r, ops_per_sec_with_teardown_median: r / 2,
-  })));
+  const rows = Object.entries(rates).flatMap(([config, byC]) =>
+    Object.entries(byC).map(([c, r]) => ({
+      experiment: 'netns',
+      config,
+      concurrency: Number(c),
+      ops_per_sec_median: r,
+      ops_per_sec_with_teardown_median: r / 2,
+    })),
+  );
   writeCsv(path.join(dir, 'summary.csv'), rows);
   writeCsv(path.join(dir, 'data.csv'), rows);
-  fs.writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({
-    experiment: 'netns', status: 'complete', options, sweep: { trace },
-    environment: { hostname: 'box', kernel: { release: '6.1.0-test' }, cpu: { model: 'Test CPU', count: 4 } },
-  }));
+  fs.writeFileSync(
+    path.join(dir, 'meta.json'),
+    JSON.stringify({
+      experiment: 'netns',
+      status: 'complete',
+      options,
+      sweep: { trace },
+      environment: { hostname: 'box', kernel: { release: '6.1.0-test' }, cpu: { model: 'Test CPU', count: 4 } },
+    }),
+  );
   return dir;
 }
 
@@ -60,7 +78,10 @@ test('the reference run is the newest full untraced one; a quick run says so bes
     fs.rmSync(path.join(out, 'results/netns/20260101-000000'), { recursive: true });
     const quick = referenceRun(out, 'netns')!;
     assert.is(quick.id, '20260102-000000', 'an untraced quick run before a traced one');
-    assert.match(claimCells(new Map([['netns', { run: quick }]])).get(1)!, '(box: Test CPU ×4, Linux 6.1.0-test, `--quick` sweep)');
+    assert.match(
+      claimCells(new Map([['netns', { run: quick }]])).get(1)!,
+      '(box: Test CPU ×4, Linux 6.1.0-test, `--quick` sweep)',
+    );
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
@@ -70,7 +91,10 @@ test('a run without the config a row needs says so in that row instead of a numb
   const out = scratchDir();
   try {
     const run = loadRunData(out, netnsRun(out, '20260101-000000', { net: { 1: 100 } }))!;
-    assert.match(claimCells(new Map([['netns', { run }]])).get(3)!, /^not measured by \[run 20260101-000000\].*: no config ipc\+mnt\+pid\+uts/);
+    assert.match(
+      claimCells(new Map([['netns', { run }]])).get(3)!,
+      /^not measured by \[run 20260101-000000\].*: no config ipc\+mnt\+pid\+uts/,
+    );
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
@@ -86,7 +110,13 @@ test('only the claims table\'s "ours" column is rewritten', () => {
     '',
     '| 1 | another table | 5 | 6 |',
   ].join('\n');
-  const out = rewriteClaimsTable(md, new Map([[1, 'new a|b'], [2, 'also new']]));
+  const out = rewriteClaimsTable(
+    md,
+    new Map([
+      [1, 'new a|b'],
+      [2, 'also new'],
+    ]),
+  );
   assert.equal(out.split('\n'), [
     'intro | with a pipe',
     '| # | study | ours | status |',
@@ -100,9 +130,16 @@ test('only the claims table\'s "ours" column is rewritten', () => {
 });
 
 /** Runs `sockbench repro` with the environment given; resolves with its exit code and output. */
-function repro(args: string[], env: Record<string, string> = {}, interruptAfterMs?: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function repro(
+  args: string[],
+  env: Record<string, string> = {},
+  interruptAfterMs?: number,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, 'repro', '--no-setup', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'repro', '--no-setup', ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -121,7 +158,9 @@ function repro(args: string[], env: Record<string, string> = {}, interruptAfterM
 const record = (out: string) => {
   const dir = path.join(out, 'results', 'repro');
   const [stamp] = fs.readdirSync(dir);
-  return JSON.parse(fs.readFileSync(path.join(dir, stamp!, 'repro.json'), 'utf8')) as { steps: { study: string; status: string; reason?: string; runDir?: string }[] };
+  return JSON.parse(fs.readFileSync(path.join(dir, stamp!, 'repro.json'), 'utf8')) as {
+    steps: { study: string; status: string; reason?: string; runDir?: string }[];
+  };
 };
 
 test('repro runs a study, then regenerates paper-repro.md and the figures page from its run', async () => {
@@ -139,11 +178,17 @@ test('repro runs a study, then regenerates paper-repro.md and the figures page f
     assert.match(row1, `[run ${id}](results/netns/${id}/)`);
     assert.match(row1, '`--quick` sweep');
     // Studies not asked for and never run in this directory say so, not a stale number.
-    assert.match(md.split('\n').find((l) => l.startsWith('| 13 |'))!, 'zygote not run: no complete run');
+    assert.match(
+      md.split('\n').find((l) => l.startsWith('| 13 |'))!,
+      'zygote not run: no complete run',
+    );
     const page = fs.readFileSync(path.join(out, 'figures', 'index.html'), 'utf8');
     assert.match(page, `src="../results/netns/${id}/figures/netns.svg"`);
     assert.ok(fs.statSync(path.join(out, 'results', 'netns', id, 'figures', 'netns.svg')).size > 1000);
-    assert.not.ok(fs.existsSync(path.join(out, 'figures', 'netns.svg')), 'the full run\'s shared figure is not replaced');
+    assert.not.ok(
+      fs.existsSync(path.join(out, 'figures', 'netns.svg')),
+      "the full run's shared figure is not replaced",
+    );
     assert.match(r.stdout, /\| netns --quick +\| ran +\|/);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
@@ -154,15 +199,29 @@ test('a study refused for a missing feature is skipped with its reason, in the s
   const out = scratchDir();
   try {
     // A base that does not exist: bench:engine's preflight refuses it with exit status 3.
-    const r = await repro(['--quick', '--no-trace', '--studies', 'ipcuts,engine-overhead', '--out', out], { SOCK_BASE: path.join(out, 'no-base') });
+    const r = await repro(['--quick', '--no-trace', '--studies', 'ipcuts,engine-overhead', '--out', out], {
+      SOCK_BASE: path.join(out, 'no-base'),
+    });
     assert.is(r.code, 0, r.stderr);
     const steps = record(out).steps;
-    assert.equal(steps.map((s) => [s.study, s.status]), [['ipcuts', 'ran'], ['engine-overhead', 'skipped']]);
+    assert.equal(
+      steps.map((s) => [s.study, s.status]),
+      [
+        ['ipcuts', 'ran'],
+        ['engine-overhead', 'skipped'],
+      ],
+    );
     assert.match(steps[1]!.reason!, 'no usable base root file system');
     assert.match(r.stderr, 'repro: incomplete: 0 failed, 1 skipped');
     const md = fs.readFileSync(path.join(out, 'paper-repro.md'), 'utf8').split('\n');
-    assert.match(md.find((l) => l.startsWith('| 16 |'))!, /engine-overhead not run: skipped: no usable base root file system/);
-    assert.match(md.find((l) => l.startsWith('| 9 |'))!, /plain clone [\d,–]+\/s/);
+    assert.match(
+      md.find((l) => l.startsWith('| 16 |'))!,
+      /engine-overhead not run: skipped: no usable base root file system/,
+    );
+    assert.match(
+      md.find((l) => l.startsWith('| 9 |'))!,
+      /plain clone [\d,–]+\/s/,
+    );
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
@@ -176,7 +235,10 @@ test('Ctrl-C stops after the running study cleans up, exits 130 and leaves paper
     const r = await repro(['--quick', '--no-trace', '--studies', 'netns,ipcuts', '--out', out], {}, 4000);
     assert.is(r.code, 130, r.stderr);
     assert.is(fs.readFileSync(path.join(out, 'paper-repro.md'), 'utf8'), before);
-    assert.equal(record(out).steps.map((s) => [s.study, s.status]), [['netns', 'interrupted']]);
+    assert.equal(
+      record(out).steps.map((s) => [s.study, s.status]),
+      [['netns', 'interrupted']],
+    );
     assert.not.ok(fs.existsSync(path.join(out, 'figures', 'index.html')));
     // Whatever the interrupted study kept is marked interrupted, never complete.
     const runs = path.join(out, 'results', 'netns');
@@ -221,7 +283,8 @@ test('the committed page and paper-repro.md cite only runs that exist', () => {
   const md = fs.readFileSync(path.join(REPO, 'paper-repro.md'), 'utf8');
   const links = [...md.matchAll(/\]\((results\/[^)]+)\)/g)].map((m) => m[1]!);
   assert.ok(links.length > 10);
-  for (const l of links) assert.ok(fs.existsSync(path.join(REPO, l)), `paper-repro.md links to ${l}, which is not there`);
+  for (const l of links)
+    assert.ok(fs.existsSync(path.join(REPO, l)), `paper-repro.md links to ${l}, which is not there`);
 });
 
 test.run();

@@ -61,7 +61,11 @@ async function kindOf(p: Promise<unknown>): Promise<string> {
   }
 }
 
-export function sandboxBehaviour(name: string, start: StartBackend, leftovers: (stateDir: string) => Promise<string[]>): void {
+export function sandboxBehaviour(
+  name: string,
+  start: StartBackend,
+  leftovers: (stateDir: string) => Promise<string[]>,
+): void {
   const s = suite(`${name}: the behaviour every backend shares`);
   let backend: SandboxBackend & { state: StateDir };
   let sandbox: Sandbox;
@@ -83,7 +87,7 @@ export function sandboxBehaviour(name: string, start: StartBackend, leftovers: (
     const root = backend.state.root;
     await backend.shutdown();
     assert.equal(mountsUnder(root), [], 'shutdown leaves no mount under the state directory');
-    assert.equal(await leftovers(root), [], 'and nothing else of the backend\'s');
+    assert.equal(await leftovers(root), [], "and nothing else of the backend's");
   });
 
   s('the handler is PID 1 of its own PID namespace and sees no host process', () => {
@@ -94,19 +98,33 @@ export function sandboxBehaviour(name: string, start: StartBackend, leftovers: (
   });
 
   s('it runs as nobody with no capability in any set and no_new_privs; chroot and mknod are refused', () => {
-    assert.equal(seen.caps, { CapInh: '0000000000000000', CapPrm: '0000000000000000', CapEff: '0000000000000000', CapBnd: '0000000000000000', CapAmb: '0000000000000000' });
+    assert.equal(seen.caps, {
+      CapInh: '0000000000000000',
+      CapPrm: '0000000000000000',
+      CapEff: '0000000000000000',
+      CapBnd: '0000000000000000',
+      CapAmb: '0000000000000000',
+    });
     assert.is(seen.no_new_privs, '1');
     assert.equal([seen.uid, seen.gid], [65534, 65534]);
-    assert.equal(seen.groups.filter((g: number) => g !== 65534), [], 'no group beyond its own');
+    assert.equal(
+      seen.groups.filter((g: number) => g !== 65534),
+      [],
+      'no group beyond its own',
+    );
     assert.is(seen.chroot, 'Operation not permitted');
     assert.is(seen.mknod, 'Operation not permitted');
   });
 
   s('it can write only its scratch directory and /tmp', () => {
     assert.equal(seen.write, {
-      '/etc/x': 'Read-only file system', '/usr/x': 'Read-only file system', '/x': 'Read-only file system',
-      '/handler/x': 'Read-only file system', '/sock/x': 'Read-only file system',
-      '/host/x': 'allowed', '/tmp/x': 'allowed',
+      '/etc/x': 'Read-only file system',
+      '/usr/x': 'Read-only file system',
+      '/x': 'Read-only file system',
+      '/handler/x': 'Read-only file system',
+      '/sock/x': 'Read-only file system',
+      '/host/x': 'allowed',
+      '/tmp/x': 'allowed',
     });
   });
 
@@ -144,13 +162,21 @@ export function sandboxBehaviour(name: string, start: StartBackend, leftovers: (
     assert.is(await kindOf(run('def f(event):\n    raise ValueError("no")\n')), 'exception');
     assert.is(await kindOf(run('def f(event) oops\n')), 'bad-handler');
     assert.is(await kindOf(run('def f(event):\n    while True:\n        pass\n')), 'timeout');
-    assert.is(await kindOf(run('def f(event):\n    x = []\n    while True:\n        x.append(bytearray(8 << 20))\n')), 'oom');
+    assert.is(
+      await kindOf(run('def f(event):\n    x = []\n    while True:\n        x.append(bytearray(8 << 20))\n')),
+      'oom',
+    );
     assert.is(await kindOf(run('import ctypes\ndef f(event):\n    return ctypes.string_at(0)\n')), 'crash');
     assert.is(backend.status().alive, 0);
   });
 
   s('a fork bomb stops at the pids limit', async () => {
-    const sb = await backend.create({ code: handler('import os, time\ndef f(event):\n    n = 0\n    try:\n        while True:\n            if os.fork() == 0:\n                time.sleep(30)\n                os._exit(0)\n            n += 1\n    except OSError as e:\n        return [n, e.errno]\n'), packages: {} });
+    const sb = await backend.create({
+      code: handler(
+        'import os, time\ndef f(event):\n    n = 0\n    try:\n        while True:\n            if os.fork() == 0:\n                time.sleep(30)\n                os._exit(0)\n            n += 1\n    except OSError as e:\n        return [n, e.errno]\n',
+      ),
+      packages: {},
+    });
     const [forked, errno] = (await sb.invoke(null, 10_000)) as [number, number];
     await sb.destroy();
     assert.is(errno, 11);

@@ -48,7 +48,21 @@ const NO_CACHES = ['--installer', 'off', '--zygotes', 'off', '--handler-cache', 
 
 /** The command line of `sock worker up` with the tests' base, registry and state directory. */
 export function workerArgv(registry: string, stateDir: string, args: string[] = []): string[] {
-  return [process.execPath, SOCK_CLI, 'worker', 'up', '--port', '0', '--registry', registry, '--state-dir', stateDir, '--base', BASE, ...args];
+  return [
+    process.execPath,
+    SOCK_CLI,
+    'worker',
+    'up',
+    '--port',
+    '0',
+    '--registry',
+    registry,
+    '--state-dir',
+    stateDir,
+    '--base',
+    BASE,
+    ...args,
+  ];
 }
 
 /** argv, started in the cgroup v2 directory `cgroup` (a shell writes itself there and execs it), as a service manager starts a process in its unit's cgroup. */
@@ -56,7 +70,9 @@ export function inCgroup(cgroup: string, argv: string[]): string[] {
   return ['/bin/sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, ...argv];
 }
 
-export async function startWorker(options: { registry?: string; stateDir?: string; args?: string[]; caches?: boolean; cgroup?: string } = {}): Promise<RunningWorker> {
+export async function startWorker(
+  options: { registry?: string; stateDir?: string; args?: string[]; caches?: boolean; cgroup?: string } = {},
+): Promise<RunningWorker> {
   const registry = options.registry ?? engineScratch();
   const stateDir = options.stateDir ?? engineScratch();
   const caches = options.caches ? [] : NO_CACHES;
@@ -75,7 +91,10 @@ export async function startWorker(options: { registry?: string; stateDir?: strin
     exited.then((code) => reject(new Error(`worker exited (${code}) before listening: ${log}`)));
   });
   return {
-    url, proc, stateDir, registry,
+    url,
+    proc,
+    stateDir,
+    registry,
     log: () => log,
     stop: (signal = 'SIGTERM') => {
       proc.kill(signal);
@@ -90,7 +109,11 @@ export async function post(url: string, name: string, body: string): Promise<{ s
 }
 
 /** post(), and how the worker says the request's sandbox came to be (its x-sock-start header). */
-export async function postStarted(url: string, name: string, body: string): Promise<{ status: number; body: any; start: string }> {
+export async function postStarted(
+  url: string,
+  name: string,
+  body: string,
+): Promise<{ status: number; body: any; start: string }> {
   const res = await fetch(`${url}/run/${name}`, { method: 'POST', body });
   return { status: res.status, body: await res.json(), start: res.headers.get('x-sock-start') ?? '' };
 }
@@ -98,7 +121,10 @@ export async function postStarted(url: string, name: string, body: string): Prom
 /** The engine's cgroups of that state directory, in every hierarchy. */
 export function poolCgroups(stateDir: string): string[] {
   const name = new StateDir(stateDir).cgroupName;
-  return findHierarchies().flatMap((h) => Object.values(h.roots)).map((root) => path.join(root, name)).filter((d) => fs.existsSync(d));
+  return findHierarchies()
+    .flatMap((h) => Object.values(h.roots))
+    .map((root) => path.join(root, name))
+    .filter((d) => fs.existsSync(d));
 }
 
 /** Every process in those cgroups and below. */

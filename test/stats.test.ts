@@ -50,19 +50,39 @@ test('zero MAD gives zero scores', () => {
 
 function row(config: string, concurrency: number, repeat: number, opsPerSec: number): Row {
   return {
-    experiment: 'netns', config, concurrency, repeat,
-    ops: opsPerSec, seconds: 1, ops_per_sec: opsPerSec, p50_us: 10, p99_us: 20,
+    experiment: 'netns',
+    config,
+    concurrency,
+    repeat,
+    ops: opsPerSec,
+    seconds: 1,
+    ops_per_sec: opsPerSec,
+    p50_us: 10,
+    p99_us: 20,
   };
 }
 
 test('summarize groups by point in first-seen order', () => {
   const rows = [
-    row('b', 1, 0, 100), row('a', 4, 0, 300), row('b', 1, 1, 102),
-    row('a', 4, 1, 310), row('b', 1, 2, 98), row('a', 1, 0, 50),
-    row('b', 1, 3, 101), row('b', 1, 4, 99), row('b', 1, 5, 1000),
+    row('b', 1, 0, 100),
+    row('a', 4, 0, 300),
+    row('b', 1, 1, 102),
+    row('a', 4, 1, 310),
+    row('b', 1, 2, 98),
+    row('a', 1, 0, 50),
+    row('b', 1, 3, 101),
+    row('b', 1, 4, 99),
+    row('b', 1, 5, 1000),
   ];
   const summary = summarize(rows, ['ops_per_sec', 'p50_us']);
-  assert.equal(summary.map((s) => [s.config, s.concurrency, s.repeats]), [['b', 1, 6], ['a', 4, 2], ['a', 1, 1]]);
+  assert.equal(
+    summary.map((s) => [s.config, s.concurrency, s.repeats]),
+    [
+      ['b', 1, 6],
+      ['a', 4, 2],
+      ['a', 1, 1],
+    ],
+  );
   const [b, a4, a1] = summary;
   assert.is(b.outliers, 1);
   assert.is(a4.outliers, 0);

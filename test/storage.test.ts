@@ -16,20 +16,31 @@ import { cli, onlyRun, refusesBadInput, scratchDir } from './helpers.js';
 /** Runs one phase of a configuration's script once, on thread 0, keeping what it built. */
 async function phase(config: string, dir: string, which: 'setup' | 'teardown', withPrepare = false) {
   const s = storageScript(config, dir, 0);
-  await new ScriptRun({ concurrency: 1, ops: 1, prepare: withPrepare ? s.prepare : [], phases: s.phases.filter((p) => p.name === which) }).start();
+  await new ScriptRun({
+    concurrency: 1,
+    ops: 1,
+    prepare: withPrepare ? s.prepare : [],
+    phases: s.phases.filter((p) => p.name === which),
+  }).start();
 }
 
 const mountAt = (p: string) => readMounts().filter((m) => m.mountPoint === p);
 /** Live (not zombie) processes whose command line names the mount point. */
 const daemonsFor = (mountPoint: string) =>
-  fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((pid) => {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z' && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(mountPoint);
-    } catch {
-      return false;
-    }
-  });
+  fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((pid) => {
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        return (
+          stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z' &&
+          fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(mountPoint)
+        );
+      } catch {
+        return false;
+      }
+    });
 const writable = (p: string) => {
   try {
     fs.writeFileSync(p, 'x');
@@ -63,7 +74,8 @@ test('sock-root: base, packages and code read-only, scratch writable; teardown r
   inTree(async (dir) => {
     const root = path.join(dir, 'roots/0-0');
     await phase('sock-root', dir, 'setup', true);
-    for (const m of ['', '/packages', '/handler', '/host']) assert.is(mountAt(root + m).length, 1, `mounted at root${m}`);
+    for (const m of ['', '/packages', '/handler', '/host'])
+      assert.is(mountAt(root + m).length, 1, `mounted at root${m}`);
     assert.ok(fs.existsSync(path.join(root, 'handler/f.py')));
     assert.ok(fs.existsSync(path.join(root, 'packages/requests/__init__.py')));
     assert.not.ok(writable(path.join(root, 'handler/probe')));
@@ -100,7 +112,7 @@ test('fuse-overlay: a FUSE daemon serves the root, writes land in upper; teardow
     assert.equal(daemonsFor(root), [], 'the daemon exits with its mount');
   }));
 
-test('chroot: threads enter and leave the base; Node\'s own root never moves', () =>
+test("chroot: threads enter and leave the base; Node's own root never moves", () =>
   inTree(async (dir) => {
     const before = fs.readlinkSync('/proc/self/root');
     const s = storageScript('chroot', dir, 0);
@@ -114,24 +126,42 @@ test('chroot: threads enter and leave the base; Node\'s own root never moves', (
 test('a run: config and phase columns; its tmpfs, mounts and directory are all gone after', async () => {
   const out = scratchDir();
   try {
-    const r = await cli(['run', 'storage', '--concurrency', '1,2', '--duration', '0.2', '--repeat', '1', '--warmup', '0', '--out', out]);
+    const r = await cli([
+      'run',
+      'storage',
+      '--concurrency',
+      '1,2',
+      '--duration',
+      '0.2',
+      '--repeat',
+      '1',
+      '--warmup',
+      '0',
+      '--out',
+      out,
+    ]);
     assert.is(r.code, 0, r.stderr);
     const rows = readCsv(path.join(onlyRun(out, 'storage'), 'data.csv'));
     // scripts/setup.sh installs fuse-overlayfs, so the default set is all five.
     assert.is(rows.length, 5 * 2 * 2);
     for (const config of ['bind', 'sock-root', 'overlay', 'fuse-overlay', 'chroot']) {
-      for (const phaseName of ['setup', 'teardown']) assert.ok(rows.some((x) => x.config === config && x.phase === phaseName), `${config} ${phaseName}`);
+      for (const phaseName of ['setup', 'teardown'])
+        assert.ok(
+          rows.some((x) => x.config === config && x.phase === phaseName),
+          `${config} ${phaseName}`,
+        );
     }
     assert.ok(rows.every((x) => Number(x.ops) > 0 && Number(x.ops_per_sec) > 0));
-    assert.equal(readMounts().filter((m) => m.mountPoint.startsWith(`${RUN_ROOT}/storage-`)), []);
+    assert.equal(
+      readMounts().filter((m) => m.mountPoint.startsWith(`${RUN_ROOT}/storage-`)),
+      [],
+    );
     assert.equal(fs.existsSync(RUN_ROOT) ? fs.readdirSync(RUN_ROOT).filter((n) => n.startsWith('storage-')) : [], []);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
 });
 
-refusesBadInput('storage', [
-  [['--configs', 'bind,aufs'], '--configs'],
-]);
+refusesBadInput('storage', [[['--configs', 'bind,aufs'], '--configs']]);
 
 test.run();

@@ -23,7 +23,20 @@ interface Seen {
 // unshare(1) makes the private mount namespace before Node starts: Node's own threads could not.
 function withoutTracefs(setpriv: string[]): Promise<Seen> {
   const shell = 'umount -a -t tracefs; exec "$@"';
-  const argv = ['-m', '--propagation', 'private', 'sh', '-c', shell, 'sh', ...setpriv, process.execPath, '--input-type=module', '-e', SCRIPT];
+  const argv = [
+    '-m',
+    '--propagation',
+    'private',
+    'sh',
+    '-c',
+    shell,
+    'sh',
+    ...setpriv,
+    process.execPath,
+    '--input-type=module',
+    '-e',
+    SCRIPT,
+  ];
   return new Promise((resolve, reject) => {
     execFile('unshare', argv, { timeout: 30_000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${err.message}\n${stderr}`));

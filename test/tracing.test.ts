@@ -41,7 +41,14 @@ test('lock kinds from contention_begin flags', () => {
 });
 
 test('kallsyms: an address resolves to the function containing it; data symbols name locks', () => {
-  const syms = Kallsyms.parse(['ffffffff81000000 T alpha', 'ffffffff81000100 t beta', 'ffffffff83000000 d rtnl_mutex', '0000000000000000 T hidden'].join('\n'));
+  const syms = Kallsyms.parse(
+    [
+      'ffffffff81000000 T alpha',
+      'ffffffff81000100 t beta',
+      'ffffffff83000000 d rtnl_mutex',
+      '0000000000000000 T hidden',
+    ].join('\n'),
+  );
   assert.is(syms.functionAt(0xffffffff81000050n), 'alpha');
   assert.is(syms.functionAt(0xffffffff81000100n), 'beta');
   assert.is(syms.functionAt(0xffffffff80000000n), undefined);
@@ -54,9 +61,25 @@ test('kallsyms: an address resolves to the function containing it; data symbols 
 
 test('attribution skips locking machinery and names call path and operation', () => {
   const syms = Kallsyms.parse(
-    ['ffffffff81000000 T __mutex_lock', 'ffffffff81000100 T mutex_lock', 'ffffffff81000200 T register_nexthop_notifier', 'ffffffff81000300 T ops_init', 'ffffffff81000400 T setup_net', 'ffffffff81000500 T copy_net_ns'].join('\n'),
+    [
+      'ffffffff81000000 T __mutex_lock',
+      'ffffffff81000100 T mutex_lock',
+      'ffffffff81000200 T register_nexthop_notifier',
+      'ffffffff81000300 T ops_init',
+      'ffffffff81000400 T setup_net',
+      'ffffffff81000500 T copy_net_ns',
+    ].join('\n'),
   );
-  const stack = ['ffffffff81000010', 'ffffffff81000110', 'ffffffff81000210', 'ffffffff81000310', 'ffffffff81000410', 'ffffffff81000510'].map((a) => `\t${a} x+1`).join('\n');
+  const stack = [
+    'ffffffff81000010',
+    'ffffffff81000110',
+    'ffffffff81000210',
+    'ffffffff81000310',
+    'ffffffff81000410',
+    'ffffffff81000510',
+  ]
+    .map((a) => `\t${a} x+1`)
+    .join('\n');
   const a = attribute(stack, 0xffff888012345678n, 32, syms);
   assert.is(a.callPath, 'register_nexthop_notifier <- ops_init <- setup_net');
   assert.is(a.operation, 'setup_net');
@@ -66,9 +89,25 @@ test('attribution skips locking machinery and names call path and operation', ()
 
 test('attribution stops at an RCU callback: the interrupted task is not the operation', () => {
   const syms = Kallsyms.parse(
-    ['ffffffff81000000 T _raw_spin_lock', 'ffffffff81000100 T free_percpu', 'ffffffff81000200 T delayed_free_vfsmnt', 'ffffffff81000300 T rcu_do_batch', 'ffffffff81000400 T rcu_core', 'ffffffff81000500 T copy_utsname'].join('\n'),
+    [
+      'ffffffff81000000 T _raw_spin_lock',
+      'ffffffff81000100 T free_percpu',
+      'ffffffff81000200 T delayed_free_vfsmnt',
+      'ffffffff81000300 T rcu_do_batch',
+      'ffffffff81000400 T rcu_core',
+      'ffffffff81000500 T copy_utsname',
+    ].join('\n'),
   );
-  const stack = ['ffffffff81000010', 'ffffffff81000110', 'ffffffff81000210', 'ffffffff81000310', 'ffffffff81000410', 'ffffffff81000510'].map((a) => `\t${a} x+1`).join('\n');
+  const stack = [
+    'ffffffff81000010',
+    'ffffffff81000110',
+    'ffffffff81000210',
+    'ffffffff81000310',
+    'ffffffff81000410',
+    'ffffffff81000510',
+  ]
+    .map((a) => `\t${a} x+1`)
+    .join('\n');
   const a = attribute(stack, 0n, 1, syms);
   assert.is(a.operation, 'rcu: delayed_free_vfsmnt');
   assert.is(a.callPath, 'free_percpu <- delayed_free_vfsmnt <- rcu_do_batch');
@@ -119,14 +158,22 @@ test('recorded netns churn: syscall histograms give calls, percentiles and total
 test('parsing: lock keys, percentiles inside log2 buckets, garbage and unmatched marks', () => {
   assert.equal(parseLockKey('\n\tffffffff81000010 a+1\n,33'), { stack: '\n\tffffffff81000010 a+1\n', flags: 33 });
   assert.is(parseLockKey('no flags here'), undefined);
-  const buckets = [{ min: 0, max: 1, count: 0 }, { min: 2, max: 3, count: 10 }, { min: 4, max: 7, count: 10 }];
+  const buckets = [
+    { min: 0, max: 1, count: 0 },
+    { min: 2, max: 3, count: 10 },
+    { min: 4, max: 7, count: 10 },
+  ];
   assert.is(histPercentile(buckets, 0.5), 4);
   assert.is(histPercentile(buckets, 0.25), 3);
   assert.ok(Number.isNaN(histPercentile([], 0.5)));
   const s = new MarkStream();
   assert.is(s.feed('Attaching 4 probes...'), undefined);
   assert.is(s.feed('{"type": "attached_probes", "data": {"probes": 4}}'), 'attached');
-  assert.is(s.feed('{"type": "printf", "data": "sockbench-end 3\\n"}'), undefined, 'an end without its mark is ignored');
+  assert.is(
+    s.feed('{"type": "printf", "data": "sockbench-end 3\\n"}'),
+    undefined,
+    'an end without its mark is ignored',
+  );
   s.feed('{"type": "printf", "data": "sockbench-mark 4\\n"}');
   assert.is(s.feed('{"type": "printf", "data": "sockbench-end 4\\n"}'), 4);
   assert.equal(s.take(4), {}, 'empty maps give an empty snapshot');
@@ -134,8 +181,12 @@ test('parsing: lock keys, percentiles inside log2 buckets, garbage and unmatched
 
 function run(args: string[], options: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {}) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, args, { ...options, env: { ...process.env, CI: 'true', ...options.env } }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      args,
+      { ...options, env: { ...process.env, CI: 'true', ...options.env } },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -168,14 +219,42 @@ test('degradation: not root, nothing is traced and each family says why', async 
 test('a real traced run names setup_net / cleanup_net waits and times unshare per namespace set', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-trace-'));
   try {
-    const r = await run([CLI, 'run', 'netns', '--namespaces', 'net,ipc+mnt+net+pid+uts', '--concurrency', '2', '--duration', '0.5', '--repeat', '1', '--warmup', '0', '--trace', 'locks,syscalls', '--out', out]);
+    const r = await run([
+      CLI,
+      'run',
+      'netns',
+      '--namespaces',
+      'net,ipc+mnt+net+pid+uts',
+      '--concurrency',
+      '2',
+      '--duration',
+      '0.5',
+      '--repeat',
+      '1',
+      '--warmup',
+      '0',
+      '--trace',
+      'locks,syscalls',
+      '--out',
+      out,
+    ]);
     assert.is(r.code, 0, r.stderr);
     const dir = path.join(out, 'results/netns', fs.readdirSync(path.join(out, 'results/netns'))[0]!);
     const locks = readCsv(path.join(dir, 'locks.csv'));
     const ops = new Set(locks.filter((l) => Number(l.wait_total_us) > 0).map((l) => l.operation));
     assert.ok(ops.has('setup_net'), `operations seen: ${[...ops].join(', ')}`);
     assert.ok(ops.has('cleanup_net'), `operations seen: ${[...ops].join(', ')}`);
-    for (const c of ['config', 'concurrency', 'lock', 'kind', 'call_path', 'contentions', 'wait_total_us', 'wait_max_us']) assert.ok(c in locks[0]!, `locks.csv lacks ${c}`);
+    for (const c of [
+      'config',
+      'concurrency',
+      'lock',
+      'kind',
+      'call_path',
+      'contentions',
+      'wait_total_us',
+      'wait_max_us',
+    ])
+      assert.ok(c in locks[0]!, `locks.csv lacks ${c}`);
     const sys = readCsv(path.join(dir, 'syscalls.csv'));
     for (const config of ['net', 'ipc+mnt+net+pid+uts']) {
       const u = sys.find((s) => s.config === config && s.syscall === 'unshare');
@@ -184,13 +263,20 @@ test('a real traced run names setup_net / cleanup_net waits and times unshare pe
     const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'));
     assert.equal(meta.trace.active, ['locks', 'syscalls']);
     assert.ok(fs.readFileSync(path.join(out, 'figures/netns-locks.svg'), 'utf8').startsWith('<svg'));
-    assert.equal(fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-      try {
-        return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('bpf/locks.bt');
-      } catch {
-        return false;
-      }
-    }), [], 'bpftrace left running');
+    assert.equal(
+      fs
+        .readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('bpf/locks.bt');
+          } catch {
+            return false;
+          }
+        }),
+      [],
+      'bpftrace left running',
+    );
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }

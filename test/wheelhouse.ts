@@ -35,7 +35,10 @@ export function wheelWithInit(wheelhouse: string, name: string, version: string,
 function build(wheelhouse: string, name: string, version: string, requires: string[], init?: string): void {
   fs.mkdirSync(wheelhouse, { recursive: true });
   const env = init === undefined ? process.env : { ...process.env, SOCK_WHEEL_INIT: init };
-  const made = spawnSync('python3', ['-c', MAKE_WHEEL, wheelhouse, name, version, ...requires], { encoding: 'utf8', env });
+  const made = spawnSync('python3', ['-c', MAKE_WHEEL, wheelhouse, name, version, ...requires], {
+    encoding: 'utf8',
+    env,
+  });
   if (made.status !== 0) throw new Error(`building the wheel ${name}: ${made.stderr}`);
 }
 

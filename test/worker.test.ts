@@ -6,7 +6,18 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mountsUnder } from '../engine/mountinfo.js';
-import { BASE, lambda, poolCgroups, post, removeScratch, sandboxMounts, SOCK_CLI, startWorker, tasksIn, type RunningWorker } from './sockWorker.js';
+import {
+  BASE,
+  lambda,
+  poolCgroups,
+  post,
+  removeScratch,
+  sandboxMounts,
+  SOCK_CLI,
+  startWorker,
+  tasksIn,
+  type RunningWorker,
+} from './sockWorker.js';
 
 /** The cgroup directories of a state directory's pool, in every tree they exist in. */
 /** A worker with one invocation stuck in a 60 s handler, its sandbox mounted; the request's promise never rejects. */
@@ -14,7 +25,8 @@ async function busyWorker(): Promise<{ worker: RunningWorker; pending: Promise<u
   const worker = await startWorker();
   lambda(worker.registry, 'sleep', 'import time\ndef f(event):\n    time.sleep(60)\n');
   const pending = post(worker.url, 'sleep', '{}').catch(() => 'no answer');
-  for (let i = 0; i < 200 && sandboxMounts(worker.stateDir).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 200 && sandboxMounts(worker.stateDir).length === 0; i++)
+    await new Promise((r) => setTimeout(r, 25));
   return { worker, pending };
 }
 
@@ -39,40 +51,52 @@ api.before(async () => {
   lambda(w.registry, 'nof', 'def g(event):\n    return 1\n');
   lambda(w.registry, 'hang', 'def f(event):\n    while True:\n        pass\n');
   lambda(w.registry, 'hog', 'def f(event):\n    x = []\n    while True:\n        x.append(bytearray(8 << 20))\n');
-  lambda(w.registry, 'fill', [
-    'def f(event):',
-    '    try:',
-    '        with open("/tmp/big", "wb") as out:',
-    '            for _ in range(256):',
-    '                out.write(bytes(1 << 20))',
-    '    except OSError as e:',
-    '        return {"errno": e.errno}',
-    '',
-  ].join('\n'));
+  lambda(
+    w.registry,
+    'fill',
+    [
+      'def f(event):',
+      '    try:',
+      '        with open("/tmp/big", "wb") as out:',
+      '            for _ in range(256):',
+      '                out.write(bytes(1 << 20))',
+      '    except OSError as e:',
+      '        return {"errno": e.errno}',
+      '',
+    ].join('\n'),
+  );
   lambda(w.registry, 'segv', 'import ctypes\ndef f(event):\n    return ctypes.string_at(0)\n');
-  lambda(w.registry, 'bomb', [
-    'import os, time',
-    'def f(event):',
-    '    n = 0',
-    '    try:',
-    '        while True:',
-    '            if os.fork() == 0:',
-    '                time.sleep(30)',
-    '                os._exit(0)',
-    '            n += 1',
-    '    except OSError as e:',
-    '        return {"forked": n, "errno": e.errno}',
-    '',
-  ].join('\n'));
+  lambda(
+    w.registry,
+    'bomb',
+    [
+      'import os, time',
+      'def f(event):',
+      '    n = 0',
+      '    try:',
+      '        while True:',
+      '            if os.fork() == 0:',
+      '                time.sleep(30)',
+      '                os._exit(0)',
+      '            n += 1',
+      '    except OSError as e:',
+      '        return {"forked": n, "errno": e.errno}',
+      '',
+    ].join('\n'),
+  );
 });
 
 api.after(async () => {
   assert.is(await w.stop('SIGTERM'), 0, w.log());
-  assert.equal(mountsUnder(fs.realpathSync(w.stateDir)), [], 'a clean shutdown leaves no mount under the state directory');
+  assert.equal(
+    mountsUnder(fs.realpathSync(w.stateDir)),
+    [],
+    'a clean shutdown leaves no mount under the state directory',
+  );
   assert.equal(poolCgroups(w.stateDir), [], 'and removes its cgroups');
 });
 
-api('POST /run/<name> answers 200 with the handler\'s JSON result', async () => {
+api("POST /run/<name> answers 200 with the handler's JSON result", async () => {
   const r = await post(w.url, 'echo', '{"a": [1, 2, {"b": null}]}');
   assert.is(r.status, 200);
   assert.equal(r.body, { got: { a: [1, 2, { b: null }] } });
@@ -134,7 +158,7 @@ api('a fork bomb is stopped at the pids limit and the host is untouched', async 
   assert.is((await post(w.url, 'echo', '2')).status, 200);
 });
 
-api('a handler filling /tmp is stopped by its own memory limit, not by the host\'s disk', async () => {
+api("a handler filling /tmp is stopped by its own memory limit, not by the host's disk", async () => {
   const r = await post(w.url, 'fill', '{}');
   assert.ok((r.status === 200 && r.body.errno === 28) || r.body.kind === 'oom', JSON.stringify(r.body));
   assert.is((await post(w.url, 'echo', '3')).status, 200);
@@ -186,14 +210,15 @@ api.run();
 
 const crash = suite('worker: after a crash');
 
-crash('a killed worker\'s sandboxes die with it, and the next worker removes its mounts and cgroups', async () => {
+crash("a killed worker's sandboxes die with it, and the next worker removes its mounts and cgroups", async () => {
   const { worker: first, pending } = await busyWorker();
   assert.ok(sandboxMounts(first.stateDir).length > 0, 'the sandbox is up');
   await first.stop('SIGKILL');
   await pending;
   assert.ok(sandboxMounts(first.stateDir).length > 0, 'a SIGKILLed worker cannot unmount');
   // The sandbox's first process had PR_SET_PDEATHSIG: killing it ends its PID namespace.
-  for (let i = 0; i < 200 && tasksIn(poolCgroups(first.stateDir)).length > 0; i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 200 && tasksIn(poolCgroups(first.stateDir)).length > 0; i++)
+    await new Promise((r) => setTimeout(r, 25));
   assert.equal(tasksIn(poolCgroups(first.stateDir)), []);
   const second = await startWorker({ registry: first.registry, stateDir: first.stateDir });
   assert.match(second.log(), 'removed what a previous engine left');
@@ -223,11 +248,20 @@ crash('Ctrl-C under load answers every request (200 or 503) and leaves nothing b
   const busy = await startWorker({ args: ['--max-sandboxes', '2'] });
   lambda(busy.registry, 'slow', 'import time\ndef f(event):\n    time.sleep(0.4)\n    return event\n');
   let answered = 0;
-  const answers = Array.from({ length: 12 }, (_, i) => post(busy.url, 'slow', String(i)).then((r) => r.status, (e) => `no answer: ${(e as Error).message}`).finally(() => answered++));
+  const answers = Array.from({ length: 12 }, (_, i) =>
+    post(busy.url, 'slow', String(i))
+      .then(
+        (r) => r.status,
+        (e) => `no answer: ${(e as Error).message}`,
+      )
+      .finally(() => answered++),
+  );
   // Stopped once every request has reached the worker (a connection it never accepted cannot
   // be answered at all): on a slow machine, an emulated one, that takes more than a moment.
   for (let i = 0; i < 500; i++) {
-    const { queue } = ((await (await fetch(`${busy.url}/status`)).json()) as { worker: { queue: { running: number; waiting: number } } }).worker;
+    const { queue } = (
+      (await (await fetch(`${busy.url}/status`)).json()) as { worker: { queue: { running: number; waiting: number } } }
+    ).worker;
     if (queue.running + queue.waiting + answered >= 12) break;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -241,7 +275,10 @@ crash('Ctrl-C under load answers every request (200 or 503) and leaves nothing b
 
 crash.run();
 
-function sock(args: string[], options: { uid?: number; gid?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function sock(
+  args: string[],
+  options: { uid?: number; gid?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [SOCK_CLI, ...args], options, (err, stdout, stderr) => {
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
@@ -270,7 +307,11 @@ for (const [args, mention, code] of [
   [['worker', 'up', '--registry', '/nonexistent-registry'], 'not a directory', 2],
   [['worker', 'up', '--registry', '/tmp', '--port', 'abc'], '--port', 2],
   [['invoke', 'x', '{not json'], 'not JSON', 2],
-  [['worker', 'up', '--registry', '/tmp', '--base', '/nonexistent-base', '--state-dir', '/tmp/sock-none'], 'no usable base', 3],
+  [
+    ['worker', 'up', '--registry', '/tmp', '--base', '/nonexistent-base', '--state-dir', '/tmp/sock-none'],
+    'no usable base',
+    3,
+  ],
   [['invoke', 'x', '--port', '1'], 'no worker answers', 1],
 ] as [string[], string, number][]) {
   cli(`sock ${args.join(' ')}: exit ${code}, one line naming ${mention}`, async () => {
@@ -282,7 +323,10 @@ for (const [args, mention, code] of [
 }
 
 cli('sock worker up as a user without root is refused with exit 3', async () => {
-  const r = await sock(['worker', 'up', '--registry', '/tmp', '--base', BASE, '--state-dir', '/tmp/sock-unprivileged'], { uid: 65534, gid: 65534 });
+  const r = await sock(
+    ['worker', 'up', '--registry', '/tmp', '--base', BASE, '--state-dir', '/tmp/sock-unprivileged'],
+    { uid: 65534, gid: 65534 },
+  );
   assert.is(r.code, 3, r.stderr);
   assert.match(r.stderr, 'must run as root');
   assert.not.ok(fs.existsSync('/tmp/sock-unprivileged'));

@@ -7,14 +7,23 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mountsUnder } from '../engine/mountinfo.js';
-import { lambda, poolCgroups, postStarted as post, removeScratch, startWorker, tasksIn, type RunningWorker } from './sockWorker.js';
+import {
+  lambda,
+  poolCgroups,
+  postStarted as post,
+  removeScratch,
+  startWorker,
+  tasksIn,
+  type RunningWorker,
+} from './sockWorker.js';
 import { wheel } from './wheelhouse.js';
 
 function requires(registry: string, name: string, ...packages: string[]): void {
   fs.writeFileSync(path.join(registry, name, 'requirements.txt'), `${packages.join('\n')}\n`);
 }
 
-const YAML = 'import yaml\ndef f(event):\n    return [yaml.__with_libyaml__, yaml.load("a: [1, 2]", Loader=yaml.CLoader)]\n';
+const YAML =
+  'import yaml\ndef f(event):\n    return [yaml.__with_libyaml__, yaml.load("a: [1, 2]", Loader=yaml.CLoader)]\n';
 
 const caches = suite('worker with caches: install, import and handler caches');
 let w: RunningWorker;
@@ -30,7 +39,7 @@ caches.after(async () => {
   assert.equal(poolCgroups(stateDir), []);
 });
 
-caches('a lambda\'s second request is a thawed instance; a new version starts anew', async () => {
+caches("a lambda's second request is a thawed instance; a new version starts anew", async () => {
   lambda(w.registry, 'count', 'n = 0\ndef f(event):\n    global n\n    n += 1\n    return n\n');
   assert.equal(await post(w.url, 'count', ''), { status: 200, body: 1, start: 'zygote:root' });
   assert.equal(await post(w.url, 'count', ''), { status: 200, body: 2, start: 'warm' }, 'the same process, thawed');
@@ -38,31 +47,41 @@ caches('a lambda\'s second request is a thawed instance; a new version starts an
   assert.equal(await post(w.url, 'count', ''), { status: 200, body: 11, start: 'zygote:root' });
 });
 
-caches('requirements are installed once from Debian, and their native library loads in a lean start and in a zygote\'s fork', async () => {
-  lambda(w.registry, 'yaml1', YAML);
-  requires(w.registry, 'yaml1', 'PyYAML');
-  const first = await post(w.url, 'yaml1', '');
-  assert.equal(first, { status: 200, body: [true, { a: [1, 2] }], start: 'zygote:pyyaml' });
-  lambda(w.registry, 'yaml2', YAML);
-  requires(w.registry, 'yaml2', 'pyyaml');
-  assert.equal(await post(w.url, 'yaml2', ''), { status: 200, body: [true, { a: [1, 2] }], start: 'zygote:pyyaml' }, 'another lambda forks from the zygote that has yaml');
-  const s = (await (await fetch(`${w.url}/status`)).json()) as any;
-  assert.is(s.caches.install.installs, 1, 'installed once for both lambdas');
-  assert.ok(s.caches.import.zygotes.some((z: { packages: string }) => z.packages === 'pyyaml'));
-  assert.ok(s.caches.handler.idle >= 1);
-});
+caches(
+  "requirements are installed once from Debian, and their native library loads in a lean start and in a zygote's fork",
+  async () => {
+    lambda(w.registry, 'yaml1', YAML);
+    requires(w.registry, 'yaml1', 'PyYAML');
+    const first = await post(w.url, 'yaml1', '');
+    assert.equal(first, { status: 200, body: [true, { a: [1, 2] }], start: 'zygote:pyyaml' });
+    lambda(w.registry, 'yaml2', YAML);
+    requires(w.registry, 'yaml2', 'pyyaml');
+    assert.equal(
+      await post(w.url, 'yaml2', ''),
+      { status: 200, body: [true, { a: [1, 2] }], start: 'zygote:pyyaml' },
+      'another lambda forks from the zygote that has yaml',
+    );
+    const s = (await (await fetch(`${w.url}/status`)).json()) as any;
+    assert.is(s.caches.install.installs, 1, 'installed once for both lambdas');
+    assert.ok(s.caches.import.zygotes.some((z: { packages: string }) => z.packages === 'pyyaml'));
+    assert.ok(s.caches.handler.idle >= 1);
+  },
+);
 
-caches('a requirement that cannot be installed is a 500 install error naming it; the lambda works once it is fixed', async () => {
-  lambda(w.registry, 'missing', 'def f(event):\n    return 1\n');
-  requires(w.registry, 'missing', 'no-such-package-sockbench');
-  const r = await post(w.url, 'missing', '');
-  assert.is(r.status, 500);
-  assert.is(r.body.kind, 'install');
-  assert.match(r.body.error, 'no-such-package-sockbench');
-  assert.not.match(r.body.error, '\n');
-  requires(w.registry, 'missing', 'six');
-  assert.equal((await post(w.url, 'missing', '')).status, 200);
-});
+caches(
+  'a requirement that cannot be installed is a 500 install error naming it; the lambda works once it is fixed',
+  async () => {
+    lambda(w.registry, 'missing', 'def f(event):\n    return 1\n');
+    requires(w.registry, 'missing', 'no-such-package-sockbench');
+    const r = await post(w.url, 'missing', '');
+    assert.is(r.status, 500);
+    assert.is(r.body.kind, 'install');
+    assert.match(r.body.error, 'no-such-package-sockbench');
+    assert.not.match(r.body.error, '\n');
+    requires(w.registry, 'missing', 'six');
+    assert.equal((await post(w.url, 'missing', '')).status, 200);
+  },
+);
 
 caches.run();
 
@@ -97,30 +116,45 @@ pip.run();
 
 const crash = suite('worker with caches: after kill -9');
 
-crash('zygotes, their forks and frozen instances all die with a killed worker; the next one removes what is left', async () => {
-  const first = await startWorker({ caches: true, args: ['--zygote-threshold', '1', '--installer', 'off'] });
-  lambda(first.registry, 'idle', 'def f(event):\n    return 1\n');
-  assert.is((await post(first.url, 'idle', '')).status, 200);
-  lambda(first.registry, 'sleep', 'import time\ndef f(event):\n    time.sleep(60)\n');
-  const pending = post(first.url, 'sleep', '').catch(() => 'no answer');
-  await new Promise((r) => setTimeout(r, 500));
-  assert.ok(tasksIn(poolCgroups(first.stateDir)).length >= 3, 'reaper, root zygote, a frozen instance and a running one');
-  await first.stop('SIGKILL');
-  await pending;
-  // The reaper had PDEATHSIG: its namespace, and every fork in it, dies; but a frozen task
-  // (cgroup v1 freezer) takes its SIGKILL only once thawed, which the next start does.
-  const frozen = () => tasksIn(poolCgroups(first.stateDir)).filter((pid) => fs.existsSync(`/proc/${pid}`));
-  for (let i = 0; i < 200 && new Set(frozen()).size > 1; i++) await new Promise((r) => setTimeout(r, 25));
-  const left = [...new Set(frozen())];
-  assert.ok(left.length <= 1, `only the frozen instance is left: ${left}`);
-  const second = await startWorker({ caches: true, registry: first.registry, stateDir: first.stateDir, args: ['--installer', 'off'] });
-  assert.match(second.log(), 'removed what a previous engine left');
-  assert.equal(left.filter((pid) => fs.existsSync(`/proc/${pid}`)), [], 'the next start thawed and killed it');
-  assert.is((await post(second.url, 'idle', '')).status, 200);
-  assert.is(await second.stop('SIGINT'), 0);
-  assert.equal(mountsUnder(fs.realpathSync(second.stateDir)), []);
-  assert.equal(poolCgroups(second.stateDir), []);
-  removeScratch();
-});
+crash(
+  'zygotes, their forks and frozen instances all die with a killed worker; the next one removes what is left',
+  async () => {
+    const first = await startWorker({ caches: true, args: ['--zygote-threshold', '1', '--installer', 'off'] });
+    lambda(first.registry, 'idle', 'def f(event):\n    return 1\n');
+    assert.is((await post(first.url, 'idle', '')).status, 200);
+    lambda(first.registry, 'sleep', 'import time\ndef f(event):\n    time.sleep(60)\n');
+    const pending = post(first.url, 'sleep', '').catch(() => 'no answer');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(
+      tasksIn(poolCgroups(first.stateDir)).length >= 3,
+      'reaper, root zygote, a frozen instance and a running one',
+    );
+    await first.stop('SIGKILL');
+    await pending;
+    // The reaper had PDEATHSIG: its namespace, and every fork in it, dies; but a frozen task
+    // (cgroup v1 freezer) takes its SIGKILL only once thawed, which the next start does.
+    const frozen = () => tasksIn(poolCgroups(first.stateDir)).filter((pid) => fs.existsSync(`/proc/${pid}`));
+    for (let i = 0; i < 200 && new Set(frozen()).size > 1; i++) await new Promise((r) => setTimeout(r, 25));
+    const left = [...new Set(frozen())];
+    assert.ok(left.length <= 1, `only the frozen instance is left: ${left}`);
+    const second = await startWorker({
+      caches: true,
+      registry: first.registry,
+      stateDir: first.stateDir,
+      args: ['--installer', 'off'],
+    });
+    assert.match(second.log(), 'removed what a previous engine left');
+    assert.equal(
+      left.filter((pid) => fs.existsSync(`/proc/${pid}`)),
+      [],
+      'the next start thawed and killed it',
+    );
+    assert.is((await post(second.url, 'idle', '')).status, 200);
+    assert.is(await second.stop('SIGINT'), 0);
+    assert.equal(mountsUnder(fs.realpathSync(second.stateDir)), []);
+    assert.equal(poolCgroups(second.stateDir), []);
+    removeScratch();
+  },
+);
 
 crash.run();

@@ -33,19 +33,42 @@ export interface Deb {
  * The .debs the package needs on top of the base: apt resolves against the base's dpkg status
  * (not the host's), from the host's package lists. Not timed: it is apt's solver, not the download.
  */
-export async function resolveDebs(debian: string, base: string, emptyDir: string, signal?: AbortSignal): Promise<Deb[]> {
+export async function resolveDebs(
+  debian: string,
+  base: string,
+  emptyDir: string,
+  signal?: AbortSignal,
+): Promise<Deb[]> {
   let out: string;
   fs.mkdirSync(path.join(emptyDir, 'partial'), { recursive: true });
   try {
     // An empty archive directory: apt leaves out of the list whatever it finds already cached.
-    ({ stdout: out } = await run('apt-get', [
-      'install', '--download-only', '--print-uris', '-y', '-qq', '--no-install-recommends',
-      '-o', `Dir::State::status=${path.join(base, 'var/lib/dpkg/status')}`, '-o', `Dir::Cache::archives=${emptyDir}`,
-      '-o', 'Debug::NoLocking=1', debian,
-    ], { signal }));
+    ({ stdout: out } = await run(
+      'apt-get',
+      [
+        'install',
+        '--download-only',
+        '--print-uris',
+        '-y',
+        '-qq',
+        '--no-install-recommends',
+        '-o',
+        `Dir::State::status=${path.join(base, 'var/lib/dpkg/status')}`,
+        '-o',
+        `Dir::Cache::archives=${emptyDir}`,
+        '-o',
+        'Debug::NoLocking=1',
+        debian,
+      ],
+      { signal },
+    ));
   } catch (e) {
     if (signal?.aborted) throw e;
-    const stderr = String((e as { stderr?: string }).stderr ?? '').trim().split('\n').find((l) => l.startsWith('E:')) ?? (e as Error).message;
+    const stderr =
+      String((e as { stderr?: string }).stderr ?? '')
+        .trim()
+        .split('\n')
+        .find((l) => l.startsWith('E:')) ?? (e as Error).message;
     throw new Error(`apt cannot resolve ${debian}: ${stderr.replace(/^E: /, '')}`);
   }
   return out.split('\n').flatMap((line) => {
@@ -59,7 +82,8 @@ export async function download(debs: Deb[], into: string, signal?: AbortSignal):
     const res = await fetch(deb.url, { signal });
     if (!res.ok) throw new Error(`downloading ${deb.url}: HTTP ${res.status}`);
     const body = Buffer.from(await res.arrayBuffer());
-    if (body.length !== deb.bytes) throw new Error(`downloading ${deb.url}: ${body.length} bytes, expected ${deb.bytes}`);
+    if (body.length !== deb.bytes)
+      throw new Error(`downloading ${deb.url}: ${body.length} bytes, expected ${deb.bytes}`);
     fs.writeFileSync(path.join(into, deb.file), body);
   }
 }
@@ -88,9 +112,16 @@ export function mergeUsr(target: string, base: string): void {
 export function sharedLibraries(target: string): string[] {
   const found: string[] = [];
   const walk = (rel: string) => {
-    const entries = fs.readdirSync(path.join(target, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
-    if (/lib/.test(rel)) found.push(...entries.filter((e) => /\.so(\.|$)/.test(e.name) && !e.isDirectory()).map((e) => path.join(rel, e.name)));
-    for (const e of entries) if (e.isDirectory() && !/python3|dist-packages|site-packages|share|doc/.test(e.name)) walk(path.join(rel, e.name));
+    const entries = fs
+      .readdirSync(path.join(target, rel), { withFileTypes: true })
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+    if (/lib/.test(rel))
+      found.push(
+        ...entries.filter((e) => /\.so(\.|$)/.test(e.name) && !e.isDirectory()).map((e) => path.join(rel, e.name)),
+      );
+    for (const e of entries)
+      if (e.isDirectory() && !/python3|dist-packages|site-packages|share|doc/.test(e.name))
+        walk(path.join(rel, e.name));
   };
   walk('');
   return found;
@@ -128,24 +159,35 @@ function compareVersions(a: number[], b: number[]): number {
 
 /** Whether a version satisfies a PEP 440 specifier's clauses, on their numeric release parts ("==1.24.*", ">=9,<11", "~=3.1"). */
 export function satisfies(version: number[], specifier: string): boolean {
-  return specifier.split(',').filter(Boolean).every((clause) => {
-    const m = /^(~=|===?|!=|<=?|>=?)(.+)$/.exec(clause);
-    if (!m) return false;
-    const [op, text] = [m[1]!, m[2]!];
-    const wanted = text.replace(/\.\*$/, '').split('.').map(Number);
-    if (wanted.some((n) => !Number.isInteger(n))) return false;
-    const prefix = compareVersions(version.slice(0, wanted.length), wanted) === 0;
-    const c = compareVersions(version, wanted);
-    switch (op) {
-      case '==': case '===': return text.endsWith('.*') ? prefix : c === 0;
-      case '!=': return text.endsWith('.*') ? !prefix : c !== 0;
-      case '>=': return c >= 0;
-      case '<=': return c <= 0;
-      case '>': return c > 0;
-      case '<': return c < 0;
-      default: return c >= 0 && compareVersions(version.slice(0, wanted.length - 1), wanted.slice(0, -1)) === 0; // ~=
-    }
-  });
+  return specifier
+    .split(',')
+    .filter(Boolean)
+    .every((clause) => {
+      const m = /^(~=|===?|!=|<=?|>=?)(.+)$/.exec(clause);
+      if (!m) return false;
+      const [op, text] = [m[1]!, m[2]!];
+      const wanted = text.replace(/\.\*$/, '').split('.').map(Number);
+      if (wanted.some((n) => !Number.isInteger(n))) return false;
+      const prefix = compareVersions(version.slice(0, wanted.length), wanted) === 0;
+      const c = compareVersions(version, wanted);
+      switch (op) {
+        case '==':
+        case '===':
+          return text.endsWith('.*') ? prefix : c === 0;
+        case '!=':
+          return text.endsWith('.*') ? !prefix : c !== 0;
+        case '>=':
+          return c >= 0;
+        case '<=':
+          return c <= 0;
+        case '>':
+          return c > 0;
+        case '<':
+          return c < 0;
+        default:
+          return c >= 0 && compareVersions(version.slice(0, wanted.length - 1), wanted.slice(0, -1)) === 0; // ~=
+      }
+    });
 }
 
 /** The version of debian among the .debs, from apt's file name (name_version_arch.deb, the epoch's ':' escaped). */
@@ -171,14 +213,20 @@ export class DebianProvider implements InstallProvider {
     this.workDir = path.resolve(options.workDir ?? os.tmpdir());
   }
 
-  async install(requirement: ParsedRequirement, into: string, signal?: AbortSignal): Promise<{ version: string; downloadMs: number; installMs: number }> {
+  async install(
+    requirement: ParsedRequirement,
+    into: string,
+    signal?: AbortSignal,
+  ): Promise<{ version: string; downloadMs: number; installMs: number }> {
     const debian = debianPackageOf(requirement.name);
     const work = InstallWork.create(this.workDir, `debian-${requirement.name}`);
     try {
       const debs = await resolveDebs(debian, this.base, path.join(work.dir, 'apt'), signal);
       const version = versionOf(debian, debs);
       if (requirement.specifier && !satisfies(upstreamNumbers(version), requirement.specifier)) {
-        throw new Error(`Debian's ${debian} is ${version || 'already in the base, at a version not checked'}, which is not ${requirement.specifier}; the Debian provider installs only the version Debian ships (--installer pip installs others)`);
+        throw new Error(
+          `Debian's ${debian} is ${version || 'already in the base, at a version not checked'}, which is not ${requirement.specifier}; the Debian provider installs only the version Debian ships (--installer pip installs others)`,
+        );
       }
       const debsDir = path.join(work.work, 'debs');
       fs.mkdirSync(debsDir);

@@ -49,7 +49,10 @@ export interface ToolRun {
 
 /** A sandboxed tool that did not exit with status 0; output is the end of what it wrote. */
 export class ToolFailed extends Error {
-  constructor(readonly output: string, how: string) {
+  constructor(
+    readonly output: string,
+    how: string,
+  ) {
     super(how);
     this.name = 'ToolFailed';
   }
@@ -130,20 +133,48 @@ export class InstallWork {
    */
   onHost(run: ToolRun & { binds?: Bind[] }): Promise<string> {
     const root = this.makeHostRoot();
-    const binds = [{ source: this.work, target: '/work', writable: true }, ...(run.binds ?? []), ...(run.network ? resolverOutsideEtc() : [])];
+    const binds = [
+      { source: this.work, target: '/work', writable: true },
+      ...(run.binds ?? []),
+      ...(run.network ? resolverOutsideEtc() : []),
+    ];
     for (const b of binds) mountPoint(b.source, path.join(root, b.target));
     const at = (p: string) => path.join(root, p);
-    return this.run(run, [
-      ...bind('/usr', at('usr'), false, true),
-      // Recursive: a container's /etc/resolv.conf and /etc/hosts are mounts of their own.
-      ...bind('/etc', at('etc'), false, true),
-      ...TOP_LEVEL.filter(isHostDirectory).flatMap((d) => bind(`/${d}`, at(d), false, true)),
-      ...DEVICES.map((d): SpawnStep => ({ op: 'mount', source: `/dev/${d}`, target: at(`dev/${d}`), flags: MS_BIND })),
-      { op: 'mount', source: 'proc', target: at('proc'), fstype: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC },
-      { op: 'mount', source: 'sock-install-tmp', target: at('tmp'), fstype: 'tmpfs', flags: MS_NOSUID | MS_NODEV, data: 'mode=1777,size=256m' },
-      { op: 'mount', source: 'sock-install-shm', target: at('dev/shm'), fstype: 'tmpfs', flags: MS_NOSUID | MS_NODEV, data: 'mode=1777,size=64m' },
-      ...binds.flatMap((b) => bind(b.source, at(b.target), b.writable ?? false)),
-    ], root, '/work');
+    return this.run(
+      run,
+      [
+        ...bind('/usr', at('usr'), false, true),
+        // Recursive: a container's /etc/resolv.conf and /etc/hosts are mounts of their own.
+        ...bind('/etc', at('etc'), false, true),
+        ...TOP_LEVEL.filter(isHostDirectory).flatMap((d) => bind(`/${d}`, at(d), false, true)),
+        ...DEVICES.map((d): SpawnStep => ({
+          op: 'mount',
+          source: `/dev/${d}`,
+          target: at(`dev/${d}`),
+          flags: MS_BIND,
+        })),
+        { op: 'mount', source: 'proc', target: at('proc'), fstype: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC },
+        {
+          op: 'mount',
+          source: 'sock-install-tmp',
+          target: at('tmp'),
+          fstype: 'tmpfs',
+          flags: MS_NOSUID | MS_NODEV,
+          data: 'mode=1777,size=256m',
+        },
+        {
+          op: 'mount',
+          source: 'sock-install-shm',
+          target: at('dev/shm'),
+          fstype: 'tmpfs',
+          flags: MS_NOSUID | MS_NODEV,
+          data: 'mode=1777,size=64m',
+        },
+        ...binds.flatMap((b) => bind(b.source, at(b.target), b.writable ?? false)),
+      ],
+      root,
+      '/work',
+    );
   }
 
   /**
@@ -158,11 +189,18 @@ export class InstallWork {
     fs.mkdirSync(top);
     fs.mkdirSync(mounted);
     for (const name of Object.keys(packages)) fs.mkdirSync(path.join(mounted, name));
-    return this.run(run, [
-      ...bind(base, top, false),
-      ...bind(mounted, path.join(top, 'packages'), false),
-      ...Object.entries(packages).flatMap(([name, source]) => bind(source, path.join(top, 'packages', name), writable)),
-    ], top, '/');
+    return this.run(
+      run,
+      [
+        ...bind(base, top, false),
+        ...bind(mounted, path.join(top, 'packages'), false),
+        ...Object.entries(packages).flatMap(([name, source]) =>
+          bind(source, path.join(top, 'packages', name), writable),
+        ),
+      ],
+      top,
+      '/',
+    );
   }
 
   /** The skeleton the host tools are chrooted in: mount points and links, root's, made once per install. */
@@ -171,12 +209,15 @@ export class InstallWork {
     const root = path.join(this.dir, 'host-root');
     for (const d of ['usr', 'etc', 'proc', 'tmp', 'dev/shm']) fs.mkdirSync(path.join(root, d), { recursive: true });
     for (const d of TOP_LEVEL) {
-      if (fs.lstatSync(`/${d}`, { throwIfNoEntry: false })?.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(`/${d}`), path.join(root, d));
+      if (fs.lstatSync(`/${d}`, { throwIfNoEntry: false })?.isSymbolicLink())
+        fs.symlinkSync(fs.readlinkSync(`/${d}`), path.join(root, d));
       else if (isHostDirectory(d)) fs.mkdirSync(path.join(root, d));
     }
     for (const d of DEVICES) fs.writeFileSync(path.join(root, 'dev', d), '');
     fs.symlinkSync('/proc/self/fd', path.join(root, 'dev/fd'));
-    ['stdin', 'stdout', 'stderr'].forEach((name, fd) => fs.symlinkSync(`/proc/self/fd/${fd}`, path.join(root, 'dev', name)));
+    ['stdin', 'stdout', 'stderr'].forEach((name, fd) =>
+      fs.symlinkSync(`/proc/self/fd/${fd}`, path.join(root, 'dev', name)),
+    );
     this.hostRoot = root;
     return root;
   }
@@ -218,7 +259,11 @@ export class InstallWork {
     run.signal?.throwIfAborted();
     const output = tail(log);
     // The reaper exits 128 + N when signal N killed the tool; a signal of its own is the sandbox's end (the OOM killer's, say).
-    if (exitCode !== 0) throw new ToolFailed(output, exitCode === null ? `its sandbox was killed by signal ${signal}` : `exited with status ${exitCode}`);
+    if (exitCode !== 0)
+      throw new ToolFailed(
+        output,
+        exitCode === null ? `its sandbox was killed by signal ${signal}` : `exited with status ${exitCode}`,
+      );
     return output;
   }
 }
@@ -268,7 +313,9 @@ export function requireReadableByInstallUser(what: string, p: string): void {
   const check = (file: string, st: fs.Stats, need: number) => {
     const bits = st.uid === INSTALL_USER.uid ? st.mode >> 6 : st.gid === INSTALL_USER.gid ? st.mode >> 3 : st.mode;
     if ((bits & need) !== need) {
-      throw new Error(`${what} ${file} is not readable by the install user (uid ${INSTALL_USER.uid}), which runs pip: mode ${(st.mode & 0o777).toString(8).padStart(4, '0')} (chmod o+rX)`);
+      throw new Error(
+        `${what} ${file} is not readable by the install user (uid ${INSTALL_USER.uid}), which runs pip: mode ${(st.mode & 0o777).toString(8).padStart(4, '0')} (chmod o+rX)`,
+      );
     }
   };
   let st: fs.Stats;

@@ -13,15 +13,29 @@ export const ROOT_ENV = { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8', HOME: '/tmp' }
  * read-only) never compiles them again on import. A file that does not compile is left without
  * its .pyc, as pip does: it fails only if imported.
  */
-export async function byteCompile(base: string, work: InstallWork, name: string, dir: string, signal?: AbortSignal): Promise<void> {
+export async function byteCompile(
+  base: string,
+  work: InstallWork,
+  name: string,
+  dir: string,
+  signal?: AbortSignal,
+): Promise<void> {
   try {
     await work.inBase(base, { [name]: dir }, true, {
-      argv: ['/usr/bin/python3', '-I', '-c', 'import compileall, sys; compileall.compile_dir(sys.argv[1], quiet=2)', `/packages/${name}/python/`],
+      argv: [
+        '/usr/bin/python3',
+        '-I',
+        '-c',
+        'import compileall, sys; compileall.compile_dir(sys.argv[1], quiet=2)',
+        `/packages/${name}/python/`,
+      ],
       env: Object.entries(ROOT_ENV).map(([k, v]) => `${k}=${v}`),
       signal,
     });
   } catch (e) {
     if (!(e instanceof ToolFailed)) throw e;
-    throw new Error(`byte-compiling ${name} with the base's python3 failed: ${e.output.trim().split('\n').pop() || e.message}`);
+    throw new Error(
+      `byte-compiling ${name} with the base's python3 failed: ${e.output.trim().split('\n').pop() || e.message}`,
+    );
   }
 }

@@ -19,7 +19,13 @@ import { promisify } from 'node:util';
 import type { InstallProvider, ParsedRequirement } from '../installCache.js';
 import { normalizePypiName } from '../packageNames.js';
 import { DEFAULT_STATE_DIR } from '../stateDir.js';
-import { giveToInstallUser, InstallWork, requireReadableByInstallUser, ToolFailed, type Bind } from './installSandbox.js';
+import {
+  giveToInstallUser,
+  InstallWork,
+  requireReadableByInstallUser,
+  ToolFailed,
+  type Bind,
+} from './installSandbox.js';
 import { byteCompile, ROOT_ENV } from './packageRoot.js';
 
 const run = promisify(execFile);
@@ -44,7 +50,10 @@ export interface PipOptions {
 
 /** pip's most telling line: its first ERROR, else its last line. */
 function pipError(e: ToolFailed): string {
-  const lines = e.output.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = e.output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const error = lines.find((l) => l.startsWith('ERROR:')) ?? lines.pop() ?? e.message;
   return error.replace(/^ERROR: /, '');
 }
@@ -80,23 +89,49 @@ export class PipProvider implements InstallProvider {
     this.workDir = path.resolve(options.workDir ?? os.tmpdir());
   }
 
-  async install(requirement: ParsedRequirement, into: string, signal?: AbortSignal): Promise<{ version: string; downloadMs: number; installMs: number }> {
+  async install(
+    requirement: ParsedRequirement,
+    into: string,
+    signal?: AbortSignal,
+  ): Promise<{ version: string; downloadMs: number; installMs: number }> {
     const target = await this.flagsForBase();
-    if (!this.python.startsWith('/usr/')) throw new Error(`${this.python}: pip's interpreter must be under /usr, the part of the host the install sandbox sees`);
+    if (!this.python.startsWith('/usr/'))
+      throw new Error(
+        `${this.python}: pip's interpreter must be under /usr, the part of the host the install sandbox sees`,
+      );
     const { args: sources, binds } = this.sources();
     const work = InstallWork.create(this.workDir, `pip-${requirement.name}`);
     try {
       let t0 = performance.now();
-      await this.pip(work, 'download', ['--dest', '/work/wheels', ...sources, ...target, requirement.line], { network: true, binds, signal });
+      await this.pip(work, 'download', ['--dest', '/work/wheels', ...sources, ...target, requirement.line], {
+        network: true,
+        binds,
+        signal,
+      });
       const downloadMs = performance.now() - t0;
       t0 = performance.now();
       const python = path.join(into, 'python');
       fs.mkdirSync(python);
       giveToInstallUser(python);
       // Not compiled by the host's interpreter: byteCompile does it with the base's.
-      await this.pip(work, 'install', ['--target', '/target', '--no-compile', '--no-index', '--find-links', '/work/wheels', ...target, requirement.line], {
-        binds: [{ source: python, target: '/target', writable: true }], signal,
-      });
+      await this.pip(
+        work,
+        'install',
+        [
+          '--target',
+          '/target',
+          '--no-compile',
+          '--no-index',
+          '--find-links',
+          '/work/wheels',
+          ...target,
+          requirement.line,
+        ],
+        {
+          binds: [{ source: python, target: '/target', writable: true }],
+          signal,
+        },
+      );
       // pip packages carry their shared libraries themselves (manylinux wheels, found by rpath).
       fs.mkdirSync(path.join(into, 'lib'));
       await byteCompile(this.base, work, requirement.name, into, signal);
@@ -115,7 +150,11 @@ export class PipProvider implements InstallProvider {
     const { indexUrl, findLinks = [], noIndex } = this.options;
     const binds: Bind[] = [];
     const inSandbox = (option: string, source: string): string => {
-      const local = source.startsWith('file:') ? fileURLToPath(source) : /^\w+:\/\//.test(source) ? undefined : path.resolve(source);
+      const local = source.startsWith('file:')
+        ? fileURLToPath(source)
+        : /^\w+:\/\//.test(source)
+          ? undefined
+          : path.resolve(source);
       if (local === undefined) return source;
       requireReadableByInstallUser(option, local);
       const inside = `${SOURCES}/${binds.length}`;
@@ -130,12 +169,36 @@ export class PipProvider implements InstallProvider {
     return { args, binds };
   }
 
-  private async pip(work: InstallWork, command: string, args: string[], options: { network?: boolean; binds: Bind[]; signal?: AbortSignal }): Promise<void> {
+  private async pip(
+    work: InstallWork,
+    command: string,
+    args: string[],
+    options: { network?: boolean; binds: Bind[]; signal?: AbortSignal },
+  ): Promise<void> {
     const env = [
-      'PATH=/usr/bin:/bin', 'LANG=C.UTF-8', 'HOME=/work/home', 'TMPDIR=/work/tmp', 'PIP_CONFIG_FILE=/dev/null',
-      ...(options.network ? PROXY_VARIABLES.filter((v) => process.env[v] !== undefined).map((v) => `${v}=${process.env[v]}`) : []),
+      'PATH=/usr/bin:/bin',
+      'LANG=C.UTF-8',
+      'HOME=/work/home',
+      'TMPDIR=/work/tmp',
+      'PIP_CONFIG_FILE=/dev/null',
+      ...(options.network
+        ? PROXY_VARIABLES.filter((v) => process.env[v] !== undefined).map((v) => `${v}=${process.env[v]}`)
+        : []),
     ];
-    const argv = [this.python, '-I', '-m', 'pip', command, '--disable-pip-version-check', '--no-input', '--no-color', '--quiet', '--no-cache-dir', '--no-build-isolation', ...args];
+    const argv = [
+      this.python,
+      '-I',
+      '-m',
+      'pip',
+      command,
+      '--disable-pip-version-check',
+      '--no-input',
+      '--no-color',
+      '--quiet',
+      '--no-cache-dir',
+      '--no-build-isolation',
+      ...args,
+    ];
     try {
       await work.onHost({ argv, env, ...options });
     } catch (e) {
@@ -154,7 +217,10 @@ export class PipProvider implements InstallProvider {
   }
 
   private async findTargetFlags(): Promise<string[]> {
-    const [host, base] = await Promise.all([this.hostVersion(), this.options.targetPythonVersion ?? this.baseVersion()]);
+    const [host, base] = await Promise.all([
+      this.hostVersion(),
+      this.options.targetPythonVersion ?? this.baseVersion(),
+    ]);
     return host === base ? [] : ['--python-version', base, '--only-binary=:all:'];
   }
 
@@ -164,7 +230,11 @@ export class PipProvider implements InstallProvider {
     try {
       ({ stdout: out } = await run(this.python, ['-I', '-m', 'pip', '--version']));
     } catch (e) {
-      const why = String((e as { stderr?: string }).stderr ?? '').trim().split('\n').pop() || (e as Error).message;
+      const why =
+        String((e as { stderr?: string }).stderr ?? '')
+          .trim()
+          .split('\n')
+          .pop() || (e as Error).message;
       throw new Error(`\`${this.python} -m pip\` is not available (${why}); scripts/setup.sh installs python3-pip`);
     }
     const m = /\(python (\d+\.\d+)\)/.exec(out);
@@ -174,7 +244,11 @@ export class PipProvider implements InstallProvider {
 
   private async baseVersion(): Promise<string> {
     try {
-      const { stdout } = await run('/usr/sbin/chroot', [this.base, '/usr/bin/python3', '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { env: ROOT_ENV });
+      const { stdout } = await run(
+        '/usr/sbin/chroot',
+        [this.base, '/usr/bin/python3', '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'],
+        { env: ROOT_ENV },
+      );
       return stdout.trim();
     } catch (e) {
       throw new Error(`cannot run the base's python3 in ${this.base}: ${(e as Error).message.split('\n')[0]}`);

@@ -12,7 +12,11 @@ function dirs(h: Hierarchy, parent: string, leaf: string): { controller: string;
 
 /** The engine's default limits set on a ready cgroup, per directory. */
 function limitSteps(h: Hierarchy, controller: string, dir: string): ScriptStep[] {
-  return limitFiles(h, controller, DEFAULT_LIMITS).map(({ file, value }) => ({ op: 'write', path: path.join(dir, file), value }));
+  return limitFiles(h, controller, DEFAULT_LIMITS).map(({ file, value }) => ({
+    op: 'write',
+    path: path.join(dir, file),
+    value,
+  }));
 }
 
 /** How one way gets a sandbox a ready cgroup and gives it back, as ScriptRun steps. */
@@ -31,7 +35,10 @@ export function createScript(h: Hierarchy, parent: string): CgroupScript {
   return {
     prepare: [],
     cleanup: [],
-    ready: all.flatMap(({ controller, dir }) => [{ op: 'mkdir', path: dir } as ScriptStep, ...limitSteps(h, controller, dir)]),
+    ready: all.flatMap(({ controller, dir }) => [
+      { op: 'mkdir', path: dir } as ScriptStep,
+      ...limitSteps(h, controller, dir),
+    ]),
     release: all.map(({ dir }) => ({ op: 'rmdir', path: dir }) as ScriptStep),
   };
 }
@@ -46,10 +53,14 @@ export function targetDirs(h: Hierarchy, parent: string): string[] {
  * between two of the thread's cgroups, by writing its pid to cgroup.procs in every directory
  * of the hierarchy, as a worker does to put a sandbox's first process in its cgroup.
  */
-export function moveScript(h: Hierarchy, parent: string): { prepare: ScriptStep[]; toA: ScriptStep[]; toB: ScriptStep[]; cleanup: ScriptStep[] } {
+export function moveScript(
+  h: Hierarchy,
+  parent: string,
+): { prepare: ScriptStep[]; toA: ScriptStep[]; toB: ScriptStep[]; cleanup: ScriptStep[] } {
   const a = dirs(h, parent, 'move-{t}-a');
   const b = dirs(h, parent, 'move-{t}-b');
-  const moveTo = (to: typeof a) => to.map(({ dir }) => ({ op: 'write', path: path.join(dir, 'cgroup.procs'), value: '{p}' }) as ScriptStep);
+  const moveTo = (to: typeof a) =>
+    to.map(({ dir }) => ({ op: 'write', path: path.join(dir, 'cgroup.procs'), value: '{p}' }) as ScriptStep);
   return {
     prepare: [...a, ...b].map(({ dir }) => ({ op: 'mkdir', path: dir }) as ScriptStep),
     toA: moveTo(a),
@@ -67,13 +78,22 @@ export function moveScript(h: Hierarchy, parent: string): { prepare: ScriptStep[
 export function reuseScript(h: Hierarchy, parent: string): CgroupScript {
   const all = dirs(h, parent, 'pool-{t}');
   const thaw = (controller: string, dir: string): ScriptStep[] =>
-    h.version === 2 ? [{ op: 'write', path: path.join(dir, 'cgroup.freeze'), value: '0' }]
-      : controller === 'freezer' ? [{ op: 'write', path: path.join(dir, 'freezer.state'), value: 'THAWED' }] : [];
+    h.version === 2
+      ? [{ op: 'write', path: path.join(dir, 'cgroup.freeze'), value: '0' }]
+      : controller === 'freezer'
+        ? [{ op: 'write', path: path.join(dir, 'freezer.state'), value: 'THAWED' }]
+        : [];
   const clearStats = (controller: string, dir: string): ScriptStep[] =>
-    h.version === 1 && controller === 'memory' ? [{ op: 'write', path: path.join(dir, 'memory.max_usage_in_bytes'), value: '0' }] : [];
+    h.version === 1 && controller === 'memory'
+      ? [{ op: 'write', path: path.join(dir, 'memory.max_usage_in_bytes'), value: '0' }]
+      : [];
   return {
     prepare: all.map(({ dir }) => ({ op: 'mkdir', path: dir }) as ScriptStep),
-    ready: all.flatMap(({ controller, dir }) => [...limitSteps(h, controller, dir), ...clearStats(controller, dir), ...thaw(controller, dir)]),
+    ready: all.flatMap(({ controller, dir }) => [
+      ...limitSteps(h, controller, dir),
+      ...clearStats(controller, dir),
+      ...thaw(controller, dir),
+    ]),
     release: all.map(({ dir }) => ({ op: 'empty', path: path.join(dir, 'cgroup.procs') }) as ScriptStep),
     cleanup: all.map(({ dir }) => ({ op: 'rmdir', path: dir }) as ScriptStep),
   };

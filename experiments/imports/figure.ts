@@ -14,17 +14,35 @@ export function importsFigure(rows: Row[]): object {
   const byPackage = new Map<string, Row[]>();
   for (const r of ok) byPackage.set(String(r.package), [...(byPackage.get(String(r.package)) ?? []), r]);
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-  const packages = [...byPackage.entries()].map(([name, rs]) => {
-    const m = (col: string) => median(rs.map((r) => Number(r[col])));
-    return { name, download: m('download_ms'), install: m('install_ms'), import: Math.max(0, m('import_ms')), start: m('python_start_ms') };
-  }).sort((a, b) => b.download + b.install + b.import - (a.download + a.install + a.import));
+  const packages = [...byPackage.entries()]
+    .map(([name, rs]) => {
+      const m = (col: string) => median(rs.map((r) => Number(r[col])));
+      return {
+        name,
+        download: m('download_ms'),
+        install: m('install_ms'),
+        import: Math.max(0, m('import_ms')),
+        start: m('python_start_ms'),
+      };
+    })
+    .sort((a, b) => b.download + b.install + b.import - (a.download + a.install + a.import));
   const order = packages.map((p) => p.name);
-  const stacked = packages.flatMap((p) => (['download', 'install', 'import'] as const).map((phase) => ({ package: p.name, phase, ms: p[phase] })));
+  const stacked = packages.flatMap((p) =>
+    (['download', 'install', 'import'] as const).map((phase) => ({ package: p.name, phase, ms: p[phase] })),
+  );
   const shares = packages.map((p) => ({ package: p.name, share: p.import / (p.start + p.import) }));
-  const color = { field: 'phase', type: 'nominal', scale: { domain: ['download', 'install', 'import'] }, title: 'phase' };
+  const color = {
+    field: 'phase',
+    type: 'nominal',
+    scale: { domain: ['download', 'install', 'import'] },
+    title: 'phase',
+  };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: { text: 'Python packages: download, install and import (Debian packages)', subtitle: 'medians of repetitions; dashed lines: the paper\'s averages over its 20 packages' },
+    title: {
+      text: 'Python packages: download, install and import (Debian packages)',
+      subtitle: "medians of repetitions; dashed lines: the paper's averages over its 20 packages",
+    },
     vconcat: [
       {
         width: 640,
@@ -61,7 +79,10 @@ export function importsFigure(rows: Row[]): object {
           x: { field: 'package', type: 'nominal', sort: order, title: null },
           y: { field: 'share', type: 'quantitative', axis: { format: '%' }, title: 'cold start a zygote saves' },
         },
-        title: { text: 'import time / (interpreter start + import time): what a zygote that had imported the package saves', fontSize: 11 },
+        title: {
+          text: 'import time / (interpreter start + import time): what a zygote that had imported the package saves',
+          fontSize: 11,
+        },
       },
     ],
   };

@@ -25,8 +25,26 @@ const run = promisify(execFile);
  * packages plus the popular ones DESIGN.md adds, all shipped by Debian as python3-*.
  */
 export const PACKAGES = [
-  'simplejson', 'setuptools', 'six', 'django', 'numpy', 'requests', 'jinja2', 'python-dateutil', 'pyyaml', 'Pillow',
-  'matplotlib', 'sqlalchemy', 'mock', 'pandas', 'pytz', 'urllib3', 'sqlparse', 'werkzeug', 'click', 'markupsafe',
+  'simplejson',
+  'setuptools',
+  'six',
+  'django',
+  'numpy',
+  'requests',
+  'jinja2',
+  'python-dateutil',
+  'pyyaml',
+  'Pillow',
+  'matplotlib',
+  'sqlalchemy',
+  'mock',
+  'pandas',
+  'pytz',
+  'urllib3',
+  'sqlparse',
+  'werkzeug',
+  'click',
+  'markupsafe',
 ];
 export const QUICK_PACKAGES = ['six', 'simplejson', 'pyyaml'];
 
@@ -36,16 +54,22 @@ const STUDY_IMPORT: Record<string, string> = { pillow: 'PIL.Image' };
 let dir: string | undefined;
 let counter = 0;
 
-const baseOf = (options: Record<string, unknown>) => path.resolve(String(options.base ?? process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base')));
+const baseOf = (options: Record<string, unknown>) =>
+  path.resolve(String(options.base ?? process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base')));
 
 /** Seconds python3 takes in the chroot, from fork to exit, and what it printed. */
 async function python(root: string, code: string, libraryPath: string): Promise<{ ms: number; stdout: string }> {
   const t0 = performance.now();
   try {
-    const { stdout } = await run('/usr/sbin/chroot', [root, '/usr/bin/python3', '-B', '-c', code], { env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8', HOME: '/tmp', LD_LIBRARY_PATH: libraryPath } });
+    const { stdout } = await run('/usr/sbin/chroot', [root, '/usr/bin/python3', '-B', '-c', code], {
+      env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8', HOME: '/tmp', LD_LIBRARY_PATH: libraryPath },
+    });
     return { ms: performance.now() - t0, stdout };
   } catch (e) {
-    const last = String((e as { stderr?: string }).stderr ?? '').trim().split('\n').pop();
+    const last = String((e as { stderr?: string }).stderr ?? '')
+      .trim()
+      .split('\n')
+      .pop();
     throw new Error(`python3 in the package's root failed: ${last || (e as Error).message}`);
   }
 }
@@ -66,9 +90,25 @@ async function sizeKb(target: string): Promise<number> {
   return Number(stdout.split('\t')[0]);
 }
 
-const FAILED = { download_ms: NaN, download_kb: NaN, debs: NaN, install_ms: NaN, installed_kb: NaN, python_start_ms: NaN, import_ms: NaN, import_inproc_ms: NaN, import_cold_ms: NaN, modules: NaN };
+const FAILED = {
+  download_ms: NaN,
+  download_kb: NaN,
+  debs: NaN,
+  install_ms: NaN,
+  installed_kb: NaN,
+  python_start_ms: NaN,
+  import_ms: NaN,
+  import_inproc_ms: NaN,
+  import_cold_ms: NaN,
+  modules: NaN,
+};
 
-async function measurePackage(pypi: string, base: string, runs: number, cold: boolean): Promise<Record<string, number | string>> {
+async function measurePackage(
+  pypi: string,
+  base: string,
+  runs: number,
+  cold: boolean,
+): Promise<Record<string, number | string>> {
   const debian = debianPackageOf(pypi);
   const module = STUDY_IMPORT[normalizePypiName(pypi)] ?? importNameOf(pypi);
   const work = path.join(dir!, `p${++counter}`);
@@ -90,10 +130,20 @@ async function measurePackage(pypi: string, base: string, runs: number, cold: bo
     // The package over the base: its Python files and the native libraries it needs are where
     // the interpreter and the loader look for them. Writable (the .pyc files, and matplotlib
     // wants a /tmp), into the run's tmpfs.
-    mount('overlay', merged, 'overlay', 0, `lowerdir=${target}:${base},upperdir=${path.join(work, 'upper')},workdir=${path.join(work, 'overlay-work')}`);
+    mount(
+      'overlay',
+      merged,
+      'overlay',
+      0,
+      `lowerdir=${target}:${base},upperdir=${path.join(work, 'upper')},workdir=${path.join(work, 'overlay-work')}`,
+    );
     const libs = libraryDirs(target);
     try {
-      await python(merged, 'import compileall, sys; sys.exit(0 if compileall.compile_dir("/usr/lib/python3/dist-packages", quiet=1) else 1)', libs);
+      await python(
+        merged,
+        'import compileall, sys; sys.exit(0 if compileall.compile_dir("/usr/lib/python3/dist-packages", quiet=1) else 1)',
+        libs,
+      );
       const installMs = performance.now() - t0;
       const installedKb = (await sizeKb(target)) + (await sizeKb(path.join(work, 'upper')));
       const probe = `import sys, time\nn = len(sys.modules)\nt = time.perf_counter()\nimport ${module}\nprint(time.perf_counter() - t, len(sys.modules) - n)`;
@@ -117,10 +167,19 @@ async function measurePackage(pypi: string, base: string, runs: number, cold: bo
         modules = Number(loaded);
       }
       return {
-        package: pypi, debian, error: '',
-        download_ms: downloadMs, download_kb: debs.reduce((s, d) => s + d.bytes, 0) / 1024, debs: debs.length,
-        install_ms: installMs, installed_kb: installedKb,
-        python_start_ms: median(starts), import_ms: median(imports) - median(starts), import_inproc_ms: median(inproc), import_cold_ms: coldMs, modules,
+        package: pypi,
+        debian,
+        error: '',
+        download_ms: downloadMs,
+        download_kb: debs.reduce((s, d) => s + d.bytes, 0) / 1024,
+        debs: debs.length,
+        install_ms: installMs,
+        installed_kb: installedKb,
+        python_start_ms: median(starts),
+        import_ms: median(imports) - median(starts),
+        import_inproc_ms: median(inproc),
+        import_cold_ms: coldMs,
+        modules,
       };
     } finally {
       umount2(merged, constants.MNT_DETACH);
@@ -138,24 +197,49 @@ export const imports: Experiment = {
 
   options(argv: Argv): Argv {
     return argv
-      .option('packages', { type: 'string', describe: `comma-separated PyPI names [default: the 20 of the study; with --quick ${QUICK_PACKAGES.join(',')}]` })
-      .option('import-runs', { type: 'number', default: 7, describe: 'warm imports (and interpreter starts) per measurement; the median is kept' })
-      .option('cold', { type: 'boolean', default: true, describe: 'also time one import after dropping the page cache (echo 3 > /proc/sys/vm/drop_caches: the whole machine\'s clean cache); --no-cold skips it' })
-      .option('base', { type: 'string', describe: 'base root file system [default: $SOCK_BASE or /var/lib/sockbench/base]' });
+      .option('packages', {
+        type: 'string',
+        describe: `comma-separated PyPI names [default: the 20 of the study; with --quick ${QUICK_PACKAGES.join(',')}]`,
+      })
+      .option('import-runs', {
+        type: 'number',
+        default: 7,
+        describe: 'warm imports (and interpreter starts) per measurement; the median is kept',
+      })
+      .option('cold', {
+        type: 'boolean',
+        default: true,
+        describe:
+          "also time one import after dropping the page cache (echo 3 > /proc/sys/vm/drop_caches: the whole machine's clean cache); --no-cold skips it",
+      })
+      .option('base', {
+        type: 'string',
+        describe: 'base root file system [default: $SOCK_BASE or /var/lib/sockbench/base]',
+      });
   },
 
   configs(options) {
-    const names = options.packages === undefined ? (options.quick ? QUICK_PACKAGES : PACKAGES) : String(options.packages).split(',').map((s) => s.trim()).filter(Boolean);
+    const names =
+      options.packages === undefined
+        ? options.quick
+          ? QUICK_PACKAGES
+          : PACKAGES
+        : String(options.packages)
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean);
     if (names.length === 0) throw new UsageError('--packages: give at least one PyPI package name');
     const bad = names.find((n) => !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(n));
     if (bad) throw new UsageError(`--packages: '${bad}' is not a package name`);
     const runs = Number(options['import-runs']);
-    if (!Number.isInteger(runs) || runs < 1) throw new UsageError(`--import-runs: '${options['import-runs']}' is not a whole number >= 1`);
+    if (!Number.isInteger(runs) || runs < 1)
+      throw new UsageError(`--import-runs: '${options['import-runs']}' is not a whole number >= 1`);
     return [...new Map(names.map((n) => [normalizePypiName(n), n])).values()];
   },
 
   async preflight(options) {
-    if (process.geteuid?.() !== 0) throw new PrivilegeError('imports mounts overlays and chroots, and needs root: run it as root');
+    if (process.geteuid?.() !== 0)
+      throw new PrivilegeError('imports mounts overlays and chroots, and needs root: run it as root');
     const problem = baseProblem(baseOf(options));
     if (problem) throw new PrivilegeError(`no base root file system (${problem}); scripts/setup.sh builds it`);
   },
@@ -174,7 +258,12 @@ export const imports: Experiment = {
     const t0 = performance.now();
     let row: Record<string, number | string>;
     try {
-      row = await measurePackage(point.config, baseOf(ctx.options), Number(ctx.options['import-runs']), ctx.options.cold !== false);
+      row = await measurePackage(
+        point.config,
+        baseOf(ctx.options),
+        Number(ctx.options['import-runs']),
+        ctx.options.cold !== false,
+      );
     } catch (e) {
       if (ctx.signal.aborted) throw e;
       // One package that cannot be fetched or imported does not stop the others.

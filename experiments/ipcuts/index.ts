@@ -26,12 +26,17 @@ export const ipcuts: Experiment = {
   },
 
   configs(options) {
-    const sets = String(options.namespaces).split(',').filter((s) => s.trim() !== '');
+    const sets = String(options.namespaces)
+      .split(',')
+      .filter((s) => s.trim() !== '');
     if (sets.length === 0) throw new UsageError('--namespaces: give at least one namespace set');
     const configs = [...new Set(sets.map(normalizeSet))];
     for (const c of configs) {
       const other = namespacesOf(c).find((ns) => !['ipc', 'uts', 'pid'].includes(ns));
-      if (other) throw new UsageError(`--namespaces: '${other}' is not one of the cheap namespaces (ipc, uts, pid); exp:netns and exp:mntns study it`);
+      if (other)
+        throw new UsageError(
+          `--namespaces: '${other}' is not one of the cheap namespaces (ipc, uts, pid); exp:netns and exp:mntns study it`,
+        );
     }
     return configs;
   },
@@ -41,7 +46,12 @@ export const ipcuts: Experiment = {
   },
 
   async measure(point: Point, ctx: RunContext): Promise<Measurement> {
-    const result = await churn(point, ctx, { flags: namespaceFlags(namespacesOf(point.config)), useUnshare: true }, `ipcuts ${point.config}`);
+    const result = await churn(
+      point,
+      ctx,
+      { flags: namespaceFlags(namespacesOf(point.config)), useUnshare: true },
+      `ipcuts ${point.config}`,
+    );
     return { ops: result.ops, seconds: result.seconds, latenciesUs: result.latenciesUs };
   },
 

@@ -21,7 +21,10 @@ const MAX_HOST_MOUNTS = 100_000;
 let run: { dir: string; mounts: HostMounts; chrootDir: string } | undefined;
 
 function parseHostMounts(text: string): number[] {
-  const values = text.split(',').filter((s) => s.trim() !== '').map((s) => Number(s.trim()));
+  const values = text
+    .split(',')
+    .filter((s) => s.trim() !== '')
+    .map((s) => Number(s.trim()));
   if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 0 || v > MAX_HOST_MOUNTS)) {
     throw new UsageError(`--host-mounts: expected comma-separated whole numbers 0..${MAX_HOST_MOUNTS}, got '${text}'`);
   }
@@ -36,7 +39,11 @@ export const mntns: Experiment = {
 
   options(argv: Argv): Argv {
     return argv
-      .option('configs', { type: 'string', default: MNTNS_CONFIGS.join(','), describe: 'mntns: unshare(CLONE_NEWNS); chroot: chroot into a directory, as SOCK does' })
+      .option('configs', {
+        type: 'string',
+        default: MNTNS_CONFIGS.join(','),
+        describe: 'mntns: unshare(CLONE_NEWNS); chroot: chroot into a directory, as SOCK does',
+      })
       .option('host-mounts', {
         type: 'string',
         describe: `comma-separated counts of extra mounts in the host namespace [default: ${DEFAULT_HOST_MOUNTS.join(',')}; --quick: ${QUICK_HOST_MOUNTS.join(',')}]`,
@@ -51,12 +58,22 @@ export const mntns: Experiment = {
 
   // Host mounts outermost, ascending: the mount table is grown between points, never rebuilt.
   points(configs, concurrency, options) {
-    const hostMounts = options['host-mounts'] !== undefined ? parseHostMounts(String(options['host-mounts'])) : options.quick ? QUICK_HOST_MOUNTS : DEFAULT_HOST_MOUNTS;
-    return hostMounts.flatMap((n) => configs.flatMap((config) => concurrency.map((c) => ({ config, concurrency: c, params: { host_mounts: n } }))));
+    const hostMounts =
+      options['host-mounts'] !== undefined
+        ? parseHostMounts(String(options['host-mounts']))
+        : options.quick
+          ? QUICK_HOST_MOUNTS
+          : DEFAULT_HOST_MOUNTS;
+    return hostMounts.flatMap((n) =>
+      configs.flatMap((config) => concurrency.map((c) => ({ config, concurrency: c, params: { host_mounts: n } }))),
+    );
   },
 
   async preflight() {
-    if (process.geteuid?.() !== 0) throw new PrivilegeError('mntns mounts and unshares mount namespaces and needs root (CAP_SYS_ADMIN): run it as root');
+    if (process.geteuid?.() !== 0)
+      throw new PrivilegeError(
+        'mntns mounts and unshares mount namespaces and needs root (CAP_SYS_ADMIN): run it as root',
+      );
   },
 
   async setup(ctx: RunContext) {
@@ -74,9 +91,10 @@ export const mntns: Experiment = {
   async measure(point: Point, ctx: RunContext): Promise<Measurement> {
     const n = point.params!.host_mounts!;
     run!.mounts.resize(n);
-    const result = point.config === 'mntns'
-      ? await churn(point, ctx, { flags: constants.CLONE_NEWNS, useUnshare: true }, `mntns with ${n} host mounts`)
-      : await churn(point, ctx, { flags: 0, chroot: run!.chrootDir }, `chroot with ${n} host mounts`);
+    const result =
+      point.config === 'mntns'
+        ? await churn(point, ctx, { flags: constants.CLONE_NEWNS, useUnshare: true }, `mntns with ${n} host mounts`)
+        : await churn(point, ctx, { flags: 0, chroot: run!.chrootDir }, `chroot with ${n} host mounts`);
     return { ops: result.ops, seconds: result.seconds, latenciesUs: result.latenciesUs };
   },
 

@@ -14,10 +14,12 @@ const WITH_TEARDOWN = 'create + teardown';
 const CREATION_ONLY = 'creation only';
 
 export function netnsFigure(rows: Row[]): object {
-  const values = rows.flatMap((r) => [
-    { config: r.config, concurrency: r.concurrency, measure: WITH_TEARDOWN, rate: r.ops_per_sec_with_teardown },
-    { config: r.config, concurrency: r.concurrency, measure: CREATION_ONLY, rate: r.ops_per_sec },
-  ]).filter((v) => typeof v.rate === 'number' && Number.isFinite(v.rate));
+  const values = rows
+    .flatMap((r) => [
+      { config: r.config, concurrency: r.concurrency, measure: WITH_TEARDOWN, rate: r.ops_per_sec_with_teardown },
+      { config: r.config, concurrency: r.concurrency, measure: CREATION_ONLY, rate: r.ops_per_sec },
+    ])
+    .filter((v) => typeof v.rate === 'number' && Number.isFinite(v.rate));
   const maxConcurrency = Math.max(1, ...rows.map((r) => Number(r.concurrency)));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -28,8 +30,19 @@ export function netnsFigure(rows: Row[]): object {
       {
         data: { values },
         encoding: {
-          x: { field: 'concurrency', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'concurrency (threads)' },
-          y: { aggregate: 'median', field: 'rate', type: 'quantitative', scale: { type: 'log' }, title: 'containers / second' },
+          x: {
+            field: 'concurrency',
+            type: 'quantitative',
+            scale: { type: 'log', base: 2 },
+            title: 'concurrency (threads)',
+          },
+          y: {
+            aggregate: 'median',
+            field: 'rate',
+            type: 'quantitative',
+            scale: { type: 'log' },
+            title: 'containers / second',
+          },
           color: { field: 'config', type: 'nominal', title: 'namespaces' },
         },
         // Points in a layer of their own: on the line mark they would blank the dash legend.
@@ -41,7 +54,13 @@ export function netnsFigure(rows: Row[]): object {
                 field: 'measure',
                 type: 'nominal',
                 title: 'rate',
-                scale: { domain: [WITH_TEARDOWN, CREATION_ONLY], range: [[1, 0], [5, 3]] },
+                scale: {
+                  domain: [WITH_TEARDOWN, CREATION_ONLY],
+                  range: [
+                    [1, 0],
+                    [5, 3],
+                  ],
+                },
                 legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: 'black' },
               },
               detail: { field: 'measure' },

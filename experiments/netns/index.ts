@@ -29,12 +29,15 @@ export const netns: Experiment = {
       .option('method', {
         choices: ['unshare', 'clone'],
         default: 'unshare',
-        describe: 'unshare: child calls unshare() after a plain clone, as the paper did; clone: child is born in the namespaces',
+        describe:
+          'unshare: child calls unshare() after a plain clone, as the paper did; clone: child is born in the namespaces',
       });
   },
 
   configs(options) {
-    const sets = String(options.namespaces).split(',').filter((s) => s.trim() !== '');
+    const sets = String(options.namespaces)
+      .split(',')
+      .filter((s) => s.trim() !== '');
     if (sets.length === 0) throw new UsageError('--namespaces: give at least one namespace set');
     return [...new Set(sets.map(normalizeSet))];
   },
@@ -65,7 +68,12 @@ export const netns: Experiment = {
     if (watchTeardown) await teardown!.arm();
     let result;
     try {
-      result = await churn(point, ctx, { flags: namespaceFlags(namespaces), useUnshare: ctx.options.method === 'unshare' }, `netns ${point.config}`);
+      result = await churn(
+        point,
+        ctx,
+        { flags: namespaceFlags(namespaces), useUnshare: ctx.options.method === 'unshare' },
+        `netns ${point.config}`,
+      );
     } catch (e) {
       // Stopped by Ctrl-C, the children still exited normally: let the sentinels see their
       // teardown through. After a failure nothing is sure to finish: disarm.

@@ -24,7 +24,10 @@ const run = promisify(execFile);
 const RELEASE_TIMEOUT_MS = 120_000;
 
 class Sentinel {
-  private constructor(readonly pid: number, readonly hostLink: string) {}
+  private constructor(
+    readonly pid: number,
+    readonly hostLink: string,
+  ) {}
 
   static async create(): Promise<Sentinel> {
     const pid = spawn({ cloneFlags: constants.CLONE_NEWNET, steps: [{ op: 'hold' }] });

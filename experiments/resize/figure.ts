@@ -17,7 +17,10 @@ export function resizeFigure(rows: Row[]): object {
   ]);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: { text: 'Resizing a photo with Pillow', subtitle: 'median request: platform time (sandbox, Python, imports, worker) and the handler\'s compute' },
+    title: {
+      text: 'Resizing a photo with Pillow',
+      subtitle: "median request: platform time (sandbox, Python, imports, worker) and the handler's compute",
+    },
     data: { values },
     width: 360,
     height: 260,

@@ -18,7 +18,15 @@ import { UsageError } from '../../harness/errors.js';
 import { removeOwnedDir } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
 import { parseConfigList } from '../configList.js';
-import { installFirst, openStudyDir, preflightCacheStudy, repeatForPoint, type StudyWorker, StudyWorkers, writeLambda } from '../studyWorker.js';
+import {
+  installFirst,
+  openStudyDir,
+  preflightCacheStudy,
+  repeatForPoint,
+  type StudyWorker,
+  StudyWorkers,
+  writeLambda,
+} from '../studyWorker.js';
 import { resizeFigure } from './figure.js';
 
 const KIND = 'resize';
@@ -58,27 +66,42 @@ let dir: string | undefined;
 let installCache: InstallCache | undefined;
 let workers: StudyWorkers | undefined;
 
-
 /** A fresh worker per point: what one configuration's caches hold must not leak into another's. */
 function startWorker(config: string): Promise<StudyWorker> {
-  return workers!.get(config, {
-    zygotes: config === 'cold' ? undefined : { threshold: 1, budgetBytes: 2 ** 31, maxZygotes: 4 },
-    handlerCache: config === 'warm' ? { maxIdle: 2, budgetBytes: 2 ** 31 } : undefined,
-  }, { fresh: true });
+  return workers!.get(
+    config,
+    {
+      zygotes: config === 'cold' ? undefined : { threshold: 1, budgetBytes: 2 ** 31, maxZygotes: 4 },
+      handlerCache: config === 'warm' ? { maxIdle: 2, budgetBytes: 2 ** 31 } : undefined,
+    },
+    { fresh: true },
+  );
 }
 
 export const resize: Experiment = {
   name: KIND,
-  summary: 'image resizing with Pillow: platform and compute time, cold, cold+ (a zygote has Pillow) and warm (handler cache)',
+  summary:
+    'image resizing with Pillow: platform and compute time, cold, cold+ (a zygote has Pillow) and warm (handler cache)',
   defaults: { concurrency: [1], duration: 8, repeat: 3, warmup: 0 },
   quick: { concurrency: [1], duration: 3, repeat: 1, warmup: 0 },
 
   options(argv: Argv): Argv {
     return argv
-      .option('configs', { type: 'string', default: CONFIGS.join(','), describe: `comma-separated among ${CONFIGS.join(', ')}` })
-      .option('photo-size', { type: 'string', default: '1920x1080', describe: 'width x height of the photo the handler shrinks' })
-      .option('thumbnail', { type: 'number', default: 256, describe: 'the thumbnail\'s longest side, in pixels' })
-      .option('base', { type: 'string', describe: 'base root file system [default: $SOCK_BASE or /var/lib/sockbench/base]' });
+      .option('configs', {
+        type: 'string',
+        default: CONFIGS.join(','),
+        describe: `comma-separated among ${CONFIGS.join(', ')}`,
+      })
+      .option('photo-size', {
+        type: 'string',
+        default: '1920x1080',
+        describe: 'width x height of the photo the handler shrinks',
+      })
+      .option('thumbnail', { type: 'number', default: 256, describe: "the thumbnail's longest side, in pixels" })
+      .option('base', {
+        type: 'string',
+        describe: 'base root file system [default: $SOCK_BASE or /var/lib/sockbench/base]',
+      });
   },
 
   configs(options) {
@@ -97,7 +120,10 @@ export const resize: Experiment = {
     const registry = path.join(dir, 'registry');
     writeLambda(registry, 'make-photo', MAKE_PHOTO, ['Pillow']);
     const worker = await startWorker('cold');
-    const photo = Buffer.from(String((await worker.run('make-photo', { size: photoSize(ctx.options) })).result), 'base64');
+    const photo = Buffer.from(
+      String((await worker.run('make-photo', { size: photoSize(ctx.options) })).result),
+      'base64',
+    );
     await workers.stop();
     writeLambda(registry, 'resize', RESIZE, ['Pillow']);
     fs.writeFileSync(path.join(registry, 'resize', 'photo.jpg'), photo, { mode: 0o644 });
@@ -129,7 +155,8 @@ export const resize: Experiment = {
     const sandboxMs: number[] = [];
     const seconds = await repeatForPoint(point, ctx.signal, async () => {
       const answer = await worker.run('resize', event);
-      if (answer.start !== EXPECTED_START[point.config]) throw new Error(`${point.config}: a request started as ${answer.start}, not ${EXPECTED_START[point.config]}`);
+      if (answer.start !== EXPECTED_START[point.config])
+        throw new Error(`${point.config}: a request started as ${answer.start}, not ${EXPECTED_START[point.config]}`);
       latenciesUs.push(answer.ms * 1000);
       computeMs.push((answer.result as { compute_ms: number }).compute_ms);
       sandboxMs.push(answer.timing.sandbox ?? NaN);
@@ -152,8 +179,10 @@ export const resize: Experiment = {
 function photoSize(options: Record<string, unknown>): [number, number] {
   const m = /^(\d+)x(\d+)$/.exec(String(options['photo-size']));
   const [w, h] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
-  if (!(w >= 16 && h >= 16 && w <= 8000 && h <= 8000)) throw new UsageError(`--photo-size: '${options['photo-size']}' is not WIDTHxHEIGHT between 16 and 8000`);
+  if (!(w >= 16 && h >= 16 && w <= 8000 && h <= 8000))
+    throw new UsageError(`--photo-size: '${options['photo-size']}' is not WIDTHxHEIGHT between 16 and 8000`);
   const t = Number(options.thumbnail);
-  if (!Number.isInteger(t) || t < 8) throw new UsageError(`--thumbnail: '${options.thumbnail}' is not a whole number >= 8`);
+  if (!Number.isInteger(t) || t < 8)
+    throw new UsageError(`--thumbnail: '${options.thumbnail}' is not a whole number >= 8`);
   return [w, h];
 }

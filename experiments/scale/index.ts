@@ -13,12 +13,36 @@ import { UsageError } from '../../harness/errors.js';
 import { removeOwnedDir } from '../../harness/ownedDirs.js';
 import { seededRandom as random } from '../../harness/stats.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
-import { installFirst, openStudyDir, preflightCacheStudy, repeatForPoint, StudyWorkers, writeLambda } from '../studyWorker.js';
+import {
+  installFirst,
+  openStudyDir,
+  preflightCacheStudy,
+  repeatForPoint,
+  StudyWorkers,
+  writeLambda,
+} from '../studyWorker.js';
 import { scaleFigure } from './figure.js';
 
 const KIND = 'scale';
 /** The pool, most popular first (the rank sets a package's Zipf weight). All are Debian python3-* packages. */
-export const POOL = ['six', 'requests', 'python-dateutil', 'pyyaml', 'simplejson', 'jinja2', 'numpy', 'pytz', 'markupsafe', 'urllib3', 'django', 'Pillow', 'click', 'sqlparse', 'werkzeug', 'sqlalchemy'];
+export const POOL = [
+  'six',
+  'requests',
+  'python-dateutil',
+  'pyyaml',
+  'simplejson',
+  'jinja2',
+  'numpy',
+  'pytz',
+  'markupsafe',
+  'urllib3',
+  'django',
+  'Pillow',
+  'click',
+  'sqlparse',
+  'werkzeug',
+  'sqlalchemy',
+];
 export const QUICK_POOL = ['six', 'pyyaml', 'simplejson', 'jinja2', 'numpy'];
 
 let dir: string | undefined;
@@ -50,30 +74,65 @@ function makeWorkload(n: number, pool: string[], seed: number): string[][] {
 }
 
 function listOf(flag: string, value: unknown, min: number): number[] {
-  const xs = String(value).split(',').map((s) => Number(s.trim()));
-  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < min)) throw new UsageError(`--${flag}: '${value}' is not a comma-separated list of whole numbers >= ${min}`);
+  const xs = String(value)
+    .split(',')
+    .map((s) => Number(s.trim()));
+  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < min))
+    throw new UsageError(`--${flag}: '${value}' is not a comma-separated list of whole numbers >= ${min}`);
   return [...new Set(xs)];
 }
 
-const poolOf = (options: Record<string, unknown>) => (options.pool === undefined ? (options.quick ? QUICK_POOL : POOL) : String(options.pool).split(',').map((s) => s.trim()).filter(Boolean));
-const lambdaCounts = (options: Record<string, unknown>) => listOf('lambdas', options.lambdas ?? (options.quick ? '40' : '100,200,400'), 1);
-const budgets = (options: Record<string, unknown>) => listOf('budgets', options.budgets ?? (options.quick ? '0,256' : '0,64,256,1024'), 0);
+const poolOf = (options: Record<string, unknown>) =>
+  options.pool === undefined
+    ? options.quick
+      ? QUICK_POOL
+      : POOL
+    : String(options.pool)
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+const lambdaCounts = (options: Record<string, unknown>) =>
+  listOf('lambdas', options.lambdas ?? (options.quick ? '40' : '100,200,400'), 1);
+const budgets = (options: Record<string, unknown>) =>
+  listOf('budgets', options.budgets ?? (options.quick ? '0,256' : '0,64,256,1024'), 0);
 const lambdaName = (count: number, i: number) => `scale-${count}-${i}`;
 
 export const scale: Experiment = {
   name: KIND,
-  summary: 'hundreds of lambdas with Zipf-popular packages: latency and memory against the number of lambdas and the import cache budget',
+  summary:
+    'hundreds of lambdas with Zipf-popular packages: latency and memory against the number of lambdas and the import cache budget',
   defaults: { concurrency: [1], duration: 30, repeat: 1, warmup: 0 },
   quick: { concurrency: [1], duration: 10, repeat: 1, warmup: 0 },
 
   options(argv: Argv): Argv {
     return argv
-      .option('lambdas', { type: 'string', describe: 'comma-separated numbers of distinct lambdas [default: 100,200,400; with --quick 40]' })
-      .option('budgets', { type: 'string', describe: 'comma-separated import cache budgets in MiB, 0 meaning no zygotes [default: 0,64,256,1024; with --quick 0,256]' })
-      .option('pool', { type: 'string', describe: `comma-separated PyPI names the lambdas draw from, most popular first [default: ${POOL.length} packages; with --quick ${QUICK_POOL.join(',')}]` })
-      .option('zygote-threshold', { type: 'number', default: 2, describe: 'a package set gets a zygote after this many requests' })
-      .option('seed', { type: 'number', default: 2018, describe: 'seed of the workload (package sets and request order)' })
-      .option('base', { type: 'string', describe: 'base root file system [default: $SOCK_BASE or /var/lib/sockbench/base]' });
+      .option('lambdas', {
+        type: 'string',
+        describe: 'comma-separated numbers of distinct lambdas [default: 100,200,400; with --quick 40]',
+      })
+      .option('budgets', {
+        type: 'string',
+        describe:
+          'comma-separated import cache budgets in MiB, 0 meaning no zygotes [default: 0,64,256,1024; with --quick 0,256]',
+      })
+      .option('pool', {
+        type: 'string',
+        describe: `comma-separated PyPI names the lambdas draw from, most popular first [default: ${POOL.length} packages; with --quick ${QUICK_POOL.join(',')}]`,
+      })
+      .option('zygote-threshold', {
+        type: 'number',
+        default: 2,
+        describe: 'a package set gets a zygote after this many requests',
+      })
+      .option('seed', {
+        type: 'number',
+        default: 2018,
+        describe: 'seed of the workload (package sets and request order)',
+      })
+      .option('base', {
+        type: 'string',
+        describe: 'base root file system [default: $SOCK_BASE or /var/lib/sockbench/base]',
+      });
   },
 
   configs(options) {
@@ -81,12 +140,19 @@ export const scale: Experiment = {
     budgets(options);
     if (poolOf(options).length === 0) throw new UsageError('--pool: give at least one package');
     const t = Number(options['zygote-threshold']);
-    if (!Number.isInteger(t) || t < 1) throw new UsageError(`--zygote-threshold: '${options['zygote-threshold']}' is not a whole number >= 1`);
+    if (!Number.isInteger(t) || t < 1)
+      throw new UsageError(`--zygote-threshold: '${options['zygote-threshold']}' is not a whole number >= 1`);
     return ['sock'];
   },
 
   points(configs, concurrency, options) {
-    return budgets(options).flatMap((budget_mb) => lambdaCounts(options).map((lambdas) => ({ config: configs[0]!, concurrency: concurrency[0]!, params: { budget_mb, lambdas } })));
+    return budgets(options).flatMap((budget_mb) =>
+      lambdaCounts(options).map((lambdas) => ({
+        config: configs[0]!,
+        concurrency: concurrency[0]!,
+        params: { budget_mb, lambdas },
+      })),
+    );
   },
 
   async preflight(options) {
@@ -102,11 +168,28 @@ export const scale: Experiment = {
       const sets = makeWorkload(count, pool, Number(ctx.options.seed) + count);
       workloads.set(count, sets);
       sets.forEach((set, i) => {
-        const imports = set.flatMap(zygoteImportsOf).map((m) => `import ${m}\n`).join('');
-        writeLambda(path.join(dir!, 'registry'), lambdaName(count, i), `${imports}\ndef f(event):\n    return ${i}\n`, set);
+        const imports = set
+          .flatMap(zygoteImportsOf)
+          .map((m) => `import ${m}\n`)
+          .join('');
+        writeLambda(
+          path.join(dir!, 'registry'),
+          lambdaName(count, i),
+          `${imports}\ndef f(event):\n    return ${i}\n`,
+          set,
+        );
       });
     }
-    ctx.notes.workloads = Object.fromEntries([...workloads].map(([n, sets]) => [n, { lambdas: n, withPackages: sets.filter((s) => s.length > 0).length, distinctSets: new Set(sets.map((s) => s.join('+'))).size }]));
+    ctx.notes.workloads = Object.fromEntries(
+      [...workloads].map(([n, sets]) => [
+        n,
+        {
+          lambdas: n,
+          withPackages: sets.filter((s) => s.length > 0).length,
+          distinctSets: new Set(sets.map((s) => s.join('+'))).size,
+        },
+      ]),
+    );
   },
 
   async teardown() {
@@ -125,7 +208,10 @@ export const scale: Experiment = {
     const count = Number(point.params!.lambdas);
     const budgetMb = Number(point.params!.budget_mb);
     // A fresh worker per point: zygotes made for one point's workload are not another's head start.
-    const zygotes = budgetMb === 0 ? undefined : { threshold: Number(ctx.options['zygote-threshold']), budgetBytes: budgetMb * 2 ** 20, maxZygotes: 32 };
+    const zygotes =
+      budgetMb === 0
+        ? undefined
+        : { threshold: Number(ctx.options['zygote-threshold']), budgetBytes: budgetMb * 2 ** 20, maxZygotes: 32 };
     const worker = await workers!.get(String(budgetMb), { zygotes }, { fresh: true });
     const next = random(Number(ctx.options.seed) * 31 + count);
     const latenciesUs: number[] = [];
@@ -137,7 +223,13 @@ export const scale: Experiment = {
       else starts.lean++;
       await worker.settle();
     });
-    const cache = (worker.status().importCache ?? {}) as { zygotes?: unknown[]; pssBytes?: number; ussBytes?: number; evicted?: number; zygotesMade?: number };
+    const cache = (worker.status().importCache ?? {}) as {
+      zygotes?: unknown[];
+      pssBytes?: number;
+      ussBytes?: number;
+      evicted?: number;
+      zygotesMade?: number;
+    };
     return {
       ops: latenciesUs.length,
       seconds,

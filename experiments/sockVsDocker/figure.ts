@@ -12,10 +12,18 @@ export function sockVsDockerFigure(rows: Row[]): object {
     points.set(key, p);
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-  const values = [...points.values()].map((p) => ({ backend: p.backend, concurrency: p.concurrency, rps: median(p.rps), ms: median(p.ms) }));
+  const values = [...points.values()].map((p) => ({
+    backend: p.backend,
+    concurrency: p.concurrency,
+    rps: median(p.rps),
+    ms: median(p.ms),
+  }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: { text: 'No-op lambdas, a new sandbox per request: SOCK against Docker', subtitle: 'mean latency against throughput; labels are concurrency; median of repetitions' },
+    title: {
+      text: 'No-op lambdas, a new sandbox per request: SOCK against Docker',
+      subtitle: 'mean latency against throughput; labels are concurrency; median of repetitions',
+    },
     width: 520,
     height: 340,
     data: { values },
@@ -28,7 +36,10 @@ export function sockVsDockerFigure(rows: Row[]): object {
     layer: [
       { mark: 'line' },
       { mark: { type: 'point', filled: true } },
-      { mark: { type: 'text', dx: 8, dy: -8, fontSize: 10 }, encoding: { text: { field: 'concurrency', type: 'quantitative' } } },
+      {
+        mark: { type: 'text', dx: 8, dy: -8, fontSize: 10 },
+        encoding: { text: { field: 'concurrency', type: 'quantitative' } },
+      },
     ],
   };
 }

@@ -34,7 +34,8 @@ interface Running {
 let dir: string | undefined;
 let running: Running | undefined;
 
-const baseOf = (options: Record<string, unknown>) => path.resolve(String(options.base ?? process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base')));
+const baseOf = (options: Record<string, unknown>) =>
+  path.resolve(String(options.base ?? process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base')));
 
 async function stop(): Promise<void> {
   if (!running) return;
@@ -51,17 +52,30 @@ async function workerFor(config: string, capacity: number, options: Record<strin
   const stateDir = path.join(dir!, config);
   const registryDir = path.join(dir!, 'registry');
   const common = { stateDir, base: baseOf(options), capacity };
-  const backend = config === 'sock' ? await SockEngine.start(common) : await DockerEngine.start({ ...common, network: config === 'docker' ? 'bridge' : 'none' });
+  const backend =
+    config === 'sock'
+      ? await SockEngine.start(common)
+      : await DockerEngine.start({ ...common, network: config === 'docker' ? 'bridge' : 'none' });
   // A client's next request can arrive while its last sandbox is still being destroyed (after
   // the answer): the worker queues it rather than refusing it.
-  const worker = new Worker({ registry: new Registry(registryDir, backend.state.code), backend, timeoutMs: 60_000, queueLimit: 4096 });
+  const worker = new Worker({
+    registry: new Registry(registryDir, backend.state.code),
+    backend,
+    timeoutMs: 60_000,
+    queueLimit: 4096,
+  });
   const { port } = await worker.listen(0, '127.0.0.1');
   running = { config, backend, worker, url: `http://127.0.0.1:${port}/run/noop`, stateDir };
   return running;
 }
 
 /** c clients, each sending its next request when the last is answered, until the time is up. */
-async function closedLoop(url: string, concurrency: number, seconds: number, signal: AbortSignal): Promise<{ latenciesUs: number[]; seconds: number }> {
+async function closedLoop(
+  url: string,
+  concurrency: number,
+  seconds: number,
+  signal: AbortSignal,
+): Promise<{ latenciesUs: number[]; seconds: number }> {
   const latenciesUs: number[] = [];
   const started = performance.now();
   const deadline = started + seconds * 1000;
@@ -83,14 +97,22 @@ async function closedLoop(url: string, concurrency: number, seconds: number, sig
 
 export const sockVsDocker: Experiment = {
   name: KIND,
-  summary: 'no-op lambdas through the worker, a new sandbox per request: SOCK against Docker (requests/s, mean and p99 latency)',
+  summary:
+    'no-op lambdas through the worker, a new sandbox per request: SOCK against Docker (requests/s, mean and p99 latency)',
   defaults: { concurrency: [1, 2, 5, 10, 20], duration: 10, repeat: 3, warmup: 2 },
   quick: { concurrency: [1, 5, 10], duration: 3, repeat: 1, warmup: 1 },
 
   options(argv: Argv): Argv {
     return argv
-      .option('backends', { type: 'string', default: BACKENDS.join(','), describe: `comma-separated backends among ${BACKENDS.join(', ')}` })
-      .option('base', { type: 'string', describe: 'base root file system [default: $SOCK_BASE or /var/lib/sockbench/base]' });
+      .option('backends', {
+        type: 'string',
+        default: BACKENDS.join(','),
+        describe: `comma-separated backends among ${BACKENDS.join(', ')}`,
+      })
+      .option('base', {
+        type: 'string',
+        describe: 'base root file system [default: $SOCK_BASE or /var/lib/sockbench/base]',
+      });
   },
 
   configs(options) {
@@ -98,12 +120,16 @@ export const sockVsDocker: Experiment = {
   },
 
   async preflight(options) {
-    if (process.geteuid?.() !== 0) throw new PrivilegeError(`${KIND} makes containers, mounts and cgroups and needs root: run it as root`);
+    if (process.geteuid?.() !== 0)
+      throw new PrivilegeError(`${KIND} makes containers, mounts and cgroups and needs root: run it as root`);
     const problem = baseProblem(baseOf(options));
     if (problem) throw new PrivilegeError(`no base root file system (${problem}); scripts/setup.sh builds it`);
     if (this.configs(options).some((c) => c.startsWith('docker'))) {
       const ping = await pingDocker();
-      if (!ping.ok) throw new PrivilegeError(`the docker backends need a Docker daemon (${ping.why}); scripts/setup.sh starts one, or pass --backends sock`);
+      if (!ping.ok)
+        throw new PrivilegeError(
+          `the docker backends need a Docker daemon (${ping.why}); scripts/setup.sh starts one, or pass --backends sock`,
+        );
     }
   },
 
@@ -134,7 +160,11 @@ export const sockVsDocker: Experiment = {
     // The last sandboxes are destroyed after their answers: let them go before the next point.
     while (r.backend.status().alive > 0 && !ctx.signal.aborted) await new Promise((res) => setTimeout(res, 10));
     if (ctx.signal.aborted) throw new Error('interrupted');
-    return { ops: result.latenciesUs.length, seconds: result.seconds, latenciesUs: Float64Array.from(result.latenciesUs) };
+    return {
+      ops: result.latenciesUs.length,
+      seconds: result.seconds,
+      latenciesUs: Float64Array.from(result.latenciesUs),
+    };
   },
 
   figure(rows: Row[]) {

@@ -4,8 +4,19 @@
 import type { Row } from '../../harness/types.js';
 
 export function storageFigure(rows: Row[]): object {
-  const values = rows.map((r) => ({ config: r.config, phase: r.phase, concurrency: Number(r.concurrency), rate: Number(r.ops_per_sec), p50: Number(r.p50_us) }));
-  const x = { field: 'concurrency', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'concurrency (threads)' };
+  const values = rows.map((r) => ({
+    config: r.config,
+    phase: r.phase,
+    concurrency: Number(r.concurrency),
+    rate: Number(r.ops_per_sec),
+    p50: Number(r.p50_us),
+  }));
+  const x = {
+    field: 'concurrency',
+    type: 'quantitative',
+    scale: { type: 'log', base: 2 },
+    title: 'concurrency (threads)',
+  };
   const color = { field: 'config', type: 'nominal', title: 'provisioning' };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -17,7 +28,17 @@ export function storageFigure(rows: Row[]): object {
         width: 320,
         height: 300,
         transform: [{ filter: "datum.phase === 'setup'" }],
-        encoding: { x, y: { aggregate: 'median', field: 'rate', type: 'quantitative', scale: { type: 'log' }, title: 'roots / second' }, color },
+        encoding: {
+          x,
+          y: {
+            aggregate: 'median',
+            field: 'rate',
+            type: 'quantitative',
+            scale: { type: 'log' },
+            title: 'roots / second',
+          },
+          color,
+        },
         layer: [{ mark: 'line' }, { mark: { type: 'point', filled: true } }],
       },
       {
@@ -28,7 +49,19 @@ export function storageFigure(rows: Row[]): object {
           x,
           y: { aggregate: 'median', field: 'p50', type: 'quantitative', scale: { type: 'log' }, title: 'µs' },
           color,
-          strokeDash: { field: 'phase', type: 'nominal', title: 'phase', scale: { domain: ['setup', 'teardown'], range: [[1, 0], [5, 3]] }, legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: 'black' } },
+          strokeDash: {
+            field: 'phase',
+            type: 'nominal',
+            title: 'phase',
+            scale: {
+              domain: ['setup', 'teardown'],
+              range: [
+                [1, 0],
+                [5, 3],
+              ],
+            },
+            legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: 'black' },
+          },
           detail: { field: 'phase' },
         },
         layer: [{ mark: 'line' }, { mark: { type: 'point', filled: true } }],

@@ -28,18 +28,25 @@ let measurements = 0;
 
 /** The fuse-overlayfs program on PATH, if installed. */
 function fuseOverlayfs(): string | undefined {
-  return (process.env.PATH ?? '/usr/bin:/bin').split(':').map((d) => path.join(d, 'fuse-overlayfs')).find((p) => fs.existsSync(p));
+  return (process.env.PATH ?? '/usr/bin:/bin')
+    .split(':')
+    .map((d) => path.join(d, 'fuse-overlayfs'))
+    .find((p) => fs.existsSync(p));
 }
 
 /** /proc/filesystems lines read "nodev\toverlay". */
 function hasOverlayfs(): boolean {
-  return fs.readFileSync('/proc/filesystems', 'utf8').split('\n').some((l) => l.split('\t')[1] === 'overlay');
+  return fs
+    .readFileSync('/proc/filesystems', 'utf8')
+    .split('\n')
+    .some((l) => l.split('\t')[1] === 'overlay');
 }
 
 /** A small root tree, with the mount points a stitched SOCK root needs, and what goes in them. */
 export function makeStorageTree(dir: string): void {
   const base = path.join(dir, 'base');
-  for (const d of ['bin', 'etc', 'lib', 'usr/lib/python3', 'tmp', 'packages', 'handler', 'host']) fs.mkdirSync(path.join(base, d), { recursive: true });
+  for (const d of ['bin', 'etc', 'lib', 'usr/lib/python3', 'tmp', 'packages', 'handler', 'host'])
+    fs.mkdirSync(path.join(base, d), { recursive: true });
   fs.writeFileSync(path.join(base, 'etc/os-release'), 'NAME=sockbench-storage-base\n');
   const packages = path.join(dir, 'packages');
   fs.mkdirSync(path.join(packages, 'requests'), { recursive: true });
@@ -61,10 +68,17 @@ const bindRo = (source: string, target: string): ScriptStep[] => [
  * The ScriptRun of one configuration: per-thread directories, the two phases, and cleanup.
  * `run` makes this measurement's directories its own (they go when the tmpfs does).
  */
-export function storageScript(config: string, dir: string, run: number): Pick<ScriptOptions, 'prepare' | 'phases' | 'cleanup'> {
+export function storageScript(
+  config: string,
+  dir: string,
+  run: number,
+): Pick<ScriptOptions, 'prepare' | 'phases' | 'cleanup'> {
   const [base, packages, code] = ['base', 'packages', 'code'].map((d) => path.join(dir, d)) as [string, string, string];
   const root = path.join(dir, `roots/${run}-{t}`);
-  const phases = (setup: ScriptStep[], teardown: ScriptStep[]) => [{ name: 'setup', steps: setup }, { name: 'teardown', steps: teardown }];
+  const phases = (setup: ScriptStep[], teardown: ScriptStep[]) => [
+    { name: 'setup', steps: setup },
+    { name: 'teardown', steps: teardown },
+  ];
   switch (config) {
     case 'bind':
       return {
@@ -75,10 +89,20 @@ export function storageScript(config: string, dir: string, run: number): Pick<Sc
     case 'sock-root': {
       const scratch = path.join(dir, `scratch/${run}-{t}`);
       return {
-        prepare: [{ op: 'mkdir', path: root }, { op: 'mkdir', path: scratch }],
+        prepare: [
+          { op: 'mkdir', path: root },
+          { op: 'mkdir', path: scratch },
+        ],
         phases: phases(
-          [...bindRo(base, root), ...bindRo(packages, `${root}/packages`), ...bindRo(code, `${root}/handler`), { op: 'mount', source: scratch, path: `${root}/host`, flags: MS_BIND }],
-          ['host', 'handler', 'packages'].map((m) => ({ op: 'umount', path: `${root}/${m}` }) as ScriptStep).concat([{ op: 'umount', path: root }]),
+          [
+            ...bindRo(base, root),
+            ...bindRo(packages, `${root}/packages`),
+            ...bindRo(code, `${root}/handler`),
+            { op: 'mount', source: scratch, path: `${root}/host`, flags: MS_BIND },
+          ],
+          ['host', 'handler', 'packages']
+            .map((m) => ({ op: 'umount', path: `${root}/${m}` }) as ScriptStep)
+            .concat([{ op: 'umount', path: root }]),
         ),
         cleanup: [{ op: 'umount', path: root, flags: MNT_DETACH }],
       };
@@ -90,9 +114,10 @@ export function storageScript(config: string, dir: string, run: number): Pick<Sc
       const options = `lowerdir=${base},upperdir=${upper},workdir=${work}`;
       // The same overlay, in the kernel or served by a FUSE daemon. For the daemon, setup is
       // starting it (it daemonizes once its mount is up); the unmount ends it.
-      const setup: ScriptStep = config === 'overlay'
-        ? { op: 'mount', source: 'overlay', path: root, fstype: 'overlay', flags: 0, data: options }
-        : { op: 'exec', path: fuseOverlayfs() ?? 'fuse-overlayfs', args: ['-o', options, root] };
+      const setup: ScriptStep =
+        config === 'overlay'
+          ? { op: 'mount', source: 'overlay', path: root, fstype: 'overlay', flags: 0, data: options }
+          : { op: 'exec', path: fuseOverlayfs() ?? 'fuse-overlayfs', args: ['-o', options, root] };
       return {
         prepare: [root, upper, work].map((p) => ({ op: 'mkdir', path: p }) as ScriptStep),
         phases: phases([setup], [{ op: 'umount', path: root }]),
@@ -123,25 +148,36 @@ export const storage: Experiment = {
   configs(options) {
     const asked = options.configs !== undefined && options.configs !== DEFAULT_CONFIGS.join(',');
     // By default fuse-overlay is measured where it can be; asked for by name, its absence is an error (preflight).
-    return parseConfigList(options.configs, STORAGE_CONFIGS).filter((c) => asked || c !== 'fuse-overlay' || fuseOverlayfs() !== undefined);
+    return parseConfigList(options.configs, STORAGE_CONFIGS).filter(
+      (c) => asked || c !== 'fuse-overlay' || fuseOverlayfs() !== undefined,
+    );
   },
 
   async preflight(options) {
-    if (process.geteuid?.() !== 0) throw new PrivilegeError('storage mounts container roots and needs root (CAP_SYS_ADMIN): run it as root');
+    if (process.geteuid?.() !== 0)
+      throw new PrivilegeError('storage mounts container roots and needs root (CAP_SYS_ADMIN): run it as root');
     const configs = this.configs(options);
     if (configs.includes('overlay') && !hasOverlayfs()) {
-      throw new PrivilegeError('this kernel has no overlayfs (not in /proc/filesystems; try modprobe overlay), or leave it out with --configs');
+      throw new PrivilegeError(
+        'this kernel has no overlayfs (not in /proc/filesystems; try modprobe overlay), or leave it out with --configs',
+      );
     }
     if (configs.includes('fuse-overlay') && (!fuseOverlayfs() || !fs.existsSync('/dev/fuse'))) {
-      throw new PrivilegeError(`fuse-overlay needs ${fuseOverlayfs() ? '/dev/fuse' : 'fuse-overlayfs (apt-get install fuse-overlayfs, or run scripts/setup.sh)'}, or leave it out with --configs`);
+      throw new PrivilegeError(
+        `fuse-overlay needs ${fuseOverlayfs() ? '/dev/fuse' : 'fuse-overlayfs (apt-get install fuse-overlayfs, or run scripts/setup.sh)'}, or leave it out with --configs`,
+      );
     }
   },
 
   async setup(ctx: RunContext) {
     if (!ctx.options.configs || String(ctx.options.configs) === DEFAULT_CONFIGS.join(',')) {
-      if (!fuseOverlayfs()) ctx.progress.note('storage: not measuring fuse-overlay: fuse-overlayfs is not installed (scripts/setup.sh installs it)');
+      if (!fuseOverlayfs())
+        ctx.progress.note(
+          'storage: not measuring fuse-overlay: fuse-overlayfs is not installed (scripts/setup.sh installs it)',
+        );
     }
-    for (const dir of reclaimLeftovers('storage')) ctx.progress.note(`storage: removed ${dir}, left by a run that is gone`);
+    for (const dir of reclaimLeftovers('storage'))
+      ctx.progress.note(`storage: removed ${dir}, left by a run that is gone`);
     // Everything on a private tmpfs: no mount of the study propagates to or from the host.
     workDir = ownedTmpfs('storage');
     makeStorageTree(workDir);
@@ -153,7 +189,11 @@ export const storage: Experiment = {
   },
 
   async measure(point: Point, ctx: RunContext): Promise<Measurement[]> {
-    const run = new ScriptRun({ ...storageScript(point.config, workDir!, measurements++), concurrency: point.concurrency, ...bounds(point) });
+    const run = new ScriptRun({
+      ...storageScript(point.config, workDir!, measurements++),
+      concurrency: point.concurrency,
+      ...bounds(point),
+    });
     const result = await runToCompletion(run, ctx, `storage ${point.config}`);
     const busy = (phase: string) => result.phases[phase]!.reduce((sum, us) => sum + us, 0);
     const total = PHASES.reduce((sum, phase) => sum + busy(phase), 0);

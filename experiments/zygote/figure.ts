@@ -14,7 +14,10 @@ export function zygoteFigure(rows: Row[]): object {
   const values = [...groups.values()].map((g) => ({ packages: g.packages, config: g.config, ms: median(g.p50) }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: { text: 'Starting a handler that imports packages', subtitle: 'end-to-end latency over the worker, a new sandbox per request; median' },
+    title: {
+      text: 'Starting a handler that imports packages',
+      subtitle: 'end-to-end latency over the worker, a new sandbox per request; median',
+    },
     data: { values },
     width: { step: 22 },
     height: 300,
@@ -23,7 +26,13 @@ export function zygoteFigure(rows: Row[]): object {
       x: { field: 'packages', type: 'nominal', title: 'packages the handler imports', sort: null },
       xOffset: { field: 'config', sort: ['lean', 'root-zygote', 'zygote'] },
       // Side by side, not stacked: a stack on a log scale draws nothing.
-      y: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, stack: null, title: 'start latency, median (ms)' },
+      y: {
+        field: 'ms',
+        type: 'quantitative',
+        scale: { type: 'log' },
+        stack: null,
+        title: 'start latency, median (ms)',
+      },
       color: { field: 'config', type: 'nominal', title: 'sandbox', sort: ['lean', 'root-zygote', 'zygote'] },
       tooltip: [{ field: 'packages' }, { field: 'config' }, { field: 'ms', format: '.1f' }],
     },

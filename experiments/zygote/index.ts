@@ -15,7 +15,15 @@ import { UsageError } from '../../harness/errors.js';
 import { removeOwnedDir } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
 import { parseConfigList } from '../configList.js';
-import { installFirst, openStudyDir, preflightCacheStudy, repeatForPoint, type StudyWorker, StudyWorkers, writeLambda } from '../studyWorker.js';
+import {
+  installFirst,
+  openStudyDir,
+  preflightCacheStudy,
+  repeatForPoint,
+  type StudyWorker,
+  StudyWorkers,
+  writeLambda,
+} from '../studyWorker.js';
 import { zygoteFigure } from './figure.js';
 
 const KIND = 'zygote';
@@ -34,10 +42,19 @@ function packagesOf(set: string): string[] {
 }
 
 function setsOf(options: Record<string, unknown>): string[] {
-  const given = options.packages === undefined ? (options.quick ? QUICK_PACKAGE_SETS : PACKAGE_SETS) : String(options.packages).split(',').map((s) => s.trim()).filter(Boolean);
+  const given =
+    options.packages === undefined
+      ? options.quick
+        ? QUICK_PACKAGE_SETS
+        : PACKAGE_SETS
+      : String(options.packages)
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
   if (given.length === 0) throw new UsageError('--packages: give at least one package set');
   for (const set of given) {
-    if (set !== 'none' && !set.split('+').every((n) => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(n))) throw new UsageError(`--packages: '${set}' is not a package set (names joined by +, or none)`);
+    if (set !== 'none' && !set.split('+').every((n) => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(n)))
+      throw new UsageError(`--packages: '${set}' is not a package set (names joined by +, or none)`);
   }
   return [...new Set(given)];
 }
@@ -52,21 +69,35 @@ function expectedStart(config: string, packages: string[]): string {
 
 /** The worker for a configuration (kept across points of the same one, so a set's zygote is made once). */
 function workerFor(config: string): Promise<StudyWorker> {
-  const zygotes = config === 'lean' ? undefined : { threshold: config === 'zygote' ? 1 : Infinity, budgetBytes: 2 ** 31, maxZygotes: 16 };
+  const zygotes =
+    config === 'lean'
+      ? undefined
+      : { threshold: config === 'zygote' ? 1 : Infinity, budgetBytes: 2 ** 31, maxZygotes: 16 };
   return workers!.get(config, { zygotes }, { stateDir: config });
 }
 
 export const zygote: Experiment = {
   name: KIND,
-  summary: 'start latency of handlers importing packages: lean container, forked from the root zygote, forked from a zygote that imported them',
+  summary:
+    'start latency of handlers importing packages: lean container, forked from the root zygote, forked from a zygote that imported them',
   defaults: { concurrency: [1], duration: 5, repeat: 3, warmup: 1 },
   quick: { concurrency: [1], duration: 2, repeat: 1, warmup: 0 },
 
   options(argv: Argv): Argv {
     return argv
-      .option('configs', { type: 'string', default: CONFIGS.join(','), describe: `comma-separated among ${CONFIGS.join(', ')}` })
-      .option('packages', { type: 'string', describe: `comma-separated package sets, each PyPI names joined by + or none [default: ${PACKAGE_SETS.join(',')}; with --quick ${QUICK_PACKAGE_SETS.join(',')}]` })
-      .option('base', { type: 'string', describe: 'base root file system [default: $SOCK_BASE or /var/lib/sockbench/base]' });
+      .option('configs', {
+        type: 'string',
+        default: CONFIGS.join(','),
+        describe: `comma-separated among ${CONFIGS.join(', ')}`,
+      })
+      .option('packages', {
+        type: 'string',
+        describe: `comma-separated package sets, each PyPI names joined by + or none [default: ${PACKAGE_SETS.join(',')}; with --quick ${QUICK_PACKAGE_SETS.join(',')}]`,
+      })
+      .option('base', {
+        type: 'string',
+        describe: 'base root file system [default: $SOCK_BASE or /var/lib/sockbench/base]',
+      });
   },
 
   configs(options) {
@@ -75,7 +106,9 @@ export const zygote: Experiment = {
   },
 
   points(configs, concurrency, options) {
-    return setsOf(options).flatMap((_, set) => configs.flatMap((config) => concurrency.map((c) => ({ config, concurrency: c, params: { set } }))));
+    return setsOf(options).flatMap((_, set) =>
+      configs.flatMap((config) => concurrency.map((c) => ({ config, concurrency: c, params: { set } }))),
+    );
   },
 
   async preflight(options) {
@@ -88,7 +121,10 @@ export const zygote: Experiment = {
     const sets = setsOf(ctx.options);
     for (const [i, set] of sets.entries()) {
       const packages = packagesOf(set);
-      const imports = packages.flatMap(zygoteImportsOf).map((m) => `import ${m}\n`).join('');
+      const imports = packages
+        .flatMap(zygoteImportsOf)
+        .map((m) => `import ${m}\n`)
+        .join('');
       writeLambda(path.join(dir, 'registry'), lambdaOf(i), `${imports}\ndef f(event):\n    return None\n`, packages);
       await installFirst(KIND, ctx, installCache, packages);
     }
@@ -114,7 +150,9 @@ export const zygote: Experiment = {
     const worker = await workerFor(point.config);
     // The set's zygote is made by its first request (threshold 1): that one is not timed.
     if (point.config === 'zygote' && packages.length > 0) {
-      const zygotes = ((worker.status().importCache as { zygotes?: { packages: string }[] })?.zygotes ?? []).map((z) => z.packages);
+      const zygotes = ((worker.status().importCache as { zygotes?: { packages: string }[] })?.zygotes ?? []).map(
+        (z) => z.packages,
+      );
       if (!zygotes.includes(packages.join('+'))) {
         await worker.run(lambdaOf(index));
         await worker.settle();
@@ -124,13 +162,19 @@ export const zygote: Experiment = {
     const sandboxMs: number[] = [];
     const seconds = await repeatForPoint(point, ctx.signal, async () => {
       const answer = await worker.run(lambdaOf(index));
-      if (answer.start !== expected) throw new Error(`${point.config} ${set}: a sandbox started as ${answer.start}, not ${expected}`);
+      if (answer.start !== expected)
+        throw new Error(`${point.config} ${set}: a sandbox started as ${answer.start}, not ${expected}`);
       latenciesUs.push(answer.ms * 1000);
       sandboxMs.push(answer.timing.sandbox ?? NaN);
       // Its sandbox is destroyed after the answer: not inside the next request's time.
       await worker.settle();
     });
-    return { ops: latenciesUs.length, seconds, latenciesUs: Float64Array.from(latenciesUs), extra: { packages: set, start: expected, sandbox_ms: median(sandboxMs) } };
+    return {
+      ops: latenciesUs.length,
+      seconds,
+      latenciesUs: Float64Array.from(latenciesUs),
+      extra: { packages: set, start: expected, sandbox_ms: median(sandboxMs) },
+    };
   },
 
   figure(rows: Row[]) {

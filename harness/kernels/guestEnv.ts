@@ -43,11 +43,17 @@ const SKIP_OPTIONS = new Set(['rw', 'ro', 'relatime', 'noatime', 'nosuid', 'node
  * controllers, cgroup2), as "type|options|mount point" lines, parents first.
  */
 export function cgroupMounts(): string {
-  const mounts = readMounts().filter((m) => m.fsType === 'cgroup' || m.fsType === 'cgroup2' || (m.fsType === 'tmpfs' && m.mountPoint === '/sys/fs/cgroup'));
+  const mounts = readMounts().filter(
+    (m) =>
+      m.fsType === 'cgroup' || m.fsType === 'cgroup2' || (m.fsType === 'tmpfs' && m.mountPoint === '/sys/fs/cgroup'),
+  );
   return mounts
     .sort((a, b) => a.mountPoint.split('/').length - b.mountPoint.split('/').length)
     .map((m) => {
-      const opts = m.superOptions.filter((o) => !SKIP_OPTIONS.has(o) && !o.startsWith('size=') && !o.startsWith('nr_inodes=') && !o.startsWith('inode64'));
+      const opts = m.superOptions.filter(
+        (o) =>
+          !SKIP_OPTIONS.has(o) && !o.startsWith('size=') && !o.startsWith('nr_inodes=') && !o.startsWith('inode64'),
+      );
       // A named v1 hierarchy without controllers (name=systemd) must say none, or the kernel refuses it.
       if (m.fsType === 'cgroup' && opts.every((o) => o.includes('='))) opts.unshift('none');
       return `${m.fsType}|${opts.join(',') || 'defaults'}|${m.mountPoint}`;
@@ -69,13 +75,15 @@ export function namespaceLimits(): string {
   } catch {
     return '';
   }
-  return names.flatMap((n) => {
-    try {
-      return [`${dir}/${n}=${fs.readFileSync(`${dir}/${n}`, 'utf8').trim()}`];
-    } catch {
-      return [];
-    }
-  }).join('\n');
+  return names
+    .flatMap((n) => {
+      try {
+        return [`${dir}/${n}=${fs.readFileSync(`${dir}/${n}`, 'utf8').trim()}`];
+      } catch {
+        return [];
+      }
+    })
+    .join('\n');
 }
 
 export function guestEnv(plan: GuestPlan): Record<string, string> {

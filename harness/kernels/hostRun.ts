@@ -9,18 +9,37 @@ import type { KernelsPlan } from './plan.js';
 import type { KernelOutcome } from './results.js';
 
 /** `host`: the same studies on this machine, through the same CLI, output prefixed like a guest's. */
-export async function runOnHost(plan: KernelsPlan, o: KernelOutcome, stampDir: string, signal: AbortSignal, repoRoot: string): Promise<void> {
+export async function runOnHost(
+  plan: KernelsPlan,
+  o: KernelOutcome,
+  stampDir: string,
+  signal: AbortSignal,
+  repoRoot: string,
+): Promise<void> {
   o.accel = 'host';
   o.release = os.release();
   const log = fs.openSync(o.console, 'a');
   const statusFile = path.join(stampDir, o.label, 'status');
-  const runs = plan.exec === undefined ? plan.studies.map((s) => [s, process.execPath, [path.join(repoRoot, 'dist/harness/cli.js'), 'run', s, ...plan.studyArgs, '--out', plan.out]] as const)
-    : [['exec', '/bin/sh', ['-c', plan.exec]] as const];
+  const runs =
+    plan.exec === undefined
+      ? plan.studies.map(
+          (s) =>
+            [
+              s,
+              process.execPath,
+              [path.join(repoRoot, 'dist/harness/cli.js'), 'run', s, ...plan.studyArgs, '--out', plan.out],
+            ] as const,
+        )
+      : [['exec', '/bin/sh', ['-c', plan.exec]] as const];
   try {
     for (const [name, file, argv] of runs) {
       if (signal.aborted) throw signal.reason;
       const rc = await new Promise<number>((resolve) => {
-        const child = spawn(file, argv, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true', SOCKBENCH_OUT: plan.out, SOCKBENCH_RUN_DIR: path.join(stampDir, o.label) } });
+        const child = spawn(file, argv, {
+          cwd: repoRoot,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, CI: 'true', SOCKBENCH_OUT: plan.out, SOCKBENCH_RUN_DIR: path.join(stampDir, o.label) },
+        });
         const onAbort = () => child.kill('SIGINT');
         signal.addEventListener('abort', onAbort);
         for (const stream of [child.stdout!, child.stderr!]) {
@@ -31,7 +50,9 @@ export async function runOnHost(plan: KernelsPlan, o: KernelOutcome, stampDir: s
         }
         child.on('close', (code, sig) => {
           signal.removeEventListener('abort', onAbort);
-          resolve(code ?? (sig ? 128 + (({ SIGINT: 2, SIGTERM: 15, SIGKILL: 9 } as Record<string, number>)[sig] ?? 1) : 1));
+          resolve(
+            code ?? (sig ? 128 + (({ SIGINT: 2, SIGTERM: 15, SIGKILL: 9 } as Record<string, number>)[sig] ?? 1) : 1),
+          );
         });
       });
       fs.appendFileSync(statusFile, `${name} ${rc}\n`);

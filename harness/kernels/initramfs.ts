@@ -31,7 +31,12 @@ export function cpioNewc(entries: CpioEntry[]): Buffer {
   };
   for (const e of entries) {
     const name = e.name.replace(/^\/+/, '');
-    const data = e.kind === 'symlink' ? Buffer.from(e.target ?? '') : e.kind === 'file' ? (e.data ?? Buffer.alloc(0)) : Buffer.alloc(0);
+    const data =
+      e.kind === 'symlink'
+        ? Buffer.from(e.target ?? '')
+        : e.kind === 'file'
+          ? (e.data ?? Buffer.alloc(0))
+          : Buffer.alloc(0);
     push(name, TYPE_BITS[e.kind] | (e.mode & 0o7777), data, e.rdev, e.kind === 'dir' ? 2 : 1);
   }
   ino = 0;
@@ -40,7 +45,11 @@ export function cpioNewc(entries: CpioEntry[]): Buffer {
 }
 
 /** Module name as the kernel compares them: '-' and '_' are the same. */
-const modName = (file: string) => path.basename(file).replace(/\.ko(\.(xz|zst|gz))?$/, '').replaceAll('-', '_');
+const modName = (file: string) =>
+  path
+    .basename(file)
+    .replace(/\.ko(\.(xz|zst|gz))?$/, '')
+    .replaceAll('-', '_');
 
 /**
  * The modules to load for `wanted`, each after the modules it depends on (from modules.dep),
@@ -53,11 +62,20 @@ export function moduleClosure(modulesDir: string, wanted: string[]): { ordered: 
     const colon = line.indexOf(':');
     if (colon < 0) continue;
     const file = line.slice(0, colon).trim();
-    deps.set(modName(file), { file, deps: line.slice(colon + 1).trim().split(/\s+/).filter(Boolean) });
+    deps.set(modName(file), {
+      file,
+      deps: line
+        .slice(colon + 1)
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean),
+    });
   }
   let builtin = new Set<string>();
   try {
-    builtin = new Set(fs.readFileSync(path.join(modulesDir, 'modules.builtin'), 'utf8').split('\n').filter(Boolean).map(modName));
+    builtin = new Set(
+      fs.readFileSync(path.join(modulesDir, 'modules.builtin'), 'utf8').split('\n').filter(Boolean).map(modName),
+    );
   } catch {
     // No modules.builtin: anything not a module is taken as missing.
   }
@@ -83,7 +101,13 @@ export function moduleClosure(modulesDir: string, wanted: string[]): { ordered: 
 /** Modules the guest loads from its initramfs: virtio PCI, the 9p transport and file system, overlayfs. */
 export const BOOT_MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'overlay'];
 /** Kernel options the guest cannot mount its root without, when a bare vmlinuz has no modules. */
-export const BOOT_CONFIG = ['CONFIG_VIRTIO_PCI', 'CONFIG_NET_9P', 'CONFIG_NET_9P_VIRTIO', 'CONFIG_9P_FS', 'CONFIG_OVERLAY_FS'];
+export const BOOT_CONFIG = [
+  'CONFIG_VIRTIO_PCI',
+  'CONFIG_NET_9P',
+  'CONFIG_NET_9P_VIRTIO',
+  'CONFIG_9P_FS',
+  'CONFIG_OVERLAY_FS',
+];
 
 export interface InitramfsSpec {
   /** A statically linked busybox. */
@@ -120,7 +144,12 @@ export function buildInitramfs(spec: InitramfsSpec): Buffer {
   for (const m of spec.modules) {
     if (!spec.modulesDir) throw new Error('modules without a modules directory');
     dir(path.posix.join('modules', path.posix.dirname(m)));
-    entries.push({ name: path.posix.join('modules', m), mode: 0o644, kind: 'file', data: fs.readFileSync(path.join(spec.modulesDir, m)) });
+    entries.push({
+      name: path.posix.join('modules', m),
+      mode: 0o644,
+      kind: 'file',
+      data: fs.readFileSync(path.join(spec.modulesDir, m)),
+    });
   }
   const env = { ...spec.env, SB_BOOT_MODULES: spec.modules.join(' ') };
   entries.push({ name: 'sockbench.env', mode: 0o644, kind: 'file', data: Buffer.from(shellAssignments(env)) });
@@ -129,10 +158,12 @@ export function buildInitramfs(spec: InitramfsSpec): Buffer {
 
 /** VAR='value' lines a POSIX shell can source, whatever the values hold. */
 export function shellAssignments(env: Record<string, string>): string {
-  return Object.entries(env).map(([k, v]) => {
-    if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw new UsageError(`bad variable name ${k}`);
-    return `${k}='${v.replaceAll("'", "'\\''")}'\n`;
-  }).join('');
+  return Object.entries(env)
+    .map(([k, v]) => {
+      if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw new UsageError(`bad variable name ${k}`);
+      return `${k}='${v.replaceAll("'", "'\\''")}'\n`;
+    })
+    .join('');
 }
 
 /** Whether an ELF file has no program interpreter (PT_INTERP), i.e. runs without a dynamic loader. */

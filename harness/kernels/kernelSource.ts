@@ -43,7 +43,8 @@ export interface Kernel {
 export function parseKernelArg(arg: string): KernelSpec {
   const a = arg.trim();
   if (a === 'host') return { kind: 'host', arg };
-  if (a === '') throw new UsageError("--kernel: empty value (give a Debian kernel package, a .deb, a vmlinuz path or 'host')");
+  if (a === '')
+    throw new UsageError("--kernel: empty value (give a Debian kernel package, a .deb, a vmlinuz path or 'host')");
   if (a.endsWith('.deb')) {
     const deb = path.resolve(a);
     if (!fs.existsSync(deb) || !fs.statSync(deb).isFile()) throw new UsageError(`--kernel: ${a}: no such .deb file`);
@@ -51,13 +52,17 @@ export function parseKernelArg(arg: string): KernelSpec {
   }
   if (a.includes('/')) {
     const vmlinuz = path.resolve(a);
-    if (!fs.existsSync(vmlinuz) || !fs.statSync(vmlinuz).isFile()) throw new UsageError(`--kernel: ${a}: no such kernel image file`);
-    if (bzImageVersion(vmlinuz) === undefined) throw new UsageError(`--kernel: ${a}: not an x86 Linux kernel image (no bzImage header)`);
+    if (!fs.existsSync(vmlinuz) || !fs.statSync(vmlinuz).isFile())
+      throw new UsageError(`--kernel: ${a}: no such kernel image file`);
+    if (bzImageVersion(vmlinuz) === undefined)
+      throw new UsageError(`--kernel: ${a}: not an x86 Linux kernel image (no bzImage header)`);
     return { kind: 'vmlinuz', arg, vmlinuz };
   }
   if (/^linux-image-[0-9][A-Za-z0-9.+~-]*$/.test(a)) return { kind: 'package', arg, package: a };
   if (/^[0-9]+\.[0-9]+[A-Za-z0-9.+~-]*$/.test(a)) return { kind: 'package', arg, package: `linux-image-${a}` };
-  throw new UsageError(`--kernel: '${a}' is not a Debian kernel package (linux-image-6.1.0-50-amd64 or 6.1.0-50-amd64), a .deb, a vmlinuz path, or 'host'`);
+  throw new UsageError(
+    `--kernel: '${a}' is not a Debian kernel package (linux-image-6.1.0-50-amd64 or 6.1.0-50-amd64), a .deb, a vmlinuz path, or 'host'`,
+  );
 }
 
 /**
@@ -85,10 +90,15 @@ export function bzImageVersion(file: string): string | undefined {
 }
 
 /** Gets every kernel ready, in order: downloads and unpacks what the cache lacks. */
-export async function prepareKernels(specs: KernelSpec[], opts: { modules?: string; note: (s: string) => void }): Promise<Kernel[]> {
+export async function prepareKernels(
+  specs: KernelSpec[],
+  opts: { modules?: string; note: (s: string) => void },
+): Promise<Kernel[]> {
   const vmlinuzCount = specs.filter((s) => s.kind === 'vmlinuz').length;
   if (opts.modules !== undefined && vmlinuzCount !== 1) {
-    throw new UsageError(`--modules: applies to a kernel given as a vmlinuz path, and exactly one must be given (got ${vmlinuzCount})`);
+    throw new UsageError(
+      `--modules: applies to a kernel given as a vmlinuz path, and exactly one must be given (got ${vmlinuzCount})`,
+    );
   }
   const kernels: Kernel[] = [];
   for (const spec of specs) {
@@ -132,8 +142,13 @@ async function fromPackage(spec: Extract<KernelSpec, { kind: 'package' }>, note:
     try {
       await execFileAsync('apt-get', ['download', spec.package], { cwd: partial, maxBuffer: 16 << 20 });
     } catch (e) {
-      const err = String((e as { stderr?: string }).stderr ?? e).split('\n').find((l) => l.startsWith('E:')) ?? String(e).split('\n')[0];
-      throw new PrivilegeError(`kernel package ${spec.package} could not be fetched (${err.replace(/^E:\s*/, '')}): \`apt-cache search --names-only '^linux-image-6'\` lists those apt knows; \`apt-get update\` refreshes the lists`);
+      const err =
+        String((e as { stderr?: string }).stderr ?? e)
+          .split('\n')
+          .find((l) => l.startsWith('E:')) ?? String(e).split('\n')[0];
+      throw new PrivilegeError(
+        `kernel package ${spec.package} could not be fetched (${err.replace(/^E:\s*/, '')}): \`apt-cache search --names-only '^linux-image-6'\` lists those apt knows; \`apt-get update\` refreshes the lists`,
+      );
     }
     const deb = fs.readdirSync(partial).find((f) => f.endsWith('.deb'));
     if (!deb) throw new PrivilegeError(`kernel package ${spec.package}: apt-get download wrote no .deb`);
@@ -148,11 +163,22 @@ async function fromDeb(spec: KernelSpec, deb: string, note: (s: string) => void)
   const { stdout } = await execFileAsync('dpkg-deb', ['-f', deb, 'Package', 'Version']).catch(() => {
     throw new UsageError(`--kernel: ${spec.arg}: not a Debian package (dpkg-deb cannot read it)`);
   });
-  const fields = Object.fromEntries(stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]));
+  const fields = Object.fromEntries(
+    stdout
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
+  );
   const st = fs.statSync(deb);
   // Same package and version built twice must not share an entry: the file's identity is in the name.
-  const id = createHash('sha256').update(`${fs.realpathSync(deb)}\0${st.size}\0${st.mtimeMs}`).digest('hex').slice(0, 10);
-  const entry = path.join(KERNEL_CACHE, `deb-${fields.Package}_${fields.Version}-${id}`.replace(/[^A-Za-z0-9.+~_-]/g, '_'));
+  const id = createHash('sha256')
+    .update(`${fs.realpathSync(deb)}\0${st.size}\0${st.mtimeMs}`)
+    .digest('hex')
+    .slice(0, 10);
+  const entry = path.join(
+    KERNEL_CACHE,
+    `deb-${fields.Package}_${fields.Version}-${id}`.replace(/[^A-Za-z0-9.+~_-]/g, '_'),
+  );
   const cached = readRecord(entry);
   if (cached) return kernelOf(spec, cached);
   fs.mkdirSync(KERNEL_CACHE, { recursive: true });
@@ -169,19 +195,37 @@ function fromVmlinuz(spec: Extract<KernelSpec, { kind: 'vmlinuz' }>, modules?: s
   if (modules !== undefined) {
     modulesDir = path.resolve(modules);
     if (!fs.existsSync(path.join(modulesDir, 'modules.dep'))) {
-      throw new UsageError(`--modules: ${modules} has no modules.dep (give lib/modules/<release> of the kernel, after depmod; \`busybox depmod -b <root> <release>\` makes one)`);
+      throw new UsageError(
+        `--modules: ${modules} has no modules.dep (give lib/modules/<release> of the kernel, after depmod; \`busybox depmod -b <root> <release>\` makes one)`,
+      );
     }
   } else if (release) {
     // An unpacked kernel tree (boot/vmlinuz-R beside lib/modules/R), or this machine's own modules.
-    modulesDir = [path.join(dir, '..', 'lib', 'modules', release), path.join(dir, '..', 'usr', 'lib', 'modules', release), path.join('/lib/modules', release)]
-      .map((d) => path.resolve(d)).find((d) => fs.existsSync(path.join(d, 'modules.dep')));
+    modulesDir = [
+      path.join(dir, '..', 'lib', 'modules', release),
+      path.join(dir, '..', 'usr', 'lib', 'modules', release),
+      path.join('/lib/modules', release),
+    ]
+      .map((d) => path.resolve(d))
+      .find((d) => fs.existsSync(path.join(d, 'modules.dep')));
   }
-  const config = [path.join(dir, `config-${release}`), path.join('/boot', `config-${release}`)].find((f) => release && fs.existsSync(f));
+  const config = [path.join(dir, `config-${release}`), path.join('/boot', `config-${release}`)].find(
+    (f) => release && fs.existsSync(f),
+  );
   return { spec, name: path.basename(spec.vmlinuz), release, vmlinuz: spec.vmlinuz, modulesDir, config };
 }
 
 function kernelOf(spec: KernelSpec, r: CacheRecord): Kernel {
-  return { spec, name: r.package, release: r.release, package: r.package, version: r.version, vmlinuz: r.vmlinuz, modulesDir: r.modulesDir, config: r.config };
+  return {
+    spec,
+    name: r.package,
+    release: r.release,
+    package: r.package,
+    version: r.version,
+    vmlinuz: r.vmlinuz,
+    modulesDir: r.modulesDir,
+    config: r.config,
+  };
 }
 
 function readRecord(entry: string): CacheRecord | undefined {
@@ -213,7 +257,12 @@ async function withPartial<T>(cache: string, fn: (partial: string) => Promise<T>
 /** Moves a finished partial directory into place as the cache entry; paths in the record follow it. */
 function commit(partial: string, entry: string, r: CacheRecord): CacheRecord {
   const moved = (p: string) => path.join(entry, path.relative(partial, p));
-  const record: CacheRecord = { ...r, vmlinuz: moved(r.vmlinuz), modulesDir: moved(r.modulesDir), config: r.config && moved(r.config) };
+  const record: CacheRecord = {
+    ...r,
+    vmlinuz: moved(r.vmlinuz),
+    modulesDir: moved(r.modulesDir),
+    config: r.config && moved(r.config),
+  };
   fs.writeFileSync(path.join(partial, 'kernel.json'), `${JSON.stringify(record, null, 2)}\n`);
   fs.rmSync(entry, { recursive: true, force: true });
   fs.renameSync(partial, entry);
@@ -233,26 +282,43 @@ async function unpack(deb: string, root: string, note: (s: string) => void): Pro
   note(`kernels: unpacking ${pkg} ${version}`);
   fs.mkdirSync(root, { recursive: true });
   await execFileAsync('dpkg-deb', ['-x', deb, root]);
-  const modulesRoot = [path.join(root, 'lib/modules'), path.join(root, 'usr/lib/modules')].find((d) => fs.existsSync(d));
+  const modulesRoot = [path.join(root, 'lib/modules'), path.join(root, 'usr/lib/modules')].find((d) =>
+    fs.existsSync(d),
+  );
   const releases = modulesRoot ? fs.readdirSync(modulesRoot) : [];
   const bootFiles = fs.existsSync(path.join(root, 'boot')) ? fs.readdirSync(path.join(root, 'boot')) : [];
   const image = bootFiles.find((f) => f.startsWith('vmlinuz-'));
   if (!modulesRoot || releases.length !== 1 || !image) {
-    throw new UsageError(`--kernel: ${pkg} is not a kernel image package (expected boot/vmlinuz-<release> and one lib/modules/<release>)`);
+    throw new UsageError(
+      `--kernel: ${pkg} is not a kernel image package (expected boot/vmlinuz-<release> and one lib/modules/<release>)`,
+    );
   }
   const release = releases[0]!;
   const modulesDir = path.join(modulesRoot, release);
   await decompressModules(modulesDir);
   await requireTool(BUSYBOX, 'busybox is needed to index the kernel modules');
-  await execFileAsync(BUSYBOX, ['depmod', '-b', path.dirname(path.dirname(modulesRoot)), release], { maxBuffer: 16 << 20 });
+  await execFileAsync(BUSYBOX, ['depmod', '-b', path.dirname(path.dirname(modulesRoot)), release], {
+    maxBuffer: 16 << 20,
+  });
   const config = bootFiles.find((f) => f === `config-${release}`);
-  return { package: pkg, version, release, vmlinuz: path.join(root, 'boot', image), modulesDir, config: config && path.join(root, 'boot', config) };
+  return {
+    package: pkg,
+    version,
+    release,
+    vmlinuz: path.join(root, 'boot', image),
+    modulesDir,
+    config: config && path.join(root, 'boot', config),
+  };
 }
 
 /** The busybox binary (busybox-static), used to index modules here and as the guest's userland. */
 export const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p)) ?? 'busybox';
 
-const DECOMPRESSORS: [string, string[]][] = [['.ko.xz', ['xz', '-d', '-q', '-f', '--']], ['.ko.zst', ['zstd', '-d', '-q', '-f', '--rm', '--']], ['.ko.gz', ['gzip', '-d', '-f', '--']]];
+const DECOMPRESSORS: [string, string[]][] = [
+  ['.ko.xz', ['xz', '-d', '-q', '-f', '--']],
+  ['.ko.zst', ['zstd', '-d', '-q', '-f', '--rm', '--']],
+  ['.ko.gz', ['gzip', '-d', '-f', '--']],
+];
 
 async function decompressModules(modulesDir: string): Promise<void> {
   const files = (fs.readdirSync(modulesDir, { recursive: true }) as string[]).map((f) => path.join(modulesDir, f));
@@ -279,7 +345,13 @@ async function requireTool(tool: string, why: string): Promise<void> {
 export function builtIn(config: string | undefined): Set<string> {
   if (!config) return new Set();
   try {
-    return new Set(fs.readFileSync(config, 'utf8').split('\n').filter((l) => l.endsWith('=y')).map((l) => l.slice(0, -2)));
+    return new Set(
+      fs
+        .readFileSync(config, 'utf8')
+        .split('\n')
+        .filter((l) => l.endsWith('=y'))
+        .map((l) => l.slice(0, -2)),
+    );
   } catch {
     return new Set();
   }

@@ -39,7 +39,8 @@ export async function kernelsCommand(args: Record<string, unknown>, repoRoot: st
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  for (const dir of orphansIn(RUN_ROOT, 'kernels')) if (stopOrphanQemu(dir)) note(`kernels: stopped the qemu of a run that is gone (${dir})`);
+  for (const dir of orphansIn(RUN_ROOT, 'kernels'))
+    if (stopOrphanQemu(dir)) note(`kernels: stopped the qemu of a run that is gone (${dir})`);
   for (const gone of reclaimLeftovers('kernels')) note(`kernels: removed ${gone}, left by a run that is gone`);
   const scratch = ownedDir('kernels');
   try {
@@ -65,27 +66,52 @@ function checkBootable(k: Kernel): void {
   if (k.spec.kind !== 'vmlinuz') return;
   if (k.modulesDir) {
     const { missing } = moduleClosure(k.modulesDir, BOOT_MODULES);
-    if (missing.length > 0) throw new UsageError(`--kernel: ${k.spec.arg}: its modules (${k.modulesDir}) have neither as module nor built in: ${missing.join(', ')}`);
+    if (missing.length > 0)
+      throw new UsageError(
+        `--kernel: ${k.spec.arg}: its modules (${k.modulesDir}) have neither as module nor built in: ${missing.join(', ')}`,
+      );
     return;
   }
   const y = builtIn(k.config);
   if (k.config) {
     const lacking = BOOT_CONFIG.filter((c) => !y.has(c));
-    if (lacking.length > 0) throw new UsageError(`--kernel: ${k.spec.arg}: no modules found and not built in (${k.config}): ${lacking.join(', ')}; give --modules lib/modules/${k.release || '<release>'}`);
+    if (lacking.length > 0)
+      throw new UsageError(
+        `--kernel: ${k.spec.arg}: no modules found and not built in (${k.config}): ${lacking.join(', ')}; give --modules lib/modules/${k.release || '<release>'}`,
+      );
   } else {
-    process.stderr.write(`kernels: ${k.spec.arg}: no modules and no config-${k.release} beside it: assuming ${BOOT_CONFIG.join(', ')} are built in (the guest says so if not)\n`);
+    process.stderr.write(
+      `kernels: ${k.spec.arg}: no modules and no config-${k.release} beside it: assuming ${BOOT_CONFIG.join(', ')} are built in (the guest says so if not)\n`,
+    );
   }
 }
 
-async function runMatrix(plan: KernelsPlan, kernels: Kernel[], scratch: string, signal: AbortSignal, repoRoot: string, note: (s: string) => void): Promise<number> {
+async function runMatrix(
+  plan: KernelsPlan,
+  kernels: Kernel[],
+  scratch: string,
+  signal: AbortSignal,
+  repoRoot: string,
+  note: (s: string) => void,
+): Promise<number> {
   const started = new Date();
   const stampDir = uniqueDir(path.join(plan.out, 'results', 'kernels', runId(started)));
   fs.mkdirSync(stampDir, { recursive: true });
   const outcomes: KernelOutcome[] = kernels.map((k, i) => {
     const label = `${i + 1}-${k.name.replace(/[^A-Za-z0-9.+_-]/g, '_')}`;
     return {
-      arg: k.spec.arg, label, name: k.name, package: k.package ?? null, version: k.version ?? null, release: null, accel: null, emulated: false,
-      status: 'pending', seconds: 0, console: path.join(stampDir, label, 'console.log'), studies: {},
+      arg: k.spec.arg,
+      label,
+      name: k.name,
+      package: k.package ?? null,
+      version: k.version ?? null,
+      release: null,
+      accel: null,
+      emulated: false,
+      status: 'pending',
+      seconds: 0,
+      console: path.join(stampDir, label, 'console.log'),
+      studies: {},
     };
   });
   const meta = {
@@ -113,7 +139,9 @@ async function runMatrix(plan: KernelsPlan, kernels: Kernel[], scratch: string, 
     for (const [i, k] of kernels.entries()) {
       if (signal.aborted) throw signal.reason;
       const o = outcomes[i]!;
-      note(`\nkernels: [${i + 1}/${kernels.length}] ${k.name}${k.spec.kind === 'host' ? ' (this machine, no VM)' : ` (${k.release || 'release unknown'})`}`);
+      note(
+        `\nkernels: [${i + 1}/${kernels.length}] ${k.name}${k.spec.kind === 'host' ? ' (this machine, no VM)' : ` (${k.release || 'release unknown'})`}`,
+      );
       const t0 = Date.now();
       fs.mkdirSync(path.join(stampDir, o.label), { recursive: true });
       const before = snapshotRuns(plan.out, plan.studies);
@@ -127,18 +155,34 @@ async function runMatrix(plan: KernelsPlan, kernels: Kernel[], scratch: string, 
         const status = readStatus(path.join(stampDir, o.label, 'status'));
         for (const study of plan.exec === undefined ? plan.studies : ['exec']) {
           const runDir = made.get(study) ?? null;
-          o.studies[study] = { exitStatus: status.get(study) ?? null, runDir, runStatus: runDir ? (runStatus(runDir) ?? null) : null };
+          o.studies[study] = {
+            exitStatus: status.get(study) ?? null,
+            runDir,
+            runStatus: runDir ? (runStatus(runDir) ?? null) : null,
+          };
           if (runDir && o.accel && o.accel !== 'host') {
-            stampVm(runDir, { kernel: o.release ?? k.release, source: k.spec.arg, package: k.package ?? null, version: k.version ?? null, accel: o.accel, emulated: o.emulated });
+            stampVm(runDir, {
+              kernel: o.release ?? k.release,
+              source: k.spec.arg,
+              package: k.package ?? null,
+              version: k.version ?? null,
+              accel: o.accel,
+              emulated: o.emulated,
+            });
           }
         }
       }
       if (o.status === 'pending') {
         const bad = Object.entries(o.studies).filter(([, s]) => s.exitStatus !== 0);
         o.status = bad.length === 0 ? 'complete' : 'failed';
-        if (bad.length > 0) o.reason = bad.map(([name, s]) => `${name}: ${s.exitStatus === null ? 'did not finish' : `exit status ${s.exitStatus}`}`).join(', ');
+        if (bad.length > 0)
+          o.reason = bad
+            .map(([name, s]) => `${name}: ${s.exitStatus === null ? 'did not finish' : `exit status ${s.exitStatus}`}`)
+            .join(', ');
       }
-      note(`kernels: ${k.name}: ${o.status}${o.reason ? ` (${o.reason})` : ''} in ${o.seconds} s${o.emulated ? ', emulated (TCG)' : ''}`);
+      note(
+        `kernels: ${k.name}: ${o.status}${o.reason ? ` (${o.reason})` : ''} in ${o.seconds} s${o.emulated ? ', emulated (TCG)' : ''}`,
+      );
       writeMeta();
     }
     if (signal.aborted) throw signal.reason;
@@ -157,7 +201,9 @@ async function runMatrix(plan: KernelsPlan, kernels: Kernel[], scratch: string, 
     meta.finished = new Date().toISOString();
     writeMeta();
   }
-  process.stdout.write(`\n${summaryTable(outcomes, plan)}\n\nkernels run: ${path.relative(process.cwd(), stampDir) || '.'}\n`);
+  process.stdout.write(
+    `\n${summaryTable(outcomes, plan)}\n\nkernels run: ${path.relative(process.cwd(), stampDir) || '.'}\n`,
+  );
   return exitCode;
 }
 
@@ -167,7 +213,17 @@ function uniqueDir(base: string): string {
   return dir;
 }
 
-async function runInGuest(plan: KernelsPlan, k: Kernel, o: KernelOutcome, stampDir: string, scratch: string, signal: AbortSignal, memory: AccelMemory, repoRoot: string, note: (s: string) => void): Promise<void> {
+async function runInGuest(
+  plan: KernelsPlan,
+  k: Kernel,
+  o: KernelOutcome,
+  stampDir: string,
+  scratch: string,
+  signal: AbortSignal,
+  memory: AccelMemory,
+  repoRoot: string,
+  note: (s: string) => void,
+): Promise<void> {
   const kernelDir = path.join(stampDir, o.label);
   const modules = k.modulesDir ? moduleClosure(k.modulesDir, BOOT_MODULES).ordered : [];
   const init = fs.readFileSync(path.join(repoRoot, 'harness/kernels/guest-init.sh'), 'utf8');
@@ -177,8 +233,18 @@ async function runInGuest(plan: KernelsPlan, k: Kernel, o: KernelOutcome, stampD
   const writable = ['results', 'figures'].map((d, i) => ({ tag: `sbout${i}`, path: path.join(plan.out, d) }));
   for (const w of writable) fs.mkdirSync(w.path, { recursive: true });
   const env = guestEnv({
-    repo: repoRoot, node: process.execPath, out: plan.out, shares: writable, runDir: kernelDir, studies: plan.studies, studyArgs: plan.studyArgs, exec: plan.exec,
-    modulesDir: k.modulesDir, memoryMb: plan.memoryMb, overlayMb: Math.floor(plan.memoryMb / 2), cgroups: plan.cgroups,
+    repo: repoRoot,
+    node: process.execPath,
+    out: plan.out,
+    shares: writable,
+    runDir: kernelDir,
+    studies: plan.studies,
+    studyArgs: plan.studyArgs,
+    exec: plan.exec,
+    modulesDir: k.modulesDir,
+    memoryMb: plan.memoryMb,
+    overlayMb: Math.floor(plan.memoryMb / 2),
+    cgroups: plan.cgroups,
   });
   const initrd = path.join(scratch, `${o.label}.cpio`);
   fs.writeFileSync(initrd, buildInitramfs({ busybox: BUSYBOX, init, env, modulesDir: k.modulesDir, modules }));
@@ -192,15 +258,29 @@ async function runInGuest(plan: KernelsPlan, k: Kernel, o: KernelOutcome, stampD
   };
   let result: BootResult & { fallback?: string };
   try {
-    note(`kernels: booting ${k.vmlinuz} (${plan.accel === 'tcg' ? 'TCG software emulation' : plan.accel === 'kvm' ? 'KVM' : 'KVM if it works, else TCG'}), timeout ${plan.timeoutS} s; console in ${path.relative(process.cwd(), o.console)}`);
-    result = await boot({
-      vmlinuz: k.vmlinuz!, initrd, append: KERNEL_APPEND, memoryMb: plan.memoryMb, cpus: guestCpus(),
-      shares: [{ tag: 'sbroot', path: '/', readonly: true }, ...writable.map((w) => ({ ...w, readonly: false }))],
-      timeoutMs: plan.timeoutS * 1000, onLine: write, signal, pidFile: path.join(scratch, 'qemu.pid'),
-    }, plan.accel, memory, (s) => {
-      fs.writeSync(log, `${s}\n`);
-      note(s);
-    });
+    note(
+      `kernels: booting ${k.vmlinuz} (${plan.accel === 'tcg' ? 'TCG software emulation' : plan.accel === 'kvm' ? 'KVM' : 'KVM if it works, else TCG'}), timeout ${plan.timeoutS} s; console in ${path.relative(process.cwd(), o.console)}`,
+    );
+    result = await boot(
+      {
+        vmlinuz: k.vmlinuz!,
+        initrd,
+        append: KERNEL_APPEND,
+        memoryMb: plan.memoryMb,
+        cpus: guestCpus(),
+        shares: [{ tag: 'sbroot', path: '/', readonly: true }, ...writable.map((w) => ({ ...w, readonly: false }))],
+        timeoutMs: plan.timeoutS * 1000,
+        onLine: write,
+        signal,
+        pidFile: path.join(scratch, 'qemu.pid'),
+      },
+      plan.accel,
+      memory,
+      (s) => {
+        fs.writeSync(log, `${s}\n`);
+        note(s);
+      },
+    );
   } finally {
     fs.closeSync(log);
     fs.rmSync(initrd, { force: true });
@@ -229,26 +309,52 @@ async function runInGuest(plan: KernelsPlan, k: Kernel, o: KernelOutcome, stampD
   }
 }
 
-async function compareAll(plan: KernelsPlan, outcomes: KernelOutcome[], stampDir: string, record: Record<string, unknown>[], note: (s: string) => void): Promise<boolean> {
+async function compareAll(
+  plan: KernelsPlan,
+  outcomes: KernelOutcome[],
+  stampDir: string,
+  record: Record<string, unknown>[],
+  note: (s: string) => void,
+): Promise<boolean> {
   const [base, ...rest] = outcomes;
   let regressed = false;
   for (const study of plan.studies) {
     for (const o of rest) {
       const a = base!.studies[study];
       const b = o.studies[study];
-      const entry: Record<string, unknown> = { study, a: base!.label, b: o.label, a_run: a?.runDir ?? null, b_run: b?.runDir ?? null };
+      const entry: Record<string, unknown> = {
+        study,
+        a: base!.label,
+        b: o.label,
+        a_run: a?.runDir ?? null,
+        b_run: b?.runDir ?? null,
+      };
       record.push(entry);
-      const missing = [[base!, a], [o, b]].filter(([, s]) => !s || (s as StudyOutcome).runStatus !== 'complete').map(([k]) => (k as KernelOutcome).name);
+      const missing = [
+        [base!, a],
+        [o, b],
+      ]
+        .filter(([, s]) => !s || (s as StudyOutcome).runStatus !== 'complete')
+        .map(([k]) => (k as KernelOutcome).name);
       if (missing.length > 0) {
         entry.result = `not compared: no complete ${study} run on ${missing.join(' and ')}`;
         note(`kernels: ${study}: ${o.name} against ${base!.name}: ${entry.result}`);
         continue;
       }
-      process.stdout.write(`\n## ${study}: ${o.name} (${o.release}${o.emulated ? ', emulated' : ''}) against ${base!.name} (${base!.release}${base!.emulated ? ', emulated' : ''})\n\n`);
+      process.stdout.write(
+        `\n## ${study}: ${o.name} (${o.release}${o.emulated ? ', emulated' : ''}) against ${base!.name} (${base!.release}${base!.emulated ? ', emulated' : ''})\n\n`,
+      );
       try {
-        const rc = await compareCommand(a!.runDir!, b!.runDir!, { failOnRegressionPct: plan.failOnRegressionPct, outDir: path.join(stampDir, 'compare') });
+        const rc = await compareCommand(a!.runDir!, b!.runDir!, {
+          failOnRegressionPct: plan.failOnRegressionPct,
+          outDir: path.join(stampDir, 'compare'),
+        });
         entry.result = rc === 0 ? 'ok' : 'regression';
-        entry.dir = path.join(stampDir, 'compare', `${study}-${path.basename(a!.runDir!)}-vs-${path.basename(b!.runDir!)}`);
+        entry.dir = path.join(
+          stampDir,
+          'compare',
+          `${study}-${path.basename(a!.runDir!)}-vs-${path.basename(b!.runDir!)}`,
+        );
         if (rc !== 0) regressed = true;
       } catch (e) {
         if (!(e instanceof UsageError)) throw e;
@@ -265,13 +371,16 @@ function summaryTable(outcomes: KernelOutcome[], plan: KernelsPlan): string {
   return markdownTable(
     ['kernel', 'release', 'accel', ...studies, 'seconds', 'status'],
     outcomes.map((o) => [
-      o.name, o.release ?? '?', o.accel === 'tcg' ? 'tcg (emulated)' : (o.accel ?? '-'),
+      o.name,
+      o.release ?? '?',
+      o.accel === 'tcg' ? 'tcg (emulated)' : (o.accel ?? '-'),
       ...studies.map((s) => {
         const st = o.studies[s];
         if (!st || st.exitStatus === null) return 'not finished';
         return st.exitStatus === 0 ? (st.runStatus ?? 'ok') : `exit ${st.exitStatus}`;
       }),
-      String(o.seconds), o.status + (o.reason ? `: ${o.reason}` : ''),
+      String(o.seconds),
+      o.status + (o.reason ? `: ${o.reason}` : ''),
     ]),
   );
 }

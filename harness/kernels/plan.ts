@@ -15,19 +15,61 @@ const DEFAULT_MEMORY_MB = 2048;
 
 export function kernelsOptions(y: Argv, repoRoot: string): Argv {
   return y
-    .usage('$0 kernels --kernel K [--kernel K ...] [options]\n\nRuns the kernel studies (with --quick) on each kernel, booted in qemu with this machine\'s root file system shared read-only and <out>/results and <out>/figures writable, then compares each kernel with the first one given. Each study run lands in <out>/results/<study>/<run-id>/ (its meta.json gets a vm object: kernel, accel, emulated); the kernels run itself, with console logs and comparisons, in <out>/results/kernels/<stamp>/. Exit status: 0 all well; 1 a kernel or study failed, or a comparison regressed beyond --fail-on-regression; 2 bad input; 3 missing root, qemu or kernel package; 130 interrupted.')
-    .option('kernel', { type: 'string', array: true, describe: "a kernel: a Debian package (linux-image-6.1.0-50-amd64 or 6.1.0-50-amd64, fetched with apt-get download and cached in /var/cache/sockbench/kernels), a .deb, a vmlinuz path, or 'host' (this machine, no VM); repeat for each kernel, the first is the baseline" })
-    .option('studies', { type: 'string', describe: `comma-separated studies, of ${KERNEL_STUDIES.join(', ')} [default: ${DEFAULT_STUDIES.join(',')}]` })
-    .option('accel', { type: 'string', describe: 'auto: KVM where /dev/kvm works, else (or if the guest hangs) TCG software emulation, marked emulated; kvm; tcg [default: auto]' })
-    .option('fail-on-regression', { type: 'string', describe: 'exit 1 if any comparison with the first kernel finds a metric worse by more than PCT %' })
-    .option('out', { type: 'string', describe: 'directory that receives results/ and figures/ [default: the repository root]' })
-    .option('modules', { type: 'string', describe: 'lib/modules/<release> (with modules.dep) of the one kernel given as a vmlinuz path, when it is not beside it' })
-    .option('timeout', { type: 'string', describe: `seconds each kernel may take, boot and studies; a kernel past it is killed and failed [default: ${DEFAULT_TIMEOUT_S}]` })
+    .usage(
+      "$0 kernels --kernel K [--kernel K ...] [options]\n\nRuns the kernel studies (with --quick) on each kernel, booted in qemu with this machine's root file system shared read-only and <out>/results and <out>/figures writable, then compares each kernel with the first one given. Each study run lands in <out>/results/<study>/<run-id>/ (its meta.json gets a vm object: kernel, accel, emulated); the kernels run itself, with console logs and comparisons, in <out>/results/kernels/<stamp>/. Exit status: 0 all well; 1 a kernel or study failed, or a comparison regressed beyond --fail-on-regression; 2 bad input; 3 missing root, qemu or kernel package; 130 interrupted.",
+    )
+    .option('kernel', {
+      type: 'string',
+      array: true,
+      describe:
+        "a kernel: a Debian package (linux-image-6.1.0-50-amd64 or 6.1.0-50-amd64, fetched with apt-get download and cached in /var/cache/sockbench/kernels), a .deb, a vmlinuz path, or 'host' (this machine, no VM); repeat for each kernel, the first is the baseline",
+    })
+    .option('studies', {
+      type: 'string',
+      describe: `comma-separated studies, of ${KERNEL_STUDIES.join(', ')} [default: ${DEFAULT_STUDIES.join(',')}]`,
+    })
+    .option('accel', {
+      type: 'string',
+      describe:
+        'auto: KVM where /dev/kvm works, else (or if the guest hangs) TCG software emulation, marked emulated; kvm; tcg [default: auto]',
+    })
+    .option('fail-on-regression', {
+      type: 'string',
+      describe: 'exit 1 if any comparison with the first kernel finds a metric worse by more than PCT %',
+    })
+    .option('out', {
+      type: 'string',
+      describe: 'directory that receives results/ and figures/ [default: the repository root]',
+    })
+    .option('modules', {
+      type: 'string',
+      describe:
+        'lib/modules/<release> (with modules.dep) of the one kernel given as a vmlinuz path, when it is not beside it',
+    })
+    .option('timeout', {
+      type: 'string',
+      describe: `seconds each kernel may take, boot and studies; a kernel past it is killed and failed [default: ${DEFAULT_TIMEOUT_S}]`,
+    })
     .option('memory', { type: 'string', describe: `guest memory in MiB [default: ${DEFAULT_MEMORY_MB}]` })
-    .option('study-args', { type: 'string', describe: "extra flags for every study run, with = because they start with --: --study-args='--concurrency 1,4 --repeat 3' [default: none; --quick is always given]" })
-    .option('cgroups', { type: 'string', describe: "the guest's cgroup layout: host (the same hierarchies as this machine, so the studies find cgroups where they find them here) or v2 (cgroup2 alone at /sys/fs/cgroup, nothing enabled: a fresh cgroup v2-only machine, as npm run test:cgroup2 boots) [default: host]" })
-    .option('exec', { type: 'string', describe: 'run this shell command in each guest (as root, in the repository) instead of the studies; nothing is compared. $SOCKBENCH_OUT is --out, $SOCKBENCH_RUN_DIR the kernel\'s directory in the kernels run; of the host, only <out>/results and <out>/figures are writable' })
-    .example('$0 kernels --kernel 6.1.0-50-amd64 --kernel host --studies netns', `the netns study on Debian's 6.1 kernel and on this machine's (${repoRoot}/results/kernels/<stamp>/)`);
+    .option('study-args', {
+      type: 'string',
+      describe:
+        "extra flags for every study run, with = because they start with --: --study-args='--concurrency 1,4 --repeat 3' [default: none; --quick is always given]",
+    })
+    .option('cgroups', {
+      type: 'string',
+      describe:
+        "the guest's cgroup layout: host (the same hierarchies as this machine, so the studies find cgroups where they find them here) or v2 (cgroup2 alone at /sys/fs/cgroup, nothing enabled: a fresh cgroup v2-only machine, as npm run test:cgroup2 boots) [default: host]",
+    })
+    .option('exec', {
+      type: 'string',
+      describe:
+        "run this shell command in each guest (as root, in the repository) instead of the studies; nothing is compared. $SOCKBENCH_OUT is --out, $SOCKBENCH_RUN_DIR the kernel's directory in the kernels run; of the host, only <out>/results and <out>/figures are writable",
+    })
+    .example(
+      '$0 kernels --kernel 6.1.0-50-amd64 --kernel host --studies netns',
+      `the netns study on Debian's 6.1 kernel and on this machine's (${repoRoot}/results/kernels/<stamp>/)`,
+    );
 }
 
 export interface KernelsPlan {
@@ -46,7 +88,13 @@ export interface KernelsPlan {
 
 function numberFlag(flag: string, value: unknown, min: number, integer = false): number {
   const n = Number(value);
-  if (typeof value !== 'string' || value.trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+  if (
+    typeof value !== 'string' ||
+    value.trim() === '' ||
+    !Number.isFinite(n) ||
+    n < min ||
+    (integer && !Number.isInteger(n))
+  ) {
     throw new UsageError(`--${flag}: '${String(value)}' is not ${integer ? 'a whole number' : 'a number'} >= ${min}`);
   }
   return n;
@@ -55,22 +103,37 @@ function numberFlag(flag: string, value: unknown, min: number, integer = false):
 /** Checks every flag (UsageError naming the first wrong one) before anything is fetched or booted. */
 export function parsePlan(args: Record<string, unknown>, repoRoot: string): KernelsPlan {
   const given = ([] as unknown[]).concat(args.kernel ?? []).map(String);
-  if (given.length === 0) throw new UsageError("--kernel: name at least one kernel (a Debian package such as linux-image-6.1.0-50-amd64, a .deb, a vmlinuz path, or 'host')");
-  const studies = args.studies === undefined ? DEFAULT_STUDIES : String(args.studies).split(',').map((s) => s.trim());
-  if (studies.length === 0 || studies.some((s) => s === '')) throw new UsageError(`--studies: '${String(args.studies)}' is not a comma-separated list`);
+  if (given.length === 0)
+    throw new UsageError(
+      "--kernel: name at least one kernel (a Debian package such as linux-image-6.1.0-50-amd64, a .deb, a vmlinuz path, or 'host')",
+    );
+  const studies =
+    args.studies === undefined
+      ? DEFAULT_STUDIES
+      : String(args.studies)
+          .split(',')
+          .map((s) => s.trim());
+  if (studies.length === 0 || studies.some((s) => s === ''))
+    throw new UsageError(`--studies: '${String(args.studies)}' is not a comma-separated list`);
   for (const s of studies) {
-    if (!KERNEL_STUDIES.includes(s)) throw new UsageError(`--studies: unknown or unsupported study '${s}' (these run in a guest: ${KERNEL_STUDIES.join(', ')})`);
+    if (!KERNEL_STUDIES.includes(s))
+      throw new UsageError(
+        `--studies: unknown or unsupported study '${s}' (these run in a guest: ${KERNEL_STUDIES.join(', ')})`,
+      );
   }
   const accel = String(args.accel ?? 'auto');
   if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new UsageError(`--accel: '${accel}' is not auto, kvm or tcg`);
   const studyArgs = args['study-args'] === undefined ? [] : String(args['study-args']).split(/\s+/).filter(Boolean);
   for (const a of studyArgs) {
-    if (!/^[A-Za-z0-9,.=+_:-]+$/.test(a)) throw new UsageError(`--study-args: '${a}' has characters other than letters, digits and , . = + _ : -`);
-    if (a === '--out' || a.startsWith('--out=')) throw new UsageError('--study-args: --out is set by kernels itself (give --out to kernels)');
+    if (!/^[A-Za-z0-9,.=+_:-]+$/.test(a))
+      throw new UsageError(`--study-args: '${a}' has characters other than letters, digits and , . = + _ : -`);
+    if (a === '--out' || a.startsWith('--out='))
+      throw new UsageError('--study-args: --out is set by kernels itself (give --out to kernels)');
   }
   const exec = args.exec === undefined ? undefined : String(args.exec);
   if (exec !== undefined && exec.trim() === '') throw new UsageError('--exec: empty command');
-  if (exec !== undefined && args.studies !== undefined) throw new UsageError('--exec and --studies: give one, not both');
+  if (exec !== undefined && args.studies !== undefined)
+    throw new UsageError('--exec and --studies: give one, not both');
   const cgroups = String(args.cgroups ?? 'host');
   if (cgroups !== 'host' && cgroups !== 'v2') throw new UsageError(`--cgroups: '${cgroups}' is not host or v2`);
   const kernels = given.map(parseKernelArg);
@@ -78,7 +141,10 @@ export function parsePlan(args: Record<string, unknown>, repoRoot: string): Kern
     kernels,
     studies: exec === undefined ? [...new Set(studies)] : [],
     accel: accel as KernelsPlan['accel'],
-    failOnRegressionPct: args['fail-on-regression'] === undefined ? undefined : numberFlag('fail-on-regression', args['fail-on-regression'], 0),
+    failOnRegressionPct:
+      args['fail-on-regression'] === undefined
+        ? undefined
+        : numberFlag('fail-on-regression', args['fail-on-regression'], 0),
     out: path.resolve(String(args.out ?? repoRoot)),
     modules: args.modules === undefined ? undefined : String(args.modules),
     timeoutS: args.timeout === undefined ? DEFAULT_TIMEOUT_S : numberFlag('timeout', args.timeout, 10),
@@ -91,12 +157,21 @@ export function parsePlan(args: Record<string, unknown>, repoRoot: string): Kern
 
 /** What is needed before anything is fetched: root, qemu, a static busybox, a built checkout. */
 export async function preflight(plan: KernelsPlan, repoRoot: string): Promise<void> {
-  if (process.geteuid?.() !== 0) throw new PrivilegeError('kernels needs root: it boots guests with the host\'s root file system shared, and the studies create namespaces and mounts (run it with sudo)');
-  if (!fs.existsSync(path.join(repoRoot, 'dist/harness/cli.js'))) throw new PrivilegeError(`no built checkout at ${repoRoot} (run npm run build)`);
+  if (process.geteuid?.() !== 0)
+    throw new PrivilegeError(
+      "kernels needs root: it boots guests with the host's root file system shared, and the studies create namespaces and mounts (run it with sudo)",
+    );
+  if (!fs.existsSync(path.join(repoRoot, 'dist/harness/cli.js')))
+    throw new PrivilegeError(`no built checkout at ${repoRoot} (run npm run build)`);
   if (plan.kernels.every((k) => k.kind === 'host')) return;
-  if (!onPath(QEMU)) throw new PrivilegeError(`${QEMU} not found: install Debian's qemu-system-x86 (scripts/setup.sh does)`);
-  if (!isStaticElf(BUSYBOX)) throw new PrivilegeError(`${BUSYBOX} is missing or not statically linked: install Debian's busybox-static (scripts/setup.sh does)`);
-  if (!onPath('dpkg-deb') && plan.kernels.some((k) => k.kind === 'package' || k.kind === 'deb')) throw new PrivilegeError('dpkg-deb not found: Debian kernel packages need it to be unpacked');
+  if (!onPath(QEMU))
+    throw new PrivilegeError(`${QEMU} not found: install Debian's qemu-system-x86 (scripts/setup.sh does)`);
+  if (!isStaticElf(BUSYBOX))
+    throw new PrivilegeError(
+      `${BUSYBOX} is missing or not statically linked: install Debian's busybox-static (scripts/setup.sh does)`,
+    );
+  if (!onPath('dpkg-deb') && plan.kernels.some((k) => k.kind === 'package' || k.kind === 'deb'))
+    throw new PrivilegeError('dpkg-deb not found: Debian kernel packages need it to be unpacked');
 }
 
 function onPath(tool: string): boolean {
@@ -109,4 +184,3 @@ function onPath(tool: string): boolean {
     }
   });
 }
-

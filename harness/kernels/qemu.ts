@@ -52,12 +52,31 @@ export interface BootResult {
 
 export function qemuArgs(spec: BootSpec, accel: Accel): string[] {
   return [
-    '-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-monitor',
+    'none',
+    '-serial',
+    'stdio',
+    '-no-reboot',
     ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
-    '-m', String(spec.memoryMb), '-smp', String(spec.cpus),
-    '-kernel', spec.vmlinuz, '-initrd', spec.initrd, '-append', spec.append,
+    '-m',
+    String(spec.memoryMb),
+    '-smp',
+    String(spec.cpus),
+    '-kernel',
+    spec.vmlinuz,
+    '-initrd',
+    spec.initrd,
+    '-append',
+    spec.append,
     // qemu's option syntax: a comma inside a value is written twice.
-    ...spec.shares.flatMap((s) => ['-virtfs', `local,path=${s.path.replaceAll(',', ',,')},mount_tag=${s.tag},security_model=passthrough,multidevs=remap${s.readonly ? ',readonly=on' : ''}`]),
+    ...spec.shares.flatMap((s) => [
+      '-virtfs',
+      `local,path=${s.path.replaceAll(',', ',,')},mount_tag=${s.tag},security_model=passthrough,multidevs=remap${s.readonly ? ',readonly=on' : ''}`,
+    ]),
   ];
 }
 
@@ -106,7 +125,8 @@ export function bootOnce(spec: BootSpec, accel: Accel, initDeadlineMs?: number):
       spec.signal.removeEventListener('abort', onAbort);
       result.exit = exit;
       // A qemu that died before the init spoke (e.g. KVM refusing the CPU model) counts as not booting.
-      if (result.outcome === 'exited' && result.release === undefined && initDeadlineMs !== undefined) result.outcome = 'no-init';
+      if (result.outcome === 'exited' && result.release === undefined && initDeadlineMs !== undefined)
+        result.outcome = 'no-init';
       result.seconds = (Date.now() - started) / 1000;
       resolve(result);
     };
@@ -137,8 +157,12 @@ function killGroup(child: ChildProcess): void {
 
 /** Removes ANSI escapes and carriage returns, which a serial console is full of. */
 function clean(line: string): string {
-  // eslint-disable-next-line no-control-regex
-  return line.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+  /* eslint-disable no-control-regex -- these are the escapes to remove */
+  return line
+    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    .replace(/\r/g, '')
+    .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+  /* eslint-enable no-control-regex */
 }
 
 /** Whether this process may use KVM at all. */
@@ -170,7 +194,12 @@ export interface AccelMemory {
  * Boots with the accelerator asked for. `auto`: KVM where /dev/kvm is usable and has not
  * already failed in this run, TCG when KVM does not reach the init in time (said through note).
  */
-export async function boot(spec: BootSpec, choice: 'auto' | Accel, memory: AccelMemory, note: (s: string) => void): Promise<BootResult & { fallback?: string }> {
+export async function boot(
+  spec: BootSpec,
+  choice: 'auto' | Accel,
+  memory: AccelMemory,
+  note: (s: string) => void,
+): Promise<BootResult & { fallback?: string }> {
   if (choice === 'tcg') return bootOnce(spec, 'tcg', TCG_INIT_DEADLINE_MS);
   if (choice === 'kvm') return bootOnce(spec, 'kvm', KVM_INIT_DEADLINE_MS);
   if (!kvmUsable()) {
@@ -183,11 +212,14 @@ export async function boot(spec: BootSpec, choice: 'auto' | Accel, memory: Accel
   }
   const kvm = await bootOnce(spec, 'kvm', KVM_INIT_DEADLINE_MS);
   if (kvm.outcome !== 'no-init') return kvm;
-  const why = kvm.exit !== null && kvm.seconds * 1000 < KVM_INIT_DEADLINE_MS
-    ? `qemu with KVM exited (${kvm.exit}) before the guest's init ran${kvm.qemuErrors.length ? `: ${kvm.qemuErrors.at(-1)}` : ''}`
-    : `the KVM guest did not reach its init within ${KVM_INIT_DEADLINE_MS / 1000} s (hung)`;
+  const why =
+    kvm.exit !== null && kvm.seconds * 1000 < KVM_INIT_DEADLINE_MS
+      ? `qemu with KVM exited (${kvm.exit}) before the guest's init ran${kvm.qemuErrors.length ? `: ${kvm.qemuErrors.at(-1)}` : ''}`
+      : `the KVM guest did not reach its init within ${KVM_INIT_DEADLINE_MS / 1000} s (hung)`;
   memory.kvmFailure = why;
-  note(`kernels: ${why}; falling back to software emulation (TCG): these results are marked emulated, and far slower than the hardware`);
+  note(
+    `kernels: ${why}; falling back to software emulation (TCG): these results are marked emulated, and far slower than the hardware`,
+  );
   return { ...(await bootOnce(spec, 'tcg', TCG_INIT_DEADLINE_MS)), fallback: why };
 }
 

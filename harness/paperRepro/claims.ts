@@ -16,7 +16,12 @@ export interface ClaimPart {
 
 function need(run: RunData, where: Cells): Cells[] {
   const rows = rowsWhere(run, where);
-  if (rows.length === 0) throw new MissingData(`no ${Object.entries(where).map(([k, v]) => `${k} ${v}`).join(', ')} in ${run.rel}`);
+  if (rows.length === 0)
+    throw new MissingData(
+      `no ${Object.entries(where)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')} in ${run.rel}`,
+    );
   return rows;
 }
 
@@ -38,7 +43,9 @@ function columnOf(run: RunData, where: Cells, column: string): number[] {
 
 /** "**1,171/s** peak (c=16), 1,107/s at c=64", or one figure when the peak is at the top. */
 function peakAndTop(p: { c: number; v: number }, top: { c: number; v: number }): string {
-  return p.c === top.c ? `**${rate(p.v)}/s** peak at c=${p.c}, the highest measured` : `**${rate(p.v)}/s** peak (c=${p.c}), ${rate(top.v)}/s at c=${top.c}`;
+  return p.c === top.c
+    ? `**${rate(p.v)}/s** peak at c=${p.c}, the highest measured`
+    : `**${rate(p.v)}/s** peak (c=${p.c}), ${rate(top.v)}/s at c=${top.c}`;
 }
 
 const FIVE = 'ipc+mnt+net+pid+uts';
@@ -94,7 +101,11 @@ function storage(run: RunData): string {
   const bind = valueAt(run, { config: 'bind', phase: 'setup', concurrency: c1 }, 'p50_us_median');
   const overlay = valueAt(run, { config: 'overlay', phase: 'setup', concurrency: c1 }, 'p50_us_median');
   if (!Number.isFinite(overlay)) throw new MissingData(`no overlay config in ${run.rel}`);
-  const cycles = cs.map((c) => valueAt(run, { config: 'bind', phase: 'setup', concurrency: c }, 'ops_per_sec_median') / valueAt(run, { config: 'overlay', phase: 'setup', concurrency: c }, 'ops_per_sec_median'));
+  const cycles = cs.map(
+    (c) =>
+      valueAt(run, { config: 'bind', phase: 'setup', concurrency: c }, 'ops_per_sec_median') /
+      valueAt(run, { config: 'overlay', phase: 'setup', concurrency: c }, 'ops_per_sec_median'),
+  );
   const bindSetup = columnOf(run, { config: 'bind', phase: 'setup' }, 'p50_us_median');
   return `bind setup **${ratio(overlay / bind)}** faster than overlayfs (${sig(bind)} against ${sig(overlay)} µs p50 at c=${c1}), whole cycles ${range(cycles, (g) => g.toFixed(1))}x; bind setup p50 ${range(bindSetup, sig)} µs over ${cRange(cs)}`;
 }
@@ -103,7 +114,11 @@ function cgroups(run: RunData): string {
   const versions = [...new Set(run.summary.map((r) => Number(r.cgroup_version)))].sort();
   const parts = versions.map((v) => {
     const cs = concurrencies(run, { config: 'reuse', cgroup_version: v });
-    const gains = cs.map((c) => valueAt(run, { config: 'reuse', cgroup_version: v, concurrency: c }, 'ops_per_sec_median') / valueAt(run, { config: 'create', cgroup_version: v, concurrency: c }, 'ops_per_sec_median'));
+    const gains = cs.map(
+      (c) =>
+        valueAt(run, { config: 'reuse', cgroup_version: v, concurrency: c }, 'ops_per_sec_median') /
+        valueAt(run, { config: 'create', cgroup_version: v, concurrency: c }, 'ops_per_sec_median'),
+    );
     const reuse = columnOf(run, { config: 'reuse', cgroup_version: v }, 'ops_per_sec_median');
     const create = columnOf(run, { config: 'create', cgroup_version: v }, 'ops_per_sec_median');
     const gain = `${range(gains, (g) => g.toFixed(1))}x on cgroup v${v}`;
@@ -113,7 +128,13 @@ function cgroups(run: RunData): string {
 }
 
 function ipcuts(run: RunData): string {
-  const names: [string, string][] = [['none', 'plain clone'], ['uts', 'UTS'], ['pid', 'PID'], ['ipc', 'IPC'], ['ipc+pid+uts', 'all three']];
+  const names: [string, string][] = [
+    ['none', 'plain clone'],
+    ['uts', 'UTS'],
+    ['pid', 'PID'],
+    ['ipc', 'IPC'],
+    ['ipc+pid+uts', 'all three'],
+  ];
   const all = concurrencies(run, { config: 'none' });
   // At c=1 the native loop has no parallelism to show flatness with; the paper's claim is about growth.
   const cs = all.length > 1 ? all.filter((c) => c > 1) : all;
@@ -129,7 +150,9 @@ function imports(run: RunData): string {
   const rows = run.summary;
   if (rows.length === 0) throw new MissingData(`no packages in ${run.rel}`);
   const mean = (col: string) => rows.reduce((s, r) => s + Number(r[col]), 0) / rows.length;
-  const full = rows.map((r) => (Number(r.download_ms_median) + Number(r.install_ms_median) + Number(r.import_ms_median)) / 1000);
+  const full = rows.map(
+    (r) => (Number(r.download_ms_median) + Number(r.install_ms_median) + Number(r.import_ms_median)) / 1000,
+  );
   return `averages over ${rows.length} packages from Debian: download **${rate(mean('download_ms_median'))} ms**, install (unpack + byte-compile) **${rate(mean('install_ms_median'))} ms**, import **${rate(mean('import_ms_median'))} ms**; full init ${range(full, (n) => fixed(n, 1))} s`;
 }
 
@@ -138,10 +161,12 @@ function sockVsDocker(run: RunData): string {
   // The paper's point is c=10; a --quick sweep may stop short of it.
   const c = cs.reduce((a, b) => (Math.abs(b - 10) < Math.abs(a - 10) ? b : a));
   const at = (config: string, col: string, conc = c) => valueAt(run, { config, concurrency: conc }, col);
-  const gains = (config: string, conc: number) => `${ratio(at('sock', 'ops_per_sec_median', conc) / at(config, 'ops_per_sec_median', conc))} / ${ratio(at(config, 'mean_us_median', conc) / at('sock', 'mean_us_median', conc))}`;
+  const gains = (config: string, conc: number) =>
+    `${ratio(at('sock', 'ops_per_sec_median', conc) / at(config, 'ops_per_sec_median', conc))} / ${ratio(at(config, 'mean_us_median', conc) / at('sock', 'mean_us_median', conc))}`;
   if (!Number.isFinite(at('docker', 'ops_per_sec_median'))) throw new MissingData(`no docker config in ${run.rel}`);
   let text = `c=${c}: SOCK **${sig(at('sock', 'ops_per_sec_median'))} req/s at ${sig(at('sock', 'mean_us_median') / 1000)} ms** mean, Docker ${sig(at('docker', 'ops_per_sec_median'))} req/s at ${sig(at('docker', 'mean_us_median') / 1000)} ms: **${ratio(at('sock', 'ops_per_sec_median') / at('docker', 'ops_per_sec_median'))}** throughput, **${ratio(at('docker', 'mean_us_median') / at('sock', 'mean_us_median'))}** lower latency`;
-  if (Number.isFinite(at('docker-netnone', 'ops_per_sec_median'))) text += ` (\`--network none\`: ${gains('docker-netnone', c)})`;
+  if (Number.isFinite(at('docker-netnone', 'ops_per_sec_median')))
+    text += ` (\`--network none\`: ${gains('docker-netnone', c)})`;
   if (cs[0] !== c) text += `; c=${cs[0]}: ${gains('docker', cs[0]!)}`;
   return text;
 }
@@ -157,8 +182,13 @@ function zygote(run: RunData): string {
   const lean = at('lean', none[0], 'p50_us_median') / 1000;
   const root = at('root-zygote', none[0], 'p50_us_median') / 1000;
   let text = `no-op handler, end to end over the worker: lean **${sig(lean)} ms**, forked from the root zygote **${sig(root)} ms** (**${ratio(lean / root)}**; the worker's own sandbox time ${sig(at('lean', none[0], 'sandbox_ms_median'))} → ${sig(at('root-zygote', none[0], 'sandbox_ms_median'))} ms)`;
-  const gains = sets.filter(([s, p]) => p !== 'none' && Number.isFinite(at('zygote', s, 'p50_us_median')))
-    .map(([s, p]) => ({ p, lean: at('lean', s, 'p50_us_median') / 1000, zyg: at('zygote', s, 'p50_us_median') / 1000 }));
+  const gains = sets
+    .filter(([s, p]) => p !== 'none' && Number.isFinite(at('zygote', s, 'p50_us_median')))
+    .map(([s, p]) => ({
+      p,
+      lean: at('lean', s, 'p50_us_median') / 1000,
+      zyg: at('zygote', s, 'p50_us_median') / 1000,
+    }));
   if (gains.length > 0) {
     const best = gains.reduce((a, b) => (b.lean / b.zyg > a.lean / a.zyg ? b : a));
     const others = gains.filter((g) => g !== best).map((g) => `${g.p} ${ratio(g.lean / g.zyg)}`);
@@ -183,10 +213,13 @@ function resizeTiers(run: RunData): string {
 function scale(run: RunData): string {
   const lambdas = [...new Set(run.summary.map((r) => Number(r.lambdas)))].sort((a, b) => a - b);
   const budgets = [...new Set(run.summary.map((r) => Number(r.budget_mb)))].filter((b) => b > 0).sort((a, b) => a - b);
-  if (budgets.length === 0 || !run.summary.some((r) => Number(r.budget_mb) === 0)) throw new MissingData(`no budget 0 and budget > 0 pair in ${run.rel}`);
+  if (budgets.length === 0 || !run.summary.some((r) => Number(r.budget_mb) === 0))
+    throw new MissingData(`no budget 0 and budget > 0 pair in ${run.rel}`);
   const at = (budget: number, n: number, col: string) => valueAt(run, { budget_mb: budget, lambdas: n }, col);
   const medianGains = lambdas.flatMap((n) => budgets.map((b) => at(0, n, 'p50_us_median') / at(b, n, 'p50_us_median')));
-  const meanGains = lambdas.flatMap((n) => budgets.map((b) => ({ b, g: at(0, n, 'mean_us_median') / at(b, n, 'mean_us_median') })));
+  const meanGains = lambdas.flatMap((n) =>
+    budgets.map((b) => ({ b, g: at(0, n, 'mean_us_median') / at(b, n, 'mean_us_median') })),
+  );
   const bestMean = meanGains.reduce((a, b) => (b.g > a.g ? b : a));
   const n0 = lambdas[0]!;
   const b0 = budgets[0]!;

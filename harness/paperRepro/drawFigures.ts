@@ -18,10 +18,13 @@ export interface DrawnFigure {
 
 function hasFullRun(out: string, study: string): boolean {
   const dir = path.join(out, 'results', study);
-  return fs.existsSync(dir) && fs.readdirSync(dir).some((id) => {
-    const run = loadRunData(out, path.join(dir, id));
-    return run !== undefined && !run.quick;
-  });
+  return (
+    fs.existsSync(dir) &&
+    fs.readdirSync(dir).some((id) => {
+      const run = loadRunData(out, path.join(dir, id));
+      return run !== undefined && !run.quick;
+    })
+  );
 }
 
 /**

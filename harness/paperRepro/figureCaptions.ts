@@ -17,16 +17,62 @@ interface FigureText {
 }
 
 const STUDY_FIGURES: FigureText[] = [
-  { study: 'netns', title: 'Network namespaces (the paper\'s Figure 1)', paper: 'Creating and destroying containers with all five namespaces peaks at about 200/s; with kernel fixes about 400/s; without a network namespace about 900/s. The network namespace is the bottleneck.' },
-  { study: 'mntns', title: 'Mount namespaces against host mounts (Figure 2)', paper: 'About 1,500 new mount namespaces per second with few host mounts, approaching zero as the host\'s mounts grow; `chroot` costs under 1 µs.' },
-  { study: 'storage', title: 'Provisioning a container root', paper: 'Bind mounts are about 2x faster than AUFS, and neither degrades with concurrency.' },
-  { study: 'cgroups', title: 'Cgroups: create against reuse', paper: 'Reusing a cgroup from a pool is about 2x faster than creating one.' },
-  { study: 'ipcuts', title: 'IPC, UTS and PID namespaces', paper: 'IPC and UTS namespaces are cheap and do not degrade with concurrency.' },
-  { study: 'imports', title: 'Python packages: download, install, import (Figure 3)', paper: 'Full initialisation of a popular package takes 1–13 s: about 1.6 s to download, 2.3 s to install and 107 ms to import, on average.' },
-  { study: 'sock-vs-docker', title: 'SOCK against Docker, no-op lambdas (Figure 6)', paper: 'Without caches, at concurrency 10, SOCK serves 76 requests/s at 130 ms: 18x Docker\'s throughput and 19x lower latency.' },
-  { study: 'zygote', title: 'Generalized zygotes', paper: 'Forking handlers from zygotes that already imported their packages gives about 3x on top of lean containers; with the whole three-tier cache, 45x.' },
-  { study: 'resize', title: 'Image resizing (Figure 7)', paper: 'SOCK\'s platform latency is 365 ms cold and 120 ms cold+ (another handler recently imported Pillow): 3x.' },
-  { study: 'scale', title: 'Scaling with lambdas and the import-cache budget', paper: 'The import cache keeps its gains as the number of distinct lambdas and packages grows, under a memory budget.' },
+  {
+    study: 'netns',
+    title: "Network namespaces (the paper's Figure 1)",
+    paper:
+      'Creating and destroying containers with all five namespaces peaks at about 200/s; with kernel fixes about 400/s; without a network namespace about 900/s. The network namespace is the bottleneck.',
+  },
+  {
+    study: 'mntns',
+    title: 'Mount namespaces against host mounts (Figure 2)',
+    paper:
+      "About 1,500 new mount namespaces per second with few host mounts, approaching zero as the host's mounts grow; `chroot` costs under 1 µs.",
+  },
+  {
+    study: 'storage',
+    title: 'Provisioning a container root',
+    paper: 'Bind mounts are about 2x faster than AUFS, and neither degrades with concurrency.',
+  },
+  {
+    study: 'cgroups',
+    title: 'Cgroups: create against reuse',
+    paper: 'Reusing a cgroup from a pool is about 2x faster than creating one.',
+  },
+  {
+    study: 'ipcuts',
+    title: 'IPC, UTS and PID namespaces',
+    paper: 'IPC and UTS namespaces are cheap and do not degrade with concurrency.',
+  },
+  {
+    study: 'imports',
+    title: 'Python packages: download, install, import (Figure 3)',
+    paper:
+      'Full initialisation of a popular package takes 1–13 s: about 1.6 s to download, 2.3 s to install and 107 ms to import, on average.',
+  },
+  {
+    study: 'sock-vs-docker',
+    title: 'SOCK against Docker, no-op lambdas (Figure 6)',
+    paper:
+      "Without caches, at concurrency 10, SOCK serves 76 requests/s at 130 ms: 18x Docker's throughput and 19x lower latency.",
+  },
+  {
+    study: 'zygote',
+    title: 'Generalized zygotes',
+    paper:
+      'Forking handlers from zygotes that already imported their packages gives about 3x on top of lean containers; with the whole three-tier cache, 45x.',
+  },
+  {
+    study: 'resize',
+    title: 'Image resizing (Figure 7)',
+    paper: "SOCK's platform latency is 365 ms cold and 120 ms cold+ (another handler recently imported Pillow): 3x.",
+  },
+  {
+    study: 'scale',
+    title: 'Scaling with lambdas and the import-cache budget',
+    paper:
+      'The import cache keeps its gains as the number of distinct lambdas and packages grows, under a memory budget.',
+  },
 ];
 
 const LOCK_PAPER: Record<string, string> = {
@@ -36,22 +82,39 @@ const LOCK_PAPER: Record<string, string> = {
 
 /** The claims' sentences for a study, without their sources (the caption lists those apart). */
 function oursFor(study: string, run: RunData): string {
-  return CLAIMS.filter((c) => c.study === study).map((c) => {
-    try {
-      return c.ours(run);
-    } catch (e) {
-      if (e instanceof MissingData) return `not measured: ${e.message}`;
-      throw e;
-    }
-  }).join('. ');
+  return CLAIMS.filter((c) => c.study === study)
+    .map((c) => {
+      try {
+        return c.ours(run);
+      } catch (e) {
+        if (e instanceof MissingData) return `not measured: ${e.message}`;
+        throw e;
+      }
+    })
+    .join('. ');
 }
 
 function sourceOf(run: RunData): FigureCaption['sources'][number] {
-  return { run: run.rel, machine: run.machine, kernel: `Linux ${run.kernel}${run.quick ? ' (--quick sweep)' : ''}${run.emulated ? ' (software-emulated guest)' : ''}` };
+  return {
+    run: run.rel,
+    machine: run.machine,
+    kernel: `Linux ${run.kernel}${run.quick ? ' (--quick sweep)' : ''}${run.emulated ? ' (software-emulated guest)' : ''}`,
+  };
 }
 
 /** Columns of locks.csv that are not a sweep parameter (host_mounts, cgroup_version are). */
-const LOCK_COLUMNS = new Set(['config', 'concurrency', 'repeat', 'lock', 'kind', 'call_path', 'operation', 'contentions', 'wait_total_us', 'wait_max_us']);
+const LOCK_COLUMNS = new Set([
+  'config',
+  'concurrency',
+  'repeat',
+  'lock',
+  'kind',
+  'call_path',
+  'operation',
+  'contentions',
+  'wait_total_us',
+  'wait_max_us',
+]);
 
 /** The call path that waited longest per measurement, at the highest concurrency traced. */
 function heaviestWait(out: string, run: RunData): string {
@@ -73,7 +136,11 @@ function heaviestWait(out: string, run: RunData): string {
 }
 
 /** Captions for every study figure and every lock figure drawn. */
-export function figureCaptions(figuresDir: string, outcomes: Map<string, StudyOutcome>, drawn: Map<string, DrawnFigure>): FigureCaption[] {
+export function figureCaptions(
+  figuresDir: string,
+  outcomes: Map<string, StudyOutcome>,
+  drawn: Map<string, DrawnFigure>,
+): FigureCaption[] {
   const file = (f: DrawnFigure) => path.relative(figuresDir, f.svgPath).split(path.sep).join('/');
   const captions: FigureCaption[] = [];
   for (const f of STUDY_FIGURES) {
@@ -81,10 +148,23 @@ export function figureCaptions(figuresDir: string, outcomes: Map<string, StudyOu
     const figure = drawn.get(f.study);
     if ('skipped' in outcome || !figure) {
       const why = 'skipped' in outcome ? outcome.skipped : 'no figure drawn';
-      captions.push({ file: `${f.study}.svg`, title: f.title, paper: f.paper, ours: `Not run: ${why}.`, sources: [], missing: `${f.study} not run: ${why}` });
+      captions.push({
+        file: `${f.study}.svg`,
+        title: f.title,
+        paper: f.paper,
+        ours: `Not run: ${why}.`,
+        sources: [],
+        missing: `${f.study} not run: ${why}`,
+      });
       continue;
     }
-    captions.push({ file: file(figure), title: f.title, paper: f.paper, ours: `${oursFor(f.study, outcome.run)}.`, sources: [sourceOf(outcome.run)] });
+    captions.push({
+      file: file(figure),
+      title: f.title,
+      paper: f.paper,
+      ours: `${oursFor(f.study, outcome.run)}.`,
+      sources: [sourceOf(outcome.run)],
+    });
   }
   for (const f of STUDY_FIGURES) {
     const figure = drawn.get(`${f.study}-locks`);

@@ -13,7 +13,9 @@ export type StudyOutcome = { run: RunData } | { skipped: string };
 /** Where a run's numbers came from, as a cell ends. */
 export function sourceOf(run: RunData, from: string): string {
   const link = path.relative(from, run.rel).split(path.sep).join('/');
-  const sweep = [run.quick ? '`--quick` sweep' : '', run.emulated ? 'software-emulated guest' : ''].filter(Boolean).join(', ');
+  const sweep = [run.quick ? '`--quick` sweep' : '', run.emulated ? 'software-emulated guest' : '']
+    .filter(Boolean)
+    .join(', ');
   return `[run ${run.id}](${link}/) (${run.machine}, Linux ${run.kernel}${sweep ? `, ${sweep}` : ''})`;
 }
 
@@ -45,14 +47,19 @@ const OURS_COLUMN = 'ours';
 
 /** Splits a table line into its cells; a `|` escaped as `\|` stays inside its cell. */
 function cellsOf(line: string): string[] {
-  return line.trim().replace(/^\||\|$/g, '').split(/(?<!\\)\|/).map((c) => c.trim());
+  return line
+    .trim()
+    .replace(/^\||\|$/g, '')
+    .split(/(?<!\\)\|/)
+    .map((c) => c.trim());
 }
 
 /** The markdown with the claims table's "ours" cells replaced; throws when the table is not there. */
 export function rewriteClaimsTable(markdown: string, cells: Map<number, string>): string {
   const lines = markdown.split('\n');
   const header = lines.findIndex((l) => l.startsWith('| # |') && cellsOf(l).includes(OURS_COLUMN));
-  if (header < 0) throw new Error(`paper-repro.md has no claims table (a header starting "| # |" with an "${OURS_COLUMN}" column)`);
+  if (header < 0)
+    throw new Error(`paper-repro.md has no claims table (a header starting "| # |" with an "${OURS_COLUMN}" column)`);
   const column = cellsOf(lines[header]!).indexOf(OURS_COLUMN);
   for (let i = header + 2; i < lines.length && lines[i]!.startsWith('|'); i++) {
     const row = cellsOf(lines[i]!);
@@ -65,7 +72,11 @@ export function rewriteClaimsTable(markdown: string, cells: Map<number, string>)
 }
 
 /** Rewrites the file in place; returns the cells written. */
-export function regeneratePaperRepro(file: string, outcomes: Map<string, StudyOutcome>, resultsRoot: string): Map<number, string> {
+export function regeneratePaperRepro(
+  file: string,
+  outcomes: Map<string, StudyOutcome>,
+  resultsRoot: string,
+): Map<number, string> {
   const cells = claimCells(outcomes, path.relative(resultsRoot, path.dirname(file)) || '.');
   writeFileAtomic(file, rewriteClaimsTable(fs.readFileSync(file, 'utf8'), cells));
   return cells;

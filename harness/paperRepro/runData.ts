@@ -72,7 +72,11 @@ export function loadRunData(out: string, dir: string): RunData | undefined {
 export function referenceRun(out: string, study: string): RunData | undefined {
   const dir = path.join(out, 'results', study);
   if (!fs.existsSync(dir)) return undefined;
-  const runs = fs.readdirSync(dir).filter((r) => /^\d{8}-\d{6}/.test(r)).sort().reverse()
+  const runs = fs
+    .readdirSync(dir)
+    .filter((r) => /^\d{8}-\d{6}/.test(r))
+    .sort()
+    .reverse()
     .map((r) => loadRunData(out, path.join(dir, r)))
     .filter((r): r is RunData => r !== undefined);
   // A run in a software-emulated guest (npm run kernels) speaks for its kernel, not for this machine.

@@ -21,7 +21,15 @@ import { NetnsTeardownProbe } from '../../experiments/netns/teardown.js';
 const run = promisify(execFile);
 const BARE = path.join(REPO_ROOT, 'build/Release/bare_churn');
 
-interface Sample { config: string; concurrency: number; repeat: number; impl: 'addon' | 'bare'; ops: number; seconds: number; ops_per_sec: number }
+interface Sample {
+  config: string;
+  concurrency: number;
+  repeat: number;
+  impl: 'addon' | 'bare';
+  ops: number;
+  seconds: number;
+  ops_per_sec: number;
+}
 
 async function measure(impl: 'addon' | 'bare', flags: number, concurrency: number, seconds: number) {
   if (impl === 'addon') {
@@ -35,7 +43,11 @@ async function measure(impl: 'addon' | 'bare', flags: number, concurrency: numbe
 async function main() {
   const args = yargs(hideBin(process.argv))
     .scriptName('bench:churn')
-    .option('namespaces', { type: 'string', default: 'none,ipc+mnt+pid+uts,ipc+mnt+net+pid+uts', describe: 'comma-separated namespace sets' })
+    .option('namespaces', {
+      type: 'string',
+      default: 'none,ipc+mnt+pid+uts,ipc+mnt+net+pid+uts',
+      describe: 'comma-separated namespace sets',
+    })
     .option('concurrency', { type: 'string', default: '1,16,64', describe: 'comma-separated concurrencies' })
     .option('duration', { type: 'number', default: 2, describe: 'seconds per measurement' })
     .option('repeat', { type: 'number', default: 3, describe: 'pairs per point' })
@@ -66,39 +78,51 @@ async function main() {
           // Let the kernel finish freeing this run's namespaces before the next one starts.
           if (namespaces.includes('net')) await probe.wait();
           samples.push({ config, concurrency, repeat, impl, ...m, ops_per_sec: m.ops / m.seconds });
-          process.stderr.write(`${config} c=${concurrency} rep ${repeat} ${impl}: ${Math.round(m.ops / m.seconds)} ops/s\n`);
+          process.stderr.write(
+            `${config} c=${concurrency} rep ${repeat} ${impl}: ${Math.round(m.ops / m.seconds)} ops/s\n`,
+          );
         }
       }
     }
   }
 
-  const rows = sets.flatMap((config) => concurrencies.map((concurrency) => {
-    const of = (impl: string) => samples.filter((s) => s.config === config && s.concurrency === concurrency && s.impl === impl);
-    const addon = of('addon');
-    const bare = of('bare');
-    const ratios = addon.map((a, i) => a.ops_per_sec / bare[i]!.ops_per_sec);
-    return {
-      config,
-      concurrency,
-      addon_ops_per_sec: median(addon.map((s) => s.ops_per_sec)),
-      bare_ops_per_sec: median(bare.map((s) => s.ops_per_sec)),
-      ratio_median: median(ratios),
-      ratio_min: Math.min(...ratios),
-      ratio_max: Math.max(...ratios),
-    };
-  }));
+  const rows = sets.flatMap((config) =>
+    concurrencies.map((concurrency) => {
+      const of = (impl: string) =>
+        samples.filter((s) => s.config === config && s.concurrency === concurrency && s.impl === impl);
+      const addon = of('addon');
+      const bare = of('bare');
+      const ratios = addon.map((a, i) => a.ops_per_sec / bare[i]!.ops_per_sec);
+      return {
+        config,
+        concurrency,
+        addon_ops_per_sec: median(addon.map((s) => s.ops_per_sec)),
+        bare_ops_per_sec: median(bare.map((s) => s.ops_per_sec)),
+        ratio_median: median(ratios),
+        ratio_min: Math.min(...ratios),
+        ratio_max: Math.max(...ratios),
+      };
+    }),
+  );
 
   const out = path.resolve(args.out ?? REPO_ROOT);
   const dir = path.join(out, 'results', 'churn-overhead', runId(new Date()));
   fs.mkdirSync(dir, { recursive: true });
   writeCsv(path.join(dir, 'samples.csv'), samples as unknown as Record<string, unknown>[]);
   writeCsv(path.join(dir, 'summary.csv'), rows);
-  fs.writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({ status: 'complete', args: { ...args, $0: undefined, _: undefined }, environment }, null, 2) + '\n');
+  fs.writeFileSync(
+    path.join(dir, 'meta.json'),
+    JSON.stringify({ status: 'complete', args: { ...args, $0: undefined, _: undefined }, environment }, null, 2) + '\n',
+  );
 
   const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
-  process.stdout.write('| config | concurrency | addon ops/s | bare C ops/s | addon / bare (median, min–max) |\n|---|---|---|---|---|\n');
+  process.stdout.write(
+    '| config | concurrency | addon ops/s | bare C ops/s | addon / bare (median, min–max) |\n|---|---|---|---|---|\n',
+  );
   for (const r of rows) {
-    process.stdout.write(`| ${r.config} | ${r.concurrency} | ${fmt(r.addon_ops_per_sec)} | ${fmt(r.bare_ops_per_sec)} | ${r.ratio_median.toFixed(3)} (${r.ratio_min.toFixed(3)}–${r.ratio_max.toFixed(3)}) |\n`);
+    process.stdout.write(
+      `| ${r.config} | ${r.concurrency} | ${fmt(r.addon_ops_per_sec)} | ${fmt(r.bare_ops_per_sec)} | ${r.ratio_median.toFixed(3)} (${r.ratio_min.toFixed(3)}–${r.ratio_max.toFixed(3)}) |\n`,
+    );
   }
   process.stdout.write(`\nsamples: ${path.relative(process.cwd(), dir)}/samples.csv\n`);
 }
