@@ -6,10 +6,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
 import { DEFAULT_STATE_DIR } from '../engine/stateDir.js';
-import { isUserError, UsageError } from './errors.js';
+import { UsageError } from './errors.js';
 
 export interface RoundFlags {
   rounds: number;
@@ -68,18 +67,6 @@ export function shuffled<T>(xs: readonly T[]): T[] {
     [out[i], out[j]] = [out[j]!, out[i]!];
   }
   return out;
-}
-
-/** Runs main when moduleUrl is the program node was started with; errors end in one line. */
-export function runIfMain(moduleUrl: string, name: string, main: () => Promise<number>): void {
-  if (!process.argv[1] || fs.realpathSync(process.argv[1]) !== fileURLToPath(moduleUrl)) return;
-  main().then(
-    (code) => (process.exitCode = code),
-    (e) => {
-      process.stderr.write(`${name}: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exitCode = isUserError(e) ? e.exitCode : ((e as { exitCode?: number }).exitCode ?? 1);
-    },
-  );
 }
 
 /** A scratch directory under the system's temporary one, holding registry/noop/f.py (a no-op handler). */

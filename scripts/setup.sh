@@ -71,12 +71,12 @@ elif [ -e /usr/include/node/node_api.h ]; then
 fi
 
 # npm ci builds the addon (node-gyp) and compiles the TypeScript (prepare).
-if [ ! -e build/Release/sockbench_native.node ] || [ ! -e dist/harness/cli.js ] || [ ! -e dist/engine/cli.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -e build/Release/sockbench_native.node ] || [ ! -e dist/app/cli.js ] || [ ! -e dist/app/sock.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies and building (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
 # The SOCK engine's base root file system (Debian with python3, about a minute the first time).
-node dist/engine/cli.js base build ${SOCK_BASE:+--base "$SOCK_BASE"}
+node dist/app/sock.js base build ${SOCK_BASE:+--base "$SOCK_BASE"}
 
 # The Docker baseline needs a running daemon and its image, imported from that same base.
 docker_up() { curl -fsS --unix-socket /var/run/docker.sock http://docker/_ping >/dev/null 2>&1; }
@@ -91,5 +91,5 @@ if ! docker_up; then
   for _ in $(seq 60); do docker_up && break; sleep 0.5; done
   docker_up || { say "dockerd did not come up; see /var/log/sockbench-dockerd.log"; exit 3; }
 fi
-node dist/engine/cli.js base docker-image ${SOCK_BASE:+--base "$SOCK_BASE"}
+node dist/app/sock.js base docker-image ${SOCK_BASE:+--base "$SOCK_BASE"}
 say "ready"

@@ -121,7 +121,7 @@ async function onHost(args: string[]): Promise<number> {
   const kernels = spawn(
     process.execPath,
     [
-      path.join(REPO, 'dist/harness/cli.js'),
+      path.join(REPO, 'dist/app/cli.js'),
       'kernels',
       '--kernel',
       kernel,

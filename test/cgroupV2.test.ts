@@ -13,7 +13,7 @@ import { SELF_LEAF } from '../engine/cgroupDelegation.js';
 import { chooseHierarchy, PooledCgroup } from '../engine/cgroupPool.js';
 import { SockEngine } from '../engine/sockEngine.js';
 import { StateDir } from '../engine/stateDir.js';
-import { engineCgroupRow } from '../harness/doctor.js';
+import { engineCgroupRow } from '../app/doctor.js';
 import { skipWith } from './helpers.js';
 import { handler } from './sandboxBehaviour.js';
 import { BASE, engineScratch, inCgroup, lambda, post, removeScratch, startWorker, workerArgv } from './sockWorker.js';

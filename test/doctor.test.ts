@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
-const DOCTOR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../harness/doctor.js');
+const DOCTOR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../app/doctor.js');
 
 function node(
   args: string[],

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { test, type Test } from 'uvu';
 import * as assert from 'uvu/assert';
 
-export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../harness/cli.js');
+export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../app/cli.js');
 
 export interface CliResult {
   code: number;

@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { parse } from 'csv-parse/sync';
 import { scratchDir } from './helpers.js';
 
-const BENCH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../harness/isolationOverhead.js');
+const BENCH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../app/bench/isolation.js');
 
 function bench(
   args: string[],

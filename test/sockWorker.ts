@@ -9,7 +9,7 @@ import { mountsUnder } from '../engine/mountinfo.js';
 import { DEFAULT_STATE_DIR, removeTree, StateDir } from '../engine/stateDir.js';
 import { scratchDir } from './helpers.js';
 
-export const SOCK_CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../engine/cli.js');
+export const SOCK_CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../app/sock.js');
 /** Built by scripts/setup.sh (sock base build); the tests never build one of their own. */
 export const BASE = process.env.SOCK_BASE ?? path.join(DEFAULT_STATE_DIR, 'base');
 

@@ -13,7 +13,7 @@ import { histPercentile, lockRows, MarkStream, parseLockKey, syscallRows, type S
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const FIXTURES = path.resolve(here, '../../test/fixtures');
-const CLI = path.resolve(here, '../harness/cli.js');
+const CLI = path.resolve(here, '../app/cli.js');
 
 function recorded(name: string): Snapshot {
   const stream = new MarkStream();

@@ -115,7 +115,7 @@ else
   for s in $SB_STUDIES; do
     say "study $s: start"
     # shellcheck disable=SC2086 # SB_STUDY_ARGS is a list of words the host checked
-    "$SB_NODE" dist/harness/cli.js run "$s" $SB_STUDY_ARGS --out "$SB_OUT" < /dev/null
+    "$SB_NODE" dist/app/cli.js run "$s" $SB_STUDY_ARGS --out "$SB_OUT" < /dev/null
     rc=$?
     echo "$s $rc" >> "$SB_RUN_DIR/status"
     say "study $s: exit status $rc"

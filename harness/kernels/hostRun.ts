@@ -27,7 +27,7 @@ export async function runOnHost(
             [
               s,
               process.execPath,
-              [path.join(repoRoot, 'dist/harness/cli.js'), 'run', s, ...plan.studyArgs, '--out', plan.out],
+              [path.join(repoRoot, 'dist/app/cli.js'), 'run', s, ...plan.studyArgs, '--out', plan.out],
             ] as const,
         )
       : [['exec', '/bin/sh', ['-c', plan.exec]] as const];

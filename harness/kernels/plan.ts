@@ -161,7 +161,7 @@ export async function preflight(plan: KernelsPlan, repoRoot: string): Promise<vo
     throw new PrivilegeError(
       "kernels needs root: it boots guests with the host's root file system shared, and the studies create namespaces and mounts (run it with sudo)",
     );
-  if (!fs.existsSync(path.join(repoRoot, 'dist/harness/cli.js')))
+  if (!fs.existsSync(path.join(repoRoot, 'dist/app/cli.js')))
     throw new PrivilegeError(`no built checkout at ${repoRoot} (run npm run build)`);
   if (plan.kernels.every((k) => k.kind === 'host')) return;
   if (!onPath(QEMU))

@@ -2,12 +2,11 @@
 // numbers beside it can never come from two different runs.
 import fs from 'node:fs';
 import path from 'node:path';
-import { EXPERIMENTS } from '../../experiments/index.js';
 import { readCsv } from '../csv.js';
 import { renderFigure } from '../figures.js';
 import { lockFigure } from '../lockFigure.js';
 import { latestTracedRun } from '../redraw.js';
-import type { Row } from '../types.js';
+import type { Experiment, Row } from '../types.js';
 import type { StudyOutcome } from './regenerate.js';
 import { loadRunData, type RunData } from './runData.js';
 
@@ -31,9 +30,13 @@ function hasFullRun(out: string, study: string): boolean {
  * Figures by name ('netns', 'netns-locks'). A --quick run's figure goes in its own run
  * directory when a full run exists, as the runner does, so it never replaces a full run's.
  */
-export async function drawFigures(out: string, outcomes: Map<string, StudyOutcome>): Promise<Map<string, DrawnFigure>> {
+export async function drawFigures(
+  experiments: readonly Experiment[],
+  out: string,
+  outcomes: Map<string, StudyOutcome>,
+): Promise<Map<string, DrawnFigure>> {
   const drawn = new Map<string, DrawnFigure>();
-  for (const exp of EXPERIMENTS) {
+  for (const exp of experiments) {
     const outcome = outcomes.get(exp.name);
     if (outcome && 'run' in outcome) {
       const run = outcome.run;

@@ -2,79 +2,22 @@
 // sockbench: run the paper's studies, list them, redraw their figures.
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { EXPERIMENTS } from '../experiments/index.js';
-import { isUserError, UsageError } from './errors.js';
-import { compareCommand } from './compare.js';
-import { kernelsCommand, kernelsOptions } from './kernels/matrix.js';
-import { redrawFigures } from './redraw.js';
+import { isUserError, UsageError } from '../harness/errors.js';
+import { compareCommand } from '../harness/compare.js';
+import { kernelsCommand, kernelsOptions } from '../harness/kernels/matrix.js';
+import { redrawFigures } from '../harness/redraw.js';
 import { parseStudies, regenerate, repro, REPRO_STUDIES } from './repro.js';
-import { CLAIM_STUDIES } from './paperRepro/claims.js';
-import { referenceRun } from './paperRepro/runData.js';
-import { readCsv } from './csv.js';
-import { formatSummary, formatTopLocks } from './report.js';
-import { runExperiment, type SweepOptions } from './runner.js';
-import { TRACE_FAMILIES, type TraceFamily } from './tracer.js';
-import type { Experiment } from './types.js';
-
-const MAX_CONCURRENCY = 4096;
-const here = path.dirname(fileURLToPath(import.meta.url));
-/** The repository root (this file runs from dist/harness/). */
-export const REPO_ROOT = path.resolve(here, '../..');
-
-export function parseConcurrency(text: string): number[] {
-  const parts = text.split(',').map((s) => s.trim());
-  if (parts.length === 0 || parts.some((p) => p === ''))
-    throw new UsageError(`--concurrency: '${text}' is not a comma-separated list`);
-  return parts.map((p) => {
-    const n = Number(p);
-    if (!/^\d+$/.test(p) || n < 1 || n > MAX_CONCURRENCY) {
-      throw new UsageError(`--concurrency: '${p}' is not a whole number from 1 to ${MAX_CONCURRENCY}`);
-    }
-    return n;
-  });
-}
-
-function positive(flag: string, value: unknown, { integer = false, zeroOk = false } = {}): number {
-  const n = Number(value);
-  const ok = Number.isFinite(n) && (zeroOk ? n >= 0 : n > 0) && (!integer || Number.isInteger(n));
-  if (typeof value === 'boolean' || value === '' || !ok) {
-    const what = integer ? 'a whole number' : 'a number';
-    throw new UsageError(`--${flag}: '${String(value)}' is not ${what} ${zeroOk ? '>= 0' : '> 0'}`);
-  }
-  return n;
-}
-
-/** The sweep the user asked for: explicit flags win, then --quick, then the experiment's defaults. */
-export function sweepFrom(exp: Experiment, args: Record<string, unknown>): SweepOptions {
-  const base = args.quick ? exp.quick : exp.defaults;
-  if (args.duration !== undefined && args.ops !== undefined)
-    throw new UsageError('--duration and --ops: give one, not both');
-  return {
-    concurrency: args.concurrency === undefined ? base.concurrency : parseConcurrency(String(args.concurrency)),
-    duration: args.duration === undefined ? base.duration : positive('duration', args.duration),
-    ops: args.ops === undefined ? undefined : positive('ops', args.ops, { integer: true }),
-    repeat: args.repeat === undefined ? base.repeat : positive('repeat', args.repeat, { integer: true }),
-    warmup: args.warmup === undefined ? base.warmup : positive('warmup', args.warmup, { zeroOk: true }),
-    out: path.resolve(String(args.out ?? REPO_ROOT)),
-    trace: args.trace === undefined ? [] : parseTrace(String(args.trace)),
-  };
-}
-
-export function parseTrace(text: string): TraceFamily[] {
-  const names = text
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (names.length === 0) throw new UsageError(`--trace: name probe families (${TRACE_FAMILIES.join(', ')})`);
-  for (const n of names) {
-    if (!(TRACE_FAMILIES as readonly string[]).includes(n))
-      throw new UsageError(`--trace: unknown probe family '${n}' (known: ${TRACE_FAMILIES.join(', ')})`);
-  }
-  return [...new Set(names)] as TraceFamily[];
-}
+import { CLAIM_STUDIES } from '../harness/paperRepro/claims.js';
+import { referenceRun } from '../harness/paperRepro/runData.js';
+import { readCsv } from '../harness/csv.js';
+import { formatSummary, formatTopLocks } from '../harness/report.js';
+import { runExperiment } from '../harness/runner.js';
+import { TRACE_FAMILIES } from '../harness/tracer.js';
+import { REPO_ROOT, runIfMain, sweepFrom } from './flags.js';
+import type { Experiment } from '../harness/types.js';
 
 function commonOptions(argv: Argv, exp: Experiment): Argv {
   const d = exp.defaults;
@@ -309,8 +252,4 @@ export async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
-if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(hideBin(process.argv)).then((code) => {
-    process.exitCode = code;
-  });
-}
+runIfMain(import.meta.url, 'sockbench', () => main(hideBin(process.argv)));

@@ -3,24 +3,24 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { baseProblem, buildBase, DEFAULT_MIRROR } from './baseRootfs.js';
-import { DEFAULT_MAX_REPLY_BYTES } from './channel.js';
-import { DockerEngine, ensureImage } from './dockerEngine.js';
-import { reclaimStateDir } from './gc.js';
-import { EngineSetupError } from './errors.js';
-import { HandlerCache } from './handlerCache.js';
-import { ImportCache } from './importCache.js';
-import type { InstallCache } from './installCache.js';
-import { openInstallCache } from './installSetup.js';
-import { zygoteImportsOf } from './packageNames.js';
-import { Registry } from './registry.js';
-import type { SandboxBackend } from './sandbox.js';
-import { SockEngine } from './sockEngine.js';
-import { DEFAULT_STATE_DIR, StateDir } from './stateDir.js';
-import { Worker } from './worker.js';
+import { runIfMain } from './flags.js';
+import { baseProblem, buildBase, DEFAULT_MIRROR } from '../engine/baseRootfs.js';
+import { DEFAULT_MAX_REPLY_BYTES } from '../engine/channel.js';
+import { DockerEngine, ensureImage } from '../engine/dockerEngine.js';
+import { reclaimStateDir } from '../engine/gc.js';
+import { EngineSetupError } from '../engine/errors.js';
+import { HandlerCache } from '../engine/handlerCache.js';
+import { ImportCache } from '../engine/importCache.js';
+import type { InstallCache } from '../engine/installCache.js';
+import { openInstallCache } from '../engine/installSetup.js';
+import { zygoteImportsOf } from '../engine/packageNames.js';
+import { Registry } from '../engine/registry.js';
+import type { SandboxBackend } from '../engine/sandbox.js';
+import { SockEngine } from '../engine/sockEngine.js';
+import { DEFAULT_STATE_DIR, StateDir } from '../engine/stateDir.js';
+import { Worker } from '../engine/worker.js';
 
 class UsageError extends Error {}
 
@@ -498,8 +498,4 @@ export async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
-if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(hideBin(process.argv)).then((code) => {
-    process.exitCode = code;
-  });
-}
+runIfMain(import.meta.url, 'sock', () => main(hideBin(process.argv)));

@@ -5,22 +5,21 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { median } from 'simple-statistics';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { DEFAULT_SETS, netns } from '../experiments/netns/index.js';
-import { enableBpfStats } from '../native/index.js';
-import { parseConcurrency, parseTrace, REPO_ROOT } from './cli.js';
-import { readCsv, writeCsv } from './csv.js';
-import { captureEnvironment } from './environment.js';
-import { isUserError, UsageError } from './errors.js';
-import { markdownTable } from './markdown.js';
-import { runExperiment, runId } from './runner.js';
-import { bootstrapMedianRatio } from './stats.js';
-import type { ProbeCostRow } from './traceSession.js';
-import { SPIN_SAMPLE_EVERY } from './tracer.js';
-import type { Row } from './types.js';
+import { DEFAULT_SETS, netns } from '../../experiments/netns/index.js';
+import { enableBpfStats } from '../../native/index.js';
+import { parseConcurrency, parseTrace, REPO_ROOT, runIfMain } from '../flags.js';
+import { readCsv, writeCsv } from '../../harness/csv.js';
+import { captureEnvironment } from '../../harness/environment.js';
+import { UsageError } from '../../harness/errors.js';
+import { markdownTable } from '../../harness/markdown.js';
+import { runExperiment, runId } from '../../harness/runner.js';
+import { bootstrapMedianRatio } from '../../harness/stats.js';
+import type { ProbeCostRow } from '../../harness/traceSession.js';
+import { SPIN_SAMPLE_EVERY } from '../../harness/tracer.js';
+import type { Row } from '../../harness/types.js';
 
 /** bpftrace processes not started by this benchmark: "pid (bpftrace)". */
 function otherTracers(): string[] {
@@ -227,12 +226,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().then(
-    (code) => (process.exitCode = code),
-    (e) => {
-      process.stderr.write(`bench:trace-overhead: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exitCode = isUserError(e) ? e.exitCode : 1;
-    },
-  );
-}
+runIfMain(import.meta.url, 'bench:trace-overhead', main);

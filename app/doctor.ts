@@ -4,7 +4,6 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import {
   probeTracing,
@@ -12,13 +11,14 @@ import {
   type ProbeResult,
   type ProbeType,
   type TracingCapabilities,
-} from './capabilities.js';
+} from '../harness/capabilities.js';
 import { pingDocker, type DockerPing } from '../engine/dockerPing.js';
 import type { Hierarchy } from '../engine/cgroupHierarchy.js';
 import { planDelegation, refusal, SELF_LEAF } from '../engine/cgroupDelegation.js';
 import { chooseHierarchy } from '../engine/cgroupPool.js';
-import { cgroupLayout, firstOutputLine, type Environment } from './environment.js';
-import { markdownTable } from './markdown.js';
+import { runIfMain } from './flags.js';
+import { cgroupLayout, firstOutputLine, type Environment } from '../harness/environment.js';
+import { markdownTable } from '../harness/markdown.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -240,7 +240,7 @@ function readText(path: string): string | null {
   }
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
   const rows = await checkMachine();
   process.stdout.write(`sockbench doctor: ${os.hostname()}, Linux ${os.release()}\n\n`);
   process.stdout.write(
@@ -249,11 +249,7 @@ async function main(): Promise<void> {
       rows.map((r) => [r.feature, r.status, r.detail]),
     ) + '\n',
   );
+  return 0;
 }
 
-if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().catch((e: unknown) => {
-    process.stderr.write(`sockbench doctor: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
-  });
-}
+runIfMain(import.meta.url, 'sockbench doctor', main);

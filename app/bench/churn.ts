@@ -4,17 +4,16 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { parseConcurrency, REPO_ROOT } from '../../harness/cli.js';
+import { parseConcurrency, REPO_ROOT, runIfMain } from '../flags.js';
 import { writeCsv } from '../../harness/csv.js';
 import { captureEnvironment } from '../../harness/environment.js';
 import { UsageError } from '../../harness/errors.js';
 import { runId } from '../../harness/runner.js';
 import { median } from 'simple-statistics';
-import { ChurnRun, namespaceFlags, type Namespace } from '../index.js';
+import { ChurnRun, namespaceFlags, type Namespace } from '../../native/index.js';
 import { normalizeSet } from '../../experiments/namespaceSets.js';
 import { NetnsTeardownProbe } from '../../experiments/netns/teardown.js';
 
@@ -40,7 +39,7 @@ async function measure(impl: 'addon' | 'bare', flags: number, concurrency: numbe
   return JSON.parse(stdout) as { ops: number; seconds: number };
 }
 
-async function main() {
+async function main(): Promise<number> {
   const args = yargs(hideBin(process.argv))
     .scriptName('bench:churn')
     .option('namespaces', {
@@ -125,11 +124,7 @@ async function main() {
     );
   }
   process.stdout.write(`\nsamples: ${path.relative(process.cwd(), dir)}/samples.csv\n`);
+  return 0;
 }
 
-if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().catch((e) => {
-    process.stderr.write(`bench:churn: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = e instanceof UsageError ? 2 : 1;
-  });
-}
+runIfMain(import.meta.url, 'bench:churn', main);
