@@ -13,6 +13,7 @@ import { parseStudies, regenerate, repro, REPRO_STUDIES } from './repro.js';
 import { CLAIM_STUDIES } from '../harness/paperRepro/claims.js';
 import { referenceRun } from '../harness/paperRepro/runData.js';
 import { readCsv } from '../harness/csv.js';
+import { RESULTS_DIR, resultsDir } from '../harness/runDirs.js';
 import { formatSummary, formatTopLocks } from '../harness/report.js';
 import { runExperiment } from '../harness/runner.js';
 import { TRACE_FAMILIES } from '../harness/tracer.js';
@@ -160,7 +161,7 @@ export async function main(argv: string[]): Promise<number> {
         action(() =>
           compareCommand(String(args.a), String(args.b), {
             failOnRegressionPct: args['fail-on-regression'] as number | undefined,
-            outDir: path.join(path.resolve(String(args.out ?? path.join(REPO_ROOT, 'results'))), 'compare'),
+            outDir: path.join(path.resolve(String(args.out ?? path.join(REPO_ROOT, RESULTS_DIR))), 'compare'),
           }),
         )(),
     )
@@ -218,12 +219,12 @@ export async function main(argv: string[]): Promise<number> {
       (args) =>
         action(async () => {
           const out = path.resolve(String(args.out ?? REPO_ROOT));
-          if (!fs.existsSync(path.join(out, 'results')))
+          if (!fs.existsSync(path.join(out, RESULTS_DIR)))
             throw new UsageError(`--out: ${out} has no results/ directory to read runs from`);
           const outcomes = new Map(
             CLAIM_STUDIES.map((s) => {
               const run = referenceRun(out, s);
-              return [s, run ? { run } : { skipped: `no complete run in ${path.join(out, 'results', s)}` }] as const;
+              return [s, run ? { run } : { skipped: `no complete run in ${resultsDir(out, s)}` }] as const;
             }),
           );
           await regenerate({ out, repoRoot: REPO_ROOT }, outcomes);

@@ -13,7 +13,7 @@ import { drawFigures } from '../harness/paperRepro/drawFigures.js';
 import { figureCaptions } from '../harness/paperRepro/figureCaptions.js';
 import { regeneratePaperRepro, type StudyOutcome } from '../harness/paperRepro/regenerate.js';
 import { loadRunData, referenceRun } from '../harness/paperRepro/runData.js';
-import { newRuns, snapshotRuns } from '../harness/runDirs.js';
+import { createRunDir, newRuns, readMeta, snapshotRuns } from '../harness/runDirs.js';
 
 export interface ReproOptions {
   quick: boolean;
@@ -101,10 +101,8 @@ function steps(o: ReproOptions): Step[] {
 
 /** Why a traced run could not trace, from its meta.json. */
 function traceGaps(runDir: string): string | undefined {
-  const meta = JSON.parse(fs.readFileSync(path.join(runDir, 'meta.json'), 'utf8')) as {
-    trace?: { unavailable?: Record<string, string> };
-  };
-  const gaps = Object.entries(meta.trace?.unavailable ?? {});
+  const trace = readMeta(runDir)?.trace as { unavailable?: Record<string, string> } | undefined;
+  const gaps = Object.entries(trace?.unavailable ?? {});
   return gaps.length > 0 ? `not traced: ${gaps.map(([f, why]) => `${f} (${why})`).join(', ')}` : undefined;
 }
 
@@ -279,9 +277,7 @@ export async function regenerate(
 
 /** results/repro/<stamp>/repro.json: which run each study left, or why none. */
 function writeRecord(o: ReproOptions, started: Date, results: { step: Step; result: StepResult }[]): void {
-  const stamp = started.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  const dir = path.join(o.out, 'results', 'repro', stamp);
-  fs.mkdirSync(dir, { recursive: true });
+  const dir = createRunDir(o.out, 'repro', started);
   const record = {
     started: started.toISOString(),
     finished: new Date().toISOString(),

@@ -7,7 +7,7 @@ import { readCsv, writeCsv } from './csv.js';
 import { UsageError } from './errors.js';
 import { renderFigure } from './figures.js';
 import { markdownTable } from './markdown.js';
-import { latestCompleteRun } from './redraw.js';
+import { latestComplete, readMeta, writeMeta } from './runDirs.js';
 import { median } from 'simple-statistics';
 import { bootstrapMedianRatio } from './stats.js';
 
@@ -47,14 +47,14 @@ export function loadRun(arg: string): Run {
   if (!fs.existsSync(dir)) throw new UsageError(`${arg}: no such run or directory`);
   if (!fs.existsSync(path.join(dir, 'meta.json'))) {
     // results/<experiment>: the newest complete run in it.
-    const latest = latestCompleteRun(path.dirname(path.dirname(dir)), path.basename(dir));
+    const latest = latestComplete(path.dirname(path.dirname(dir)), path.basename(dir));
     if (!latest)
       throw new UsageError(
         `${arg}: neither a run directory (meta.json, data.csv) nor an experiment's results directory with a complete run`,
       );
     dir = latest;
   }
-  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as Record<string, unknown>;
+  const meta = readMeta(dir) ?? {};
   if (meta.status !== 'complete' || !fs.existsSync(path.join(dir, 'data.csv')))
     throw new UsageError(`${arg}: the run is not complete (status ${String(meta.status)})`);
   return {
@@ -62,7 +62,7 @@ export function loadRun(arg: string): Run {
     experiment: String(meta.experiment),
     options: (meta.options ?? {}) as Record<string, unknown>,
     environment: (meta.environment ?? {}) as Run['environment'],
-    vm: (meta.vm ?? undefined) as Run['vm'],
+    vm: meta.vm,
     rows: readCsv(path.join(dir, 'data.csv')),
   };
 }
@@ -280,10 +280,14 @@ export async function compareCommand(argA: string, argB: string, options: Compar
   const dir = path.resolve(options.outDir, `${c.experiment}-${path.basename(a.dir)}-vs-${path.basename(b.dir)}`);
   fs.mkdirSync(dir, { recursive: true });
   writeCsv(path.join(dir, 'compare.csv'), c.rows);
-  fs.writeFileSync(
-    path.join(dir, 'meta.json'),
-    `${JSON.stringify({ experiment: c.experiment, a: a.dir, b: b.dir, fail_on_regression_pct: pct ?? null, warnings: c.warnings, unmatched: c.unmatched }, null, 2)}\n`,
-  );
+  writeMeta(dir, {
+    experiment: c.experiment,
+    a: a.dir,
+    b: b.dir,
+    fail_on_regression_pct: pct ?? null,
+    warnings: c.warnings,
+    unmatched: c.unmatched,
+  });
   const { svgPath } = await renderFigure(
     comparisonFigure(c, path.basename(a.dir), path.basename(b.dir)),
     dir,

@@ -6,13 +6,12 @@
 // data.csv and no figure, so nothing partial can pass for a finished result.
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from './atomic-write.js';
 import { writeCsv } from './csv.js';
 import { captureEnvironment } from './environment.js';
 import { InterruptedError } from './errors.js';
 import { renderFigure } from './figures.js';
-import { latestCompleteRun } from './redraw.js';
 import { Progress } from './progress.js';
+import { createRunDir, latestComplete, readMeta, type RunMeta, writeMeta } from './runDirs.js';
 import { latencySummary, summarize, type SummaryRow } from './stats.js';
 import type { TraceFamily } from './tracer.js';
 import { TraceSession } from './traceSession.js';
@@ -56,18 +55,6 @@ export const COMMON_COLUMNS = [
   'mean_us',
 ];
 
-/** A run directory's name: the start time in UTC, 20261123-074012. */
-export function runId(now: Date): string {
-  return now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-}
-
-function uniqueRunDir(out: string, experiment: string, now: Date): string {
-  const base = path.join(out, 'results', experiment, runId(now));
-  let dir = base;
-  for (let i = 2; fs.existsSync(dir); i++) dir = `${base}-${i}`;
-  return dir;
-}
-
 function toRow(experiment: string, point: Point, repeat: number, m: Measurement): Row {
   const lat = latencySummary(m.latenciesUs);
   return {
@@ -109,25 +96,24 @@ export async function runExperiment(
 ): Promise<RunOutcome> {
   const environment = await captureEnvironment(commandLine);
   const started = new Date();
-  const runDir = uniqueRunDir(sweep.out, experiment.name, started);
-  fs.mkdirSync(runDir, { recursive: true });
+  const runDir = createRunDir(sweep.out, experiment.name, started);
 
-  const meta = {
+  const notes: Record<string, unknown> = {};
+  const meta: RunMeta = {
     experiment: experiment.name,
-    status: 'running' as 'running' | RunOutcome['status'],
+    status: 'running',
     pid: process.pid,
-    error: undefined as string | undefined,
+    error: undefined,
     started: started.toISOString(),
-    finished: undefined as string | undefined,
+    finished: undefined,
     sweep: { configs, ...sweep },
     options,
-    notes: {} as Record<string, unknown>,
-    trace: undefined as TraceSession['info'] | undefined,
+    notes,
+    trace: undefined,
     environment,
   };
-  const writeMeta = () => writeFileAtomic(path.join(runDir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
   // A run that dies without a word (kill -9, power) is left saying 'running', never 'complete'.
-  writeMeta();
+  writeMeta(runDir, meta);
 
   const progress = new Progress();
   const controller = new AbortController();
@@ -141,7 +127,7 @@ export async function runExperiment(
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const ctx: RunContext = { signal: controller.signal, progress, options, notes: meta.notes };
+  const ctx: RunContext = { signal: controller.signal, progress, options, notes };
   const bounds = { duration: sweep.ops ? undefined : sweep.duration, ops: sweep.ops };
   const points: Point[] = (
     experiment.points?.(configs, sweep.concurrency, options) ??
@@ -203,9 +189,8 @@ export async function runExperiment(
     writeCsv(path.join(runDir, 'data.csv'), rows, columns);
     writeCsv(path.join(runDir, 'summary.csv'), summary);
     // A --quick run does not replace the shared figure of a full run: its own goes in its run directory.
-    const fullRunExists =
-      latestCompleteRun(sweep.out, experiment.name) !== undefined &&
-      !readQuick(latestCompleteRun(sweep.out, experiment.name)!);
+    const latest = latestComplete(sweep.out, experiment.name);
+    const fullRunExists = latest !== undefined && readMeta(latest)?.options?.quick !== true;
     const figureRoot = options.quick && fullRunExists ? runDir : sweep.out;
     figure = await renderFigure(experiment.figure(rows), figureRoot, experiment.name);
     await trace?.write(
@@ -228,15 +213,6 @@ export async function runExperiment(
     fs.rmSync(runDir, { recursive: true, force: true });
     return { status, error: failure, rows, summary, trace: trace?.info };
   }
-  writeMeta();
+  writeMeta(runDir, meta);
   return { status, error: failure, runDir, rows, summary, figure, trace: trace?.info };
-}
-
-/** Whether the run in runDir was a --quick one. */
-function readQuick(runDir: string): boolean {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(runDir, 'meta.json'), 'utf8')).options?.quick === true;
-  } catch {
-    return false;
-  }
 }

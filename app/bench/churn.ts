@@ -10,8 +10,8 @@ import { hideBin } from 'yargs/helpers';
 import { parseConcurrency, REPO_ROOT, runIfMain } from '../flags.js';
 import { writeCsv } from '../../harness/csv.js';
 import { captureEnvironment } from '../../harness/environment.js';
+import { createRunDir, writeMeta } from '../../harness/runDirs.js';
 import { UsageError } from '../../harness/errors.js';
-import { runId } from '../../harness/runner.js';
 import { median } from 'simple-statistics';
 import { ChurnRun, namespaceFlags, type Namespace } from '../../native/index.js';
 import { normalizeSet } from '../../experiments/namespaceSets.js';
@@ -40,6 +40,7 @@ async function measure(impl: 'addon' | 'bare', flags: number, concurrency: numbe
 }
 
 async function main(): Promise<number> {
+  const started = new Date();
   const args = yargs(hideBin(process.argv))
     .scriptName('bench:churn')
     .option('namespaces', {
@@ -105,14 +106,17 @@ async function main(): Promise<number> {
   );
 
   const out = path.resolve(args.out ?? REPO_ROOT);
-  const dir = path.join(out, 'results', 'churn-overhead', runId(new Date()));
-  fs.mkdirSync(dir, { recursive: true });
+  const dir = createRunDir(out, 'churn-overhead', started);
   writeCsv(path.join(dir, 'samples.csv'), samples as unknown as Record<string, unknown>[]);
   writeCsv(path.join(dir, 'summary.csv'), rows);
-  fs.writeFileSync(
-    path.join(dir, 'meta.json'),
-    JSON.stringify({ status: 'complete', args: { ...args, $0: undefined, _: undefined }, environment }, null, 2) + '\n',
-  );
+  writeMeta(dir, {
+    experiment: 'churn-overhead',
+    status: 'complete',
+    started: started.toISOString(),
+    finished: new Date().toISOString(),
+    options: { ...args, $0: undefined, _: undefined },
+    environment,
+  });
 
   const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
   process.stdout.write(

@@ -18,10 +18,10 @@ import { spawn, watchExit } from '../../native/index.js';
 import { REPO_ROOT, runIfMain } from '../flags.js';
 import { writeCsv } from '../../harness/csv.js';
 import { captureEnvironment } from '../../harness/environment.js';
+import { createRunDir, writeMeta } from '../../harness/runDirs.js';
 import { InterruptedError } from '../../harness/errors.js';
 import { interruptions, noopRegistry, roundOptions, roundsOf, shuffled } from '../../harness/interleavedBench.js';
 import { markdownTable } from '../../harness/markdown.js';
-import { runId } from '../../harness/runner.js';
 import { bootstrapMedianRatio } from '../../harness/stats.js';
 
 const MODES = ['bare', 'cgroup', 'sandbox', 'http'] as const;
@@ -54,6 +54,7 @@ async function bareStart(base: string, cgroupProcs: string[] = []): Promise<numb
 }
 
 async function main(): Promise<number> {
+  const started = new Date();
   const args = roundOptions(yargs(hideBin(process.argv)).scriptName('bench:engine'), {
     rounds: 40,
     warmup: 3,
@@ -153,8 +154,7 @@ async function main(): Promise<number> {
     part: col.replace('_ms', ''),
     median_ms: median(of('sandbox', col)),
   }));
-  const dir = path.join(path.resolve(args.out ?? REPO_ROOT), 'results', 'engine-overhead', runId(new Date()));
-  fs.mkdirSync(dir, { recursive: true });
+  const dir = createRunDir(path.resolve(args.out ?? REPO_ROOT), 'engine-overhead', started);
   writeCsv(path.join(dir, 'data.csv'), samples, [
     'mode',
     'round',
@@ -168,10 +168,20 @@ async function main(): Promise<number> {
   writeCsv(path.join(dir, 'summary.csv'), summary);
   writeCsv(path.join(dir, 'breakdown.csv'), breakdown);
   const environment = await captureEnvironment(process.argv.slice(1));
-  fs.writeFileSync(
-    path.join(dir, 'meta.json'),
-    `${JSON.stringify({ status: 'complete', options: { quick: args.quick }, rounds, warmup, gap_ms: args.gap, base, summary, breakdown, environment }, null, 2)}\n`,
-  );
+  writeMeta(dir, {
+    experiment: 'engine-overhead',
+    status: 'complete',
+    started: started.toISOString(),
+    finished: new Date().toISOString(),
+    options: { quick: args.quick },
+    environment,
+    rounds,
+    warmup,
+    gap_ms: args.gap,
+    base,
+    summary,
+    breakdown,
+  });
   const ms = (x: number) => x.toFixed(2);
   process.stdout.write(
     markdownTable(

@@ -25,10 +25,10 @@ import type { Zygote } from '../../engine/zygote.js';
 import { REPO_ROOT, runIfMain } from '../flags.js';
 import { writeCsv } from '../../harness/csv.js';
 import { captureEnvironment } from '../../harness/environment.js';
+import { createRunDir, writeMeta } from '../../harness/runDirs.js';
 import { InterruptedError, PrivilegeError } from '../../harness/errors.js';
 import { interruptions, noopRegistry, roundOptions, roundsOf, shuffled } from '../../harness/interleavedBench.js';
 import { markdownTable } from '../../harness/markdown.js';
-import { runId } from '../../harness/runner.js';
 import { bootstrapMedianRatio } from '../../harness/stats.js';
 
 const PROTECTIONS = Object.keys(FULL_ISOLATION) as (keyof Isolation)[];
@@ -93,6 +93,7 @@ async function netnsCreate(): Promise<number> {
 }
 
 async function main(): Promise<number> {
+  const started = new Date();
   const args = roundOptions(
     yargs(hideBin(process.argv))
       .scriptName('bench:isolation')
@@ -227,15 +228,25 @@ async function main(): Promise<number> {
       ci_high: against?.high ?? NaN,
     };
   });
-  const dir = path.join(path.resolve(args.out ?? REPO_ROOT), 'results', 'isolation-overhead', runId(new Date()));
-  fs.mkdirSync(dir, { recursive: true });
+  const dir = createRunDir(path.resolve(args.out ?? REPO_ROOT), 'isolation-overhead', started);
   writeCsv(path.join(dir, 'data.csv'), samples, ['variant', 'start', 'round', 'ms']);
   writeCsv(path.join(dir, 'summary.csv'), summary);
   const environment = await captureEnvironment(process.argv.slice(1));
-  fs.writeFileSync(
-    path.join(dir, 'meta.json'),
-    `${JSON.stringify({ status: 'complete', options: { quick: args.quick }, rounds, warmup, gap_ms: args.gap, base, variants, starts: args.starts, summary, environment }, null, 2)}\n`,
-  );
+  writeMeta(dir, {
+    experiment: 'isolation-overhead',
+    status: 'complete',
+    started: started.toISOString(),
+    finished: new Date().toISOString(),
+    options: { quick: args.quick },
+    environment,
+    rounds,
+    warmup,
+    gap_ms: args.gap,
+    base,
+    variants,
+    starts: args.starts,
+    summary,
+  });
   const ms = (x: number) => x.toFixed(2);
   const order = (variant: string) => VARIANTS.findIndex((v) => v.name === variant);
   const ci = (s: (typeof summary)[number]) =>

@@ -13,9 +13,10 @@ import { enableBpfStats } from '../../native/index.js';
 import { parseConcurrency, parseTrace, REPO_ROOT, runIfMain } from '../flags.js';
 import { readCsv, writeCsv } from '../../harness/csv.js';
 import { captureEnvironment } from '../../harness/environment.js';
+import { createRunDir, writeMeta } from '../../harness/runDirs.js';
 import { UsageError } from '../../harness/errors.js';
 import { markdownTable } from '../../harness/markdown.js';
-import { runExperiment, runId } from '../../harness/runner.js';
+import { runExperiment } from '../../harness/runner.js';
 import { bootstrapMedianRatio } from '../../harness/stats.js';
 import type { ProbeCostRow } from '../../harness/traceSession.js';
 import { SPIN_SAMPLE_EVERY } from '../../harness/tracer.js';
@@ -39,6 +40,7 @@ function otherTracers(): string[] {
 const DISTORTION_RATIO = 0.85;
 
 async function main(): Promise<number> {
+  const started = new Date();
   const args = yargs(hideBin(process.argv))
     .scriptName('bench:trace-overhead')
     .parserConfiguration({ 'boolean-negation': false, 'camel-case-expansion': false })
@@ -163,8 +165,7 @@ async function main(): Promise<number> {
       probe_cpu_share: median(cost.map((x) => x.probe_cpu_ms / (x.seconds * 1000 * cpus))),
     };
   });
-  const dir = path.join(path.resolve(args.out ?? REPO_ROOT), 'results', 'trace-overhead', runId(new Date()));
-  fs.mkdirSync(dir, { recursive: true });
+  const dir = createRunDir(path.resolve(args.out ?? REPO_ROOT), 'trace-overhead', started);
   writeCsv(path.join(dir, 'data.csv'), rows);
   writeCsv(path.join(dir, 'probe-cost.csv'), costs);
   writeCsv(path.join(dir, 'summary.csv'), summary);
@@ -174,24 +175,20 @@ async function main(): Promise<number> {
   // past it cannot be told apart from run-to-run noise with this many passes.
   const distorted = summary.filter((s) => s.ratio_ci_high < DISTORTION_RATIO);
   const maxShare = Math.max(...summary.map((s) => s.probe_cpu_share));
-  fs.writeFileSync(
-    path.join(dir, 'meta.json'),
-    JSON.stringify(
-      {
-        status: 'complete',
-        trace: families,
-        args: { ...args, _: undefined, $0: undefined },
-        overhead: summary,
-        worst_ratio: worst.ratio,
-        distortion_threshold: DISTORTION_RATIO,
-        distorted_points: distorted.map((s) => `${s.config} c=${s.concurrency}`),
-        max_probe_cpu_share: maxShare,
-        environment,
-      },
-      null,
-      2,
-    ) + '\n',
-  );
+  writeMeta(dir, {
+    experiment: 'trace-overhead',
+    status: 'complete',
+    started: started.toISOString(),
+    finished: new Date().toISOString(),
+    options: { ...args, _: undefined, $0: undefined },
+    environment,
+    trace: families,
+    overhead: summary,
+    worst_ratio: worst.ratio,
+    distortion_threshold: DISTORTION_RATIO,
+    distorted_points: distorted.map((s) => `${s.config} c=${s.concurrency}`),
+    max_probe_cpu_share: maxShare,
+  });
   const fmt = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
   const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '–');
   process.stdout.write(

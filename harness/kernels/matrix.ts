@@ -4,13 +4,12 @@
 // machine. Then each kernel is compared with the first one given, study by study.
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../atomic-write.js';
 import { compareCommand } from '../compare.js';
 import { captureEnvironment } from '../environment.js';
 import { InterruptedError, UsageError } from '../errors.js';
 import { markdownTable } from '../markdown.js';
 import { orphansIn, ownedDir, reclaimLeftovers, removeOwnedDir, RUN_ROOT } from '../ownedDirs.js';
-import { runId } from '../runner.js';
+import { createRunDir, RESULTS_DIR, writeMeta } from '../runDirs.js';
 import { BUSYBOX, builtIn, prepareKernels, type Kernel } from './kernelSource.js';
 import { BOOT_CONFIG, BOOT_MODULES, buildInitramfs, moduleClosure } from './initramfs.js';
 import { guestEnv, KERNEL_APPEND } from './guestEnv.js';
@@ -95,8 +94,7 @@ async function runMatrix(
   note: (s: string) => void,
 ): Promise<number> {
   const started = new Date();
-  const stampDir = uniqueDir(path.join(plan.out, 'results', 'kernels', runId(started)));
-  fs.mkdirSync(stampDir, { recursive: true });
+  const stampDir = createRunDir(plan.out, 'kernels', started);
   const outcomes: KernelOutcome[] = kernels.map((k, i) => {
     const label = `${i + 1}-${k.name.replace(/[^A-Za-z0-9.+_-]/g, '_')}`;
     return {
@@ -131,8 +129,7 @@ async function runMatrix(
     comparisons: [] as Record<string, unknown>[],
     environment: await captureEnvironment([...process.argv.slice(1)]),
   };
-  const writeMeta = () => writeFileAtomic(path.join(stampDir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
-  writeMeta();
+  writeMeta(stampDir, meta);
   const memory: AccelMemory = {};
   let exitCode = 0;
   try {
@@ -183,7 +180,7 @@ async function runMatrix(
       note(
         `kernels: ${k.name}: ${o.status}${o.reason ? ` (${o.reason})` : ''} in ${o.seconds} s${o.emulated ? ', emulated (TCG)' : ''}`,
       );
-      writeMeta();
+      writeMeta(stampDir, meta);
     }
     if (signal.aborted) throw signal.reason;
     if (outcomes.some((o) => o.status !== 'complete')) exitCode = 1;
@@ -199,18 +196,12 @@ async function runMatrix(
     throw e;
   } finally {
     meta.finished = new Date().toISOString();
-    writeMeta();
+    writeMeta(stampDir, meta);
   }
   process.stdout.write(
     `\n${summaryTable(outcomes, plan)}\n\nkernels run: ${path.relative(process.cwd(), stampDir) || '.'}\n`,
   );
   return exitCode;
-}
-
-function uniqueDir(base: string): string {
-  let dir = base;
-  for (let i = 2; fs.existsSync(dir); i++) dir = `${base}-${i}`;
-  return dir;
 }
 
 async function runInGuest(
@@ -230,7 +221,7 @@ async function runInGuest(
   // Writable for the guest: results/ and figures/ of the output directory, nothing else. (Sharing
   // the output directory itself would, with the default --out, put the whole checkout behind an
   // uncached writable share: each study's Node then takes twice as long to load the harness.)
-  const writable = ['results', 'figures'].map((d, i) => ({ tag: `sbout${i}`, path: path.join(plan.out, d) }));
+  const writable = [RESULTS_DIR, 'figures'].map((d, i) => ({ tag: `sbout${i}`, path: path.join(plan.out, d) }));
   for (const w of writable) fs.mkdirSync(w.path, { recursive: true });
   const env = guestEnv({
     repo: repoRoot,

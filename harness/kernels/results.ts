@@ -1,34 +1,17 @@
 // Where each kernel's runs landed, what the guest reported, and what the host adds to them.
 import fs from 'node:fs';
-import path from 'node:path';
-import { writeFileAtomic } from '../atomic-write.js';
+import { readMeta, type RunVm, writeMeta } from '../runDirs.js';
 
 /** The status of a study's run as its meta.json says (complete, failed, interrupted, running), or undefined. */
 export function runStatus(runDir: string): string | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(runDir, 'meta.json'), 'utf8')).status;
-  } catch {
-    return undefined;
-  }
-}
-
-export interface VmFacts {
-  /** The release as the guest saw it (uname -r). */
-  kernel: string;
-  /** Where the kernel came from: the --kernel argument, and the Debian package and version. */
-  source: string;
-  package: string | null;
-  version: string | null;
-  accel: 'kvm' | 'tcg';
-  emulated: boolean;
+  return readMeta(runDir)?.status;
 }
 
 /** Adds the vm object to a run's meta.json: who booted the kernel the run measured, and how. */
-export function stampVm(runDir: string, vm: VmFacts): void {
-  const file = path.join(runDir, 'meta.json');
-  const meta = JSON.parse(fs.readFileSync(file, 'utf8'));
-  meta.vm = vm;
-  writeFileAtomic(file, `${JSON.stringify(meta, null, 2)}\n`);
+export function stampVm(runDir: string, vm: RunVm): void {
+  const meta = readMeta(runDir);
+  if (!meta) throw new Error(`${runDir}: no readable meta.json to record the guest in`);
+  writeMeta(runDir, { ...meta, vm });
 }
 
 /** The exit status of each study the guest (or the host) ran: "study rc" lines of the status file. */

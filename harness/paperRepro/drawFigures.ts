@@ -1,11 +1,10 @@
 // Draws each study's figure from exactly the run its caption cites, so the picture and the
 // numbers beside it can never come from two different runs.
-import fs from 'node:fs';
 import path from 'node:path';
 import { readCsv } from '../csv.js';
 import { renderFigure } from '../figures.js';
 import { lockFigure } from '../lockFigure.js';
-import { latestTracedRun } from '../redraw.js';
+import { latestTraced, listRuns } from '../runDirs.js';
 import type { Experiment, Row } from '../types.js';
 import type { StudyOutcome } from './regenerate.js';
 import { loadRunData, type RunData } from './runData.js';
@@ -16,14 +15,10 @@ export interface DrawnFigure {
 }
 
 function hasFullRun(out: string, study: string): boolean {
-  const dir = path.join(out, 'results', study);
-  return (
-    fs.existsSync(dir) &&
-    fs.readdirSync(dir).some((id) => {
-      const run = loadRunData(out, path.join(dir, id));
-      return run !== undefined && !run.quick;
-    })
-  );
+  return listRuns(out, study).some((dir) => {
+    const run = loadRunData(out, dir);
+    return run !== undefined && !run.quick;
+  });
 }
 
 /**
@@ -44,7 +39,7 @@ export async function drawFigures(
       const { svgPath } = await renderFigure(exp.figure(run.data() as Row[]), root, exp.name);
       drawn.set(exp.name, { svgPath, run });
     }
-    const tracedDir = latestTracedRun(out, exp.name);
+    const tracedDir = latestTraced(out, exp.name);
     const traced = tracedDir ? loadRunData(out, tracedDir) : undefined;
     if (traced) {
       const rows = readCsv(path.join(out, traced.rel, 'locks.csv')) as unknown as Parameters<typeof lockFigure>[1];

@@ -3,6 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { readCsv } from '../csv.js';
+import type { Environment } from '../environment.js';
+import { listRuns, readMeta } from '../runDirs.js';
 
 export type Cells = Record<string, string | number>;
 
@@ -27,28 +29,13 @@ export interface RunData {
   data: () => Cells[];
 }
 
-interface Meta {
-  status?: string;
-  options?: { quick?: boolean };
-  sweep?: { trace?: string[] };
-  environment?: { hostname?: string; kernel?: { release?: string }; cpu?: { model?: string | null; count?: number } };
-  vm?: { emulated?: boolean; accel?: string };
-}
-
-function readMeta(dir: string): Meta | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as Meta;
-  } catch {
-    return undefined;
-  }
-}
-
 /** A complete run with a summary.csv, or undefined. */
 export function loadRunData(out: string, dir: string): RunData | undefined {
   const meta = readMeta(dir);
   const summaryPath = path.join(dir, 'summary.csv');
   if (meta?.status !== 'complete' || !fs.existsSync(summaryPath)) return undefined;
-  const env = meta.environment ?? {};
+  // Runs made before a field was recorded lack it: every fact of the environment may be missing.
+  const env: Partial<Environment> = meta.environment ?? {};
   const cpu = env.cpu?.model ? `${env.cpu.model} ×${env.cpu.count ?? '?'}` : 'unknown CPU';
   return {
     rel: path.relative(out, dir),
@@ -70,14 +57,9 @@ export function loadRunData(out: string, dir: string): RunData | undefined {
  * before a traced one, whose probes cost it throughput; never one from an emulated guest.
  */
 export function referenceRun(out: string, study: string): RunData | undefined {
-  const dir = path.join(out, 'results', study);
-  if (!fs.existsSync(dir)) return undefined;
-  const runs = fs
-    .readdirSync(dir)
-    .filter((r) => /^\d{8}-\d{6}/.test(r))
-    .sort()
-    .reverse()
-    .map((r) => loadRunData(out, path.join(dir, r)))
+  const runs = listRuns(out, study)
+    .filter((dir) => /^\d{8}-\d{6}/.test(path.basename(dir)))
+    .map((dir) => loadRunData(out, dir))
     .filter((r): r is RunData => r !== undefined);
   // A run in a software-emulated guest (npm run kernels) speaks for its kernel, not for this machine.
   const here = runs.filter((r) => !r.emulated);
