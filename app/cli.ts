@@ -7,10 +7,10 @@ import { hideBin } from 'yargs/helpers';
 import { EXPERIMENTS } from '../experiments/index.js';
 import { isUserError, UsageError } from '../harness/errors.js';
 import { compareCommand } from '../harness/compare.js';
-import { kernelsCommand, kernelsOptions } from '../harness/kernels/matrix.js';
+import { kernelsCommand, kernelsOptions, kernelStudies } from '../harness/kernels/matrix.js';
 import { redrawFigures } from '../harness/redraw.js';
-import { parseStudies, regenerate, repro, REPRO_STUDIES } from './repro.js';
-import { CLAIM_STUDIES } from '../harness/paperRepro/claims.js';
+import { PAPER_SOURCES, parseStudies, regenerate, repro, REPRO_STUDIES } from './repro.js';
+import { claimsOf, claimStudies } from '../harness/paperRepro/claims.js';
 import { referenceRun } from '../harness/paperRepro/runData.js';
 import { readCsv } from '../harness/csv.js';
 import { RESULTS_DIR, resultsDir } from '../harness/runDirs.js';
@@ -222,7 +222,7 @@ export async function main(argv: string[]): Promise<number> {
           if (!fs.existsSync(path.join(out, RESULTS_DIR)))
             throw new UsageError(`--out: ${out} has no results/ directory to read runs from`);
           const outcomes = new Map(
-            CLAIM_STUDIES.map((s) => {
+            claimStudies(claimsOf(PAPER_SOURCES)).map((s) => {
               const run = referenceRun(out, s);
               return [s, run ? { run } : { skipped: `no complete run in ${resultsDir(out, s)}` }] as const;
             }),
@@ -234,8 +234,8 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       'kernels',
       'run the kernel studies on other kernel versions, each booted in qemu (or on this machine: host), and compare them with the first',
-      (y) => kernelsOptions(y, REPO_ROOT),
-      (args) => action(() => kernelsCommand(args, REPO_ROOT))(),
+      (y) => kernelsOptions(y, REPO_ROOT, kernelStudies(EXPERIMENTS)),
+      (args) => action(() => kernelsCommand(args, REPO_ROOT, kernelStudies(EXPERIMENTS)))(),
     )
     .demandCommand(1, 'name a command: run, list, figures, compare, repro or paper-repro')
     .strict()

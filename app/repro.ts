@@ -8,7 +8,8 @@ import { EXPERIMENTS } from '../experiments/index.js';
 import { PrivilegeError, UsageError } from '../harness/errors.js';
 import { writeFiguresPage } from '../harness/figuresPage.js';
 import { markdownTable } from '../harness/markdown.js';
-import { CLAIM_STUDIES } from '../harness/paperRepro/claims.js';
+import { claimsOf, claimStudies, type PaperSource } from '../harness/paperRepro/claims.js';
+import { ENGINE_OVERHEAD } from './bench/engine.js';
 import { drawFigures } from '../harness/paperRepro/drawFigures.js';
 import { figureCaptions } from '../harness/paperRepro/figureCaptions.js';
 import { regeneratePaperRepro, type StudyOutcome } from '../harness/paperRepro/regenerate.js';
@@ -40,11 +41,12 @@ type StepResult =
   | { status: 'skipped' | 'failed'; reason: string; seconds: number }
   | { status: 'interrupted'; seconds: number };
 
-const ENGINE_BENCH = 'engine-overhead';
+const ENGINE_BENCH = ENGINE_OVERHEAD.name;
 /** What each protection of a sandbox costs: paper-repro's Isolation section. */
 const ISOLATION_BENCH = 'isolation-overhead';
-/** The studies whose lock figures the paper's questions call for. */
-const TRACED = new Set(['netns', 'mntns', 'storage', 'cgroups', 'sock-vs-docker']);
+/** Whoever fills a row of paper-repro.md's claims table or has a figure on the page, in page order. */
+export const PAPER_SOURCES: PaperSource[] = [...EXPERIMENTS, ENGINE_OVERHEAD];
+const CLAIMS = claimsOf(PAPER_SOURCES);
 
 export const REPRO_STUDIES = [...EXPERIMENTS.map((e) => e.name), ENGINE_BENCH, ISOLATION_BENCH];
 
@@ -86,8 +88,8 @@ function steps(o: ReproOptions): Step[] {
     });
   if (o.trace) {
     // Traced sweeps are always --quick: their job is the lock figure, and tracing costs throughput.
-    for (const e of EXPERIMENTS.filter((x) => TRACED.has(x.name) && wanted(x.name))) {
-      const families = e.name === 'netns' ? 'locks,syscalls' : 'locks';
+    for (const e of EXPERIMENTS.filter((x) => x.reproTrace && wanted(x.name))) {
+      const families = e.reproTrace!.join(',');
       list.push({
         label: `${e.name} --quick --trace ${families}`,
         study: e.name,
@@ -242,7 +244,7 @@ function outcomesOf(o: ReproOptions, results: { step: Step; result: StepResult }
     else if (result.status !== 'interrupted')
       outcomes.set(step.study, { skipped: `${result.status}: ${result.reason}` });
   }
-  for (const study of CLAIM_STUDIES) {
+  for (const study of claimStudies(CLAIMS)) {
     if (outcomes.has(study)) continue;
     const run = referenceRun(o.out, study);
     if (run) outcomes.set(study, { run });
@@ -258,12 +260,12 @@ export async function regenerate(
   const file = path.join(o.out, 'paper-repro.md');
   fs.mkdirSync(o.out, { recursive: true });
   if (!fs.existsSync(file)) fs.copyFileSync(path.join(o.repoRoot, 'paper-repro.md'), file);
-  regeneratePaperRepro(file, outcomes, o.out);
+  regeneratePaperRepro(CLAIMS, file, outcomes, o.out);
   const figuresDir = path.join(o.out, 'figures');
   fs.mkdirSync(figuresDir, { recursive: true });
   const page = writeFiguresPage(
     figuresDir,
-    figureCaptions(figuresDir, outcomes, await drawFigures(EXPERIMENTS, o.out, outcomes)),
+    figureCaptions(PAPER_SOURCES, figuresDir, outcomes, await drawFigures(EXPERIMENTS, o.out, outcomes)),
     {
       title: "sockbench: the SOCK paper's figures, reproduced",
       generatedFrom:

@@ -1,4 +1,5 @@
-// The registry: every study the CLI can run, by name.
+// The registry: every study the CLI can run, by name. A study is one folder (its measurement,
+// figure and paper facts) plus one line here; the order is the order `list` prints and repro runs.
 import type { Experiment } from '../harness/types.js';
 import { cgroups } from './cgroups/index.js';
 import { imports } from './imports/index.js';
@@ -23,7 +24,3 @@ export const EXPERIMENTS: Experiment[] = [
   resize,
   scale,
 ];
-
-export function findExperiment(name: string): Experiment | undefined {
-  return EXPERIMENTS.find((e) => e.name === name);
-}

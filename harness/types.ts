@@ -1,6 +1,8 @@
 // The contract between the runner and the experiments it drives.
 import type { Argv } from 'yargs';
+import type { RunData } from './paperRepro/runData.js';
 import type { Progress } from './progress.js';
+import type { TraceFamily } from './tracer.js';
 
 /** One measured repetition of one point of a sweep, as an experiment reports it. */
 export interface Measurement {
@@ -60,10 +62,31 @@ export interface RunContext {
   notes: Record<string, unknown>;
 }
 
+/** One sentence of paper-repro.md's claims table: fixed words around numbers read from a run. */
+export interface PaperClaim {
+  /** The row of the claims table it fills; two claims for one row are joined with "; ". */
+  row: number;
+  /** Throws MissingData (paperRepro/runData.ts) when the run lacks what it needs. */
+  ours(run: RunData): string;
+}
+
+/** What a study (or a bench) puts beside the paper: its figure's caption and its claims. */
+export interface PaperFacts {
+  /** The figures page's caption: the figure's title, what the paper found, and what it blamed in the kernel. */
+  figure?: { title: string; paper: string; locks?: string };
+  claims: PaperClaim[];
+}
+
 export interface Experiment {
   name: string;
   /** One line for `--help` and the registry listing. */
   summary: string;
+  /** Its figure's caption and its rows of paper-repro.md's claims table. */
+  paper: PaperFacts;
+  /** `npm run repro` also runs a --quick sweep traced with these probe families, for its lock figure. */
+  reproTrace?: TraceFamily[];
+  /** `npm run kernels` can run it in a guest; 'default' ones run when --studies is not given. */
+  kernelMatrix?: 'default' | 'on request';
   defaults: SweepDefaults;
   /** The small sweep `--quick` runs: it must finish in well under a minute. */
   quick: SweepDefaults;

@@ -7,9 +7,14 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeCsv } from '../harness/csv.js';
+import { claimsOf } from '../harness/paperRepro/claims.js';
+import { PAPER_SOURCES } from '../app/repro.js';
 import { claimCells, rewriteClaimsTable } from '../harness/paperRepro/regenerate.js';
 import { loadRunData, referenceRun } from '../harness/paperRepro/runData.js';
 import { CLI, cli, scratchDir } from './helpers.js';
+
+// Every row's claims, as repro fills them: a study without a run says so in its rows.
+const CLAIMS = claimsOf(PAPER_SOURCES);
 
 const REPO = path.resolve(path.dirname(CLI), '../..');
 
@@ -56,7 +61,7 @@ test('netns rows read peaks, the highest concurrency and their ratio from the ru
   const out = scratchDir();
   try {
     const run = loadRunData(out, netnsRun(out, '20260101-000000', RATES))!;
-    const cells = claimCells(new Map([['netns', { run }]]));
+    const cells = claimCells(CLAIMS, new Map([['netns', { run }]]));
     const src = '[run 20260101-000000](results/netns/20260101-000000/) (box: Test CPU ×4, Linux 6.1.0-test)';
     // The five-namespace rate with teardown is half the creation rate in this run.
     assert.is(cells.get(1), `**500/s** peak (c=8), 400/s at c=64, with teardown waited; ${src}`);
@@ -79,7 +84,7 @@ test('the reference run is the newest full untraced one; a quick run says so bes
     const quick = referenceRun(out, 'netns')!;
     assert.is(quick.id, '20260102-000000', 'an untraced quick run before a traced one');
     assert.match(
-      claimCells(new Map([['netns', { run: quick }]])).get(1)!,
+      claimCells(CLAIMS, new Map([['netns', { run: quick }]])).get(1)!,
       '(box: Test CPU ×4, Linux 6.1.0-test, `--quick` sweep)',
     );
   } finally {
@@ -92,7 +97,7 @@ test('a run without the config a row needs says so in that row instead of a numb
   try {
     const run = loadRunData(out, netnsRun(out, '20260101-000000', { net: { 1: 100 } }))!;
     assert.match(
-      claimCells(new Map([['netns', { run }]])).get(3)!,
+      claimCells(CLAIMS, new Map([['netns', { run }]])).get(3)!,
       /^not measured by \[run 20260101-000000\].*: no config ipc\+mnt\+pid\+uts/,
     );
   } finally {

@@ -19,6 +19,9 @@ import { REPO_ROOT, runIfMain } from '../flags.js';
 import { writeCsv } from '../../harness/csv.js';
 import { captureEnvironment } from '../../harness/environment.js';
 import { createRunDir, writeMeta } from '../../harness/runDirs.js';
+import type { PaperSource } from '../../harness/paperRepro/claims.js';
+import { sig } from '../../harness/paperRepro/format.js';
+import { MissingData, type RunData } from '../../harness/paperRepro/runData.js';
 import { InterruptedError } from '../../harness/errors.js';
 import { interruptions, noopRegistry, roundOptions, roundsOf, shuffled } from '../../harness/interleavedBench.js';
 import { markdownTable } from '../../harness/markdown.js';
@@ -52,6 +55,24 @@ async function bareStart(base: string, cgroupProcs: string[] = []): Promise<numb
   if (status.exitCode !== 0) throw new Error(`chroot ${base} python3 -c pass failed (${JSON.stringify(status)})`);
   return performance.now() - t0;
 }
+
+/** Row 16 of paper-repro.md's claims table: what the worker adds to a bare start. */
+function engineOverhead(run: RunData): string {
+  const mode = (m: string) => {
+    const row = run.summary.find((r) => r.mode === m);
+    if (!row) throw new MissingData(`no ${m} mode in ${run.rel}`);
+    return row;
+  };
+  const http = mode('http');
+  const bare = mode('bare');
+  return `no-op handler through the worker, fresh sandbox, caches off: **${sig(Number(http.median_ms))} ms** median against **${sig(Number(bare.median_ms))} ms** for bare \`chroot <base> python3 -c pass\` (${Number(http.ratio_to_bare).toFixed(2)}x [${Number(http.ratio_ci_low).toFixed(2)}, ${Number(http.ratio_ci_high).toFixed(2)}]); of the ${sig(Number(mode('sandbox').overhead_ms))} ms a sandbox adds, **${sig(Number(mode('cgroup').overhead_ms))} ms** is the cgroup join`;
+}
+
+/** What this bench puts beside the paper (its runs land in results/engine-overhead). */
+export const ENGINE_OVERHEAD: PaperSource = {
+  name: 'engine-overhead',
+  paper: { claims: [{ row: 16, ours: engineOverhead }] },
+};
 
 async function main(): Promise<number> {
   const started = new Date();

@@ -16,6 +16,7 @@ import { bounds, churn, runToCompletion } from '../nativeRun.js';
 import { cgroupsFigure } from './figure.js';
 import { createScript, moveScript, reuseScript, targetDirs } from './hierarchies.js';
 import { findHierarchies, makeParents, removeCgroupTree, type Hierarchy } from '../../engine/cgroupHierarchy.js';
+import { paper } from './paper.js';
 
 export const CGROUP_CONFIGS = ['create', 'reuse', 'move', 'clone-move', 'clone-into'];
 const KIND = 'sockbench-cgroups';
@@ -85,6 +86,9 @@ async function measureClone(h: Hierarchy, parent: string, point: Point, ctx: Run
 export const cgroups: Experiment = {
   name: 'cgroups',
   summary: 'a ready cgroup per second: create a fresh one vs reuse one from a pool, cgroup v1 and v2',
+  paper,
+  reproTrace: ['locks'],
+  kernelMatrix: 'default',
   defaults: { concurrency: [1, 2, 4, 8, 16], duration: 2, repeat: 3, warmup: 0.3 },
   quick: { concurrency: [1, 4], duration: 0.5, repeat: 2, warmup: 0.1 },
 

@@ -17,6 +17,7 @@ import { PrivilegeError, UsageError } from '../../harness/errors.js';
 import { ownedTmpfs, reclaimLeftovers, removeOwnedDir } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
 import { importsFigure } from './figure.js';
+import { paper } from './paper.js';
 
 const run = promisify(execFile);
 
@@ -192,6 +193,7 @@ async function measurePackage(
 export const imports: Experiment = {
   name: 'imports',
   summary: 'download, install and import cost of the most imported Python packages (Debian packages)',
+  paper,
   defaults: { concurrency: [1], duration: 1, repeat: 3, warmup: 0 },
   quick: { concurrency: [1], duration: 1, repeat: 1, warmup: 0 },
 

@@ -8,12 +8,15 @@ import type { Experiment, Measurement, Point, RunContext, Row } from '../../harn
 import { churn } from '../nativeRun.js';
 import { namespacesOf, normalizeSet, requireNamespaces } from '../namespaceSets.js';
 import { ipcutsFigure } from './figure.js';
+import { paper } from './paper.js';
 
 export const IPCUTS_SETS = ['none', 'ipc', 'uts', 'pid', 'ipc+pid+uts'];
 
 export const ipcuts: Experiment = {
   name: 'ipcuts',
   summary: 'create+destroy rate of IPC, UTS and PID namespaces against concurrency',
+  paper,
+  kernelMatrix: 'on request',
   defaults: { concurrency: [1, 2, 4, 8, 16, 32, 64], duration: 2, repeat: 3, warmup: 0.5 },
   quick: { concurrency: [1, 4, 16], duration: 0.5, repeat: 2, warmup: 0.1 },
 

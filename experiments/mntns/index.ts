@@ -11,6 +11,7 @@ import { parseConfigList } from '../configList.js';
 import { churn } from '../nativeRun.js';
 import { mntnsFigure } from './figure.js';
 import { HostMounts } from './hostMounts.js';
+import { paper } from './paper.js';
 
 export const MNTNS_CONFIGS = ['mntns', 'chroot'];
 const DEFAULT_HOST_MOUNTS = [0, 100, 1000, 5000, 10000];
@@ -34,6 +35,9 @@ function parseHostMounts(text: string): number[] {
 export const mntns: Experiment = {
   name: 'mntns',
   summary: 'new mount namespaces (and chroot) per second as host mounts grow (paper Figure 2)',
+  paper,
+  reproTrace: ['locks'],
+  kernelMatrix: 'default',
   defaults: { concurrency: [1, 2, 4, 8], duration: 2, repeat: 3, warmup: 0.3 },
   quick: { concurrency: [1, 4], duration: 0.5, repeat: 2, warmup: 0.1 },
 

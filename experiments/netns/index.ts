@@ -8,6 +8,7 @@ import { NetnsTeardownProbe, sentinelOnlySeconds } from './teardown.js';
 import { netnsFigure } from './figure.js';
 import { churn } from '../nativeRun.js';
 import { namespacesOf, normalizeSet, requireNamespaces } from '../namespaceSets.js';
+import { paper } from './paper.js';
 
 export const DEFAULT_SETS = ['none', 'ipc+mnt+pid+uts', 'ipc+mnt+net+pid+uts', 'net'];
 
@@ -16,6 +17,9 @@ let teardown: NetnsTeardownProbe | undefined;
 export const netns: Experiment = {
   name: 'netns',
   summary: 'create+destroy rate of namespace sets against concurrency (paper Figure 1)',
+  paper,
+  reproTrace: ['locks', 'syscalls'],
+  kernelMatrix: 'default',
   defaults: { concurrency: [1, 2, 4, 8, 16, 32, 64], duration: 2, repeat: 3, warmup: 0.5 },
   quick: { concurrency: [1, 4, 16], duration: 0.5, repeat: 2, warmup: 0.1 },
 

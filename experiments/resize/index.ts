@@ -28,6 +28,7 @@ import {
   writeLambda,
 } from '../studyWorker.js';
 import { resizeFigure } from './figure.js';
+import { paper } from './paper.js';
 
 const KIND = 'resize';
 export const CONFIGS = ['cold', 'cold+', 'warm'];
@@ -82,6 +83,7 @@ export const resize: Experiment = {
   name: KIND,
   summary:
     'image resizing with Pillow: platform and compute time, cold, cold+ (a zygote has Pillow) and warm (handler cache)',
+  paper,
   defaults: { concurrency: [1], duration: 8, repeat: 3, warmup: 0 },
   quick: { concurrency: [1], duration: 3, repeat: 1, warmup: 0 },
 

@@ -22,6 +22,7 @@ import {
   writeLambda,
 } from '../studyWorker.js';
 import { scaleFigure } from './figure.js';
+import { paper } from './paper.js';
 
 const KIND = 'scale';
 /** The pool, most popular first (the rank sets a package's Zipf weight). All are Debian python3-* packages. */
@@ -101,6 +102,7 @@ export const scale: Experiment = {
   name: KIND,
   summary:
     'hundreds of lambdas with Zipf-popular packages: latency and memory against the number of lambdas and the import cache budget',
+  paper,
   defaults: { concurrency: [1], duration: 30, repeat: 1, warmup: 0 },
   quick: { concurrency: [1], duration: 10, repeat: 1, warmup: 0 },
 

@@ -19,6 +19,7 @@ import { orphansIn, ownedDir, removeOwnedDir, RUN_ROOT } from '../../harness/own
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
 import { parseConfigList } from '../configList.js';
 import { sockVsDockerFigure } from './figure.js';
+import { paper } from './paper.js';
 
 export const BACKENDS = ['sock', 'docker', 'docker-netnone'];
 const KIND = 'sock-vs-docker';
@@ -99,6 +100,8 @@ export const sockVsDocker: Experiment = {
   name: KIND,
   summary:
     'no-op lambdas through the worker, a new sandbox per request: SOCK against Docker (requests/s, mean and p99 latency)',
+  paper,
+  reproTrace: ['locks'],
   defaults: { concurrency: [1, 2, 5, 10, 20], duration: 10, repeat: 3, warmup: 2 },
   quick: { concurrency: [1, 5, 10], duration: 3, repeat: 1, warmup: 1 },
 

@@ -18,6 +18,7 @@ import type { Experiment, Measurement, Point, RunContext, Row } from '../../harn
 import { parseConfigList } from '../configList.js';
 import { bounds, runToCompletion } from '../nativeRun.js';
 import { storageFigure } from './figure.js';
+import { paper } from './paper.js';
 
 export const STORAGE_CONFIGS = ['bind', 'sock-root', 'overlay', 'fuse-overlay', 'chroot'];
 const DEFAULT_CONFIGS = STORAGE_CONFIGS;
@@ -134,6 +135,9 @@ export function storageScript(
 export const storage: Experiment = {
   name: 'storage',
   summary: 'provisioning a container root: bind, SOCK stitched root, overlayfs, chroot; setup and teardown',
+  paper,
+  reproTrace: ['locks'],
+  kernelMatrix: 'on request',
   defaults: { concurrency: [1, 2, 4, 8, 16], duration: 2, repeat: 3, warmup: 0.3 },
   quick: { concurrency: [1, 4], duration: 0.5, repeat: 2, warmup: 0.1 },
 

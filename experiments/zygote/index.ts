@@ -25,6 +25,7 @@ import {
   writeLambda,
 } from '../studyWorker.js';
 import { zygoteFigure } from './figure.js';
+import { paper } from './paper.js';
 
 const KIND = 'zygote';
 export const CONFIGS = ['lean', 'root-zygote', 'zygote'];
@@ -80,6 +81,7 @@ export const zygote: Experiment = {
   name: KIND,
   summary:
     'start latency of handlers importing packages: lean container, forked from the root zygote, forked from a zygote that imported them',
+  paper,
   defaults: { concurrency: [1], duration: 5, repeat: 3, warmup: 1 },
   quick: { concurrency: [1], duration: 2, repeat: 1, warmup: 0 },
 

@@ -17,13 +17,17 @@ import { boot, guestCpus, stopOrphanQemu, type AccelMemory, type BootResult } fr
 import { newRuns, snapshotRuns } from '../runDirs.js';
 import { readStatus, readText, runStatus, stampVm, type KernelOutcome, type StudyOutcome } from './results.js';
 import { runOnHost } from './hostRun.js';
-import { parsePlan, preflight, type KernelsPlan } from './plan.js';
+import { parsePlan, preflight, type KernelsPlan, type KernelStudies } from './plan.js';
 
-export { kernelsOptions } from './plan.js';
+export { kernelsOptions, kernelStudies } from './plan.js';
 
 /** The command: returns the exit status (0 all well, 1 a kernel or study failed or a comparison regressed). */
-export async function kernelsCommand(args: Record<string, unknown>, repoRoot: string): Promise<number> {
-  const plan = parsePlan(args, repoRoot);
+export async function kernelsCommand(
+  args: Record<string, unknown>,
+  repoRoot: string,
+  studies: KernelStudies,
+): Promise<number> {
+  const plan = parsePlan(args, repoRoot, studies);
   await preflight(plan, repoRoot);
   const note = (s: string) => process.stderr.write(`${s}\n`);
 

@@ -7,13 +7,25 @@ import { PrivilegeError, UsageError } from '../errors.js';
 import { BUSYBOX, parseKernelArg, type KernelSpec } from './kernelSource.js';
 import { isStaticElf } from './initramfs.js';
 import { QEMU } from './qemu.js';
+import type { Experiment } from '../types.js';
 
-export const KERNEL_STUDIES = ['netns', 'mntns', 'storage', 'cgroups', 'ipcuts'];
-export const DEFAULT_STUDIES = ['netns', 'mntns', 'cgroups'];
+/** The studies a guest can run (each study says so itself: Experiment.kernelMatrix), and those run by default. */
+export interface KernelStudies {
+  all: string[];
+  byDefault: string[];
+}
+
+export function kernelStudies(experiments: readonly Experiment[]): KernelStudies {
+  const all = experiments.filter((e) => e.kernelMatrix !== undefined);
+  return {
+    all: all.map((e) => e.name),
+    byDefault: all.filter((e) => e.kernelMatrix === 'default').map((e) => e.name),
+  };
+}
 const DEFAULT_TIMEOUT_S = 1200;
 const DEFAULT_MEMORY_MB = 2048;
 
-export function kernelsOptions(y: Argv, repoRoot: string): Argv {
+export function kernelsOptions(y: Argv, repoRoot: string, studies: KernelStudies): Argv {
   return y
     .usage(
       "$0 kernels --kernel K [--kernel K ...] [options]\n\nRuns the kernel studies (with --quick) on each kernel, booted in qemu with this machine's root file system shared read-only and <out>/results and <out>/figures writable, then compares each kernel with the first one given. Each study run lands in <out>/results/<study>/<run-id>/ (its meta.json gets a vm object: kernel, accel, emulated); the kernels run itself, with console logs and comparisons, in <out>/results/kernels/<stamp>/. Exit status: 0 all well; 1 a kernel or study failed, or a comparison regressed beyond --fail-on-regression; 2 bad input; 3 missing root, qemu or kernel package; 130 interrupted.",
@@ -26,7 +38,7 @@ export function kernelsOptions(y: Argv, repoRoot: string): Argv {
     })
     .option('studies', {
       type: 'string',
-      describe: `comma-separated studies, of ${KERNEL_STUDIES.join(', ')} [default: ${DEFAULT_STUDIES.join(',')}]`,
+      describe: `comma-separated studies, of ${studies.all.join(', ')} [default: ${studies.byDefault.join(',')}]`,
     })
     .option('accel', {
       type: 'string',
@@ -101,7 +113,7 @@ function numberFlag(flag: string, value: unknown, min: number, integer = false):
 }
 
 /** Checks every flag (UsageError naming the first wrong one) before anything is fetched or booted. */
-export function parsePlan(args: Record<string, unknown>, repoRoot: string): KernelsPlan {
+export function parsePlan(args: Record<string, unknown>, repoRoot: string, known: KernelStudies): KernelsPlan {
   const given = ([] as unknown[]).concat(args.kernel ?? []).map(String);
   if (given.length === 0)
     throw new UsageError(
@@ -109,16 +121,16 @@ export function parsePlan(args: Record<string, unknown>, repoRoot: string): Kern
     );
   const studies =
     args.studies === undefined
-      ? DEFAULT_STUDIES
+      ? known.byDefault
       : String(args.studies)
           .split(',')
           .map((s) => s.trim());
   if (studies.length === 0 || studies.some((s) => s === ''))
     throw new UsageError(`--studies: '${String(args.studies)}' is not a comma-separated list`);
   for (const s of studies) {
-    if (!KERNEL_STUDIES.includes(s))
+    if (!known.all.includes(s))
       throw new UsageError(
-        `--studies: unknown or unsupported study '${s}' (these run in a guest: ${KERNEL_STUDIES.join(', ')})`,
+        `--studies: unknown or unsupported study '${s}' (these run in a guest: ${known.all.join(', ')})`,
       );
   }
   const accel = String(args.accel ?? 'auto');

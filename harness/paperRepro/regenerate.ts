@@ -1,11 +1,11 @@
 // Rewrites the "ours" column of paper-repro.md's claims table from runs: each cell's numbers
-// from CLAIMS, with the run, machine and kernel they came from beside them. Everything else in
+// from the studies' claims, with the run, machine and kernel they came from beside them. Everything else in
 // the file (the paper's numbers, the status, the discussion) is left as written.
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../atomic-write.js';
-import { CLAIMS, MissingData } from './claims.js';
-import type { RunData } from './runData.js';
+import type { StudyClaim } from './claims.js';
+import { MissingData, type RunData } from './runData.js';
 
 /** What a study left for the claims: a run, or why there is none. */
 export type StudyOutcome = { run: RunData } | { skipped: string };
@@ -23,9 +23,13 @@ export function sourceOf(run: RunData, from: string): string {
  * The text of each generated cell, by table row. `from` is the directory of the markdown file,
  * relative to the directory holding results/, for the links.
  */
-export function claimCells(outcomes: Map<string, StudyOutcome>, from = '.'): Map<number, string> {
+export function claimCells(
+  claims: readonly StudyClaim[],
+  outcomes: Map<string, StudyOutcome>,
+  from = '.',
+): Map<number, string> {
   const parts = new Map<number, string[]>();
-  for (const claim of CLAIMS) {
+  for (const claim of claims) {
     const outcome = outcomes.get(claim.study) ?? { skipped: 'no complete run' };
     let text: string;
     if ('skipped' in outcome) {
@@ -73,11 +77,12 @@ export function rewriteClaimsTable(markdown: string, cells: Map<number, string>)
 
 /** Rewrites the file in place; returns the cells written. */
 export function regeneratePaperRepro(
+  claims: readonly StudyClaim[],
   file: string,
   outcomes: Map<string, StudyOutcome>,
   resultsRoot: string,
 ): Map<number, string> {
-  const cells = claimCells(outcomes, path.relative(resultsRoot, path.dirname(file)) || '.');
+  const cells = claimCells(claims, outcomes, path.relative(resultsRoot, path.dirname(file)) || '.');
   writeFileAtomic(file, rewriteClaimsTable(fs.readFileSync(file, 'utf8'), cells));
   return cells;
 }

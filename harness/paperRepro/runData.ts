@@ -82,3 +82,30 @@ export function valueAt(run: RunData, where: Cells, column: string): number {
 export function concurrencies(run: RunData, where: Cells): number[] {
   return [...new Set(rowsWhere(run, where).map((r) => Number(r.concurrency)))].sort((a, b) => a - b);
 }
+
+export function need(run: RunData, where: Cells): Cells[] {
+  const rows = rowsWhere(run, where);
+  if (rows.length === 0)
+    throw new MissingData(
+      `no ${Object.entries(where)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')} in ${run.rel}`,
+    );
+  return rows;
+}
+
+/** The highest value of column over a config's concurrencies, and where it was. */
+export function peak(run: RunData, where: Cells, column: string): { c: number; v: number } {
+  const best = need(run, where).reduce((a, b) => (Number(b[column]) > Number(a[column]) ? b : a));
+  return { c: Number(best.concurrency), v: Number(best[column]) };
+}
+
+/** The value of column at the highest concurrency measured. */
+export function atTop(run: RunData, where: Cells, column: string): { c: number; v: number } {
+  const c = Math.max(...concurrencies(run, where));
+  return { c, v: valueAt(run, { ...where, concurrency: c }, column) };
+}
+
+export function columnOf(run: RunData, where: Cells, column: string): number[] {
+  return need(run, where).map((r) => Number(r[column]));
+}
