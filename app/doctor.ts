@@ -12,10 +12,10 @@ import {
   type ProbeType,
   type TracingCapabilities,
 } from '../harness/capabilities.js';
-import { pingDocker, type DockerPing } from '../engine/dockerPing.js';
-import type { Hierarchy } from '../engine/cgroupHierarchy.js';
-import { planDelegation, refusal, SELF_LEAF } from '../engine/cgroupDelegation.js';
-import { chooseHierarchy } from '../engine/cgroupPool.js';
+import { pingDocker, type DockerPing } from '../engine/sandbox/dockerPing.js';
+import type { Hierarchy } from '../engine/cgroups/cgroupHierarchy.js';
+import { planDelegation, refusal, SELF_LEAF } from '../engine/cgroups/cgroupDelegation.js';
+import { chooseHierarchy } from '../engine/cgroups/cgroupPool.js';
 import { runIfMain } from './flags.js';
 import { cgroupLayout, firstOutputLine, type Environment } from '../harness/environment.js';
 import { markdownTable } from '../harness/markdown.js';

@@ -6,21 +6,15 @@ import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runIfMain } from './flags.js';
-import { baseProblem, buildBase, DEFAULT_MIRROR } from '../engine/baseRootfs.js';
-import { DEFAULT_MAX_REPLY_BYTES } from '../engine/channel.js';
-import { DockerEngine, ensureImage } from '../engine/dockerEngine.js';
-import { reclaimStateDir } from '../engine/gc.js';
+import { baseProblem, buildBase, DEFAULT_MIRROR } from '../engine/sandbox/baseRootfs.js';
+import { DEFAULT_MAX_REPLY_BYTES } from '../engine/sandbox/channel.js';
+import { ensureImage } from '../engine/sandbox/dockerEngine.js';
+import { reclaimStateDir } from '../engine/sandbox/gc.js';
 import { EngineSetupError } from '../engine/errors.js';
-import { HandlerCache } from '../engine/handlerCache.js';
-import { ImportCache } from '../engine/importCache.js';
-import type { InstallCache } from '../engine/installCache.js';
-import { openInstallCache } from '../engine/installSetup.js';
-import { zygoteImportsOf } from '../engine/packageNames.js';
-import { Registry } from '../engine/registry.js';
-import type { SandboxBackend } from '../engine/sandbox.js';
-import { SockEngine } from '../engine/sockEngine.js';
-import { DEFAULT_STATE_DIR, StateDir } from '../engine/stateDir.js';
-import { Worker } from '../engine/worker.js';
+import { openInstallCache } from '../engine/worker/installSetup.js';
+import { SockEngine } from '../engine/sandbox/sockEngine.js';
+import { DEFAULT_STATE_DIR, StateDir } from '../engine/state/stateDir.js';
+import { type BackendName, startWorkerStack } from '../engine/worker/stack.js';
 
 class UsageError extends Error {}
 
@@ -104,19 +98,6 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
   const port = whole('port', args.port, 0);
   const capacity = whole('max-sandboxes', args['max-sandboxes'], 1);
   const cgroupVersion = args['cgroup-version'] === 'auto' ? undefined : (Number(args['cgroup-version']) as 1 | 2);
-  const common = {
-    stateDir: String(args['state-dir']),
-    base: baseOf(args),
-    capacity,
-    limits: {
-      memoryBytes: whole('memory-mb', args['memory-mb'], 8) * 2 ** 20,
-      pids: whole('pids', args.pids, 4),
-      cpuShares: whole('cpu-shares', args['cpu-shares'], 2),
-    },
-    // A sandbox's hello, or an error with its traceback, must fit.
-    maxReplyBytes: whole('max-reply-bytes', args['max-reply-bytes'], MIN_REPLY_BYTES),
-    log: say,
-  };
   const sock = args.backend === 'sock';
   if (!sock && args.zygotes === 'on')
     throw new UsageError(`--zygotes on: zygotes are the SOCK backend's; --backend ${args.backend} has none`);
@@ -128,7 +109,6 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
   const handlerCacheOn = args['handler-cache'] !== 'off';
   const maxIdle = whole('handler-cache-size', args['handler-cache-size'], 1);
   const maxZygotes = whole('max-zygotes', args['max-zygotes'], 0);
-  const reserve = (handlerCacheOn ? maxIdle : 0) + (zygotes ? maxZygotes + 1 : 0);
   const threshold = whole('zygote-threshold', args['zygote-threshold'], 1);
   const zygoteBudget = whole('zygote-budget-mb', args['zygote-budget-mb'], 1) * 2 ** 20;
   const handlerBudget = whole('handler-cache-mb', args['handler-cache-mb'], 1) * 2 ** 20;
@@ -138,47 +118,37 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
     throw new UsageError('--pip-index-url and --pip-find-links go with --installer pip');
   if (args.installer === 'pip' && args['pip-index-url'] === undefined && args['pip-find-links'] === undefined)
     throw new UsageError('--installer pip needs --pip-index-url or --pip-find-links (where pip finds packages)');
-  const engine = sock
-    ? await SockEngine.start({ ...common, reserve, cgroupVersion, isolation: { seccomp: args.seccomp !== false } })
-    : await DockerEngine.start({ ...common, network: args.backend === 'docker-netnone' ? 'none' : 'bridge' });
-  let installCache: InstallCache | undefined;
-  let backend: SandboxBackend = engine;
-  try {
-    // Opened once the engine has claimed the state directory: it removes half-done installs there.
-    if (args.installer !== 'off') {
-      installCache = openInstallCache({
-        installer: args.installer as 'debian' | 'pip',
-        stateDir: String(args['state-dir']),
-        base: baseOf(args),
-        pipIndexUrl: args['pip-index-url'] as string | undefined,
-        pipFindLinks: (args['pip-find-links'] as string[] | undefined)?.map((l) =>
-          /^\w+:\/\//.test(l) ? l : path.resolve(l),
-        ),
-        log: say,
-      });
-    }
-    if (engine instanceof SockEngine && zygotes) {
-      backend = await ImportCache.start(engine, {
-        threshold,
-        budgetBytes: zygoteBudget,
-        maxZygotes,
-        importsOf: zygoteImportsOf,
-        log: say,
-      });
-    }
-  } catch (e) {
-    await engine.shutdown();
-    throw e;
-  }
-  const handlerCache = handlerCacheOn
-    ? new HandlerCache(backend, { maxIdle, budgetBytes: handlerBudget, log: say })
-    : undefined;
-  const registry = new Registry(registryDir, engine.state.code);
-  const worker = new Worker({
-    registry,
-    backend,
-    installCache,
-    handlerCache,
+  const { engine, handlerCache, installCache, worker } = await startWorkerStack({
+    backend: args.backend as BackendName,
+    stateDir: String(args['state-dir']),
+    base: baseOf(args),
+    registry: registryDir,
+    capacity,
+    limits: {
+      memoryBytes: whole('memory-mb', args['memory-mb'], 8) * 2 ** 20,
+      pids: whole('pids', args.pids, 4),
+      cpuShares: whole('cpu-shares', args['cpu-shares'], 2),
+    },
+    // A sandbox's hello, or an error with its traceback, must fit.
+    maxReplyBytes: whole('max-reply-bytes', args['max-reply-bytes'], MIN_REPLY_BYTES),
+    cgroupVersion,
+    seccomp: args.seccomp !== false,
+    zygotes: zygotes ? { threshold, budgetBytes: zygoteBudget, maxZygotes } : undefined,
+    handlerCache: handlerCacheOn ? { maxIdle, budgetBytes: handlerBudget } : undefined,
+    installCache:
+      args.installer === 'off'
+        ? undefined
+        : () =>
+            openInstallCache({
+              installer: args.installer as 'debian' | 'pip',
+              stateDir: String(args['state-dir']),
+              base: baseOf(args),
+              pipIndexUrl: args['pip-index-url'] as string | undefined,
+              pipFindLinks: (args['pip-find-links'] as string[] | undefined)?.map((l) =>
+                /^\w+:\/\//.test(l) ? l : path.resolve(l),
+              ),
+              log: say,
+            }),
     timeoutMs,
     queueLimit,
     outbound: args.outbound !== false,
@@ -415,7 +385,7 @@ export async function main(argv: string[]): Promise<number> {
                 type: 'boolean',
                 default: true,
                 describe:
-                  'sock backend: every sandbox under the seccomp filter of engine/seccomp/profile.json; --no-seccomp is for measuring its cost only',
+                  'sock backend: every sandbox under the seccomp filter of engine/isolation/seccomp/profile.json; --no-seccomp is for measuring its cost only',
               })
               .strict(),
           action(workerUp),

@@ -5,18 +5,15 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { HandlerCache } from '../engine/handlerCache.js';
-import { ImportCache } from '../engine/importCache.js';
-import { baseProblem } from '../engine/baseRootfs.js';
-import { reclaimStateDir } from '../engine/gc.js';
-import { InstallCache } from '../engine/installCache.js';
+import { HandlerCache } from '../engine/caches/handlerCache.js';
+import { baseProblem } from '../engine/sandbox/baseRootfs.js';
+import { reclaimStateDir } from '../engine/sandbox/gc.js';
+import { InstallCache } from '../engine/caches/installCache.js';
 import { DebianProvider } from '../engine/installers/debian.js';
-import { zygoteImportsOf } from '../engine/packageNames.js';
-import { Registry } from '../engine/registry.js';
-import type { SandboxBackend } from '../engine/sandbox.js';
-import { SockEngine } from '../engine/sockEngine.js';
-import { DEFAULT_STATE_DIR } from '../engine/stateDir.js';
-import { Worker } from '../engine/worker.js';
+import type { SandboxBackend } from '../engine/sandbox/sandbox.js';
+import { DEFAULT_STATE_DIR } from '../engine/state/stateDir.js';
+import { startWorkerStack } from '../engine/worker/stack.js';
+import { Worker } from '../engine/worker/worker.js';
 import { PrivilegeError } from '../harness/errors.js';
 import { orphansIn, ownedDir, removeOwnedDir, RUN_ROOT } from '../harness/ownedDirs.js';
 import type { Point, RunContext } from '../harness/types.js';
@@ -56,24 +53,18 @@ export class StudyWorker {
   ) {}
 
   static async start(o: StudyWorkerOptions): Promise<StudyWorker> {
-    const reserve = (o.handlerCache?.maxIdle ?? 0) + (o.zygotes ? o.zygotes.maxZygotes + 1 : 0);
-    const engine = await SockEngine.start({ stateDir: o.stateDir, base: o.base, capacity: o.capacity, reserve });
-    let backend: SandboxBackend = engine;
-    try {
-      if (o.zygotes) {
-        const threshold = Number.isFinite(o.zygotes.threshold) ? o.zygotes.threshold : Number.MAX_SAFE_INTEGER;
-        backend = await ImportCache.start(engine, { ...o.zygotes, threshold, importsOf: zygoteImportsOf });
-      }
-    } catch (e) {
-      await engine.shutdown();
-      throw e;
-    }
-    const handlerCache = o.handlerCache ? new HandlerCache(backend, o.handlerCache) : undefined;
-    const worker = new Worker({
-      registry: new Registry(o.registry, engine.state.code),
-      backend,
-      installCache: o.installCache,
-      handlerCache,
+    const { backend, handlerCache, worker } = await startWorkerStack({
+      backend: 'sock',
+      stateDir: o.stateDir,
+      base: o.base,
+      registry: o.registry,
+      capacity: o.capacity,
+      zygotes: o.zygotes && {
+        ...o.zygotes,
+        threshold: Number.isFinite(o.zygotes.threshold) ? o.zygotes.threshold : Number.MAX_SAFE_INTEGER,
+      },
+      handlerCache: o.handlerCache,
+      installCache: () => o.installCache,
       timeoutMs: 120_000,
       queueLimit: 4096,
     });

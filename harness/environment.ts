@@ -4,7 +4,7 @@ import os from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { readMounts } from '../engine/mountinfo.js';
+import { readMounts } from '../engine/state/mountinfo.js';
 
 const execFileAsync = promisify(execFile);
 

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { DEFAULT_STATE_DIR } from '../engine/stateDir.js';
+import { DEFAULT_STATE_DIR } from '../engine/state/stateDir.js';
 import { UsageError } from './errors.js';
 
 export interface RoundFlags {

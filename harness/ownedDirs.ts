@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { constants, mount, umount2 } from '../native/index.js';
-import { mountsUnder } from '../engine/mountinfo.js';
-import { isAlive, selfIdentity } from '../engine/processIdentity.js';
+import { mountsUnder } from '../engine/state/mountinfo.js';
+import { isAlive, selfIdentity } from '../engine/state/processIdentity.js';
 
 export const RUN_ROOT = '/run/sockbench';
 

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { mount } from '../native/index.js';
 import { PrivilegeError } from './errors.js';
-import { readMounts } from '../engine/mountinfo.js';
+import { readMounts } from '../engine/state/mountinfo.js';
 
 const TRACEFS = '/sys/kernel/tracing';
 // Where debugfs exposes it on older setups; bpftrace looks there too.

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SockEngine } from '../engine/sockEngine.js';
+import { SockEngine } from '../engine/sandbox/sockEngine.js';
 import { handler } from './sandboxBehaviour.js';
 import {
   BASE,

@@ -10,8 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BadLambdaError, type Lambda, Registry } from '../engine/registry.js';
-import { StateDir } from '../engine/stateDir.js';
+import { BadLambdaError, type Lambda, Registry } from '../engine/worker/registry.js';
+import { StateDir } from '../engine/state/stateDir.js';
 import { constants, mount, umount2 } from '../native/index.js';
 import { engineScratch, post, removeScratch, startWorker } from './sockWorker.js';
 

@@ -17,9 +17,9 @@ import {
   PROFILE,
   readProfile,
   zygoteFilter,
-} from '../engine/seccomp.js';
-import type { Sandbox } from '../engine/sandbox.js';
-import { SockEngine } from '../engine/sockEngine.js';
+} from '../engine/isolation/seccomp.js';
+import type { Sandbox } from '../engine/sandbox/sandbox.js';
+import { SockEngine } from '../engine/sandbox/sockEngine.js';
 import { handler } from './sandboxBehaviour.js';
 import { BASE, engineScratch, removeScratch } from './sockWorker.js';
 

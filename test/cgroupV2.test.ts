@@ -8,11 +8,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
-import { DEFAULT_LIMITS, findHierarchies, removeCgroupTree, type Hierarchy } from '../engine/cgroupHierarchy.js';
-import { SELF_LEAF } from '../engine/cgroupDelegation.js';
-import { chooseHierarchy, PooledCgroup } from '../engine/cgroupPool.js';
-import { SockEngine } from '../engine/sockEngine.js';
-import { StateDir } from '../engine/stateDir.js';
+import {
+  DEFAULT_LIMITS,
+  findHierarchies,
+  removeCgroupTree,
+  type Hierarchy,
+} from '../engine/cgroups/cgroupHierarchy.js';
+import { SELF_LEAF } from '../engine/cgroups/cgroupDelegation.js';
+import { chooseHierarchy, PooledCgroup } from '../engine/cgroups/cgroupPool.js';
+import { SockEngine } from '../engine/sandbox/sockEngine.js';
+import { StateDir } from '../engine/state/stateDir.js';
 import { engineCgroupRow } from '../app/doctor.js';
 import { skipWith } from './helpers.js';
 import { handler } from './sandboxBehaviour.js';

@@ -15,7 +15,7 @@ import {
   makeParents,
   removeCgroupTree,
   type Hierarchy,
-} from '../engine/cgroupHierarchy.js';
+} from '../engine/cgroups/cgroupHierarchy.js';
 import { ChurnRun, ScriptRun, type ScriptStep } from '../native/index.js';
 import { CLI, cli, onlyRun, refusesBadInput, scratchDir, skipWith } from './helpers.js';
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, ChannelError, type Message } from '../engine/channel.js';
+import { Channel, ChannelError, type Message } from '../engine/sandbox/channel.js';
 import { rejection } from './helpers.js';
 
 const MAX = 1 << 20;

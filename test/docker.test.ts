@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { pingDocker } from '../engine/dockerPing.js';
+import { pingDocker } from '../engine/sandbox/dockerPing.js';
 
 const made: string[] = [];
 const tmp = () => {

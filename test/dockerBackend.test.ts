@@ -4,8 +4,8 @@ import Docker from 'dockerode';
 import fs from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DockerEngine, STATE_LABEL } from '../engine/dockerEngine.js';
-import { mountsUnder } from '../engine/mountinfo.js';
+import { DockerEngine, STATE_LABEL } from '../engine/sandbox/dockerEngine.js';
+import { mountsUnder } from '../engine/state/mountinfo.js';
 import { sandboxBehaviour } from './sandboxBehaviour.js';
 import { BASE, lambda, post, removeScratch, startWorker } from './sockWorker.js';
 

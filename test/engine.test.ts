@@ -5,16 +5,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { baseProblem, buildBase } from '../engine/baseRootfs.js';
+import { baseProblem, buildBase } from '../engine/sandbox/baseRootfs.js';
 import { EngineSetupError } from '../engine/errors.js';
-import { mountsUnder, readMounts } from '../engine/mountinfo.js';
-import { parseRequirements, Registry } from '../engine/registry.js';
-import type { Sandbox } from '../engine/sandbox.js';
-import { SockEngine } from '../engine/sockEngine.js';
+import { mountsUnder, readMounts } from '../engine/state/mountinfo.js';
+import { parseRequirements, Registry } from '../engine/worker/registry.js';
+import type { Sandbox } from '../engine/sandbox/sandbox.js';
+import { SockEngine } from '../engine/sandbox/sockEngine.js';
 import { BASE, engineScratch, removeScratch } from './sockWorker.js';
 import { handler, PROBE, sandboxBehaviour } from './sandboxBehaviour.js';
-import { findHierarchies } from '../engine/cgroupHierarchy.js';
-import { StateDir } from '../engine/stateDir.js';
+import { findHierarchies } from '../engine/cgroups/cgroupHierarchy.js';
+import { StateDir } from '../engine/state/stateDir.js';
 
 const hostNs = (n: string) => fs.readlinkSync(`/proc/self/ns/${n}`);
 

@@ -3,9 +3,9 @@
 import fs from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HandlerCache } from '../engine/handlerCache.js';
-import { mountsUnder } from '../engine/mountinfo.js';
-import { SockEngine } from '../engine/sockEngine.js';
+import { HandlerCache } from '../engine/caches/handlerCache.js';
+import { mountsUnder } from '../engine/state/mountinfo.js';
+import { SockEngine } from '../engine/sandbox/sockEngine.js';
 import { handler } from './sandboxBehaviour.js';
 import { BASE, engineScratch, removeScratch } from './sockWorker.js';
 

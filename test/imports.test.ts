@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { debianPackageOf, importNameOf, normalizePypiName } from '../engine/packageNames.js';
+import { debianPackageOf, importNameOf, normalizePypiName } from '../engine/installers/packageNames.js';
 import { readCsv } from '../harness/csv.js';
 import { RUN_ROOT } from '../harness/ownedDirs.js';
 import { cli, onlyRun, refusesBadInput, scratchDir } from './helpers.js';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { findHierarchies } from '../engine/cgroupHierarchy.js';
+import { findHierarchies } from '../engine/cgroups/cgroupHierarchy.js';
 import { skipWith } from './helpers.js';
 import {
   ChurnRun,

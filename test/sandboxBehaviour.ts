@@ -5,10 +5,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Limits } from '../engine/cgroupHierarchy.js';
-import { mountsUnder } from '../engine/mountinfo.js';
-import type { Sandbox, SandboxBackend } from '../engine/sandbox.js';
-import type { StateDir } from '../engine/stateDir.js';
+import type { Limits } from '../engine/cgroups/cgroupHierarchy.js';
+import { mountsUnder } from '../engine/state/mountinfo.js';
+import type { Sandbox, SandboxBackend } from '../engine/sandbox/sandbox.js';
+import type { StateDir } from '../engine/state/stateDir.js';
 import { engineScratch } from './sockWorker.js';
 
 export const PROBE = `

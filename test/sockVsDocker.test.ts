@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { STATE_LABEL } from '../engine/dockerEngine.js';
+import { STATE_LABEL } from '../engine/sandbox/dockerEngine.js';
 import { readCsv } from '../harness/csv.js';
 import { RUN_ROOT } from '../harness/ownedDirs.js';
 import { cli, onlyRun, refusesBadInput, scratchDir } from './helpers.js';

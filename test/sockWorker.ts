@@ -4,9 +4,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findHierarchies } from '../engine/cgroupHierarchy.js';
-import { mountsUnder } from '../engine/mountinfo.js';
-import { DEFAULT_STATE_DIR, removeTree, StateDir } from '../engine/stateDir.js';
+import { findHierarchies } from '../engine/cgroups/cgroupHierarchy.js';
+import { mountsUnder } from '../engine/state/mountinfo.js';
+import { DEFAULT_STATE_DIR, removeTree, StateDir } from '../engine/state/stateDir.js';
 import { scratchDir } from './helpers.js';
 
 export const SOCK_CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../app/sock.js');

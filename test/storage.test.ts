@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readCsv } from '../harness/csv.js';
-import { readMounts } from '../engine/mountinfo.js';
+import { readMounts } from '../engine/state/mountinfo.js';
 import { ownedTmpfs, removeOwnedDir, RUN_ROOT } from '../harness/ownedDirs.js';
 import { makeStorageTree, storageScript } from '../experiments/storage/index.js';
 import { ScriptRun } from '../native/index.js';

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mountsUnder } from '../engine/mountinfo.js';
+import { mountsUnder } from '../engine/state/mountinfo.js';
 import {
   BASE,
   lambda,

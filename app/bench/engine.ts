@@ -11,9 +11,10 @@ import path from 'node:path';
 import { median, quantile } from 'simple-statistics';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { Registry } from '../../engine/registry.js';
-import { SockEngine } from '../../engine/sockEngine.js';
-import { Worker } from '../../engine/worker.js';
+import { Registry } from '../../engine/worker/registry.js';
+import { startWorkerStack } from '../../engine/worker/stack.js';
+import { SockEngine } from '../../engine/sandbox/sockEngine.js';
+import { Worker } from '../../engine/worker/worker.js';
 import { spawn, watchExit } from '../../native/index.js';
 import { REPO_ROOT, runIfMain } from '../flags.js';
 import { writeCsv } from '../../harness/csv.js';
@@ -93,10 +94,18 @@ async function main(): Promise<number> {
   let engine: SockEngine | undefined;
   let worker: Worker | undefined;
   try {
-    engine = await SockEngine.start({ stateDir: path.join(scratch, 'state'), base, capacity: 2 });
-    const registry = new Registry(registryDir, engine.state.code);
-    const noop = registry.lookup('noop')!;
-    worker = new Worker({ registry, backend: engine, timeoutMs: 30_000, queueLimit: 0 });
+    const stack = await startWorkerStack({
+      backend: 'sock',
+      stateDir: path.join(scratch, 'state'),
+      base,
+      registry: registryDir,
+      capacity: 2,
+      timeoutMs: 30_000,
+      queueLimit: 0,
+    });
+    engine = stack.engine as SockEngine;
+    worker = stack.worker;
+    const noop = new Registry(registryDir, engine.state.code).lookup('noop')!;
     const { port } = await worker.listen(0, '127.0.0.1');
     const measure: Record<Mode, (round: number) => Promise<Sample>> = {
       bare: async (round) => ({ mode: 'bare', round, ms: await bareStart(base) }),

@@ -12,9 +12,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { InstallProvider, ParsedRequirement } from '../installCache.js';
-import { debianPackageOf } from '../packageNames.js';
-import { DEFAULT_STATE_DIR } from '../stateDir.js';
+import type { InstallProvider, ParsedRequirement } from './provider.js';
+import { debianPackageOf } from './packageNames.js';
+import { DEFAULT_STATE_DIR } from '../state/stateDir.js';
 import { giveToInstallUser, InstallWork, ToolFailed } from './installSandbox.js';
 import { byteCompile } from './packageRoot.js';
 

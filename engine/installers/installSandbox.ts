@@ -19,8 +19,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { constants, reap, spawn, watchExit, type SpawnStep } from '../../native/index.js';
-import { handlerFilter } from '../seccomp.js';
-import { removeTree } from '../stateDir.js';
+import { handlerFilter } from '../isolation/seccomp.js';
+import { removeTree } from '../state/stateDir.js';
 
 /**
  * The user and group every install tool runs as. Debian reserves 65000-65533 (no package or

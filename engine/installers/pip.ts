@@ -16,9 +16,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import type { InstallProvider, ParsedRequirement } from '../installCache.js';
-import { normalizePypiName } from '../packageNames.js';
-import { DEFAULT_STATE_DIR } from '../stateDir.js';
+import type { InstallProvider, ParsedRequirement } from './provider.js';
+import { normalizePypiName } from './packageNames.js';
+import { DEFAULT_STATE_DIR } from '../state/stateDir.js';
 import {
   giveToInstallUser,
   InstallWork,

@@ -2,7 +2,7 @@
 // hierarchies the engine finds (engine/cgroupHierarchy.ts).
 import path from 'node:path';
 import type { ScriptStep } from '../../native/index.js';
-import { DEFAULT_LIMITS, limitFiles, type Hierarchy } from '../../engine/cgroupHierarchy.js';
+import { DEFAULT_LIMITS, limitFiles, type Hierarchy } from '../../engine/cgroups/cgroupHierarchy.js';
 
 /** The cgroup directories of one sandbox cgroup named `leaf`, controller by controller. */
 function dirs(h: Hierarchy, parent: string, leaf: string): { controller: string; dir: string }[] {

@@ -15,7 +15,12 @@ import { parseConfigList } from '../configList.js';
 import { bounds, churn, runToCompletion } from '../nativeRun.js';
 import { cgroupsFigure } from './figure.js';
 import { createScript, moveScript, reuseScript, targetDirs } from './hierarchies.js';
-import { findHierarchies, makeParents, removeCgroupTree, type Hierarchy } from '../../engine/cgroupHierarchy.js';
+import {
+  findHierarchies,
+  makeParents,
+  removeCgroupTree,
+  type Hierarchy,
+} from '../../engine/cgroups/cgroupHierarchy.js';
 import { paper } from './paper.js';
 
 export const CGROUP_CONFIGS = ['create', 'reuse', 'move', 'clone-move', 'clone-into'];

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { median } from 'simple-statistics';
 import type { Argv } from 'yargs';
-import type { InstallCache } from '../../engine/installCache.js';
+import type { InstallCache } from '../../engine/caches/installCache.js';
 import { UsageError } from '../../harness/errors.js';
 import { removeOwnedDir } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';

@@ -7,8 +7,8 @@
 // (sum of PSS), how many sandboxes were forked or lean, and how many zygotes were evicted.
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import type { InstallCache } from '../../engine/installCache.js';
-import { normalizePypiName, zygoteImportsOf } from '../../engine/packageNames.js';
+import type { InstallCache } from '../../engine/caches/installCache.js';
+import { normalizePypiName, zygoteImportsOf } from '../../engine/installers/packageNames.js';
 import { UsageError } from '../../harness/errors.js';
 import { removeOwnedDir } from '../../harness/ownedDirs.js';
 import { seededRandom as random } from '../../harness/stats.js';

@@ -5,21 +5,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { DockerEngine } from '../../engine/dockerEngine.js';
-import { pingDocker } from '../../engine/dockerPing.js';
-import { baseProblem } from '../../engine/baseRootfs.js';
-import { reclaimStateDir } from '../../engine/gc.js';
-import { Registry } from '../../engine/registry.js';
-import type { SandboxBackend } from '../../engine/sandbox.js';
-import { SockEngine } from '../../engine/sockEngine.js';
-import { DEFAULT_STATE_DIR } from '../../engine/stateDir.js';
-import { Worker } from '../../engine/worker.js';
+import { pingDocker } from '../../engine/sandbox/dockerPing.js';
+import { baseProblem } from '../../engine/sandbox/baseRootfs.js';
+import { reclaimStateDir } from '../../engine/sandbox/gc.js';
+import type { SandboxBackend } from '../../engine/sandbox/sandbox.js';
+import { DEFAULT_STATE_DIR } from '../../engine/state/stateDir.js';
+import { Worker } from '../../engine/worker/worker.js';
 import { PrivilegeError } from '../../harness/errors.js';
 import { orphansIn, ownedDir, removeOwnedDir, RUN_ROOT } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';
 import { parseConfigList } from '../configList.js';
 import { sockVsDockerFigure } from './figure.js';
 import { paper } from './paper.js';
+import { type BackendName, startWorkerStack } from '../../engine/worker/stack.js';
 
 export const BACKENDS = ['sock', 'docker', 'docker-netnone'];
 const KIND = 'sock-vs-docker';
@@ -52,16 +50,14 @@ async function workerFor(config: string, capacity: number, options: Record<strin
   await stop();
   const stateDir = path.join(dir!, config);
   const registryDir = path.join(dir!, 'registry');
-  const common = { stateDir, base: baseOf(options), capacity };
-  const backend =
-    config === 'sock'
-      ? await SockEngine.start(common)
-      : await DockerEngine.start({ ...common, network: config === 'docker' ? 'bridge' : 'none' });
   // A client's next request can arrive while its last sandbox is still being destroyed (after
   // the answer): the worker queues it rather than refusing it.
-  const worker = new Worker({
-    registry: new Registry(registryDir, backend.state.code),
-    backend,
+  const { engine: backend, worker } = await startWorkerStack({
+    backend: config as BackendName,
+    stateDir,
+    base: baseOf(options),
+    registry: registryDir,
+    capacity,
     timeoutMs: 60_000,
     queueLimit: 4096,
   });

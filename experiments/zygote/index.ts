@@ -9,8 +9,8 @@
 import path from 'node:path';
 import { median } from 'simple-statistics';
 import type { Argv } from 'yargs';
-import type { InstallCache } from '../../engine/installCache.js';
-import { normalizePypiName, zygoteImportsOf } from '../../engine/packageNames.js';
+import type { InstallCache } from '../../engine/caches/installCache.js';
+import { normalizePypiName, zygoteImportsOf } from '../../engine/installers/packageNames.js';
 import { UsageError } from '../../harness/errors.js';
 import { removeOwnedDir } from '../../harness/ownedDirs.js';
 import type { Experiment, Measurement, Point, RunContext, Row } from '../../harness/types.js';

@@ -2,7 +2,7 @@
 // host's cgroup layout to copy, so the studies find cgroups where they find them here.
 import fs from 'node:fs';
 import os from 'node:os';
-import { readMounts } from '../../engine/mountinfo.js';
+import { readMounts } from '../../engine/state/mountinfo.js';
 
 export interface GuestPlan {
   repo: string;

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { PrivilegeError, UsageError } from '../errors.js';
 import { orphansIn } from '../ownedDirs.js';
-import { selfIdentity } from '../../engine/processIdentity.js';
+import { selfIdentity } from '../../engine/state/processIdentity.js';
 
 const execFileAsync = promisify(execFile);
 

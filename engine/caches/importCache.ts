@@ -13,9 +13,9 @@
 // - Failure: a zygote that has ended is dropped and made again when its set is next asked for
 //   (the root at once); a request whose zygote vanished is forked from another, and when none
 //   is left, started lean. A package set whose imports fail in a zygote gets no zygote again.
-import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
-import type { SockEngine } from './sockEngine.js';
-import { type Zygote, ZygoteGoneError } from './zygote.js';
+import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from '../sandbox/sandbox.js';
+import type { SockEngine } from '../sandbox/sockEngine.js';
+import { type Zygote, ZygoteGoneError } from '../sandbox/zygote.js';
 
 export interface ImportCacheOptions {
   /** A package set gets a zygote once this many sandboxes have asked for exactly it. */

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { EngineSetupError } from './errors.js';
+import { EngineSetupError } from '../errors.js';
 
 /** Bumped whenever what a base must contain changes, so older bases are rebuilt. */
 const RECIPE = 'debootstrap --variant=minbase --include=python3 bookworm; mount points handler host packages sock; v1';

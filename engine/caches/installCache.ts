@@ -18,19 +18,11 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeRootOwned } from './installers/installSandbox.js';
-import { normalizePypiName } from './packageNames.js';
-import { isAlive, selfIdentity } from './processIdentity.js';
-import { removeTree } from './stateDir.js';
-
-export interface ParsedRequirement {
-  /** The line as the handler wrote it (trimmed). */
-  line: string;
-  /** The normalized PyPI name (PEP 503). */
-  name: string;
-  /** The version specifier with its spaces taken out ('==1.24.2', '>=9,<11'), or ''. */
-  specifier: string;
-}
+import { makeRootOwned } from '../installers/installSandbox.js';
+import { normalizePypiName } from '../installers/packageNames.js';
+import { isAlive, selfIdentity } from '../state/processIdentity.js';
+import { removeTree } from '../state/stateDir.js';
+import type { InstallProvider, ParsedRequirement } from '../installers/provider.js';
 
 export interface InstalledPackage {
   name: string;
@@ -42,19 +34,6 @@ export interface InstalledPackage {
   installMs: number;
   bytes: number;
   installedAt: string;
-}
-
-export interface InstallProvider {
-  readonly name: 'debian' | 'pip';
-  /**
-   * Installs requirement into `into` (an empty, fresh directory) with python/ and lib/; returns
-   * what it measured. Throws an Error with a one-line message naming the package on failure.
-   */
-  install(
-    requirement: ParsedRequirement,
-    into: string,
-    signal?: AbortSignal,
-  ): Promise<{ version: string; downloadMs: number; installMs: number }>;
 }
 
 /** A requirement that cannot be installed; the message is one line naming it and why. */

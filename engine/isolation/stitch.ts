@@ -23,9 +23,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { constants, mount, umount2 } from '../native/index.js';
-import { mountsUnder } from './mountinfo.js';
-import { removeTree } from './stateDir.js';
+import { constants, mount, umount2 } from '../../native/index.js';
+import { mountsUnder } from '../state/mountinfo.js';
+import { removeTree } from '../state/stateDir.js';
 
 export interface StitchSpec {
   base: string;

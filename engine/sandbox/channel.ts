@@ -12,7 +12,7 @@
 // the sandbox. Nothing a sandbox sends is ever kept for a later request.
 import fs from 'node:fs';
 import net from 'node:net';
-import { peerCred, sendFds } from '../native/index.js';
+import { peerCred, sendFds } from '../../native/index.js';
 
 /** Unix socket paths longer than this do not fit in sockaddr_un. */
 const MAX_SOCKET_PATH = 107;

@@ -6,7 +6,7 @@
 // passes the budget; a new version of a lambda makes its older instances useless at once. An
 // instance the engine destroyed on its own (its runtime wrote to the worker unasked) is
 // forgotten, never handed out.
-import type { Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
+import type { Sandbox, SandboxBackend, SandboxSpec } from '../sandbox/sandbox.js';
 
 export interface HandlerCacheOptions {
   /** Idle instances kept at most (each holds a cgroup of the engine's reserve). */

@@ -15,11 +15,11 @@ import {
   type ExitResult,
   type SpawnOptions,
   type SpawnStep,
-} from '../native/index.js';
+} from '../../native/index.js';
 import { requireBase } from './baseRootfs.js';
-import { CgroupPool, chooseHierarchy, type PooledCgroup } from './cgroupPool.js';
-import { delegate, release as releaseDelegation } from './cgroupDelegation.js';
-import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
+import { CgroupPool, chooseHierarchy, type PooledCgroup } from '../cgroups/cgroupPool.js';
+import { delegate, release as releaseDelegation } from '../cgroups/cgroupDelegation.js';
+import { DEFAULT_LIMITS, type Limits } from '../cgroups/cgroupHierarchy.js';
 import { Channel, ChannelError, DEFAULT_MAX_REPLY_BYTES } from './channel.js';
 import {
   deathErrorOf,
@@ -32,16 +32,17 @@ import {
   sandboxEnv,
   waitAtMost,
 } from './runtimeSandbox.js';
-import { makeDevices } from './devices.js';
-import { EngineSetupError, SandboxError } from './errors.js';
-import { NetnsPool } from './netnsPool.js';
-import { Outbound } from './outbound.js';
+import { makeDevices } from '../isolation/devices.js';
+import { EngineSetupError, SandboxError } from '../errors.js';
+import { NetnsPool } from '../isolation/netnsPool.js';
+import { Outbound } from '../isolation/outbound.js';
 import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
 import { SandboxLedger } from './sandboxLedger.js';
-import { removeTree, StateDir } from './stateDir.js';
-import { Zygote, ZygoteGoneError } from './zygote.js';
-import { compileFilters, handlerFilter, handlerFilterHex, zygoteFilter } from './seccomp.js';
-import { stitchRoot, unstitch } from './stitch.js';
+import { removeTree, StateDir } from '../state/stateDir.js';
+import type { Container } from './container.js';
+import { Zygote, ZygoteGoneError, type ZygoteHost } from './zygote.js';
+import { compileFilters, handlerFilter, handlerFilterHex, zygoteFilter } from '../isolation/seccomp.js';
+import { stitchRoot, unstitch } from '../isolation/stitch.js';
 
 const KILL_TIMEOUT_MS = 5000;
 
@@ -72,7 +73,7 @@ export interface Isolation {
   network: boolean;
   /** Zygote trees in a user namespace of their own, pivoted into their root, handed detached mount trees. */
   userns: boolean;
-  /** Every sandbox under the handler filter of engine/seccomp/profile.json, every zygote under its zygote filter. */
+  /** Every sandbox under the handler filter of engine/isolation/seccomp/profile.json, every zygote under its zygote filter. */
   seccomp: boolean;
 }
 
@@ -85,15 +86,6 @@ export const FULL_ISOLATION: Isolation = { terminal: true, network: true, userns
  * lean sandboxes.
  */
 export const ZYGOTE_HOST_ID = 2_000_000_000;
-
-/** A new container before anything runs in it: its cgroup from the pool and its stitched root. */
-export interface Container {
-  id: string;
-  cgroup: PooledCgroup;
-  dir: string;
-  root: string;
-  scratch: string;
-}
 
 /**
  * What to run in a new container: a process the engine spawns (its pid known at once, and what
@@ -115,7 +107,7 @@ const ZYGOTE_CAPABILITIES = [
   CAPABILITIES.SETPCAP,
 ];
 
-export class SockEngine implements SandboxBackend {
+export class SockEngine implements SandboxBackend, ZygoteHost {
   readonly name = 'sock';
   readonly sandboxes = new SandboxLedger<SockSandbox>();
   readonly zygotes = new Set<Zygote>();
@@ -264,8 +256,8 @@ export class SockEngine implements SandboxBackend {
     let reaper: number | undefined;
     const fail = async (e: unknown): Promise<never> => {
       if (reaper !== undefined) process.kill(reaper, 'SIGKILL');
-      await this.pool.give(c.cgroup, KILL_TIMEOUT_MS).catch(() => {});
-      unstitch(c.dir);
+      // The start's failure is the error to report; what releasing left is secondary.
+      await this.releaseContainer(c);
       const why = e instanceof ChannelError ? `it ${e.message}` : (e as Error).message;
       throw new SandboxError(
         'sandbox',
@@ -307,11 +299,34 @@ export class SockEngine implements SandboxBackend {
     return this.isolation.seccomp ? [{ op: 'seccomp', filter: filter() }] : [];
   }
 
-  /** Gives back a zygote's cgroup and root, once its processes (the reaper's whole namespace, for the root) have ended. */
-  async releaseZygote(zygote: Zygote, dir: string, cgroup: PooledCgroup): Promise<void> {
+  /** Gives back a zygote's container, once its processes (the reaper's whole namespace, for the root) have ended. */
+  async releaseZygote(zygote: Zygote, container: Container): Promise<void> {
     this.zygotes.delete(zygote);
-    await this.pool.give(cgroup, KILL_TIMEOUT_MS);
-    unstitch(dir);
+    const left = await this.releaseContainer(container);
+    if (left.length > 0) throw new SandboxError('sandbox', `releasing zygote ${container.id} left ${left.join('; ')}`);
+  }
+
+  /**
+   * The one way a container is given back: its cgroup emptied and returned to the pool, then its
+   * root unstitched, with \`between\` run in between (a sandbox waits there for its first process
+   * to be reaped). Every step is tried; what each failed to do is returned, for the caller to
+   * raise or, where another error matters more, to drop.
+   */
+  async releaseContainer(c: Pick<Container, 'cgroup' | 'dir'>, between?: () => Promise<void>): Promise<string[]> {
+    const left: string[] = [];
+    try {
+      // A frozen task dies only once thawed (cgroup v1): give() thaws and kills what is left.
+      await this.pool.give(c.cgroup, KILL_TIMEOUT_MS);
+    } catch (e) {
+      left.push(`its cgroup: ${(e as Error).message}`);
+    }
+    await between?.();
+    try {
+      unstitch(c.dir);
+    } catch (e) {
+      left.push(`its root: ${(e as Error).message}`);
+    }
+    return left;
   }
 
   /**
@@ -410,8 +425,7 @@ export class SockEngine implements SandboxBackend {
     } catch (e) {
       abort.abort();
       this.sandboxes.failed();
-      await this.pool.give(c.cgroup, KILL_TIMEOUT_MS);
-      unstitch(c.dir);
+      await this.releaseContainer(c);
       if (e instanceof ZygoteGoneError) throw e;
       throw new SandboxError('sandbox', `starting ${c.id} failed: ${(e as Error).message}`);
     }
@@ -571,20 +585,10 @@ class SockSandbox extends RuntimeSandbox {
         /* exited on its own meanwhile */
       }
     }
-    const errors: string[] = [];
-    try {
-      // A frozen task dies only once thawed (cgroup v1): give() thaws and kills what is left.
-      await this.engine.pool.give(this.cgroup, KILL_TIMEOUT_MS);
-    } catch (e) {
-      errors.push(`its cgroup: ${(e as Error).message}`);
-    }
-    if (this.pid !== undefined) await waitAtMost(this.exitWatch, KILL_TIMEOUT_MS);
-    this.outbound?.stop();
-    try {
-      unstitch(this.dir);
-    } catch (e) {
-      errors.push(`its root: ${(e as Error).message}`);
-    }
+    const errors = await this.engine.releaseContainer({ cgroup: this.cgroup, dir: this.dir }, async () => {
+      if (this.pid !== undefined) await waitAtMost(this.exitWatch, KILL_TIMEOUT_MS);
+      this.outbound?.stop();
+    });
     this.engine.sandboxes.forget(this);
     if (errors.length > 0) throw new SandboxError('sandbox', `destroying ${this.id} left ${errors.join('; ')}`);
   }

@@ -9,7 +9,7 @@
 // dies (its exit descriptor closes).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import { SandboxError } from './errors.js';
+import { SandboxError } from '../errors.js';
 
 const SLIRP = '/usr/bin/slirp4netns';
 const READY_TIMEOUT_MS = 5000;

@@ -2,9 +2,9 @@
 // cgroups (named for that directory), labelled Docker containers, mounts, sandbox directories
 // and code snapshots. Refused while a live engine owns the directory.
 import fs from 'node:fs';
-import { CgroupPool } from './cgroupPool.js';
+import { CgroupPool } from '../cgroups/cgroupPool.js';
 import { removeContainers } from './dockerEngine.js';
-import { StateDir } from './stateDir.js';
+import { StateDir } from '../state/stateDir.js';
 
 /** Removes the leftovers and gives up the directory; returns what it removed, a phrase each. */
 export async function reclaimStateDir(dir: string): Promise<string[]> {

@@ -8,14 +8,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Channel, ChannelError, type Message } from './channel.js';
-import { SandboxError } from './errors.js';
+import { SandboxError } from '../errors.js';
 import type { CreateTimings, Sandbox, SandboxSpec } from './sandbox.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The runtime is Python source, not compiled: it sits in engine/runtime beside the TypeScript. Mounted read-only at /sock. */
 export const RUNTIME_DIR = path.resolve(
   here,
-  here.includes(`${path.sep}dist${path.sep}`) ? '../../engine/runtime' : 'runtime',
+  here.includes(`${path.sep}dist${path.sep}`) ? '../../../engine/runtime' : '../runtime',
 );
 
 /** nobody:nogroup on Debian; a handler needs no identity of its own. */

@@ -1,4 +1,4 @@
-// The seccomp filters SOCK sandboxes run under, compiled from engine/seccomp/profile.json.
+// The seccomp filters SOCK sandboxes run under, compiled from engine/isolation/seccomp/profile.json.
 //
 // Why: a handler, and every package it imports, is hostile code. Namespaces, chroot, cgroups
 // and dropping to nobody limit what the kernel lets it do; the filter limits which of the
@@ -33,14 +33,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { seccompFilter, type SeccompCondition, type SeccompRule, type SeccompSpec } from '../native/index.js';
-import { EngineSetupError } from './errors.js';
+import { seccompFilter, type SeccompCondition, type SeccompRule, type SeccompSpec } from '../../native/index.js';
+import { EngineSetupError } from '../errors.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The profile, read from the source tree (tsc does not copy it to dist). */
 export const PROFILE = path.resolve(
   here,
-  here.includes(`${path.sep}dist${path.sep}`) ? '../../engine/seccomp/profile.json' : 'seccomp/profile.json',
+  here.includes(`${path.sep}dist${path.sep}`)
+    ? '../../../engine/isolation/seccomp/profile.json'
+    : 'seccomp/profile.json',
 );
 
 /** A number, or a string of hex digits ("0x7e020000") for masks and values past 2^53. */

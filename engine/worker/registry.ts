@@ -26,7 +26,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { lambdaFiles, type LambdaFile } from '../native/index.js';
+import { lambdaFiles, type LambdaFile } from '../../native/index.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 /** Byte-compiled leftovers of running the handler outside the engine are not part of it. */

@@ -7,12 +7,20 @@
 // is destroyed. Which zygotes exist and which one serves a handler is the import cache's
 // business (importCache.ts), not this file's.
 import fs from 'node:fs';
-import { openTree, watchExit } from '../native/index.js';
+import { openTree, watchExit } from '../../native/index.js';
 import type { Channel, ChannelError } from './channel.js';
-import type { Container, SockEngine } from './sockEngine.js';
+import type { Container } from './container.js';
 
 /** A fork takes about a millisecond; one that takes this long is a zygote stuck in something. */
 const FORK_TIMEOUT_MS = 10_000;
+
+/** What a zygote needs of the engine that made it (SockEngine), named here so neither imports the other. */
+export interface ZygoteHost {
+  readonly isolation: { userns: boolean };
+  log(message: string): void;
+  /** Gives the zygote's container back once its processes have ended. */
+  releaseZygote(zygote: Zygote, container: Container): Promise<void>;
+}
 
 /** The zygote cannot fork any more (it died, or its socket closed): ask another one. */
 export class ZygoteGoneError extends Error {}
@@ -46,7 +54,7 @@ export class Zygote {
     readonly parent: Zygote | undefined,
     /** The root zygote's reaper (PID 1 of the namespace every fork lives under), our child. */
     private readonly reaper: number | undefined,
-    private readonly engine: SockEngine,
+    private readonly engine: ZygoteHost,
   ) {
     this.id = container.id;
     this.reaperAlive = reaper !== undefined;
@@ -190,7 +198,7 @@ export class Zygote {
           /* already gone */
         }
       }
-      await this.engine.releaseZygote(this, this.container.dir, this.container.cgroup);
+      await this.engine.releaseZygote(this, this.container);
     })();
     return this.destroying;
   }

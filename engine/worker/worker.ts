@@ -9,11 +9,11 @@
 // forking or thawing it) and running the handler, in milliseconds.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SandboxError, type FailureKind } from './errors.js';
-import type { HandlerCache } from './handlerCache.js';
-import { InstallError, type InstallCache } from './installCache.js';
+import { SandboxError, type FailureKind } from '../errors.js';
+import type { HandlerCache } from '../caches/handlerCache.js';
+import { InstallError, type InstallCache } from '../caches/installCache.js';
 import { BadLambdaError, type Lambda, Registry } from './registry.js';
-import type { SandboxBackend } from './sandbox.js';
+import type { SandboxBackend } from '../sandbox/sandbox.js';
 import { QueueFullError, Slots } from './slots.js';
 
 const MAX_BODY_BYTES = 6 * 1024 * 1024;

@@ -1,6 +1,6 @@
 // A backend's count of its sandboxes: which are alive (to destroy at shutdown), how many were
 // made and destroyed, and whether it still takes new ones.
-import { SandboxError } from './errors.js';
+import { SandboxError } from '../errors.js';
 import type { Sandbox } from './sandbox.js';
 
 export class SandboxLedger<S extends Sandbox> {

@@ -10,10 +10,10 @@ import { finished } from 'node:stream/promises';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { requireBase } from './baseRootfs.js';
-import { DEFAULT_LIMITS, type Limits } from './cgroupHierarchy.js';
+import { DEFAULT_LIMITS, type Limits } from '../cgroups/cgroupHierarchy.js';
 import { Channel, DEFAULT_MAX_REPLY_BYTES } from './channel.js';
 import { DOCKER_SOCKET, pingDocker } from './dockerPing.js';
-import { EngineSetupError, SandboxError } from './errors.js';
+import { EngineSetupError, SandboxError } from '../errors.js';
 import {
   deathErrorOf,
   requireReadable,
@@ -24,8 +24,8 @@ import {
 } from './runtimeSandbox.js';
 import type { BackendStatus, Sandbox, SandboxBackend, SandboxSpec } from './sandbox.js';
 import { SandboxLedger } from './sandboxLedger.js';
-import { StateDir } from './stateDir.js';
-import { linkLibraries, makeScratch, unstitch } from './stitch.js';
+import { StateDir } from '../state/stateDir.js';
+import { linkLibraries, makeScratch, unstitch } from '../isolation/stitch.js';
 
 /** Every container carries this label, valued with the state directory that owns it. */
 export const STATE_LABEL = 'sockbench.state-dir';

@@ -2,10 +2,10 @@
 // (the default: the only registry this project's machines reach) or pip against the index or
 // wheel directories given, installed under <state-dir>/packages with the state dir's base.
 import path from 'node:path';
-import { InstallCache } from './installCache.js';
-import { DebianProvider } from './installers/debian.js';
-import { PipProvider } from './installers/pip.js';
-import { StateDir } from './stateDir.js';
+import { InstallCache } from '../caches/installCache.js';
+import { DebianProvider } from '../installers/debian.js';
+import { PipProvider } from '../installers/pip.js';
+import { StateDir } from '../state/stateDir.js';
 
 export interface InstallFlags {
   installer: 'debian' | 'pip';

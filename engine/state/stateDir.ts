@@ -5,8 +5,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { constants, mount, umount2 } from '../native/index.js';
-import { EngineSetupError } from './errors.js';
+import { constants, mount, umount2 } from '../../native/index.js';
+import { EngineSetupError } from '../errors.js';
 import { mountsUnder } from './mountinfo.js';
 import { isAlive, selfIdentity } from './processIdentity.js';
 

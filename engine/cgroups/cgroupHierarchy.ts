@@ -3,7 +3,7 @@
 // cgroup.subtree_control.
 import fs from 'node:fs';
 import path from 'node:path';
-import { readMounts } from './mountinfo.js';
+import { readMounts } from '../state/mountinfo.js';
 
 /** What a sandbox is bounded by. */
 export interface Limits {

@@ -11,7 +11,7 @@
 // (which the engine did not start and does not move).
 import fs from 'node:fs';
 import path from 'node:path';
-import { EngineSetupError } from './errors.js';
+import { EngineSetupError } from '../errors.js';
 import type { Hierarchy } from './cgroupHierarchy.js';
 
 /** The leaf an engine moves its own process into, below the cgroup it was started in. */

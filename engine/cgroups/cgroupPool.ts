@@ -4,7 +4,7 @@
 // cgroup comes back to the pool only once it holds no task and is thawed.
 import fs from 'node:fs';
 import path from 'node:path';
-import { EngineSetupError } from './errors.js';
+import { EngineSetupError } from '../errors.js';
 import {
   findHierarchies,
   limitFiles,

@@ -8,7 +8,7 @@
 // not the host's loopback, the worker's port, the host's abstract Unix sockets, nor another
 // sandbox.
 import fs from 'node:fs';
-import { makeNetns } from '../native/index.js';
+import { makeNetns } from '../../native/index.js';
 
 export interface NetnsPoolStatus {
   ready: number;
