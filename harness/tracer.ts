@@ -15,7 +15,7 @@ import { bpftraceComplaint } from './capabilities.js';
 export const TRACE_FAMILIES = ['locks', 'syscalls'] as const;
 export type TraceFamily = (typeof TRACE_FAMILIES)[number];
 
-/** Must match the programs' filter: close() of an fd this high is a mark, never a real file. */
+/** close() of an fd this high is a mark, never a real file; the programs get it as their $2. */
 const MARK_BASE = 0x7f000000;
 const BPF_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bpf');
 const ATTACH_TIMEOUT_MS = 60_000;
@@ -33,6 +33,28 @@ export const LOCK_STACK_THRESHOLD_US = 10;
  * and always all timed.
  */
 export const SPIN_SAMPLE_EVERY = 8;
+
+/**
+ * The maps each program prints at every mark, by family: the only ones the harness reads, and
+ * the contract with bpf/*.bt (which cannot import this and spells the names itself).
+ */
+export const BPF_MAPS = {
+  locks: {
+    count: '@count',
+    waitNs: '@wait_ns',
+    maxNs: '@max_ns',
+    lockHi: '@lock_hi',
+    lockLo: '@lock_lo',
+    shortCount: '@short_count',
+    shortWaitNs: '@short_wait_ns',
+    shortMaxNs: '@short_max_ns',
+  },
+  syscalls: {
+    latencyNs: '@latency_ns',
+    calls: '@calls',
+    totalNs: '@total_ns',
+  },
+} as const satisfies Record<TraceFamily, Record<string, `@${string}`>>;
 
 /** What one family's maps held at one mark: map name -> key -> value (a number, or hist buckets). */
 export type Snapshot = Record<string, Record<string, unknown>>;
@@ -104,10 +126,8 @@ class ProbeProcess {
     spinSampleEvery: number,
   ) {
     const program = path.join(BPF_DIR, `${family}.bt`);
-    const args =
-      family === 'locks'
-        ? [String(harnessPid), String(LOCK_STACK_THRESHOLD_US * 1000), String(spinSampleEvery)]
-        : [String(harnessPid)];
+    const args = [String(harnessPid), String(MARK_BASE)];
+    if (family === 'locks') args.push(String(LOCK_STACK_THRESHOLD_US * 1000), String(spinSampleEvery));
     this.child = spawn('bpftrace', ['-B', 'none', '-f', 'json', program, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group: a terminal's Ctrl-C is for the harness, which stops bpftrace
@@ -309,16 +329,17 @@ export class Tracer {
 
 /**
  * A point's lock waits, attributed and summed by (lock, kind, call path), heaviest first.
- * spinSampleEvery is the program's $3: spinning waits' counts and sums are scaled by it, so
+ * spinSampleEvery is the program's $4: spinning waits' counts and sums are scaled by it, so
  * they are estimates; their maximum is the largest seen among the timed ones.
  */
 export function lockRows(snap: Snapshot, kallsyms: Kallsyms, spinSampleEvery: number): LockRow[] {
   const scale = (flags: number) => (flags & LOCK_FLAG_SPIN ? spinSampleEvery : 1);
-  const count = snap['@count'] ?? {};
-  const waitNs = snap['@wait_ns'] ?? {};
-  const maxNs = snap['@max_ns'] ?? {};
-  const hi = snap['@lock_hi'] ?? {};
-  const lo = snap['@lock_lo'] ?? {};
+  const maps = BPF_MAPS.locks;
+  const count = snap[maps.count] ?? {};
+  const waitNs = snap[maps.waitNs] ?? {};
+  const maxNs = snap[maps.maxNs] ?? {};
+  const hi = snap[maps.lockHi] ?? {};
+  const lo = snap[maps.lockLo] ?? {};
   const rows = new Map<string, LockRow>();
   for (const [key, n] of Object.entries(count)) {
     const parsed = parseLockKey(key);
@@ -340,9 +361,9 @@ export function lockRows(snap: Snapshot, kallsyms: Kallsyms, spinSampleEvery: nu
     row.wait_max_us = Math.max(row.wait_max_us, Number(maxNs[key] ?? 0) / 1000);
     rows.set(id, row);
   }
-  const shortCount = snap['@short_count'] ?? {};
-  const shortWait = snap['@short_wait_ns'] ?? {};
-  const shortMax = snap['@short_max_ns'] ?? {};
+  const shortCount = snap[maps.shortCount] ?? {};
+  const shortWait = snap[maps.shortWaitNs] ?? {};
+  const shortMax = snap[maps.shortMaxNs] ?? {};
   for (const [flags, n] of Object.entries(shortCount)) {
     const kind = lockKind(Number(flags));
     rows.set(`short\0${kind}`, {
@@ -390,9 +411,10 @@ export function histPercentile(buckets: Bucket[], q: number): number {
 }
 
 export function syscallRows(snap: Snapshot): SyscallRow[] {
-  const hists = (snap['@latency_ns'] ?? {}) as Record<string, Bucket[]>;
-  const calls = snap['@calls'] ?? {};
-  const total = snap['@total_ns'] ?? {};
+  const maps = BPF_MAPS.syscalls;
+  const hists = (snap[maps.latencyNs] ?? {}) as Record<string, Bucket[]>;
+  const calls = snap[maps.calls] ?? {};
+  const total = snap[maps.totalNs] ?? {};
   return Object.keys(calls)
     .map((probe) => ({
       syscall: probe.replace(/^tracepoint:syscalls:sys_exit_/, ''),

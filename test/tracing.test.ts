@@ -9,10 +9,20 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { attribute, Kallsyms, lockKind, stackAddresses } from '../harness/attribution.js';
 import { readCsv } from '../harness/csv.js';
-import { histPercentile, lockRows, MarkStream, parseLockKey, syscallRows, type Snapshot } from '../harness/tracer.js';
+import {
+  BPF_MAPS,
+  histPercentile,
+  lockRows,
+  MarkStream,
+  parseLockKey,
+  syscallRows,
+  TRACE_FAMILIES,
+  type Snapshot,
+} from '../harness/tracer.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const FIXTURES = path.resolve(here, '../../test/fixtures');
+const BPF_DIR = path.resolve(here, '../../bpf');
 const CLI = path.resolve(here, '../app/cli.js');
 
 function recorded(name: string): Snapshot {
@@ -153,6 +163,18 @@ test('recorded netns churn: syscall histograms give calls, percentiles and total
   assert.ok(unshare!.calls > 100);
   assert.ok(unshare!.p50_us > 0 && unshare!.p99_us >= unshare!.p50_us);
   assert.ok(unshare!.total_us > unshare!.p50_us);
+});
+
+test('each program prints and clears at a mark exactly the maps BPF_MAPS lists for its family', () => {
+  for (const family of TRACE_FAMILIES) {
+    const source = fs.readFileSync(path.join(BPF_DIR, `${family}.bt`), 'utf8');
+    const afterEnd = /printf\("sockbench-end[^\n]*\n([\s\S]*?)\n\}/.exec(source);
+    const printed = [...source.matchAll(/\bprint\((@\w+)\)/g)].map((m) => m[1]!);
+    const cleared = [...(afterEnd?.[1] ?? '').matchAll(/\bclear\((@\w+)\)/g)].map((m) => m[1]!);
+    const listed = Object.values(BPF_MAPS[family]) as string[];
+    assert.equal(printed.sort(), [...listed].sort(), `${family}.bt prints`);
+    assert.equal(cleared.sort(), [...listed].sort(), `${family}.bt clears after the end line`);
+  }
 });
 
 test('parsing: lock keys, percentiles inside log2 buckets, garbage and unmatched marks', () => {
