@@ -115,7 +115,8 @@ async function onHost(args: string[]): Promise<number> {
       if (unknown !== undefined) return usage(`--suites: '${unknown}' is not one of ${SUITES.join(', ')}`);
     } else return usage(`unknown flag ${flag}`);
   }
-  const pattern = `^(${suites.join('|')})\\.test\\.js$`;
+  // Suites are named by file, wherever under test/ their layer puts them.
+  const pattern = `(^|/)(${suites.join('|')})\\.test\\.js$`;
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sockbench-cgroup2-'));
   const exec = `${process.execPath} dist/test/cgroup2.js --guest '${pattern}'`;
   const kernels = spawn(
