@@ -28,7 +28,15 @@ const DEFAULT_MEMORY_MB = 2048;
 export function kernelsOptions(y: Argv, repoRoot: string, studies: KernelStudies): Argv {
   return y
     .usage(
-      "$0 kernels --kernel K [--kernel K ...] [options]\n\nRuns the kernel studies (with --quick) on each kernel, booted in qemu with this machine's root file system shared read-only and <out>/results and <out>/figures writable, then compares each kernel with the first one given. Each study run lands in <out>/results/<study>/<run-id>/ (its meta.json gets a vm object: kernel, accel, emulated); the kernels run itself, with console logs and comparisons, in <out>/results/kernels/<stamp>/. Exit status: 0 all well; 1 a kernel or study failed, or a comparison regressed beyond --fail-on-regression; 2 bad input; 3 missing root, qemu or kernel package; 130 interrupted.",
+      [
+        '$0 kernels --kernel K [--kernel K ...] [options]\n\nRuns the kernel studies (with --quick) on each kernel,',
+        "booted in qemu with this machine's root file system shared read-only and <out>/results and <out>/figures",
+        'writable, then compares each kernel with the first one given. Each study run lands in',
+        '<out>/results/<study>/<run-id>/ (its meta.json gets a vm object: kernel, accel, emulated); the kernels run',
+        'itself, with console logs and comparisons, in <out>/results/kernels/<stamp>/. Exit status: 0 all well;',
+        '1 a kernel or study failed, or a comparison regressed beyond --fail-on-regression; 2 bad input;',
+        '3 missing root, qemu or kernel package; 130 interrupted.',
+      ].join(' '),
     )
     .option('kernel', {
       type: 'string',
