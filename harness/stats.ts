@@ -40,9 +40,10 @@ export function confidenceInterval95(values: number[]): ConfidenceInterval {
 }
 
 /**
- * Iglewicz–Hoaglin modified Z-scores, |x − median| / MAD × 0.6745, as hyperfine uses to flag
- * runs disturbed by something outside the benchmark. Median and MAD, unlike mean and standard
- * deviation, are not dragged along by the outlier being looked for.
+ * Iglewicz–Hoaglin modified Z-scores, |x − median| / MAD × 0.6745, to flag repetitions disturbed
+ * by something outside the benchmark. Median and MAD, unlike mean and standard deviation, are
+ * not dragged along by the outlier being looked for. (hyperfine scores by median and MAD too,
+ * but warns only past |x − median| / MAD > 14.826, a much looser rule than the cut-off below.)
  */
 export function modifiedZScores(values: number[]): number[] {
   if (values.length === 0) return [];

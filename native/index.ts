@@ -177,12 +177,6 @@ export interface ExitResult {
   signal: number | null;
 }
 
-export interface ReapResult {
-  timedOut: boolean;
-  exitCode: number | null;
-  signal: number | null;
-}
-
 /** A regular file of a lambda, as lambdaFiles() found it (fstat of the descriptor it read). */
 export interface LambdaFile {
   /** Relative to the lambda's directory, '/'-separated. */
@@ -228,7 +222,6 @@ interface Addon {
   ChurnRun: new (options: ChurnOptions) => ChurnRun;
   ScriptRun: new (options: ScriptOptions) => ScriptRun;
   spawn(options: SpawnOptions): number;
-  reap(pid: number, timeoutMs?: number): Promise<ReapResult>;
   /**
    * Resolves when our child pid exits, and reaps it. Waits in one native epoll thread, not in
    * libuv's pool, so any number can be pending; holds the event loop open only while some are.
@@ -279,7 +272,6 @@ export const {
   ChurnRun,
   ScriptRun,
   spawn,
-  reap,
   watchExit,
   sendFds,
   peerCred,

@@ -18,7 +18,7 @@
 // mounted on the host, whatever happens to the worker.
 import fs from 'node:fs';
 import path from 'node:path';
-import { constants, reap, spawn, watchExit, type SpawnStep } from '../../native/index.js';
+import { constants, spawn, watchExit, type SpawnStep } from '../../native/index.js';
 import { handlerFilter } from '../isolation/seccomp.js';
 import { removeTree } from '../state/stateDir.js';
 
@@ -255,7 +255,8 @@ export class InstallWork {
     } finally {
       run.signal?.removeEventListener('abort', kill);
     }
-    const { exitCode, signal } = await reap(pid);
+    // Our zombie now: reaping it gives its status at once.
+    const { exitCode, signal } = await watchExit(pid);
     run.signal?.throwIfAborted();
     const output = tail(log);
     // The reaper exits 128 + N when signal N killed the tool; a signal of its own is the sandbox's end (the OOM killer's, say).

@@ -20,28 +20,9 @@ answers fork requests, one at a time:
 
 The descriptors are the new container, made by the engine: its stitched root (a detached copy
 of its mounts, from open_tree, or with "tree" off a directory) and its cgroup from the pool.
-For a handler instance the zygote first unshares its PID namespace, which moves only its *next
-child*, forks, and at once goes back to its own namespace for the children after (setns to the
-/proc/self/ns/pid it opened at start): the child is PID 1 of a namespace of its own, nested in
-the zygote's, with one fork instead of the two a child that unshared itself would need. The
-child starts a session of its own and unshares its mount, network (loopback up), IPC and UTS
-namespaces; then, given its container, it joins the cgroup first (so everything it allocates
-from then on is charged there), attaches its root at /mnt, mounts its /proc there and chroots
-into it, names its host, drops to nobody with no capabilities, installs the handler seccomp
-filter, writes "ok" to the zygote (which then answers "forked"), closes all but stdio and runs
-the runtime of server.py: it dials /host/worker.sock of its own root, where the engine waits.
-The engine learns its pid from that connection (SO_PEERCRED), not from the zygote. When the
-zygote dies its forks are reparented to the reaper.
-
-The fork itself is made ahead of the request: once the zygote has been idle for 20 ms it forks
-a spare child into a new PID namespace that makes its namespaces and waits on a socket pair;
-the next handler request's descriptors go to it (SCM_RIGHTS again), and it goes on as above
-from the cgroup join.
-
-A child zygote does the same but unshares only a mount namespace and pivots into its root
-(package code it imports keeps the zygote's capabilities, so no chroot would hold it), keeps
-its privileges and the zygote's PID namespace (so its death does not end the instances it
-forks), imports its extra packages, and serves.
+How a fork is put in its container, step by step, and why each step is done as it is (the spare
+forked ahead of the request, the PID namespace it is PID 1 of, a child zygote's pivot) is told
+once, in engine/README.md under "The fork protocol".
 """
 
 import _signal

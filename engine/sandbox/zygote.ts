@@ -1,6 +1,6 @@
 // A zygote as the engine sees it: a Python process in a lean container of its own that has
 // imported a set of packages and forks handler instances (and child zygotes) on request. The
-// protocol and why the fork happens as it does are in runtime/zygote.py; this side opens the
+// fork protocol and why it is as it is are in engine/README.md; this side opens the
 // new container's descriptors, sends them, and waits for the answer. A zygote runs the code of
 // the packages it imported, so its channel is held to what a sandbox's is (channel.ts): a line
 // too long, garbage, an answer to another fork or a line unasked makes the zygote gone, and it

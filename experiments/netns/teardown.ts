@@ -18,7 +18,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
-import { constants, reap, spawn } from '../../native/index.js';
+import { constants, spawn, watchExit } from '../../native/index.js';
 
 const run = promisify(execFile);
 const RELEASE_TIMEOUT_MS = 120_000;
@@ -36,7 +36,7 @@ class Sentinel {
       await run('ip', ['link', 'add', hostLink, 'type', 'veth', 'peer', 'name', 'sentinel', 'netns', String(pid)]);
     } catch (e) {
       process.kill(pid, 'SIGKILL');
-      await reap(pid);
+      await watchExit(pid);
       throw e;
     }
     return new Sentinel(pid, hostLink);
@@ -49,7 +49,7 @@ class Sentinel {
    */
   async release(timeoutMs = RELEASE_TIMEOUT_MS): Promise<void> {
     process.kill(this.pid, 'SIGKILL');
-    await reap(this.pid);
+    await watchExit(this.pid);
     const deadline = performance.now() + timeoutMs;
     while (fs.existsSync(`/sys/class/net/${this.hostLink}`)) {
       if (performance.now() > deadline) throw new Error(`netns teardown not finished after ${timeoutMs / 1000} s`);

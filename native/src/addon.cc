@@ -44,7 +44,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ChurnRun::Init(env, exports);
   ScriptRun::Init(env, exports);
   exports.Set("spawn", Napi::Function::New(env, Spawn));
-  exports.Set("reap", Napi::Function::New(env, Reap));
   InitExitWatcher(env, exports);
   exports.Set("sendFds", Napi::Function::New(env, SendFds));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));

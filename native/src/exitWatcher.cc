@@ -2,8 +2,8 @@
 // watchExit(pid, {reap: false}) watches a process that is not our child (a zygote's fork):
 // its pidfd turns readable at its exit too, but only its parent learns the status.
 //
-// reap() parks one of libuv's four pool threads in poll() per child; an engine with dozens of
-// sandboxes alive would starve every fs call behind them. Here one native thread per Node
+// Waiting in libuv's pool would park one of its four threads in poll() per child; an engine with
+// dozens of sandboxes alive would starve every fs call behind them. Here one native thread per Node
 // environment, started on first use, waits in epoll_wait on a pidfd per watched child:
 // - the JS thread opens the pidfd (so a missing pid rejects at once), adds it to the epoll
 //   set (safe while the watcher is in epoll_wait), keeps the promise in a map only it

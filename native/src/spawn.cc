@@ -29,7 +29,6 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -684,75 +683,6 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
                                     std::to_string(status) + ")");
   }
   return Napi::Number::New(env, static_cast<double>(pid));
-}
-
-namespace {
-
-class ReapWorker : public Napi::AsyncWorker {
- public:
-  ReapWorker(Napi::Env env, pid_t pid, int timeoutMs)
-      : Napi::AsyncWorker(env), pid_(pid), timeoutMs_(timeoutMs), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
-    if (pidfd < 0) {
-      err_ = errno;
-      call_ = "pidfd_open";
-      return;
-    }
-    struct pollfd p{pidfd, POLLIN, 0};
-    int rc;
-    do rc = poll(&p, 1, timeoutMs_); while (rc < 0 && errno == EINTR);
-    close(pidfd);
-    if (rc == 0) {
-      timedOut_ = true;
-      return;
-    }
-    pid_t got;
-    do got = waitpid(pid_, &status_, __WALL); while (got < 0 && errno == EINTR);
-    if (got < 0) {
-      err_ = errno;
-      call_ = "waitpid";
-    }
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (err_ != 0) {
-      deferred_.Reject(SyscallError(env, call_, err_).Value());
-      return;
-    }
-    Napi::Object r = Napi::Object::New(env);
-    r.Set("timedOut", Napi::Boolean::New(env, timedOut_));
-    bool exited = !timedOut_ && WIFEXITED(status_);
-    bool signaled = !timedOut_ && WIFSIGNALED(status_);
-    r.Set("exitCode", exited ? Napi::Number::New(env, WEXITSTATUS(status_)) : env.Null());
-    r.Set("signal", signaled ? Napi::Number::New(env, WTERMSIG(status_)) : env.Null());
-    deferred_.Resolve(r);
-  }
-
- private:
-  pid_t pid_;
-  int timeoutMs_;
-  Napi::Promise::Deferred deferred_;
-  int status_ = 0;
-  int err_ = 0;
-  std::string call_;
-  bool timedOut_ = false;
-};
-
-}  // namespace
-
-// reap(pid, timeoutMs = -1) -> Promise<{ timedOut, exitCode, signal }>, waiting off the event loop.
-Napi::Value Reap(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "reap expects a pid");
-  int timeoutMs = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : -1;
-  auto* worker = new ReapWorker(env, info[0].As<Napi::Number>().Int32Value(), timeoutMs);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
 }
 
 }  // namespace sockbench

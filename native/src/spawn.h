@@ -3,5 +3,4 @@
 
 namespace sockbench {
 Napi::Value Spawn(const Napi::CallbackInfo& info);
-Napi::Value Reap(const Napi::CallbackInfo& info);
 }  // namespace sockbench

@@ -14,7 +14,6 @@ import {
   NAMESPACES,
   constants,
   namespaceFlags,
-  reap,
   spawn,
   watchExit,
   type SyscallError,
@@ -72,8 +71,7 @@ function cgroupHierarchy(): string {
 
 async function kill(pid: number) {
   process.kill(pid, 'SIGKILL');
-  const r = await reap(pid, 5000);
-  assert.not.ok(r.timedOut, `child ${pid} was not reaped`);
+  await within(5000, watchExit(pid), `reaping child ${pid}`);
 }
 
 test('spawn: a child born with each namespace flag is in a new namespace of that kind only', async () => {
@@ -163,8 +161,7 @@ test('spawn: chroot changes the child root; exec runs a program and reports its 
       await kill(pid);
     }
     const child = spawn({ steps: [{ op: 'exec', argv: ['/bin/sh', '-c', 'exit 7'] }] });
-    const r = await reap(child, 5000);
-    assert.equal(r, { timedOut: false, exitCode: 7, signal: null });
+    assert.equal(await within(5000, watchExit(child), 'reaping the child'), { exitCode: 7, signal: null });
   } finally {
     fs.rmdirSync(dir);
   }
@@ -460,7 +457,7 @@ test('watchExit: twenty pending watches hold no libuv pool thread, and each gets
   let settled = 0;
   const exits = pids.map((pid) => watchExit(pid).finally(() => settled++));
   try {
-    // More fs jobs than the pool has threads: with reap() each pending child would occupy one.
+    // More fs jobs than the pool has threads: a wait parked in the pool would occupy one per child.
     const self = fileURLToPath(import.meta.url);
     const t0 = performance.now();
     await within(
@@ -577,7 +574,7 @@ test('churn: after children that were init of a PID namespace, our own children 
   const pid = spawn({ steps: [{ op: 'hold' }] });
   process.kill(pid, 'SIGKILL');
   await new Promise((r) => setTimeout(r, 50));
-  const r = await reap(pid, 5000);
+  const r = await within(5000, watchExit(pid), 'reaping our child');
   assert.is(r.signal, 9);
   await new ChurnRun({ flags: namespaceFlags(['net']), concurrency: 2, ops: 20 }).start();
 });

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { reap, spawn, type SpawnStep } from '../../../native/index.js';
+import { spawn, watchExit, type SpawnStep } from '../../../native/index.js';
 import {
   compileFilter,
   handlerFilter,
@@ -390,9 +390,13 @@ async function pythonAfter(steps: SpawnStep[], code: string, env: string[] = [])
       { op: 'exec', argv: ['/usr/bin/python3', '-c', code], env: ['PATH=/usr/bin:/bin', ...env] },
     ],
   });
-  const exit = await reap(pid, 10_000);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`python3 (pid ${pid}) still running after 10 s`)), 10_000);
+  });
+  const exit = await Promise.race([watchExit(pid), late]).finally(() => clearTimeout(timer));
   const text = fs.readFileSync(out, 'utf8');
-  assert.equal(exit, { timedOut: false, exitCode: 0, signal: null }, text);
+  assert.equal(exit, { exitCode: 0, signal: null }, text);
   return JSON.parse(text);
 }
 
