@@ -44,7 +44,7 @@ const NAMESPACE_CONFIG: Record<string, string> = {
 const ENGINE_CONTROLLERS = ['memory', 'cpu', 'pids', 'freezer'];
 
 /** Every check, run concurrently: the slowest (bpftrace attaching, a silent docker socket) bound the total. */
-export async function checkMachine(): Promise<DoctorRow[]> {
+async function checkMachine(): Promise<DoctorRow[]> {
   const [tracing, docker, dockerd, dockerClient, overlayModule, fuseOverlayfs, debootstrap, python3] =
     await Promise.all([
       probeTracing(),

@@ -12,7 +12,7 @@ import { median } from 'simple-statistics';
 import { bootstrapMedianRatio } from './stats.js';
 
 /** The metrics compared, and which way is better. */
-export const METRICS = { ops_per_sec: 'higher', p50_us: 'lower', p99_us: 'lower' } as const;
+const METRICS = { ops_per_sec: 'higher', p50_us: 'lower', p99_us: 'lower' } as const;
 export type Metric = keyof typeof METRICS;
 
 /** Columns that name a point beyond config and concurrency, when a run has them. */
@@ -42,7 +42,7 @@ export interface Run {
 }
 
 /** A run directory (data.csv + meta.json), or an experiment's results directory (its newest complete run). */
-export function loadRun(arg: string): Run {
+function loadRun(arg: string): Run {
   let dir = path.resolve(arg);
   if (!fs.existsSync(dir)) throw new UsageError(`${arg}: no such run or directory`);
   if (!fs.existsSync(path.join(dir, 'meta.json'))) {
@@ -137,7 +137,7 @@ function emulationDifference(a: Run, b: Run): string[] {
  * Compares b against a. thresholdPct is the smallest change (in %) called better or worse: a
  * change whose 95% interval does not clear it is "same".
  */
-export function compareRuns(a: Run, b: Run, thresholdPct = 0): Comparison {
+function compareRuns(a: Run, b: Run, thresholdPct = 0): Comparison {
   if (a.experiment !== b.experiment)
     throw new UsageError(`cannot compare a run of ${a.experiment} with a run of ${b.experiment}`);
   const oa = measuringOptions(a.options);
@@ -206,7 +206,7 @@ export function compareRuns(a: Run, b: Run, thresholdPct = 0): Comparison {
 }
 
 /** Ratios of the comparison, one panel per metric, each point with its interval; 1 marked. */
-export function comparisonFigure(c: Comparison, a: string, b: string): object {
+function comparisonFigure(c: Comparison, a: string, b: string): object {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: {

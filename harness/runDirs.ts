@@ -45,7 +45,7 @@ export interface RunMeta {
 }
 
 /** A run directory's name: the start time in UTC, 20261123-074012. */
-export function runId(now: Date): string {
+function runId(now: Date): string {
   return now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 }
 

@@ -42,7 +42,7 @@ export interface RunOutcome {
 }
 
 /** Columns every experiment's data.csv starts with, in this order. */
-export const COMMON_COLUMNS = [
+const COMMON_COLUMNS = [
   'experiment',
   'config',
   'concurrency',

@@ -38,8 +38,8 @@ export const LOCK_COLUMNS = [
   'wait_total_us',
   'wait_max_us',
 ];
-export const SYSCALL_COLUMNS = ['config', 'concurrency', 'repeat', 'syscall', 'calls', 'p50_us', 'p99_us', 'total_us'];
-export const PROBE_COST_COLUMNS = ['config', 'concurrency', 'repeat', 'probe_runs', 'probe_cpu_ms'];
+const SYSCALL_COLUMNS = ['config', 'concurrency', 'repeat', 'syscall', 'calls', 'p50_us', 'p99_us', 'total_us'];
+const PROBE_COST_COLUMNS = ['config', 'concurrency', 'repeat', 'probe_runs', 'probe_cpu_ms'];
 
 export interface ProbeCostRow extends PointKey {
   probe_runs: number;

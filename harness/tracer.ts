@@ -24,7 +24,7 @@ const FLUSH_TIMEOUT_MS = 30_000;
  * Waits shorter than this are counted and summed by lock kind without a stack: walking the
  * stack of every microsecond spin made tracing cost up to a third of the rate it explains.
  */
-export const LOCK_STACK_THRESHOLD_US = 10;
+const LOCK_STACK_THRESHOLD_US = 10;
 /**
  * locks.bt times one spinning contention in this many, at random, and the harness scales their
  * counts and sums back up. Timing all of them cost up to 6% of the CPU and up to a fifth of the
@@ -236,7 +236,7 @@ export interface PointTrace {
 }
 
 /** run_cnt and run_time_ns of every BPF program a process holds, from its fdinfo. */
-export function programCost(pid: number): ProbeCost {
+function programCost(pid: number): ProbeCost {
   const cost = { runs: 0, runTimeNs: 0 };
   let fds: string[];
   try {

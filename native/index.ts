@@ -310,11 +310,3 @@ const FLAG_OF: Record<Namespace, keyof Constants> = {
 export function namespaceFlags(namespaces: readonly Namespace[]): number {
   return namespaces.reduce((flags, ns) => flags | constants[FLAG_OF[ns]], 0);
 }
-
-export function isSyscallError(e: unknown): e is SyscallError {
-  return (
-    e instanceof Error &&
-    typeof (e as SyscallError).errno === 'number' &&
-    typeof (e as SyscallError).syscall === 'string'
-  );
-}

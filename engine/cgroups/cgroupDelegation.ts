@@ -38,7 +38,7 @@ const read = (file: string) => fs.readFileSync(file, 'utf8').trim();
 const words = (file: string) => read(file).split(/\s+/).filter(Boolean);
 
 /** This process's cgroup v2 directory under the hierarchy's mount point (from /proc/self/cgroup's "0::" line). */
-export function ownCgroupDir(mount: string): string {
+function ownCgroupDir(mount: string): string {
   const line = read('/proc/self/cgroup')
     .split('\n')
     .find((l) => l.startsWith('0::'));

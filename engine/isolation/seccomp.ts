@@ -148,7 +148,7 @@ function rulesOf(group: Group, names: string[], where: string): SeccompRule[] {
  * each has conditions (they add alternatives); the handler variant may allow nothing the
  * profile lists as refused.
  */
-export function specOf(profile: Profile, variant: Variant): SeccompSpec {
+function specOf(profile: Profile, variant: Variant): SeccompSpec {
   const replaced = new Set(variant === 'zygote' ? profile.zygote.flatMap((g) => g.names) : []);
   const groups = [
     ...profile.handler.map((g, i) => ({

@@ -115,7 +115,7 @@ export function linkLibraries(dir: string, packages: Record<string, string>): vo
 }
 
 /** <cache>/<hash of the package set>: its library links, made once (atomically) and shared by every root with that set. */
-export function librarySet(cache: string, packages: Record<string, string>): string {
+function librarySet(cache: string, packages: Record<string, string>): string {
   const key = crypto
     .createHash('sha256')
     .update(

@@ -15,7 +15,7 @@ const SUITE = 'bookworm';
 export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 
 /** Directories the stitched root mounts onto: they must exist in the (read-only) base. */
-export const MOUNT_POINTS = ['handler', 'host', 'packages', 'sock', 'proc', 'tmp'] as const;
+const MOUNT_POINTS = ['handler', 'host', 'packages', 'sock', 'proc', 'tmp'] as const;
 
 /** Why dir is not a usable base, or undefined when it is one. */
 export function baseProblem(dir: string): string | undefined {

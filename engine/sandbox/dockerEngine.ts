@@ -48,7 +48,7 @@ export interface DockerEngineOptions {
 }
 
 /** The image made from a base: named by the base's marker, so a rebuilt base gets a new image. */
-export function imageFor(base: string): string {
+function imageFor(base: string): string {
   const marker = fs.readFileSync(path.join(base, '.sockbench-base.json'));
   return `sockbench/base:${crypto.createHash('sha256').update(marker).digest('hex').slice(0, 12)}`;
 }

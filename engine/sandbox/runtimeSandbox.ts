@@ -46,7 +46,7 @@ export function runtimeCommand(spec: SandboxSpec): { argv: string[]; env: string
 }
 
 /** How long to wait for a dead sandbox's exit status before calling it a crash anyway. */
-export const EXIT_GRACE_MS = 5000;
+const EXIT_GRACE_MS = 5000;
 
 export abstract class RuntimeSandbox implements Sandbox {
   timings: CreateTimings = { stitchMs: 0, spawnMs: 0, readyMs: 0, totalMs: 0 };
@@ -283,7 +283,7 @@ export function deathErrorOf(
 }
 
 /** The last n lines of a log file, on one line, for an error message; empty if there is none. */
-export function lastLines(file: string, n: number): string {
+function lastLines(file: string, n: number): string {
   try {
     return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-n).join(' | ').slice(0, 2000);
   } catch {

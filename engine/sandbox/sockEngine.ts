@@ -85,7 +85,7 @@ export const FULL_ISOLATION: Isolation = { terminal: true, network: true, userns
  * sandbox user (nobody) is mapped to itself, so a zygote's forks run as the same host user as
  * lean sandboxes.
  */
-export const ZYGOTE_HOST_ID = 2_000_000_000;
+const ZYGOTE_HOST_ID = 2_000_000_000;
 
 /**
  * What to run in a new container: a process the engine spawns (its pid known at once, and what

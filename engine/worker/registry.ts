@@ -160,7 +160,7 @@ export class Registry {
 }
 
 /** sock.json: {"network": "loopback" | "outbound"}; anything else is its author's mistake, said in one line. */
-export function parseSettings(name: string, text: string): { network: LambdaNetwork } {
+function parseSettings(name: string, text: string): { network: LambdaNetwork } {
   let settings: unknown;
   try {
     settings = JSON.parse(text);

@@ -23,7 +23,7 @@ import {
 } from '../../engine/cgroups/cgroupHierarchy.js';
 import { paper } from './paper.js';
 
-export const CGROUP_CONFIGS = ['create', 'reuse', 'move', 'clone-move', 'clone-into'];
+const CGROUP_CONFIGS = ['create', 'reuse', 'move', 'clone-move', 'clone-into'];
 const KIND = 'sockbench-cgroups';
 
 let parents: { hierarchy: Hierarchy; name: string; dirs: string[] }[] = [];

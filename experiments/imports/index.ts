@@ -25,7 +25,7 @@ const run = promisify(execFile);
  * The paper names its 20 packages only on Figure 3's axis. These are OpenLambda's pre-imported
  * packages plus the popular ones DESIGN.md adds, all shipped by Debian as python3-*.
  */
-export const PACKAGES = [
+const PACKAGES = [
   'simplejson',
   'setuptools',
   'six',
@@ -47,7 +47,7 @@ export const PACKAGES = [
   'click',
   'markupsafe',
 ];
-export const QUICK_PACKAGES = ['six', 'simplejson', 'pyyaml'];
+const QUICK_PACKAGES = ['six', 'simplejson', 'pyyaml'];
 
 /** `import PIL` loads nothing but the namespace; a handler using Pillow imports PIL.Image. */
 const STUDY_IMPORT: Record<string, string> = { pillow: 'PIL.Image' };

@@ -10,7 +10,7 @@ import { namespacesOf, normalizeSet, requireNamespaces } from '../namespaceSets.
 import { ipcutsFigure } from './figure.js';
 import { paper } from './paper.js';
 
-export const IPCUTS_SETS = ['none', 'ipc', 'uts', 'pid', 'ipc+pid+uts'];
+const IPCUTS_SETS = ['none', 'ipc', 'uts', 'pid', 'ipc+pid+uts'];
 
 export const ipcuts: Experiment = {
   name: 'ipcuts',

@@ -13,7 +13,7 @@ import { mntnsFigure } from './figure.js';
 import { HostMounts } from './hostMounts.js';
 import { paper } from './paper.js';
 
-export const MNTNS_CONFIGS = ['mntns', 'chroot'];
+const MNTNS_CONFIGS = ['mntns', 'chroot'];
 const DEFAULT_HOST_MOUNTS = [0, 100, 1000, 5000, 10000];
 const QUICK_HOST_MOUNTS = [0, 1000];
 /** Far beyond the study's range, and bounded so a typo cannot fill the mount table. */

@@ -4,7 +4,7 @@
 import type { Row } from '../../harness/types.js';
 
 /** The paper's Figure 1 peaks (create+destroy, 2018 kernel, 8-core Xeon D-1548). */
-export const PAPER_PEAKS = [
+const PAPER_PEAKS = [
   { label: 'paper: all five namespaces ~200/s', value: 200 },
   { label: 'paper: five, patched kernel ~400/s', value: 400 },
   { label: 'paper: four, no netns ~900/s', value: 900 },

@@ -26,7 +26,7 @@ import { paper } from './paper.js';
 
 const KIND = 'scale';
 /** The pool, most popular first (the rank sets a package's Zipf weight). All are Debian python3-* packages. */
-export const POOL = [
+const POOL = [
   'six',
   'requests',
   'python-dateutil',
@@ -44,7 +44,7 @@ export const POOL = [
   'werkzeug',
   'sqlalchemy',
 ];
-export const QUICK_POOL = ['six', 'pyyaml', 'simplejson', 'jinja2', 'numpy'];
+const QUICK_POOL = ['six', 'pyyaml', 'simplejson', 'jinja2', 'numpy'];
 
 let dir: string | undefined;
 let installCache: InstallCache | undefined;

@@ -19,7 +19,7 @@ import { sockVsDockerFigure } from './figure.js';
 import { paper } from './paper.js';
 import { type BackendName, startWorkerStack } from '../../engine/worker/stack.js';
 
-export const BACKENDS = ['sock', 'docker', 'docker-netnone'];
+const BACKENDS = ['sock', 'docker', 'docker-netnone'];
 const KIND = 'sock-vs-docker';
 
 interface Running {

@@ -20,7 +20,7 @@ import { bounds, runToCompletion } from '../nativeRun.js';
 import { storageFigure } from './figure.js';
 import { paper } from './paper.js';
 
-export const STORAGE_CONFIGS = ['bind', 'sock-root', 'overlay', 'fuse-overlay', 'chroot'];
+const STORAGE_CONFIGS = ['bind', 'sock-root', 'overlay', 'fuse-overlay', 'chroot'];
 const DEFAULT_CONFIGS = STORAGE_CONFIGS;
 const PHASES = ['setup', 'teardown'];
 

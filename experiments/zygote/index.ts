@@ -30,8 +30,8 @@ import { paper } from './paper.js';
 const KIND = 'zygote';
 export const CONFIGS = ['lean', 'root-zygote', 'zygote'];
 /** None; a light package; the heavy ones the paper names (numpy, Django, Pillow). */
-export const PACKAGE_SETS = ['none', 'simplejson', 'numpy', 'django', 'pillow'];
-export const QUICK_PACKAGE_SETS = ['none', 'simplejson', 'numpy'];
+const PACKAGE_SETS = ['none', 'simplejson', 'numpy', 'django', 'pillow'];
+const QUICK_PACKAGE_SETS = ['none', 'simplejson', 'numpy'];
 
 let dir: string | undefined;
 let installCache: InstallCache | undefined;

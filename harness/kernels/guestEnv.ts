@@ -25,15 +25,15 @@ export interface GuestPlan {
 }
 
 /** A cgroup v2-only machine as it boots: one cgroup2 mount (with nsdelegate, as systemd mounts it), no controller enabled. */
-export const V2_ONLY_MOUNTS = 'cgroup2|nsdelegate|/sys/fs/cgroup';
+const V2_ONLY_MOUNTS = 'cgroup2|nsdelegate|/sys/fs/cgroup';
 
 /**
  * Modules the guest loads after boot: veth (netns's teardown sentinels), fuse (storage's
  * fuse-overlayfs), overlay, tun (slirp4netns, the engine's outbound network, opens /dev/net/tun).
  */
-export const PRELOAD_MODULES = ['veth', 'fuse', 'overlay', 'tun'];
+const PRELOAD_MODULES = ['veth', 'fuse', 'overlay', 'tun'];
 /** 9p message size: larger means fewer round trips per read. */
-export const MSIZE = 262144;
+const MSIZE = 262144;
 
 // Mount flags that are not options for the guest's own mount, and would be wrong there.
 const SKIP_OPTIONS = new Set(['rw', 'ro', 'relatime', 'noatime', 'nosuid', 'nodev', 'noexec', 'seclabel']);
@@ -67,7 +67,7 @@ export function cgroupMounts(): string {
  * (7,815 against 96,365), and a churn whose namespaces are freed late (IPC and PID namespaces
  * go through RCU, slow under emulation) runs into the guest's limit (ENOSPC) and not the host's.
  */
-export function namespaceLimits(): string {
+function namespaceLimits(): string {
   const dir = '/proc/sys/user';
   let names: string[] = [];
   try {

@@ -10,7 +10,7 @@ import readline from 'node:readline';
 
 export const QEMU = 'qemu-system-x86_64';
 /** What the guest's init prints first (harness/kernels/guest-init.sh). */
-export const INIT_MARKER = 'sockbench-guest: init on ';
+const INIT_MARKER = 'sockbench-guest: init on ';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -50,7 +50,7 @@ export interface BootResult {
   seconds: number;
 }
 
-export function qemuArgs(spec: BootSpec, accel: Accel): string[] {
+function qemuArgs(spec: BootSpec, accel: Accel): string[] {
   return [
     '-nodefaults',
     '-no-user-config',
@@ -81,7 +81,7 @@ export function qemuArgs(spec: BootSpec, accel: Accel): string[] {
 }
 
 /** Boots once with the given accelerator; with initDeadlineMs, gives up when the init has not spoken by then. */
-export function bootOnce(spec: BootSpec, accel: Accel, initDeadlineMs?: number): Promise<BootResult> {
+function bootOnce(spec: BootSpec, accel: Accel, initDeadlineMs?: number): Promise<BootResult> {
   const started = Date.now();
   // Its own process group: the terminal's Ctrl-C goes to us, and we stop qemu (and say so).
   const child = spawn(QEMU, qemuArgs(spec, accel), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -166,7 +166,7 @@ function clean(line: string): string {
 }
 
 /** Whether this process may use KVM at all. */
-export function kvmUsable(): boolean {
+function kvmUsable(): boolean {
   try {
     fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);
     return true;
@@ -181,9 +181,9 @@ export function guestCpus(): number {
 }
 
 /** How long a KVM guest gets to reach its init before it is taken as hung. */
-export const KVM_INIT_DEADLINE_MS = 20_000;
+const KVM_INIT_DEADLINE_MS = 20_000;
 /** The same under emulation, only to fail a kernel that cannot boot long before the whole timeout. */
-export const TCG_INIT_DEADLINE_MS = 180_000;
+const TCG_INIT_DEADLINE_MS = 180_000;
 
 /** Remembers across kernels of one run that KVM did not work here, so each kernel does not wait for it again. */
 export interface AccelMemory {

@@ -67,7 +67,7 @@ export function referenceRun(out: string, study: string): RunData | undefined {
 }
 
 /** The summary rows matching every given column value. */
-export function rowsWhere(run: RunData, where: Cells): Cells[] {
+function rowsWhere(run: RunData, where: Cells): Cells[] {
   return run.summary.filter((r) => Object.entries(where).every(([k, v]) => r[k] === v));
 }
 
