@@ -64,6 +64,14 @@ export function parseTrace(text: string): TraceFamily[] {
   return [...new Set(names)] as TraceFamily[];
 }
 
+/** A whole number of at least min, or a UsageError naming the flag. */
+export function wholeAtLeast(flag: string, value: unknown, min: number): number {
+  const n = Number(value);
+  if (typeof value === 'boolean' || value === '' || !Number.isInteger(n) || n < min)
+    throw new UsageError(`--${flag}: '${String(value)}' is not a whole number >= ${min}`);
+  return n;
+}
+
 /** Runs main when moduleUrl is the program node was started with; errors end in one line. */
 export function runIfMain(moduleUrl: string, name: string, main: () => Promise<number>): void {
   if (!process.argv[1] || fs.realpathSync(process.argv[1]) !== fileURLToPath(moduleUrl)) return;

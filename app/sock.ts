@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { runIfMain } from './flags.js';
+import { UsageError } from '../harness/errors.js';
+import { runIfMain, wholeAtLeast } from './flags.js';
 import { baseProblem, buildBase, DEFAULT_MIRROR } from '../engine/sandbox/baseRootfs.js';
 import { DEFAULT_MAX_REPLY_BYTES } from '../engine/sandbox/channel.js';
 import { ensureImage } from '../engine/sandbox/dockerEngine.js';
@@ -16,19 +17,10 @@ import { SockEngine } from '../engine/sandbox/sockEngine.js';
 import { DEFAULT_STATE_DIR, StateDir } from '../engine/state/stateDir.js';
 import { type BackendName, startWorkerStack } from '../engine/worker/stack.js';
 
-class UsageError extends Error {}
-
 /** Room for a hello and an error with a short traceback: a smaller --max-reply-bytes would refuse every sandbox. */
 const MIN_REPLY_BYTES = 4096;
 
 const say = (line: string) => process.stderr.write(`sock: ${line}\n`);
-
-function whole(flag: string, value: unknown, min: number): number {
-  const n = Number(value);
-  if (typeof value === 'boolean' || value === '' || !Number.isInteger(n) || n < min)
-    throw new UsageError(`--${flag}: '${String(value)}' is not a whole number >= ${min}`);
-  return n;
-}
 
 const stateDirOption = (y: Argv) =>
   y.option('state-dir', {
@@ -63,7 +55,7 @@ function workerUrl(args: Record<string, unknown>): string {
       port = 5000;
     }
   }
-  return `http://${host ?? '127.0.0.1'}:${whole('port', port, 1)}`;
+  return `http://${host ?? '127.0.0.1'}:${wholeAtLeast('port', port, 1)}`;
 }
 
 const clientOptions = (y: Argv) =>
@@ -95,8 +87,8 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
   const registryDir = path.resolve(String(args.registry));
   if (!fs.existsSync(registryDir) || !fs.statSync(registryDir).isDirectory())
     throw new UsageError(`--registry: ${registryDir} is not a directory`);
-  const port = whole('port', args.port, 0);
-  const capacity = whole('max-sandboxes', args['max-sandboxes'], 1);
+  const port = wholeAtLeast('port', args.port, 0);
+  const capacity = wholeAtLeast('max-sandboxes', args['max-sandboxes'], 1);
   const cgroupVersion = args['cgroup-version'] === 'auto' ? undefined : (Number(args['cgroup-version']) as 1 | 2);
   const sock = args.backend === 'sock';
   if (!sock && args.zygotes === 'on')
@@ -107,13 +99,13 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
     );
   const zygotes = sock && args.zygotes !== 'off';
   const handlerCacheOn = args['handler-cache'] !== 'off';
-  const maxIdle = whole('handler-cache-size', args['handler-cache-size'], 1);
-  const maxZygotes = whole('max-zygotes', args['max-zygotes'], 0);
-  const threshold = whole('zygote-threshold', args['zygote-threshold'], 1);
-  const zygoteBudget = whole('zygote-budget-mb', args['zygote-budget-mb'], 1) * 2 ** 20;
-  const handlerBudget = whole('handler-cache-mb', args['handler-cache-mb'], 1) * 2 ** 20;
-  const timeoutMs = whole('timeout', args.timeout, 1);
-  const queueLimit = whole('queue-limit', args['queue-limit'], 0);
+  const maxIdle = wholeAtLeast('handler-cache-size', args['handler-cache-size'], 1);
+  const maxZygotes = wholeAtLeast('max-zygotes', args['max-zygotes'], 0);
+  const threshold = wholeAtLeast('zygote-threshold', args['zygote-threshold'], 1);
+  const zygoteBudget = wholeAtLeast('zygote-budget-mb', args['zygote-budget-mb'], 1) * 2 ** 20;
+  const handlerBudget = wholeAtLeast('handler-cache-mb', args['handler-cache-mb'], 1) * 2 ** 20;
+  const timeoutMs = wholeAtLeast('timeout', args.timeout, 1);
+  const queueLimit = wholeAtLeast('queue-limit', args['queue-limit'], 0);
   if (args.installer !== 'pip' && (args['pip-index-url'] !== undefined || args['pip-find-links'] !== undefined))
     throw new UsageError('--pip-index-url and --pip-find-links go with --installer pip');
   if (args.installer === 'pip' && args['pip-index-url'] === undefined && args['pip-find-links'] === undefined)
@@ -125,12 +117,12 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
     registry: registryDir,
     capacity,
     limits: {
-      memoryBytes: whole('memory-mb', args['memory-mb'], 8) * 2 ** 20,
-      pids: whole('pids', args.pids, 4),
-      cpuShares: whole('cpu-shares', args['cpu-shares'], 2),
+      memoryBytes: wholeAtLeast('memory-mb', args['memory-mb'], 8) * 2 ** 20,
+      pids: wholeAtLeast('pids', args.pids, 4),
+      cpuShares: wholeAtLeast('cpu-shares', args['cpu-shares'], 2),
     },
     // A sandbox's hello, or an error with its traceback, must fit.
-    maxReplyBytes: whole('max-reply-bytes', args['max-reply-bytes'], MIN_REPLY_BYTES),
+    maxReplyBytes: wholeAtLeast('max-reply-bytes', args['max-reply-bytes'], MIN_REPLY_BYTES),
     cgroupVersion,
     seccomp: args.seccomp !== false,
     zygotes: zygotes ? { threshold, budgetBytes: zygoteBudget, maxZygotes } : undefined,
