@@ -1,28 +1,16 @@
 // The figure every traced run gets: total lock wait per measurement against concurrency, one
 // line per call path (the heaviest few; the rest summed as "other"), one panel per config and
 // value of the sweep's other parameters (host_mounts=1000, cgroup_version=2).
-import type { LockRow } from './tracer.js';
+import { lockParams, type LockRow } from './tracer.js';
 
 const SHOWN_PATHS = 8;
-const NOT_PARAMS = new Set([
-  'config',
-  'concurrency',
-  'repeat',
-  'lock',
-  'kind',
-  'call_path',
-  'operation',
-  'contentions',
-  'wait_total_us',
-  'wait_max_us',
-]);
 
 export function lockFigure(
   experiment: string,
   rows: (LockRow & { config: string; concurrency: number; repeat: number; [param: string]: string | number })[],
 ): object {
   const label = (r: LockRow) => `${r.operation}: ${r.call_path}`;
-  const params = Object.keys(rows[0] ?? {}).filter((k) => !NOT_PARAMS.has(k));
+  const params = lockParams(rows[0]);
   const panel = (r: (typeof rows)[number]) => [r.config, ...params.map((p) => `${p}=${r[p]}`)].join(' ');
   const byPath = new Map<string, number>();
   for (const r of rows) byPath.set(label(r), (byPath.get(label(r)) ?? 0) + r.wait_total_us);

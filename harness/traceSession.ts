@@ -7,7 +7,7 @@ import { writeCsv } from './csv.js';
 import { renderFigure } from './figures.js';
 import { lockFigure } from './lockFigure.js';
 import type { Progress } from './progress.js';
-import { SPIN_SAMPLE_EVERY, Tracer, type LockRow, type SyscallRow, type TraceFamily } from './tracer.js';
+import { LOCK_COLUMNS, SPIN_SAMPLE_EVERY, Tracer, type LockRow, type SyscallRow, type TraceFamily } from './tracer.js';
 
 export interface TraceInfo {
   requested: TraceFamily[];
@@ -26,18 +26,6 @@ interface PointKey {
   [param: string]: string | number;
 }
 
-export const LOCK_COLUMNS = [
-  'config',
-  'concurrency',
-  'repeat',
-  'lock',
-  'kind',
-  'call_path',
-  'operation',
-  'contentions',
-  'wait_total_us',
-  'wait_max_us',
-];
 const SYSCALL_COLUMNS = ['config', 'concurrency', 'repeat', 'syscall', 'calls', 'p50_us', 'p99_us', 'total_us'];
 const PROBE_COST_COLUMNS = ['config', 'concurrency', 'repeat', 'probe_runs', 'probe_cpu_ms'];
 

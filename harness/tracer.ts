@@ -214,6 +214,26 @@ export interface LockRow {
   wait_max_us: number;
 }
 
+/** locks.csv's own columns, in order; any other column of a row is a sweep parameter. */
+export const LOCK_COLUMNS = [
+  'config',
+  'concurrency',
+  'repeat',
+  'lock',
+  'kind',
+  'call_path',
+  'operation',
+  'contentions',
+  'wait_total_us',
+  'wait_max_us',
+];
+const LOCK_COLUMN_SET = new Set(LOCK_COLUMNS);
+
+/** The columns of a locks.csv row that are sweep parameters (host_mounts, cgroup_version). */
+export function lockParams(row: Record<string, unknown> | undefined): string[] {
+  return Object.keys(row ?? {}).filter((k) => !LOCK_COLUMN_SET.has(k));
+}
+
 export interface SyscallRow {
   syscall: string;
   calls: number;

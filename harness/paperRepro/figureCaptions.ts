@@ -5,6 +5,7 @@ import path from 'node:path';
 import { readCsv } from '../csv.js';
 import type { FigureCaption } from '../figuresPage.js';
 import type { PaperSource } from './claims.js';
+import { lockParams } from '../tracer.js';
 import { sig } from './format.js';
 import type { DrawnFigure } from './drawFigures.js';
 import { MissingData, type RunData } from './runData.js';
@@ -32,26 +33,12 @@ function sourceOf(run: RunData): FigureCaption['sources'][number] {
   };
 }
 
-/** Columns of locks.csv that are not a sweep parameter (host_mounts, cgroup_version are). */
-const LOCK_COLUMNS = new Set([
-  'config',
-  'concurrency',
-  'repeat',
-  'lock',
-  'kind',
-  'call_path',
-  'operation',
-  'contentions',
-  'wait_total_us',
-  'wait_max_us',
-]);
-
 /** The call path that waited longest per measurement, at the highest concurrency traced. */
 function heaviestWait(out: string, run: RunData): string {
   const rows = readCsv(path.join(out, run.rel, 'locks.csv'));
   if (rows.length === 0) return 'no contended lock was recorded';
   const top = Math.max(...rows.map((r) => Number(r.concurrency)));
-  const params = Object.keys(rows[0]!).filter((k) => !LOCK_COLUMNS.has(k));
+  const params = lockParams(rows[0]);
   const totals = new Map<string, { point: string; path: string; us: number; repeats: Set<number> }>();
   for (const r of rows.filter((x) => Number(x.concurrency) === top)) {
     const point = [`config ${r.config}`, ...params.map((p) => `${p}=${r[p]}`)].join(', ');
