@@ -12,13 +12,12 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  BASE,
   lambda,
   postStarted as post,
   removeScratch,
-  SOCK_CLI,
   startWorker,
   engineScratch,
+  workerArgv,
   type RunningWorker,
 } from '../../helpers/sockWorker.js';
 import { wheel } from '../../helpers/wheelhouse.js';
@@ -67,22 +66,7 @@ for (const [start, flags] of STARTS) {
     const proof = `/tmp/sockbench-typed-${unique()}`;
     // script(1) gives the shell a terminal; the shell starts the worker in the background and
     // runs each line typed at it. Its standard input is a pipe kept open, so it never sees EOF.
-    const worker = [
-      process.execPath,
-      SOCK_CLI,
-      'worker',
-      'up',
-      '--port',
-      '0',
-      '--registry',
-      registry,
-      '--state-dir',
-      stateDir,
-      '--base',
-      BASE,
-      ...NO_CACHES,
-      ...flags,
-    ].join(' ');
+    const worker = workerArgv(registry, stateDir, [...NO_CACHES, ...flags]).join(' ');
     const victim = spawn(
       'script',
       ['-qfec', `sh -c '${worker} 2>&1 & while read -r line; do eval "$line"; done'`, '/dev/null'],
