@@ -10,7 +10,7 @@ import { compareCommand } from '../harness/compare.js';
 import { kernelsCommand, kernelsOptions, kernelStudies } from '../harness/kernels/matrix.js';
 import { redrawFigures } from '../harness/redraw.js';
 import { PAPER_SOURCES, parseStudies, regenerate, repro, REPRO_STUDIES } from './repro.js';
-import { claimsOf, claimStudies } from '../harness/paperRepro/claims.js';
+import { paperStudies } from '../harness/paperRepro/claims.js';
 import { referenceRun } from '../harness/paperRepro/runData.js';
 import { readCsv } from '../harness/csv.js';
 import { RESULTS_DIR, resultsDir } from '../harness/runDirs.js';
@@ -222,7 +222,7 @@ export async function main(argv: string[]): Promise<number> {
           if (!fs.existsSync(path.join(out, RESULTS_DIR)))
             throw new UsageError(`--out: ${out} has no results/ directory to read runs from`);
           const outcomes = new Map(
-            claimStudies(claimsOf(PAPER_SOURCES)).map((s) => {
+            paperStudies(PAPER_SOURCES).map((s) => {
               const run = referenceRun(out, s);
               return [s, run ? { run } : { skipped: `no complete run in ${resultsDir(out, s)}` }] as const;
             }),

@@ -8,7 +8,7 @@ import { EXPERIMENTS } from '../experiments/index.js';
 import { PrivilegeError, UsageError } from '../harness/errors.js';
 import { writeFiguresPage } from '../harness/figuresPage.js';
 import { markdownTable } from '../harness/markdown.js';
-import { claimsOf, claimStudies, type PaperSource } from '../harness/paperRepro/claims.js';
+import { claimsOf, paperStudies, sectionsOf, type PaperSource } from '../harness/paperRepro/claims.js';
 import { ENGINE_OVERHEAD } from './bench/engine.js';
 import { drawFigures } from '../harness/paperRepro/drawFigures.js';
 import { figureCaptions } from '../harness/paperRepro/figureCaptions.js';
@@ -244,7 +244,7 @@ function outcomesOf(o: ReproOptions, results: { step: Step; result: StepResult }
     else if (result.status !== 'interrupted')
       outcomes.set(step.study, { skipped: `${result.status}: ${result.reason}` });
   }
-  for (const study of claimStudies(CLAIMS)) {
+  for (const study of paperStudies(PAPER_SOURCES)) {
     if (outcomes.has(study)) continue;
     const run = referenceRun(o.out, study);
     if (run) outcomes.set(study, { run });
@@ -260,7 +260,7 @@ export async function regenerate(
   const file = path.join(o.out, 'paper-repro.md');
   fs.mkdirSync(o.out, { recursive: true });
   if (!fs.existsSync(file)) fs.copyFileSync(path.join(o.repoRoot, 'paper-repro.md'), file);
-  regeneratePaperRepro(CLAIMS, file, outcomes, o.out);
+  regeneratePaperRepro(CLAIMS, file, outcomes, o.out, sectionsOf(PAPER_SOURCES));
   const figuresDir = path.join(o.out, 'figures');
   fs.mkdirSync(figuresDir, { recursive: true });
   const page = writeFiguresPage(

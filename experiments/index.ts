@@ -6,6 +6,7 @@ import { imports } from './imports/index.js';
 import { ipcuts } from './ipcuts/index.js';
 import { mntns } from './mntns/index.js';
 import { netns } from './netns/index.js';
+import { peers } from './peers/index.js';
 import { resize } from './resize/index.js';
 import { scale } from './scale/index.js';
 import { sockVsDocker } from './sockVsDocker/index.js';
@@ -23,4 +24,5 @@ export const EXPERIMENTS: Experiment[] = [
   zygote,
   resize,
   scale,
+  peers,
 ];

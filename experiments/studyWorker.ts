@@ -148,7 +148,7 @@ export class StudyWorkers {
 }
 
 /** A POST with Node's http client, its answer read whole. */
-function post(
+export function post(
   url: string,
   body: string,
   agent: http.Agent,

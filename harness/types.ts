@@ -75,6 +75,11 @@ export interface PaperFacts {
   /** The figures page's caption: the figure's title, what the paper found, and what it blamed in the kernel. */
   figure?: { title: string; paper: string; locks?: string };
   claims: PaperClaim[];
+  /**
+   * A section of paper-repro.md generated whole from the run (tables, not sentences): written
+   * between two markers named after the study, or appended under this title the first time.
+   */
+  section?: { title: string; render(run: RunData): string };
 }
 
 export interface Experiment {

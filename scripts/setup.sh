@@ -55,8 +55,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  updated=1
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# npm run exp:peers: what a user would run instead of SOCK, each started on the same base. One
+# at a time, and not fatal: a release without one (runsc is not in every Ubuntu) only makes the
+# study report that peer skipped, with this reason.
+declare -A PEERS=([bubblewrap]=/usr/bin/bwrap [runc]=/usr/sbin/runc [crun]=/usr/bin/crun [runsc]=/usr/bin/runsc)
+for pkg in "${!PEERS[@]}"; do
+  [ -e "${PEERS[$pkg]}" ] && continue
+  say "installing $pkg (a peer of npm run exp:peers)"
+  [ -n "${updated:-}" ] || { apt-get update -qq; updated=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null ||
+    say "could not install $pkg: exp:peers will report it skipped"
+done
 
 major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$major" -lt 20 ]; then

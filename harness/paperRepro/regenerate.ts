@@ -1,10 +1,11 @@
 // Rewrites the "ours" column of paper-repro.md's claims table from runs: each cell's numbers
-// from the studies' claims, with the run, machine and kernel they came from beside them. Everything else in
-// the file (the paper's numbers, the status, the discussion) is left as written.
+// from the studies' claims, with the run, machine and kernel they came from beside them; and
+// the generated sections (a study's tables) between their markers. Everything else in the file
+// (the paper's numbers, the status, the discussion) is left as written.
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../atomic-write.js';
-import type { StudyClaim } from './claims.js';
+import type { StudyClaim, StudySection } from './claims.js';
 import { MissingData, type RunData } from './runData.js';
 
 /** What a study left for the claims: a run, or why there is none. */
@@ -75,14 +76,53 @@ export function rewriteClaimsTable(markdown: string, cells: Map<number, string>)
   return lines.join('\n');
 }
 
+const beginMarker = (study: string) => `<!-- generated from a ${study} run by npm run repro: do not edit -->`;
+const endMarker = (study: string) => `<!-- end of the generated ${study} section -->`;
+
+/** The markdown with each section's text between its markers (the section appended at the end, markers and all, where they are not yet). */
+export function rewriteSections(
+  markdown: string,
+  sections: readonly StudySection[],
+  outcomes: Map<string, StudyOutcome>,
+  from = '.',
+): string {
+  let text = markdown;
+  for (const section of sections) {
+    const outcome = outcomes.get(section.study) ?? { skipped: 'no complete run' };
+    let body: string;
+    if ('skipped' in outcome) body = `${section.study} not run: ${outcome.skipped}`;
+    else {
+      try {
+        body = `From ${sourceOf(outcome.run, from)}.\n\n${section.render(outcome.run)}`;
+      } catch (e) {
+        if (!(e instanceof MissingData)) throw e;
+        body = `Not measured by ${sourceOf(outcome.run, from)}: ${e.message}`;
+      }
+    }
+    const begin = beginMarker(section.study);
+    const end = endMarker(section.study);
+    const i = text.indexOf(begin);
+    const j = text.indexOf(end);
+    const block = `${begin}\n${body}\n${end}`;
+    if (i >= 0 && j > i) text = `${text.slice(0, i)}${block}${text.slice(j + end.length)}`;
+    else text = `${text.trimEnd()}\n\n## ${section.title}\n\n${block}\n`;
+  }
+  return text;
+}
+
 /** Rewrites the file in place; returns the cells written. */
 export function regeneratePaperRepro(
   claims: readonly StudyClaim[],
   file: string,
   outcomes: Map<string, StudyOutcome>,
   resultsRoot: string,
+  sections: readonly StudySection[] = [],
 ): Map<number, string> {
-  const cells = claimCells(claims, outcomes, path.relative(resultsRoot, path.dirname(file)) || '.');
-  writeFileAtomic(file, rewriteClaimsTable(fs.readFileSync(file, 'utf8'), cells));
+  const from = path.relative(resultsRoot, path.dirname(file)) || '.';
+  const cells = claimCells(claims, outcomes, from);
+  writeFileAtomic(
+    file,
+    rewriteSections(rewriteClaimsTable(fs.readFileSync(file, 'utf8'), cells), sections, outcomes, from),
+  );
   return cells;
 }

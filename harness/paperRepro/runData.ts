@@ -25,6 +25,8 @@ export interface RunData {
   /** The kernel matrix marks runs made in a software-emulated guest. */
   emulated: boolean;
   summary: Cells[];
+  /** meta.json's notes: what the study recorded beside its rows (a probe's findings, a peer it skipped). */
+  notes: Record<string, unknown>;
   /** data.csv, for the columns a summary leaves out (strings such as a package list). */
   data: () => Cells[];
 }
@@ -47,6 +49,7 @@ export function loadRunData(out: string, dir: string): RunData | undefined {
     kernel: env.kernel?.release ?? 'unknown kernel',
     emulated: meta.vm?.emulated === true,
     summary: readCsv(summaryPath),
+    notes: (meta.notes ?? {}) as Record<string, unknown>,
     data: () => readCsv(path.join(dir, 'data.csv')),
   };
 }
