@@ -15,6 +15,7 @@ import { EngineSetupError } from '../engine/errors.js';
 import { openInstallCache } from '../engine/worker/installSetup.js';
 import { SockEngine } from '../engine/sandbox/sockEngine.js';
 import { DEFAULT_STATE_DIR, StateDir } from '../engine/state/stateDir.js';
+import { FREEZE_AFTER_MS } from '../engine/caches/handlerCache.js';
 import { type BackendName, startWorkerStack } from '../engine/worker/stack.js';
 
 /** Room for a hello and an error with a short traceback: a smaller --max-reply-bytes would refuse every sandbox. */
@@ -104,6 +105,7 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
   const threshold = wholeAtLeast('zygote-threshold', args['zygote-threshold'], 1);
   const zygoteBudget = wholeAtLeast('zygote-budget-mb', args['zygote-budget-mb'], 1) * 2 ** 20;
   const handlerBudget = wholeAtLeast('handler-cache-mb', args['handler-cache-mb'], 1) * 2 ** 20;
+  const freezeAfterMs = wholeAtLeast('freeze-after-ms', args['freeze-after-ms'], 0);
   const timeoutMs = wholeAtLeast('timeout', args.timeout, 1);
   const queueLimit = wholeAtLeast('queue-limit', args['queue-limit'], 0);
   if (args.installer !== 'pip' && (args['pip-index-url'] !== undefined || args['pip-find-links'] !== undefined))
@@ -126,7 +128,7 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
     cgroupVersion,
     seccomp: args.seccomp !== false,
     zygotes: zygotes ? { threshold, budgetBytes: zygoteBudget, maxZygotes } : undefined,
-    handlerCache: handlerCacheOn ? { maxIdle, budgetBytes: handlerBudget } : undefined,
+    handlerCache: handlerCacheOn ? { maxIdle, budgetBytes: handlerBudget, freezeAfterMs } : undefined,
     installCache:
       args.installer === 'off'
         ? undefined
@@ -360,7 +362,13 @@ export async function main(argv: string[]): Promise<number> {
               .option('handler-cache-size', {
                 type: 'number',
                 default: 16,
-                describe: 'frozen instances kept at most (least recently used evicted first)',
+                describe: 'instances kept at most (least recently used evicted first)',
+              })
+              .option('freeze-after-ms', {
+                type: 'number',
+                default: FREEZE_AFTER_MS,
+                describe:
+                  'a kept instance is frozen once idle this long (a request sooner gets it with no freeze or thaw); 0 freezes at once',
               })
               .option('handler-cache-mb', {
                 type: 'number',

@@ -32,8 +32,8 @@ export interface WorkerStackConfig {
   seccomp?: boolean;
   /** SOCK only: fork handlers from zygotes; a package set gets its own after `threshold` requests. */
   zygotes?: { threshold: number; budgetBytes: number; maxZygotes: number };
-  /** Keep answered instances frozen for the next request of the same lambda version. */
-  handlerCache?: { maxIdle: number; budgetBytes: number };
+  /** Keep answered instances (frozen once idle freezeAfterMs) for the next request of the same lambda version. */
+  handlerCache?: { maxIdle: number; budgetBytes: number; freezeAfterMs?: number };
   /** Opened once the engine has claimed the state directory (which removes half-done installs there). */
   installCache?: () => InstallCache;
   timeoutMs: number;

@@ -176,10 +176,17 @@ export class Worker {
         reusable = e instanceof SandboxError && (e.kind === 'exception' || e.kind === 'bad-result');
         throw e;
       } finally {
-        // Answer first; the slot is held until the sandbox is frozen or gone, so the pool is never overdrawn.
-        const done =
-          cache && reusable && !this.closing ? cache.release(lambda.name, lambda.version, sandbox) : sandbox.destroy();
-        done.catch((e) => this.options.log?.(`${sandbox.id}: ${(e as Error).message}`)).finally(release);
+        // Answer first. Keeping an instance starts after the reply is written (setImmediate runs
+        // after the promise callbacks that write it): its first step may be a synchronous write
+        // to the kernel. Destroying starts at once: its kill overlapping the caller's next request
+        // costs that request more than the reply waiting for it. The slot is held until the
+        // sandbox is kept or gone, so the pool is never overdrawn.
+        const end = () =>
+          (cache && reusable && !this.closing ? cache.release(lambda.name, lambda.version, sandbox) : sandbox.destroy())
+            .catch((e) => this.options.log?.(`${sandbox.id}: ${(e as Error).message}`))
+            .finally(release);
+        if (cache && reusable) setImmediate(end);
+        else void end();
       }
     } catch (e) {
       release();

@@ -85,6 +85,38 @@ h(
   },
 );
 
+h(
+  'a kept instance is frozen once idle for freezeAfterMs: no CPU from then on; asked for sooner, it is handed back never frozen',
+  async () => {
+    const name = `idle${process.pid % 10000}`;
+    const cache = new HandlerCache(engine, { maxIdle: 1, budgetBytes: 2 ** 30, freezeAfterMs: 100 });
+    const spec = {
+      code: handler(
+        `import threading\ndef spin():\n    while True:\n        pass\ndef f(event):\n    open("/proc/self/comm", "w").write("${name}")\n    threading.Thread(target=spin, daemon=True).start()\n    return 1\n`,
+      ),
+      packages: {},
+    };
+    const first = await cache.acquire('spin', 'v', spec);
+    await first.sandbox.invoke(null, 5000);
+    await cache.release('spin', 'v', first.sandbox);
+    assert.is(cache.status().unfrozen, 1, 'kept, not yet frozen');
+    const soon = await cache.acquire('spin', 'v', spec);
+    assert.ok(soon.hit && soon.sandbox.id === first.sandbox.id);
+    assert.is(cache.status().unfrozenHits, 1, 'handed back without a freeze or a thaw');
+    await cache.release('spin', 'v', soon.sandbox);
+    await sleep(400);
+    assert.is(cache.status().unfrozen, 0, 'frozen after 100 ms idle');
+    const frozen = cpuOf(name);
+    await sleep(500);
+    assert.is(cpuOf(name), frozen, 'not one tick once frozen');
+    const late = await cache.acquire('spin', 'v', spec);
+    assert.ok(late.hit, 'thawed and handed back');
+    assert.is(cache.status().unfrozenHits, 1);
+    await late.sandbox.destroy();
+    await cache.close();
+  },
+);
+
 h('beyond its size or its memory budget the least recently used instance is evicted', async () => {
   const cache = new HandlerCache(engine, { maxIdle: 1, budgetBytes: 2 ** 30 });
   const spec = { code: handler('def f(event):\n    return 0\n'), packages: {} };
