@@ -236,6 +236,8 @@ interface Addon {
   peerCred(socketFd: number): { pid: number; uid: number; gid: number };
   mount(source: string | null, target: string, fstype: string | null, flags: number, data?: string | null): void;
   umount2(target: string, flags?: number): void;
+  /** umount2 on a libuv pool thread: the RCU grace period an unmount waits for is not the event loop's. */
+  umount2Async(target: string, flags?: number): Promise<void>;
   /** A detached, recursive copy of the mount tree at path (open_tree OPEN_TREE_CLONE), close-on-exec. */
   openTree(path: string): number;
   /** count new network namespaces with loopback up, as close-on-exec descriptors, made on a pool thread. */
@@ -277,6 +279,7 @@ export const {
   peerCred,
   mount,
   umount2,
+  umount2Async,
   openTree,
   makeNetns,
   enableBpfStats,

@@ -182,7 +182,7 @@ export class DockerEngine implements SandboxBackend {
       scratch = makeScratch(dir, { ...SANDBOX_USER, scratchBytes: this.limits.memoryBytes });
     } catch (e) {
       this.sandboxes.failed();
-      unstitch(dir);
+      await unstitch(dir);
       throw new SandboxError('sandbox', `making the scratch of ${id} failed: ${(e as Error).message}`);
     }
     const abort = new AbortController();
@@ -325,7 +325,7 @@ class DockerSandbox extends RuntimeSandbox {
       }
     }
     try {
-      unstitch(this.dir);
+      await unstitch(this.dir);
     } catch (e) {
       errors.push(`its scratch: ${(e as Error).message}`);
     }

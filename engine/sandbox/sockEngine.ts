@@ -322,7 +322,7 @@ export class SockEngine implements SandboxBackend, ZygoteHost {
     }
     await between?.();
     try {
-      unstitch(c.dir);
+      await unstitch(c.dir);
     } catch (e) {
       left.push(`its root: ${(e as Error).message}`);
     }
@@ -382,7 +382,7 @@ export class SockEngine implements SandboxBackend, ZygoteHost {
     try {
       const code = spec.code || path.join(dir, 'nothing');
       if (!spec.code) fs.mkdirSync(code, { recursive: true });
-      const stitched = stitchRoot(dir, {
+      const stitched = await stitchRoot(dir, {
         base: this.base,
         runtime: RUNTIME_DIR,
         code,

@@ -49,6 +49,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
   exports.Set("mount", Napi::Function::New(env, Mount));
   exports.Set("umount2", Napi::Function::New(env, Umount2));
+  exports.Set("umount2Async", Napi::Function::New(env, Umount2Async));
   exports.Set("openTree", Napi::Function::New(env, OpenTree));
   exports.Set("makeNetns", Napi::Function::New(env, MakeNetns));
   exports.Set("enableBpfStats", Napi::Function::New(env, EnableBpfStats));

@@ -1,11 +1,14 @@
-// mount(2) and umount2(2) from Node's own thread: mounts belong to the process's mount
-// namespace, not to a thread, so unlike unshare or chroot they are safe to call here.
+// mount(2) and umount2(2): mounts belong to the process's mount namespace, not to a thread, so
+// unlike unshare or chroot they are safe from Node's own thread, or from libuv's pool. An
+// unmount waits for an RCU grace period (milliseconds) before it returns: the engine's hot path
+// takes its sandboxes' roots apart with umount2Async, so that wait is not the event loop's.
 #include "mounts.h"
 
 #include <errno.h>
 #include <sys/mount.h>
 
 #include <string>
+#include <utility>
 
 #include "errors.h"
 
@@ -18,6 +21,28 @@ bool OptionalString(const Napi::Value& v, std::string* out) {
   *out = v.As<Napi::String>().Utf8Value();
   return true;
 }
+
+class UmountWorker : public Napi::AsyncWorker {
+ public:
+  UmountWorker(Napi::Env env, std::string target, int flags)
+      : Napi::AsyncWorker(env), target_(std::move(target)), flags_(flags), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    if (umount2(target_.c_str(), flags_) != 0) err_ = errno;
+  }
+
+  void OnOK() override {
+    if (err_ != 0) deferred_.Reject(SyscallError(Env(), "umount2", err_, target_).Value());
+    else deferred_.Resolve(Env().Undefined());
+  }
+
+ private:
+  std::string target_;
+  int flags_;
+  Napi::Promise::Deferred deferred_;
+  int err_ = 0;
+};
 
 }  // namespace
 
@@ -48,6 +73,17 @@ Napi::Value Umount2(const Napi::CallbackInfo& info) {
   int flags = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
   if (umount2(target.c_str(), flags) != 0) throw SyscallError(env, "umount2", errno, target);
   return env.Undefined();
+}
+
+// umount2Async(target, flags) -> Promise<void>, the call made on a libuv pool thread
+Napi::Value Umount2Async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "umount2Async(target, flags)");
+  int flags = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+  auto* worker = new UmountWorker(env, info[0].As<Napi::String>().Utf8Value(), flags);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
 }
 
 }  // namespace sockbench

@@ -4,4 +4,5 @@
 namespace sockbench {
 Napi::Value Mount(const Napi::CallbackInfo& info);
 Napi::Value Umount2(const Napi::CallbackInfo& info);
+Napi::Value Umount2Async(const Napi::CallbackInfo& info);
 }  // namespace sockbench
