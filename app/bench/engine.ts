@@ -5,17 +5,24 @@
 //              cgroup.procs writes: on cgroup v1 each migration waits for an RCU grace period),
 //   sandbox  - a lean container made through the engine's API, answering a no-op handler,
 //   http     - POST /run/noop through the worker (HTTP, fresh sandbox per request, caches off),
-// and reports each mode's median beside the bare start, as a ratio with a bootstrap interval.
+//   zygote   - the same, forked from the root zygote (handler cache off),
+//   warm-thaw - the same, the handler cache's instance frozen since its last answer and thawed,
+//   warm     - the same, a caller's next request back to back (the kept instance not yet frozen),
+// and reports each mode's median beside the bare start, as a ratio with a bootstrap interval;
+// then each of the engine's goals (a ratio to bare) met or missed, with where the time went: the
+// worker's own account (Server-Timing) and the rest (HTTP and the client). The client keeps its
+// connection alive, one per worker, as a platform's front end would.
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { median, quantile } from 'simple-statistics';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { Registry } from '../../engine/worker/registry.js';
-import { startWorkerStack } from '../../engine/worker/stack.js';
+import { startWorkerStack, type WorkerStack } from '../../engine/worker/stack.js';
 import { SockEngine } from '../../engine/sandbox/sockEngine.js';
-import { Worker } from '../../engine/worker/worker.js';
 import { spawn, watchExit } from '../../native/index.js';
+import { post } from '../../experiments/studyWorker.js';
 import { REPO_ROOT, runIfMain } from '../flags.js';
 import { writeCsv } from '../../harness/csv.js';
 import { captureEnvironment } from '../../harness/environment.js';
@@ -28,8 +35,17 @@ import { interruptions, noopRegistry, roundOptions, roundsOf, shuffled } from '.
 import { markdownTable } from '../../harness/markdown.js';
 import { bootstrapMedianRatio } from '../../harness/stats.js';
 
-const MODES = ['bare', 'cgroup', 'sandbox', 'http'] as const;
+const MODES = ['bare', 'cgroup', 'sandbox', 'http', 'zygote', 'warm-thaw', 'warm'] as const;
 type Mode = (typeof MODES)[number];
+type WorkerMode = Extract<Mode, 'http' | 'zygote' | 'warm-thaw' | 'warm'>;
+const WORKER_MODES: WorkerMode[] = ['http', 'zygote', 'warm-thaw', 'warm'];
+
+/** The engine's goals, as ratios of a mode's median to bare chroot's, and the worker's own time for a warm hit. */
+const GOALS: { mode: WorkerMode; ratio: number; workerMs?: number }[] = [
+  { mode: 'http', ratio: 1.1 },
+  { mode: 'zygote', ratio: 0.2 },
+  { mode: 'warm', ratio: 0.05, workerMs: 0.5 },
+];
 
 interface Sample {
   mode: Mode;
@@ -40,6 +56,9 @@ interface Sample {
   ready_ms?: number;
   invoke_ms?: number;
   destroy_ms?: number;
+  /** Through the worker: its Server-Timing, getting the sandbox (make, fork or thaw) and invoking. */
+  worker_sandbox_ms?: number;
+  worker_invoke_ms?: number;
 }
 
 async function bareStart(base: string, cgroupProcs: string[] = []): Promise<number> {
@@ -91,35 +110,58 @@ async function main(): Promise<number> {
   const { scratch, registryDir } = noopRegistry('sockbench-engine-');
   const signals = interruptions();
   const samples: Sample[] = [];
-  let engine: SockEngine | undefined;
-  let worker: Worker | undefined;
+  const stacks = new Map<WorkerMode, { stack: WorkerStack; url: string; agent: http.Agent }>();
   try {
-    const stack = await startWorkerStack({
-      backend: 'sock',
-      stateDir: path.join(scratch, 'state'),
-      base,
-      registry: registryDir,
-      capacity: 2,
-      timeoutMs: 30_000,
-      queueLimit: 0,
-    });
-    engine = stack.engine as SockEngine;
-    worker = stack.worker;
+    for (const mode of WORKER_MODES) {
+      const stack = await startWorkerStack({
+        backend: 'sock',
+        stateDir: path.join(scratch, mode),
+        base,
+        registry: registryDir,
+        capacity: 2,
+        zygotes: mode === 'zygote' ? { threshold: 1, budgetBytes: 2 ** 31, maxZygotes: 1 } : undefined,
+        // warm-thaw freezes at once, so its hit is always a thaw; warm keeps the default window.
+        handlerCache: mode.startsWith('warm')
+          ? { maxIdle: 1, budgetBytes: 2 ** 31, freezeAfterMs: mode === 'warm-thaw' ? 0 : undefined }
+          : undefined,
+        timeoutMs: 30_000,
+        queueLimit: 0,
+      });
+      const { port } = await stack.worker.listen(0, '127.0.0.1');
+      stacks.set(mode, {
+        stack,
+        url: `http://127.0.0.1:${port}/run/noop`,
+        agent: new http.Agent({ keepAlive: true, maxSockets: 1 }),
+      });
+    }
+    const engine = stacks.get('http')!.stack.engine as SockEngine;
     const noop = new Registry(registryDir, engine.state.code).lookup('noop')!;
-    const { port } = await worker.listen(0, '127.0.0.1');
+    /** One request through a mode's worker; the sandboxes it destroys after answering are waited for. */
+    const request = async (mode: WorkerMode, round: number): Promise<Sample> => {
+      const { stack, url, agent } = stacks.get(mode)!;
+      const t0 = performance.now();
+      const res = await post(url, 'null', agent);
+      const ms = performance.now() - t0;
+      if (res.status !== 200) throw new Error(`${mode}: the worker answered ${res.status}: ${res.text}`);
+      const timing = (name: string) =>
+        Number(new RegExp(`${name};dur=([\\d.]+)`).exec(String(res.headers['server-timing']))?.[1]);
+      const kept = () => Number(stack.handlerCache?.status().idle ?? 0);
+      while (Number(stack.engine.status().alive) - kept() > 0) await new Promise((r) => setTimeout(r, 1));
+      return { mode, round, ms, worker_sandbox_ms: timing('sandbox'), worker_invoke_ms: timing('invoke') };
+    };
     const measure: Record<Mode, (round: number) => Promise<Sample>> = {
       bare: async (round) => ({ mode: 'bare', round, ms: await bareStart(base) }),
       cgroup: async (round) => {
-        const cgroup = engine!.pool.take();
+        const cgroup = engine.pool.take();
         try {
           return { mode: 'cgroup', round, ms: await bareStart(base, cgroup.procsFiles) };
         } finally {
-          await engine!.pool.give(cgroup, 5000);
+          await engine.pool.give(cgroup, 5000);
         }
       },
       sandbox: async (round) => {
         const t0 = performance.now();
-        const sandbox = await engine!.create({ code: noop.code, packages: {} });
+        const sandbox = await engine.create({ code: noop.code, packages: {} });
         const t1 = performance.now();
         await sandbox.invoke(null, 30_000);
         const t2 = performance.now();
@@ -137,15 +179,16 @@ async function main(): Promise<number> {
           destroy_ms: t3 - t2,
         };
       },
-      http: async (round) => {
-        const t0 = performance.now();
-        const res = await fetch(`http://127.0.0.1:${port}/run/noop`, { method: 'POST', body: 'null' });
-        const body = await res.text();
-        const ms = performance.now() - t0;
-        if (res.status !== 200) throw new Error(`the worker answered ${res.status}: ${body}`);
-        // The worker destroys the sandbox after answering; wait so it does not overlap the next mode.
-        while (engine!.status().alive > 0) await new Promise((r) => setTimeout(r, 1));
-        return { mode: 'http', round, ms };
+      http: (round) => request('http', round),
+      zygote: (round) => request('zygote', round),
+      'warm-thaw': async (round) => {
+        // Its instance was frozen when it last answered (a round ago): this request thaws it.
+        return request('warm-thaw', round);
+      },
+      warm: async (round) => {
+        // A caller's next request, sent when its last was answered: the instance is not yet frozen.
+        await request('warm', round);
+        return request('warm', round);
       },
     };
     for (let round = 1 - warmup; round <= rounds; round++) {
@@ -160,8 +203,10 @@ async function main(): Promise<number> {
     }
   } finally {
     signals.stop();
-    if (worker) await worker.close();
-    else await engine?.shutdown();
+    for (const { stack, agent } of stacks.values()) {
+      agent.destroy();
+      await stack.worker.close();
+    }
     fs.rmSync(scratch, { recursive: true, force: true });
   }
 
@@ -184,6 +229,24 @@ async function main(): Promise<number> {
     part: col.replace('_ms', ''),
     median_ms: median(of('sandbox', col)),
   }));
+  const bareMs = median(of('bare'));
+  // Each goal: the mode's ratio to bare, and where its median time went (medians of each part).
+  const goals = GOALS.map((g) => {
+    const ratio = median(of(g.mode)) / bareMs;
+    const workerMs = median(of(g.mode, 'worker_sandbox_ms')) + median(of(g.mode, 'worker_invoke_ms'));
+    return {
+      mode: g.mode,
+      goal_ratio: g.ratio,
+      ratio,
+      met: ratio <= g.ratio && (g.workerMs === undefined || workerMs < g.workerMs),
+      missed_by: ratio / g.ratio,
+      goal_worker_ms: g.workerMs ?? '',
+      median_ms: median(of(g.mode)),
+      worker_sandbox_ms: median(of(g.mode, 'worker_sandbox_ms')),
+      worker_invoke_ms: median(of(g.mode, 'worker_invoke_ms')),
+      outside_worker_ms: median(of(g.mode)) - workerMs,
+    };
+  });
   const dir = createRunDir(path.resolve(args.out ?? REPO_ROOT), 'engine-overhead', started);
   writeCsv(path.join(dir, 'data.csv'), samples, [
     'mode',
@@ -194,8 +257,11 @@ async function main(): Promise<number> {
     'ready_ms',
     'invoke_ms',
     'destroy_ms',
+    'worker_sandbox_ms',
+    'worker_invoke_ms',
   ]);
   writeCsv(path.join(dir, 'summary.csv'), summary);
+  writeCsv(path.join(dir, 'goals.csv'), goals);
   writeCsv(path.join(dir, 'breakdown.csv'), breakdown);
   const environment = await captureEnvironment(process.argv.slice(1));
   writeMeta(dir, {
@@ -211,6 +277,7 @@ async function main(): Promise<number> {
     base,
     summary,
     breakdown,
+    goals,
   });
   const ms = (x: number) => x.toFixed(2);
   process.stdout.write(
@@ -225,7 +292,19 @@ async function main(): Promise<number> {
         ms(s.overhead_ms),
       ]),
     ) +
-      `\n\nsandbox, median per part (ms): ${breakdown.map((b) => `${b.part} ${ms(b.median_ms)}`).join(', ')}\ndata: ${path.relative(process.cwd(), dir)}\n`,
+      `\n\nsandbox, median per part (ms): ${breakdown.map((b) => `${b.part} ${ms(b.median_ms)}`).join(', ')}\n\n` +
+      markdownTable(
+        ['goal', 'measured', 'verdict', 'worker: sandbox ms', 'worker: invoke ms', 'outside the worker ms'],
+        goals.map((g) => [
+          `${g.mode} <= ${g.goal_ratio}x bare${g.goal_worker_ms === '' ? '' : `, < ${g.goal_worker_ms} ms in the worker`}`,
+          `${g.ratio.toFixed(3)}x (${ms(g.median_ms)} ms)`,
+          g.met ? 'met' : `missed by ${g.missed_by.toFixed(1)}x`,
+          ms(g.worker_sandbox_ms),
+          ms(g.worker_invoke_ms),
+          ms(g.outside_worker_ms),
+        ]),
+      ) +
+      `\ndata: ${path.relative(process.cwd(), dir)}\n`,
   );
   return 0;
 }

@@ -1,7 +1,8 @@
 // SOCK against Docker (the paper's Figure 6): no-op lambdas, every cache off, a new sandbox per
 // request, driven through the same worker by the same closed-loop client at each concurrency.
-// Requests per second, mean and p99 latency, per backend: sock (lean containers), docker
-// (what a Docker user gets: bridge network, own mount namespace) and docker-netnone.
+// Requests per second, mean and p99 latency, per backend: sock (lean containers), sock-zygote
+// (each handler forked from the root zygote; the handler cache still off), docker (what a Docker
+// user gets: bridge network, own mount namespace) and docker-netnone.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
@@ -19,7 +20,7 @@ import { sockVsDockerFigure } from './figure.js';
 import { paper } from './paper.js';
 import { type BackendName, startWorkerStack } from '../../engine/worker/stack.js';
 
-const BACKENDS = ['sock', 'docker', 'docker-netnone'];
+const BACKENDS = ['sock', 'sock-zygote', 'docker', 'docker-netnone'];
 const KIND = 'sock-vs-docker';
 
 interface Running {
@@ -52,8 +53,9 @@ async function workerFor(config: string, capacity: number, options: Record<strin
   const registryDir = path.join(dir!, 'registry');
   // A client's next request can arrive while its last sandbox is still being destroyed (after
   // the answer): the worker queues it rather than refusing it.
-  const { engine: backend, worker } = await startWorkerStack({
-    backend: config as BackendName,
+  const { backend, worker } = await startWorkerStack({
+    backend: (config === 'sock-zygote' ? 'sock' : config) as BackendName,
+    zygotes: config === 'sock-zygote' ? { threshold: 1, budgetBytes: 2 ** 31, maxZygotes: 1 } : undefined,
     stateDir,
     base: baseOf(options),
     registry: registryDir,
