@@ -85,7 +85,14 @@ function engineOverhead(run: RunData): string {
   };
   const http = mode('http');
   const bare = mode('bare');
-  return `no-op handler through the worker, fresh sandbox, caches off: **${sig(Number(http.median_ms))} ms** median against **${sig(Number(bare.median_ms))} ms** for bare \`chroot <base> python3 -c pass\` (${Number(http.ratio_to_bare).toFixed(2)}x [${Number(http.ratio_ci_low).toFixed(2)}, ${Number(http.ratio_ci_high).toFixed(2)}]); of the ${sig(Number(mode('sandbox').overhead_ms))} ms a sandbox adds, **${sig(Number(mode('cgroup').overhead_ms))} ms** is the cgroup join`;
+  const text = `no-op handler through the worker, fresh sandbox, caches off: **${sig(Number(http.median_ms))} ms** median against **${sig(Number(bare.median_ms))} ms** for bare \`chroot <base> python3 -c pass\` (${Number(http.ratio_to_bare).toFixed(2)}x [${Number(http.ratio_ci_low).toFixed(2)}, ${Number(http.ratio_ci_high).toFixed(2)}]); of the ${sig(Number(mode('sandbox').overhead_ms))} ms a sandbox adds, **${sig(Number(mode('cgroup').overhead_ms))} ms** is the cgroup join`;
+  // Runs made before the zygote and warm modes were timed have no goals to report.
+  if (!run.summary.some((r) => r.mode === 'warm')) return text;
+  const goals = GOALS.map((g) => {
+    const r = Number(mode(g.mode).ratio_to_bare);
+    return `${g.mode === 'http' ? 'lean' : g.mode} ${r.toFixed(r < 0.1 ? 3 : 2)}x (goal ≤ ${g.ratio}x: ${r <= g.ratio ? 'met' : `missed by ${(r / g.ratio).toFixed(1)}x`})`;
+  });
+  return `${text}; the engine's goals, ratios to bare: ${goals.join(', ')}`;
 }
 
 /** What this bench puts beside the paper (its runs land in results/engine-overhead). */
