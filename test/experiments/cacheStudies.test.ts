@@ -6,8 +6,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readCsv } from '../../harness/csv.js';
-import { RUN_ROOT } from '../../harness/ownedDirs.js';
-import { cli, onlyRun, refusesBadInput, scratchDir } from '../helpers/helpers.js';
+import { cli, onlyRun, refusesBadInput, scratchDir, scratchLeft } from '../helpers/helpers.js';
 
 async function run(study: string, flags: string[]): Promise<Record<string, string | number>[]> {
   const out = scratchDir();
@@ -15,11 +14,7 @@ async function run(study: string, flags: string[]): Promise<Record<string, strin
     const r = await cli(['run', study, '--repeat', '1', '--warmup', '0', '--duration', '1', ...flags, '--out', out]);
     assert.is(r.code, 0, r.stderr);
     assert.ok(fs.existsSync(path.join(out, `figures/${study}.svg`)));
-    assert.equal(
-      fs.existsSync(RUN_ROOT) ? fs.readdirSync(RUN_ROOT).filter((d) => d.startsWith(`${study}-`)) : [],
-      [],
-      'its run directory is gone',
-    );
+    assert.equal(scratchLeft(study), [], 'its run directory is gone');
     return readCsv(path.join(onlyRun(out, study), 'data.csv'));
   } finally {
     fs.rmSync(out, { recursive: true, force: true });

@@ -7,8 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { debianPackageOf, importNameOf, normalizePypiName } from '../../engine/installers/packageNames.js';
 import { readCsv } from '../../harness/csv.js';
-import { RUN_ROOT } from '../../harness/ownedDirs.js';
-import { cli, onlyRun, refusesBadInput, scratchDir } from '../helpers/helpers.js';
+import { cli, onlyRun, refusesBadInput, scratchDir, scratchLeft } from '../helpers/helpers.js';
 
 test('PyPI names map to Debian packages and import names, whatever their case and separators', () => {
   assert.is(normalizePypiName('Python_Dateutil'), 'python-dateutil');
@@ -67,7 +66,7 @@ test('a run: each package timed, the interpreter start subtracted, a cold import
       assert.ok(inside < Number(ok.python_start_ms) + outside, 'the interpreter start is not counted in the import');
     }
     assert.ok(fs.existsSync(path.join(out, 'figures/imports.svg')));
-    assert.equal(fs.existsSync(RUN_ROOT) ? fs.readdirSync(RUN_ROOT).filter((d) => d.startsWith('imports-')) : [], []);
+    assert.equal(scratchLeft('imports'), []);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }

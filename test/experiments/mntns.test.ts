@@ -12,12 +12,10 @@ import { ownedDir, ownedTmpfs, reclaimLeftovers, removeOwnedDir, RUN_ROOT } from
 import { processStartTime } from '../../engine/state/processIdentity.js';
 import { HostMounts } from '../../experiments/mntns/hostMounts.js';
 import { ChurnRun, mount } from '../../native/index.js';
-import { cli, onlyRun, refusesBadInput, scratchDir } from '../helpers/helpers.js';
+import { cli, onlyRun, refusesBadInput, scratchDir, scratchLeft } from '../helpers/helpers.js';
 
 const mountsUnder = (dir: string) =>
   readMounts().filter((m) => m.mountPoint === dir || m.mountPoint.startsWith(`${dir}/`));
-const leftovers = (kind: string) =>
-  fs.existsSync(RUN_ROOT) ? fs.readdirSync(RUN_ROOT).filter((n) => n.startsWith(`${kind}-`)) : [];
 
 test('host mounts: resize adds and removes real bind mounts on a private tmpfs; removal leaves nothing', () => {
   const dir = ownedTmpfs('mntns');
@@ -115,7 +113,7 @@ test('a run: host_mounts and config columns, both operations at each mount count
     const summary = readCsv(path.join(dir, 'summary.csv'));
     assert.is(summary.length, 8, 'host_mounts is part of what names a point');
     assert.ok(fs.existsSync(path.join(out, 'figures/mntns.svg')));
-    assert.equal(leftovers('mntns'), []);
+    assert.equal(scratchLeft('mntns'), []);
     assert.equal(mountsUnder(RUN_ROOT), []);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });

@@ -9,12 +9,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { peers } from '../../experiments/peers/index.js';
 import { readCsv } from '../../harness/csv.js';
-import { RUN_ROOT } from '../../harness/ownedDirs.js';
 import { sectionsOf } from '../../harness/paperRepro/claims.js';
 import { rewriteSections } from '../../harness/paperRepro/regenerate.js';
 import { loadRunData } from '../../harness/paperRepro/runData.js';
 import { readMeta } from '../../harness/runDirs.js';
-import { cli, onlyRun, refusesBadInput, scratchDir } from '../helpers/helpers.js';
+import { cli, onlyRun, refusesBadInput, scratchDir, scratchLeft } from '../helpers/helpers.js';
 
 const ASKED = ['bare', 'sock-lean', 'sock-warm', 'bwrap', 'runc', 'crun'];
 
@@ -82,11 +81,7 @@ test('a run: a row per peer that runs here, a reason for each that does not, the
     assert.is(again.split('## SOCK against today’s sandboxes').length, 2);
     assert.match(again, /peers not run: not run today/);
 
-    assert.equal(
-      fs.existsSync(RUN_ROOT) ? fs.readdirSync(RUN_ROOT).filter((d) => d.startsWith('peers-')) : [],
-      [],
-      'no scratch directory left',
-    );
+    assert.equal(scratchLeft('peers'), [], 'no scratch directory left');
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { STATE_LABEL } from '../../engine/sandbox/dockerEngine.js';
 import { readCsv } from '../../harness/csv.js';
 import { RUN_ROOT } from '../../harness/ownedDirs.js';
-import { cli, onlyRun, refusesBadInput, scratchDir } from '../helpers/helpers.js';
+import { cli, onlyRun, refusesBadInput, scratchDir, scratchLeft } from '../helpers/helpers.js';
 
 test('a run: rows for sock and docker-netnone with requests/s and latencies, a figure, nothing left', async () => {
   const out = scratchDir();
@@ -49,11 +49,7 @@ test('a run: rows for sock and docker-netnone with requests/s and latencies, a f
       [],
       'no container left',
     );
-    assert.equal(
-      fs.existsSync(RUN_ROOT) ? fs.readdirSync(RUN_ROOT).filter((d) => d.startsWith('sock-vs-docker-')) : [],
-      [],
-      'no scratch directory left',
-    );
+    assert.equal(scratchLeft('sock-vs-docker'), [], 'no scratch directory left');
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }

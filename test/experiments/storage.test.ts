@@ -11,7 +11,7 @@ import { readMounts } from '../../engine/state/mountinfo.js';
 import { ownedTmpfs, removeOwnedDir, RUN_ROOT } from '../../harness/ownedDirs.js';
 import { makeStorageTree, storageScript } from '../../experiments/storage/index.js';
 import { ScriptRun } from '../../native/index.js';
-import { cli, onlyRun, refusesBadInput, scratchDir } from '../helpers/helpers.js';
+import { cli, onlyRun, refusesBadInput, scratchDir, scratchLeft } from '../helpers/helpers.js';
 
 /** Runs one phase of a configuration's script once, on thread 0, keeping what it built. */
 async function phase(config: string, dir: string, which: 'setup' | 'teardown', withPrepare = false) {
@@ -156,7 +156,7 @@ test('a run: config and phase columns; its tmpfs, mounts and directory are all g
       readMounts().filter((m) => m.mountPoint.startsWith(`${RUN_ROOT}/storage-`)),
       [],
     );
-    assert.equal(fs.existsSync(RUN_ROOT) ? fs.readdirSync(RUN_ROOT).filter((n) => n.startsWith('storage-')) : [], []);
+    assert.equal(scratchLeft('storage'), []);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }

@@ -13,9 +13,8 @@ import { writeCsv } from '../../harness/csv.js';
 import { cgroupMounts, guestEnv } from '../../harness/kernels/guestEnv.js';
 import { buildInitramfs, cpioNewc, moduleClosure, shellAssignments } from '../../harness/kernels/initramfs.js';
 import { BUSYBOX, bzImageVersion, KERNEL_CACHE, parseKernelArg } from '../../harness/kernels/kernelSource.js';
-import { RUN_ROOT } from '../../harness/ownedDirs.js';
 import { summarize } from '../cgroup2.js';
-import { cli, scratchDir } from '../helpers/helpers.js';
+import { cli, scratchDir, scratchLeft } from '../helpers/helpers.js';
 
 const CGROUP2 = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cgroup2.js');
 
@@ -252,7 +251,7 @@ test('kernels host --exec: runs on this machine, records the exit status, leaves
     const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'));
     assert.is(meta.status, 'complete');
     assert.is(meta.kernels[0].studies.exec.exitStatus, 0);
-    assert.equal(fs.existsSync(RUN_ROOT) ? fs.readdirSync(RUN_ROOT).filter((n) => n.startsWith(`kernels-`)) : [], []);
+    assert.equal(scratchLeft('kernels'), []);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, type Test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { RUN_ROOT } from '../../harness/ownedDirs.js';
 
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../app/cli.js');
 
@@ -29,6 +30,10 @@ export function cli(args: string[], options: { uid?: number; gid?: number } = {}
 }
 
 export const scratchDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'sb-test-'));
+
+/** The scratch directories of that kind (ownedDir's <kind>-<pid>-<start>) still in /run/sockbench. */
+export const scratchLeft = (kind: string): string[] =>
+  fs.existsSync(RUN_ROOT) ? fs.readdirSync(RUN_ROOT).filter((n) => n.startsWith(`${kind}-`)) : [];
 
 /** The only run directory an experiment wrote under out. */
 export function onlyRun(out: string, experiment: string): string {
