@@ -16,12 +16,12 @@ const HOW: Record<string, string> = {
   ...INVOCATION,
   'sock-lean': 'POST /run through the worker: a new lean container, caches off',
   'sock-zygote': 'the same, forked from the root zygote, handler cache off',
-  'sock-warm': "the same, the handler cache's frozen instance thawed",
+  'sock-warm': "the same, the handler cache's kept instance (a caller's next request comes before it is frozen)",
 } satisfies Record<CommandPeerName | string, string>;
 
 /** A ratio to as many decimals as a warm start's needs. */
 function times(r: number): string {
-  return r < 0.1 ? `${r.toFixed(3)}x` : r < 1 ? `${r.toFixed(2)}x` : ratio(r);
+  return r < 0.1 ? `${r.toFixed(3)}x` : r < 10 ? `${r.toFixed(2)}x` : ratio(r);
 }
 
 function goal(peer: string, r: number): string {
