@@ -34,6 +34,17 @@ export const INVOCATION: Record<CommandPeerName, string> = {
   docker: 'docker run --rm (the default bridge network)',
 };
 
+/** The program each peer runs. */
+const PROGRAM: Record<CommandPeerName, string> = {
+  bare: 'chroot',
+  bwrap: 'bwrap',
+  runc: 'runc',
+  crun: 'crun',
+  runsc: 'runsc',
+  'docker-netnone': 'docker',
+  docker: 'docker',
+};
+
 function which(command: string): string | undefined {
   for (const dir of PATH.split(':')) {
     const file = path.join(dir, command);
@@ -65,10 +76,8 @@ export class CommandPeer {
     name: CommandPeerName,
     o: { dir: string; base: string; say: (line: string) => void },
   ): Promise<CommandPeer | { skipped: string }> {
-    const program = { bare: 'chroot', bwrap: 'bwrap', 'docker-netnone': 'docker', docker: 'docker' }[name as string] as
-      string | undefined;
-    const binary = which(program ?? name);
-    if (!binary) return { skipped: `${program ?? name} is not installed (scripts/setup.sh installs it)` };
+    const binary = which(PROGRAM[name]);
+    if (!binary) return { skipped: `${PROGRAM[name]} is not installed (scripts/setup.sh installs it)` };
     const dir = path.join(o.dir, name);
     fs.mkdirSync(dir, { recursive: true });
     const python = ['/usr/bin/python3', '-c'];

@@ -6,7 +6,7 @@ import { markdownTable } from '../../harness/markdown.js';
 import { ratio, sig } from '../../harness/paperRepro/format.js';
 import { concurrencies, MissingData, type RunData, valueAt } from '../../harness/paperRepro/runData.js';
 import type { PaperFacts } from '../../harness/types.js';
-import { INVOCATION, type CommandPeerName } from './commandPeers.js';
+import { INVOCATION } from './commandPeers.js';
 import type { IsolationRow } from './isolationProbe.js';
 
 /** The goals for SOCK, as ratios of the median start at c=1 to bare chroot's. */
@@ -17,7 +17,7 @@ const HOW: Record<string, string> = {
   'sock-lean': 'POST /run through the worker: a new lean container, caches off',
   'sock-zygote': 'the same, forked from the root zygote, handler cache off',
   'sock-warm': "the same, the handler cache's kept instance (a caller's next request comes before it is frozen)",
-} satisfies Record<CommandPeerName | string, string>;
+};
 
 /** A ratio to as many decimals as a warm start's needs. */
 function times(r: number): string {
