@@ -34,11 +34,21 @@ const stateDirOption = (y: Argv) =>
 const baseOption = (y: Argv) =>
   y.option('base', {
     type: 'string',
-    describe: 'base root file system [default: $SOCK_BASE or <state-dir>/base]',
+    describe: `base root file system [default: $SOCK_BASE, else <state-dir>/base, else ${DEFAULT_STATE_DIR}/base (where setup builds it) when <state-dir> has none]`,
   });
 
-const baseOf = (args: Record<string, unknown>) =>
-  path.resolve(String(args.base ?? process.env.SOCK_BASE ?? new StateDir(String(args['state-dir'])).defaultBase));
+/**
+ * --base, $SOCK_BASE or <state-dir>/base. A new --state-dir has no base of its own: to use one
+ * (not to build one) the base setup built in the default state directory is found there.
+ */
+function baseOf(args: Record<string, unknown>, toBuild = false): string {
+  const given = args.base ?? process.env.SOCK_BASE;
+  if (given !== undefined) return path.resolve(String(given));
+  const own = path.resolve(new StateDir(String(args['state-dir'])).defaultBase);
+  if (toBuild || !baseProblem(own)) return own;
+  const setupBuilt = new StateDir(DEFAULT_STATE_DIR).defaultBase;
+  return baseProblem(setupBuilt) ? own : setupBuilt;
+}
 
 /** Where to reach the worker: --port/--host, else what the worker of --state-dir wrote, else 127.0.0.1:5000. */
 function workerUrl(args: Record<string, unknown>): string {
@@ -67,7 +77,7 @@ const clientOptions = (y: Argv) =>
     })
     .option('host', { type: 'string', describe: "the worker's address [default: 127.0.0.1]" });
 
-async function request(url: string, init?: RequestInit): Promise<{ status: number; body: unknown }> {
+async function request(url: string, init?: RequestInit): Promise<{ status: number; body: unknown; text: string }> {
   let res: Response;
   try {
     res = await fetch(url, init);
@@ -78,9 +88,9 @@ async function request(url: string, init?: RequestInit): Promise<{ status: numbe
   }
   const text = await res.text();
   try {
-    return { status: res.status, body: JSON.parse(text) };
+    return { status: res.status, body: JSON.parse(text), text };
   } catch {
-    return { status: res.status, body: text };
+    return { status: res.status, body: text, text };
   }
 }
 
@@ -192,21 +202,25 @@ async function workerUp(args: Record<string, unknown>): Promise<number> {
   return stopped;
 }
 
+/** POSTs the event (none: an empty body, which a handler gets as {}) and prints the answer's bytes as they came. */
 async function invoke(args: Record<string, unknown>): Promise<number> {
-  let body = String(args.event ?? 'null');
+  const body = args.event === undefined ? '' : String(args.event);
   try {
-    JSON.parse(body);
+    if (body !== '') JSON.parse(body);
   } catch (e) {
     throw new UsageError(`event: '${body}' is not JSON (${(e as Error).message})`);
   }
-  if (args.event === undefined) body = 'null';
-  const { status, body: answer } = await request(`${workerUrl(args)}/run/${encodeURIComponent(String(args.lambda))}`, {
+  const {
+    status,
+    body: answer,
+    text,
+  } = await request(`${workerUrl(args)}/run/${encodeURIComponent(String(args.lambda))}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body,
   });
-  if (status === 200) {
-    process.stdout.write(`${JSON.stringify(answer)}\n`);
+  if (status >= 200 && status < 300) {
+    process.stdout.write(`${text}\n`);
     return 0;
   }
   const error =
@@ -243,7 +257,7 @@ async function dockerImage(args: Record<string, unknown>): Promise<number> {
 }
 
 async function base(args: Record<string, unknown>, build: boolean): Promise<number> {
-  const dir = baseOf(args);
+  const dir = baseOf(args, build);
   if (!build) {
     const problem = baseProblem(dir);
     say(problem ?? `${dir} is a complete base`);
@@ -267,14 +281,14 @@ export async function main(argv: string[]): Promise<number> {
       y
         .command(
           'up',
-          'serve POST /run/<lambda> and GET /status in the foreground until SIGINT or SIGTERM',
+          'serve /run/<lambda>[/<path>] (OpenLambda style), GET /status and GET /metrics in the foreground until SIGINT or SIGTERM',
           (w) =>
             baseOption(stateDirOption(w))
               .option('registry', {
                 type: 'string',
                 demandOption: true,
                 describe:
-                  'directory with one directory per lambda, each holding f.py (and optionally requirements.txt and sock.json)',
+                  "the lambdas: <name>/ or <name>.tar.gz, each holding f.py (or an ol.yaml naming its entry, or the SOCK paper's lambda_func.py), optionally requirements.txt and sock.json",
               })
               .option('port', {
                 type: 'number',
@@ -301,7 +315,7 @@ export async function main(argv: string[]): Promise<number> {
                 type: 'number',
                 default: DEFAULT_MAX_REPLY_BYTES,
                 describe:
-                  'longest reply a sandbox (or zygote) may send; past it the sandbox is destroyed and the caller gets 502',
+                  'longest answer body a handler may send (its line to the worker, in base64 with headers, is bounded to match); past it the sandbox is destroyed and the caller gets 502',
               })
               .option('memory-mb', { type: 'number', default: 256, describe: 'memory limit of each sandbox' })
               .option('pids', { type: 'number', default: 256, describe: 'task limit of each sandbox' })
@@ -394,11 +408,14 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       'invoke <lambda> [event]',
-      'run a lambda once through the worker and print its JSON result',
+      'POST an event to a lambda through the worker and print its answer as it came',
       (y) =>
         clientOptions(y)
           .positional('lambda', { type: 'string', describe: "the lambda's name (its directory in the registry)" })
-          .positional('event', { type: 'string', describe: 'the event, as JSON [default: null]' })
+          .positional('event', {
+            type: 'string',
+            describe: 'the event, as JSON [default: none, which the handler gets as {}]',
+          })
           .strict(),
       action(invoke),
     )

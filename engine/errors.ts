@@ -5,8 +5,10 @@
 export type FailureKind =
   /** the handler raised an exception (its type, message and traceback come with it) */
   | 'exception'
-  /** f.py could not be loaded or defines no f(event) */
+  /** the entry file could not be loaded or defines no f(event) and no app */
   | 'bad-handler'
+  /** the request cannot be given to the handler: a function's body that is not JSON (the caller's to fix) */
+  | 'bad-request'
   /** the handler ran past the invocation's time limit; the sandbox was killed */
   | 'timeout'
   /** the kernel's OOM killer ended the sandbox at its memory limit */

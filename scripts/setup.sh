@@ -21,6 +21,8 @@ declare -A NEED=(
   # pip's sdist builds use the host's setuptools and wheel: the install step has no network.
   [python3-setuptools]=/usr/lib/python3/dist-packages/setuptools
   [python3-wheel]=/usr/lib/python3/dist-packages/wheel
+  # Debian's PyPI-to-Debian name table, which the Debian installer maps requirements with.
+  [dh-python]=/usr/share/dh-python/dist/cpython3_fallback
   [iproute2]=/usr/sbin/ip
   [util-linux]=/usr/bin/nsenter
   [bpftrace]=/usr/bin/bpftrace

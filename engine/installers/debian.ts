@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { InstallProvider, ParsedRequirement } from './provider.js';
-import { debianPackageOf } from './packageNames.js';
+import { debianPackageOf, DH_PYTHON_TABLE, inDebianTable } from './packageNames.js';
 import { DEFAULT_STATE_DIR } from '../state/stateDir.js';
 import { giveToInstallUser, InstallWork, ToolFailed } from './installSandbox.js';
 import { byteCompile } from './packageRoot.js';
@@ -221,11 +221,22 @@ export class DebianProvider implements InstallProvider {
     const debian = debianPackageOf(requirement.name);
     const work = InstallWork.create(this.workDir, `debian-${requirement.name}`);
     try {
-      const debs = await resolveDebs(debian, this.base, path.join(work.dir, 'apt'), signal);
+      let debs: Deb[];
+      try {
+        debs = await resolveDebs(debian, this.base, path.join(work.dir, 'apt'), signal);
+      } catch (e) {
+        if (signal?.aborted) throw e;
+        const named = inDebianTable(requirement.name)
+          ? `Debian's name for ${requirement.name} in dh-python's table`
+          : `guessed by dh-python's rule: its table (${DH_PYTHON_TABLE}) has no ${requirement.name}`;
+        throw new Error(
+          `${(e as Error).message} (${named}); Debian may not ship it: --installer pip installs from a package index or wheel directory`,
+        );
+      }
       const version = versionOf(debian, debs);
       if (requirement.specifier && !satisfies(upstreamNumbers(version), requirement.specifier)) {
         throw new Error(
-          `Debian's ${debian} is ${version || 'already in the base, at a version not checked'}, which is not ${requirement.specifier}; the Debian provider installs only the version Debian ships (--installer pip installs others)`,
+          `Debian's ${debian} is ${version || 'already in the base, at a version not checked'}, which is not ${requirement.specifier}; the Debian provider installs only the version Debian ships: for pinned requirements (pip-compile's, as OpenLambda asks for) run the worker with --installer pip`,
         );
       }
       const debsDir = path.join(work.work, 'debs');

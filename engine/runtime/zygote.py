@@ -14,7 +14,8 @@ says {"ready": true, "pid": ..., "modules": <loaded>} (or {"fatal": "bad-package
 answers fork requests, one at a time:
 
     worker -> zygote   {"fork": "handler" | "zygote", "id": <name>, "paths": [sys.path entries],
-                        "imports": [modules, zygote only]}
+                        "imports": [modules, zygote only],
+                        "entry": {the handler's entry and environment, handler only: server.py's config}}
                        with SCM_RIGHTS: [root, cgroup.procs of each hierarchy]
     zygote -> worker   {"forked": <id>} | {"error": <why>, "id": <id>}
 
@@ -196,7 +197,7 @@ def become_handler(request, fds, ok):
     sys.path[:0] = request["paths"]
     os.write(ok, b"ok\n")
     os.closerange(3, 1 << 20)
-    server.run("/host/worker.sock", "/handler")
+    server.run("/host/worker.sock", "/handler", request.get("entry"))
 
 
 def become_zygote(request, fds, ok):
@@ -257,7 +258,7 @@ class Spare:
     the zygote's container, waiting on a socket pair for its own container's descriptors. The
     fork (milliseconds for a zygote with big libraries mapped) is then off the request's path."""
 
-    def __init__(self, conn):
+    def __init__(self, conn, ahead):
         mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         pid = fork_into_new_pid_namespace()
         if pid == 0:
@@ -268,6 +269,10 @@ class Spare:
                 problem = None
             except OSError as e:
                 problem = e
+            if ahead:
+                # Forked while idle: time to take a first answer's page copies off the
+                # request's path (server.rehearse). A spare forked for a request waiting skips it.
+                server.rehearse()
             line, fds = b"", []
             while not line.endswith(b"\n"):
                 data, ancillary, _flags, _addr = theirs.recvmsg(65536, _socket.CMSG_SPACE(MAX_FDS * 4))
@@ -308,7 +313,7 @@ def fork(conn, request, fds):
             os.close(fd)
         return {"error": f"bad fork request: {request!r} with {len(fds)} descriptors", "id": request.get("id")}
     if become is become_handler:
-        spare, _spare = _spare or Spare(conn), None
+        spare, _spare = _spare or Spare(conn, ahead=False), None
         return answer(request, spare.start(request, fds))
     r, w = os.pipe()
     if os.fork() == 0:
@@ -326,7 +331,7 @@ def fork(conn, request, fds):
 def keep_a_spare(conn):
     global _spare
     if _spare is None:
-        _spare = Spare(conn)
+        _spare = Spare(conn, ahead=True)
 
 
 _own_pid_namespace = None

@@ -21,11 +21,23 @@ const NEWLINE = 0x0a;
 const QUOTED_CHARS = 100;
 
 /**
- * The default bound on one line from a sandbox: 6 MiB, the worker's own limit on a request
- * body (and AWS Lambda's on a synchronous response), so a handler may answer with as much as
- * it may be sent. The worker holds up to this much per running sandbox before it refuses.
+ * The default bound on a reply's body: 6 MiB, the worker's own limit on a request body (and
+ * AWS Lambda's on a synchronous response), so a handler may answer with as much as it may be
+ * sent.
  */
 export const DEFAULT_MAX_REPLY_BYTES = 6 * 2 ** 20;
+
+/** Room on a reply's line besides its body: the id, the status and reason, the headers. */
+const FRAMING_BYTES = 64 * 2 ** 10;
+
+/**
+ * The longest line a sandbox may send when its replies' bodies may be maxReplyBytes long: the
+ * body in base64, with its framing. The worker holds up to this much per running sandbox
+ * before it refuses; the body's own bound is checked once it is decoded (RuntimeSandbox).
+ */
+export function lineBytesFor(maxReplyBytes: number): number {
+  return 4 * Math.ceil(maxReplyBytes / 3) + FRAMING_BYTES;
+}
 
 export type Message = Record<string, unknown>;
 
@@ -214,10 +226,7 @@ export class Channel {
       const end = newline < 0 ? chunk.length : newline;
       this.partBytes += end - start;
       if (this.partBytes > this.maxLineBytes) {
-        this.violate(
-          'too-large',
-          `sent a line longer than ${this.maxLineBytes} bytes, the limit on a reply (--max-reply-bytes)`,
-        );
+        this.violate('too-large', `sent a line longer than ${this.maxLineBytes} bytes`);
         return;
       }
       if (newline < 0) {

@@ -11,13 +11,13 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { requireBase } from './baseRootfs.js';
 import { DEFAULT_LIMITS, type Limits } from '../cgroups/cgroupHierarchy.js';
-import { Channel, DEFAULT_MAX_REPLY_BYTES } from './channel.js';
+import { Channel, DEFAULT_MAX_REPLY_BYTES, lineBytesFor } from './channel.js';
 import { DOCKER_SOCKET, pingDocker } from './dockerPing.js';
 import { EngineSetupError, SandboxError } from '../errors.js';
 import {
   deathErrorOf,
   requireReadable,
-  RUNTIME_DIR,
+  installRuntime,
   runtimeCommand,
   RuntimeSandbox,
   SANDBOX_USER,
@@ -155,6 +155,8 @@ export class DockerEngine implements SandboxBackend {
       const left = state.reclaim();
       if (removed > 0) left.unshift(`${removed} containers labelled ${STATE_LABEL}=${state.root}`);
       if (left.length > 0) log(`removed what a previous engine left: ${left.join('; ')}`);
+      if (!installRuntime(state.runtime, base))
+        log("the runtime is not byte-compiled (this machine's python3 is not the base's): each lean start compiles it");
       return new DockerEngine(
         connect(socketPath),
         state,
@@ -173,7 +175,7 @@ export class DockerEngine implements SandboxBackend {
   }
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
-    requireReadable(spec.code);
+    requireReadable(spec);
     const id = this.sandboxes.nextId('dk');
     const t0 = performance.now();
     const dir = path.join(this.state.sandboxes, id);
@@ -186,7 +188,11 @@ export class DockerEngine implements SandboxBackend {
       throw new SandboxError('sandbox', `making the scratch of ${id} failed: ${(e as Error).message}`);
     }
     const abort = new AbortController();
-    const { listening, accepted } = Channel.listen(path.join(scratch, 'worker.sock'), abort.signal, this.maxReplyBytes);
+    const { listening, accepted } = Channel.listen(
+      path.join(scratch, 'worker.sock'),
+      abort.signal,
+      lineBytesFor(this.maxReplyBytes),
+    );
     const sandbox = new DockerSandbox(id, dir, scratch, this);
     this.sandboxes.add(sandbox);
     const t1 = performance.now();
@@ -235,7 +241,7 @@ class DockerSandbox extends RuntimeSandbox {
     protected readonly scratch: string,
     private readonly engine: DockerEngine,
   ) {
-    super(id, engine.log);
+    super(id, engine.log, engine.maxReplyBytes);
     this.origin = 'docker';
   }
 
@@ -267,7 +273,7 @@ class DockerSandbox extends RuntimeSandbox {
           `${this.scratch}:/host`,
           `${path.join(this.scratch, 'tmp')}:/tmp`,
           `${spec.code}:/handler:ro`,
-          `${RUNTIME_DIR}:/sock:ro`,
+          `${e.state.runtime}:/sock:ro`,
           ...Object.entries(spec.packages).map(([name, dir]) => `${dir}:/packages/${name}:ro`),
           `${libraries}:/packages/.lib:ro`,
         ],

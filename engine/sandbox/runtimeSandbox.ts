@@ -4,19 +4,52 @@
 // it is torn down; the handshake, the time limits, matching replies to requests and telling a
 // handler's failure from the sandbox's death live here, so two backends cannot differ in them.
 import { randomUUID } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Channel, ChannelError, type Message } from './channel.js';
 import { SandboxError } from '../errors.js';
-import type { CreateTimings, Sandbox, SandboxSpec } from './sandbox.js';
+import type { CreateTimings, HttpRequest, HttpResponse, Sandbox, SandboxSpec } from './sandbox.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-/** The runtime is Python source, not compiled: it sits in engine/runtime beside the TypeScript. Mounted read-only at /sock. */
-export const RUNTIME_DIR = path.resolve(
+/** The runtime is Python source, not compiled: it sits in engine/runtime beside the TypeScript. */
+const RUNTIME_DIR = path.resolve(
   here,
   here.includes(`${path.sep}dist${path.sep}`) ? '../../../engine/runtime' : '../runtime',
 );
+
+/**
+ * Copies the runtime into `into` (the state directory's, mounted read-only at /sock) and
+ * byte-compiles it there, when this machine's python3 is the base's (same minor version): a
+ * lean start then loads server.py's bytecode instead of compiling its source, milliseconds of
+ * every start (runtimeCommand imports it rather than running it as a script, which is always
+ * compiled; python3 -B only stops the sandbox from writing bytecode, not from reading it).
+ * With another python3 here the copy is left as source, which works as before, only slower to
+ * start. Returns whether it was compiled.
+ */
+export function installRuntime(into: string, base: string): boolean {
+  fs.rmSync(into, { recursive: true, force: true });
+  fs.mkdirSync(into, { mode: 0o755 });
+  fs.chmodSync(into, 0o755);
+  for (const file of fs.readdirSync(RUNTIME_DIR).filter((f) => f.endsWith('.py'))) {
+    fs.copyFileSync(path.join(RUNTIME_DIR, file), path.join(into, file));
+    fs.chmodSync(path.join(into, file), 0o644);
+  }
+  const compiled = spawnSync(
+    'python3',
+    [
+      '-c',
+      'import compileall, os, sys\n' +
+        'if not os.path.isdir(os.path.join(sys.argv[2], "usr/lib/python3.%d" % sys.version_info[1])): sys.exit(3)\n' +
+        'sys.exit(0 if compileall.compile_dir(sys.argv[1], quiet=2) else 1)',
+      into,
+      base,
+    ],
+    { stdio: 'ignore' },
+  );
+  return compiled.status === 0;
+}
 
 /** nobody:nogroup on Debian; a handler needs no identity of its own. */
 export const SANDBOX_USER = { uid: 65534, gid: 65534 };
@@ -37,10 +70,24 @@ export function sandboxEnv(packages: Record<string, string>): string[] {
   ];
 }
 
-/** The runtime's command line and environment inside a sandbox (code at /handler, packages at /packages/<name>, scratch at /host). */
+/**
+ * The runtime's command line and environment inside a sandbox (code at /handler, packages at
+ * /packages/<name>, scratch at /host). The lambda's own environment travels in the entry, set
+ * by the runtime before it loads the module, as a zygote's fork sets it: the same in both.
+ */
 export function runtimeCommand(spec: SandboxSpec): { argv: string[]; env: string[] } {
   return {
-    argv: ['/usr/bin/python3', '-B', '/sock/server.py', '/host/worker.sock', '/handler'],
+    argv: [
+      '/usr/bin/python3',
+      '-B',
+      '-c',
+      // Imported, not run as a script: a script is always compiled from source, a module is
+      // loaded from the bytecode installRuntime() made. /sock first on the path, as for a script.
+      'import sys; sys.path[0] = "/sock"; import server; server.main()',
+      '/host/worker.sock',
+      '/handler',
+      ...(spec.entry ? [JSON.stringify(spec.entry)] : []),
+    ],
     env: sandboxEnv(spec.packages),
   };
 }
@@ -62,6 +109,8 @@ export abstract class RuntimeSandbox implements Sandbox {
   constructor(
     readonly id: string,
     private readonly log: (line: string) => void,
+    /** The bound on an HTTP answer's body, decoded (--max-reply-bytes); its line is bounded by the channel. */
+    private readonly maxReplyBytes: number,
   ) {}
 
   get alive(): boolean {
@@ -155,6 +204,31 @@ export abstract class RuntimeSandbox implements Sandbox {
    * outstanding, is not an answer but a broken sandbox, which is destroyed at once.
    */
   async invoke(event: unknown, timeoutMs: number): Promise<unknown> {
+    return (await this.exchange({ event }, 'result', timeoutMs)).result;
+  }
+
+  /** Answers an HTTP request, the same way (the body travels in base64 both ways). */
+  async serve(request: HttpRequest, timeoutMs: number): Promise<HttpResponse> {
+    const http = { ...request, body: request.body.toString('base64') };
+    const answer = await this.exchange({ http }, 'status', timeoutMs);
+    const problem = responseProblem(answer);
+    if (problem) throw this.broke('protocol', `sent an HTTP answer that ${problem}`);
+    const body = Buffer.from(answer.body as string, 'base64');
+    if (body.length > this.maxReplyBytes)
+      throw this.broke(
+        'reply-too-large',
+        `sent a body of ${body.length} bytes, more than --max-reply-bytes ${this.maxReplyBytes}`,
+      );
+    return {
+      status: answer.status as number,
+      reason: answer.reason as string,
+      headers: answer.headers as [string, string][],
+      body,
+    };
+  }
+
+  /** One request and its answer, which carries `field` or says why the handler failed. */
+  private async exchange(message: Message, field: 'result' | 'status', timeoutMs: number): Promise<Message> {
     if (this.violation) throw this.violation;
     if (this.destroying || !this.channel) throw new SandboxError('sandbox', `${this.id} is not running`);
     if (this.busy) throw new SandboxError('sandbox', `${this.id} is already running an invocation`);
@@ -162,7 +236,7 @@ export abstract class RuntimeSandbox implements Sandbox {
     let timer: NodeJS.Timeout | undefined;
     try {
       const id = randomUUID();
-      const reply = this.channel.request({ id, event }, (r) => replyProblem(r, id));
+      const reply = this.channel.request({ id, ...message }, (r) => replyProblem(r, id, field));
       const timedOut = new Promise<never>((_, reject) => {
         timer = setTimeout(
           () =>
@@ -180,14 +254,16 @@ export abstract class RuntimeSandbox implements Sandbox {
         }),
         timedOut,
       ]);
-      if ('result' in answer) return answer.result;
-      const kind = answer.error === 'bad-result' ? 'bad-result' : 'exception';
+      if (field in answer) return answer;
+      const kind = (['bad-result', 'bad-request'] as const).find((k) => k === answer.error) ?? 'exception';
       throw new SandboxError(
         kind,
         kind === 'bad-result'
           ? `the handler's result is not JSON: ${answer.message}`
-          : `${answer.type}: ${answer.message}`,
-        { type: answer.type, traceback: answer.traceback },
+          : kind === 'bad-request'
+            ? String(answer.message)
+            : `${answer.type}: ${answer.message}`,
+        kind === 'bad-request' ? {} : { type: answer.type, traceback: answer.traceback },
       );
     } catch (e) {
       if (e instanceof SandboxError && DESTROYED_AFTER.has(e.kind)) await this.destroy();
@@ -198,14 +274,25 @@ export abstract class RuntimeSandbox implements Sandbox {
     }
   }
 
+  /** An answer the protocol does not allow (its fields, its body's size): the sandbox is destroyed, as for any violation. */
+  private broke(kind: 'protocol' | 'reply-too-large', why: string): SandboxError {
+    this.violation = new SandboxError(kind, `${this.id} ${why}; the sandbox was destroyed`);
+    this.destroy().catch((err) => this.log(`${this.id}: ${(err as Error).message}`));
+    return this.violation;
+  }
+
   /**
    * The runtime broke the protocol: the sandbox goes at once, whether a request was outstanding
    * (its caller gets the error, as ready()'s does) or not (then only the log says why it went).
    */
   private violated(e: ChannelError, unasked: boolean): void {
+    const bound =
+      e.kind === 'too-large'
+        ? `, the bound for an answer of --max-reply-bytes ${this.maxReplyBytes} (its body in base64, with its headers)`
+        : '';
     this.violation = new SandboxError(
       e.kind === 'too-large' ? 'reply-too-large' : 'protocol',
-      `${this.id} ${e.message}; the sandbox was destroyed`,
+      `${this.id} ${e.message}${bound}; the sandbox was destroyed`,
     );
     if (unasked && this.serving) this.log(this.violation.message);
     this.destroy().catch((err) => this.log(`${this.id}: ${(err as Error).message}`));
@@ -224,11 +311,28 @@ export abstract class RuntimeSandbox implements Sandbox {
 const DESTROYED_AFTER = new Set(['timeout', 'oom', 'crash', 'reply-too-large', 'protocol']);
 
 /** Why a message is not the reply to request `id` (see runtime/server.py), or undefined if it is. */
-function replyProblem(reply: Message, id: string): string | undefined {
+function replyProblem(reply: Message, id: string, field: 'result' | 'status'): string | undefined {
   if (reply.id !== id)
     return 'id' in reply ? "sent a reply with another request's id" : "sent a reply without its request's id";
-  if ('result' in reply || reply.error === 'exception' || reply.error === 'bad-result') return undefined;
-  return 'sent a reply with neither a result nor an error';
+  if (field in reply || ANSWERED_ERRORS.has(reply.error as string)) return undefined;
+  return `sent a reply with neither ${field === 'result' ? 'a result' : 'an HTTP answer'} nor an error`;
+}
+
+const ANSWERED_ERRORS = new Set(['exception', 'bad-result', 'bad-request']);
+
+/** What is wrong with an HTTP answer's fields (a status, a reason, [name, value] string pairs, base64), if anything. */
+function responseProblem(answer: Message): string | undefined {
+  const { status, reason, headers, body } = answer;
+  if (!Number.isInteger(status) || (status as number) < 100 || (status as number) > 999)
+    return `has status ${JSON.stringify(status)}`;
+  if (typeof reason !== 'string') return 'has no reason text';
+  if (
+    !Array.isArray(headers) ||
+    !headers.every((h) => Array.isArray(h) && h.length === 2 && h.every((x) => typeof x === 'string'))
+  )
+    return 'has headers that are not [name, value] pairs';
+  if (typeof body !== 'string') return 'has no body';
+  return undefined;
 }
 
 /** Waits for promise, but no longer than ms (and leaves no timer behind to hold the process). */
@@ -244,10 +348,10 @@ export async function waitAtMost(promise: Promise<unknown>, ms: number): Promise
 }
 
 /** The handler runs as nobody: its code must be readable by others, or it fails inside with a less clear EACCES. */
-export function requireReadable(code: string): void {
+export function requireReadable(spec: SandboxSpec): void {
   for (const [file, bits] of [
-    [code, 0o005],
-    [path.join(code, 'f.py'), 0o004],
+    [spec.code, 0o005],
+    [path.join(spec.code, spec.entry?.file ?? 'f.py'), 0o004],
   ] as const) {
     let mode: number;
     try {

@@ -20,12 +20,12 @@ import { requireBase } from './baseRootfs.js';
 import { CgroupPool, chooseHierarchy, type PooledCgroup } from '../cgroups/cgroupPool.js';
 import { delegate, release as releaseDelegation } from '../cgroups/cgroupDelegation.js';
 import { DEFAULT_LIMITS, type Limits } from '../cgroups/cgroupHierarchy.js';
-import { Channel, ChannelError, DEFAULT_MAX_REPLY_BYTES } from './channel.js';
+import { Channel, ChannelError, DEFAULT_MAX_REPLY_BYTES, lineBytesFor } from './channel.js';
 import {
   deathErrorOf,
   packagePaths,
   requireReadable,
-  RUNTIME_DIR,
+  installRuntime,
   runtimeCommand,
   RuntimeSandbox,
   SANDBOX_USER,
@@ -154,6 +154,8 @@ export class SockEngine implements SandboxBackend, ZygoteHost {
       const removed = state.reclaim();
       if (killed > 0) removed.unshift(`${killed} processes in ${state.cgroupName}`);
       if (removed.length > 0) log(`removed what a previous engine left: ${removed.join('; ')}`);
+      if (!installRuntime(state.runtime, base))
+        log("the runtime is not byte-compiled (this machine's python3 is not the base's): each lean start compiles it");
       const limits = options.limits ?? DEFAULT_LIMITS;
       const isolation = { ...FULL_ISOLATION, ...options.isolation };
       // Compiled now, once: a broken profile stops the start, and no sandbox waits for it.
@@ -232,7 +234,7 @@ export class SockEngine implements SandboxBackend, ZygoteHost {
         new SandboxError('sandbox', 'outbound network is given to lean starts only, not to zygote forks'),
       );
     return this.make(spec, `zygote:${zygote.key || 'root'}`, async (c) => {
-      await zygote.fork('handler', c, packagePaths(spec.packages));
+      await zygote.fork('handler', c, packagePaths(spec.packages), [], spec.entry);
       return { forked: true };
     });
   }
@@ -251,7 +253,7 @@ export class SockEngine implements SandboxBackend, ZygoteHost {
     const { listening, accepted } = Channel.listen(
       path.join(c.scratch, 'worker.sock'),
       abort.signal,
-      this.maxReplyBytes,
+      lineBytesFor(this.maxReplyBytes),
     );
     let reaper: number | undefined;
     const fail = async (e: unknown): Promise<never> => {
@@ -384,7 +386,7 @@ export class SockEngine implements SandboxBackend, ZygoteHost {
       if (!spec.code) fs.mkdirSync(code, { recursive: true });
       const stitched = await stitchRoot(dir, {
         base: this.base,
-        runtime: RUNTIME_DIR,
+        runtime: this.state.runtime,
         code,
         packages: spec.packages,
         ...SANDBOX_USER,
@@ -408,7 +410,7 @@ export class SockEngine implements SandboxBackend, ZygoteHost {
   }
 
   private async make(spec: SandboxSpec, origin: string, start: Starter): Promise<Sandbox> {
-    requireReadable(spec.code);
+    requireReadable(spec);
     const t0 = performance.now();
     const c = await this.prepare('sb', spec, SANDBOX_USER.uid);
     const t1 = performance.now();
@@ -416,7 +418,7 @@ export class SockEngine implements SandboxBackend, ZygoteHost {
     const { listening, accepted } = Channel.listen(
       path.join(c.scratch, 'worker.sock'),
       abort.signal,
-      this.maxReplyBytes,
+      lineBytesFor(this.maxReplyBytes),
     );
     let started;
     try {
@@ -542,7 +544,7 @@ class SockSandbox extends RuntimeSandbox {
     private readonly engine: SockEngine,
     private readonly outbound?: Outbound,
   ) {
-    super(c.id, engine.log);
+    super(c.id, engine.log, engine.maxReplyBytes);
     this.cgroup = c.cgroup;
     this.dir = c.dir;
     this.scratch = c.scratch;

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import { openTree, watchExit } from '../../native/index.js';
 import type { Channel, ChannelError } from './channel.js';
 import type { Container } from './container.js';
+import type { HandlerEntry } from './sandbox.js';
 
 /** A fork takes about a millisecond; one that takes this long is a zygote stuck in something. */
 const FORK_TIMEOUT_MS = 10_000;
@@ -85,13 +86,25 @@ export class Zygote {
    * Forks a child into container c: a handler instance (which then dials c's socket) or a
    * zygote that imports `imports`. Requests to one zygote go one at a time.
    */
-  fork(kind: 'handler' | 'zygote', c: Container, paths: string[], imports: string[] = []): Promise<void> {
-    const next = this.queue.then(() => this.forkNow(kind, c, paths, imports));
+  fork(
+    kind: 'handler' | 'zygote',
+    c: Container,
+    paths: string[],
+    imports: string[] = [],
+    entry?: HandlerEntry,
+  ): Promise<void> {
+    const next = this.queue.then(() => this.forkNow(kind, c, paths, imports, entry));
     this.queue = next.catch(() => {});
     return next;
   }
 
-  private async forkNow(kind: 'handler' | 'zygote', c: Container, paths: string[], imports: string[]): Promise<void> {
+  private async forkNow(
+    kind: 'handler' | 'zygote',
+    c: Container,
+    paths: string[],
+    imports: string[],
+    entry: HandlerEntry | undefined,
+  ): Promise<void> {
     if (!this.alive) throw new ZygoteGoneError(`zygote ${this.describe()} has ended`);
     const fds: number[] = [];
     let reply: Promise<Record<string, unknown>>;
@@ -105,7 +118,11 @@ export class Zygote {
       );
       for (const file of c.cgroup.procsFiles) fds.push(fs.openSync(file, fs.constants.O_WRONLY));
       // The container's id names the fork, and the answer must name it back; an error carries no id.
-      reply = this.channel.request({ fork: kind, id: c.id, paths, imports }, (r) => forkAnswerProblem(r, c.id), fds);
+      reply = this.channel.request(
+        { fork: kind, id: c.id, paths, imports, entry },
+        (r) => forkAnswerProblem(r, c.id),
+        fds,
+      );
     } finally {
       for (const fd of fds) fs.closeSync(fd);
     }

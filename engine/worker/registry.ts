@@ -1,8 +1,10 @@
-// The lambdas a worker serves: <registry>/<name>/f.py (defining f(event)), an optional
-// requirements.txt and an optional sock.json of settings (today one: {"network": "outbound"}
-// asks for connections beyond the sandbox; without it a sandbox has loopback only). A lambda's version is the hash of its files; each version is run from a
-// snapshot in the state directory, so editing the registry never changes code under a sandbox
-// that is running, and a new version is picked up by the next request without a restart.
+// The lambdas a worker serves: <registry>/<name>/, a directory holding f.py, ol.yaml or the SOCK
+// paper's lambda_func.py at its top, or <registry>/<name>.tar.gz, the same packed as OpenLambda's
+// registry keeps it (tarball.ts; a name with both is refused as ambiguous). What its files say
+// (entry, environment, methods, requirements, network) is read by lambdaConfig.ts. A lambda's
+// version is the hash of its files; each version is run from a snapshot in the state
+// directory, so editing the registry never changes code under a sandbox that is running, and a
+// new version is picked up by the next request without a restart.
 //
 // The registry never follows a link out. Lambdas are written by people the engine does not
 // trust and the worker copying them runs as root, so every file is reached through the native
@@ -27,6 +29,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { lambdaFiles, type LambdaFile } from '../../native/index.js';
+import { BadLambdaError, ENTRY_MARKERS, type LambdaSettings, readSettings } from './lambdaConfig.js';
+import { readTarball, statTarball } from './tarball.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 /** Byte-compiled leftovers of running the handler outside the engine are not part of it. */
@@ -34,27 +38,18 @@ const SKIP = ['__pycache__', '.git'];
 /** The permission bits a snapshot keeps: never setuid, setgid or sticky. */
 const KEPT_MODE = 0o777;
 
-export interface Lambda {
+export interface Lambda extends LambdaSettings {
   name: string;
   /** First 16 hex digits of the SHA-256 of its files' names, modes and contents. */
   version: string;
   /** The snapshot the sandbox mounts as /handler. */
   code: string;
-  /** requirements.txt's lines without comments and blanks, e.g. "numpy==2.1.0". */
-  requirements: string[];
-  /** From sock.json: loopback only (the default), or outbound connections too. */
-  network: LambdaNetwork;
+  /** Where it was read from: a directory, or a .tar.gz. */
+  packed: boolean;
 }
 
-export type LambdaNetwork = 'loopback' | 'outbound';
-
-/** The lambda breaks a rule of the registry (a link, a file its owner could not read, ...): its author's to fix. */
-export class BadLambdaError extends Error {}
-
-interface Entry {
-  signature: string;
-  lambda: Lambda;
-}
+/** What the last read of a lambda gave: its version, or why it was refused (kept, so that a request for a bad archive does not unpack it again). */
+type Entry = { signature: string } & ({ lambda: Lambda } | { refused: BadLambdaError });
 
 export class Registry {
   private readonly known = new Map<string, Entry>();
@@ -64,38 +59,57 @@ export class Registry {
     private readonly snapshots: string,
   ) {}
 
-  /** The lambda's current version, or undefined when there is no such lambda; throws BadLambdaError. */
-  lookup(name: string): Lambda | undefined {
+  /**
+   * The lambda's current version, or undefined when there is no such lambda; throws
+   * BadLambdaError. `loaded` hears of each version the first time it is read.
+   */
+  lookup(name: string, loaded?: (lambda: Lambda) => void): Lambda | undefined {
     if (!NAME.test(name)) return undefined;
-    // Every request walks the lambda (no file read): sizes, modes and times tell a change,
-    // and a link that appeared since the last snapshot is refused at once.
-    const listed = this.files(name, false);
-    if (!listed) return undefined;
+    // Every request looks at the lambda without reading a file (a directory is walked, an
+    // archive stat'ed): sizes, modes and times tell a change, and a link that appeared since the
+    // last snapshot is refused at once.
     const cached = this.known.get(name);
-    if (cached?.signature === signatureOf(listed)) return cached.lambda;
-    const read = this.files(name, true);
-    if (!read) return undefined;
-    const lambda = this.snapshot(name, read);
-    // The signature of what was read, so a change made between the two walks is seen next time.
-    this.known.set(name, { signature: signatureOf(read), lambda });
+    const listed = this.listing(name, cached?.signature);
+    if (!listed) return undefined;
+    if (cached?.signature === listed.signature) {
+      if ('refused' in cached) throw cached.refused;
+      return cached.lambda;
+    }
+    let read: { files: LambdaFile[]; signature: string } | undefined;
+    let lambda: Lambda;
+    try {
+      read = this.read(name, listed.packed);
+      if (!read) return undefined;
+      lambda = this.snapshot(name, read.files, listed.packed);
+    } catch (e) {
+      if (e instanceof BadLambdaError) this.known.set(name, { signature: listed.signature, refused: e });
+      throw e;
+    }
+    // The signature of what was read, so a change made between the two looks is seen next time.
+    this.known.set(name, { signature: read.signature, lambda });
+    loaded?.(lambda);
     return lambda;
   }
 
-  /** Names of the lambdas in the registry now: directories, not links, holding a regular f.py. */
+  /** Names of the lambdas in the registry now: directories (not links) holding an entry marker, and .tar.gz files. */
   names(): string[] {
+    let entries: fs.Dirent[];
     try {
-      return fs
-        .readdirSync(this.dir, { withFileTypes: true })
-        .filter((e) => e.isDirectory() && NAME.test(e.name) && this.hasHandler(e.name))
-        .map((e) => e.name)
-        .sort();
+      entries = fs.readdirSync(this.dir, { withFileTypes: true });
     } catch {
       return [];
     }
+    const names = new Set<string>();
+    for (const e of entries) {
+      if (e.isDirectory() && NAME.test(e.name) && this.hasEntry(e.name)) names.add(e.name);
+      const packed = /^(.+)\.tar\.gz$/.exec(e.name);
+      if (e.isFile() && packed && NAME.test(packed[1]!)) names.add(packed[1]!);
+    }
+    return [...names].sort();
   }
 
   /** Looked at through the directory opened without following a link (/proc/self/fd), so a swap after readdir cannot redirect it. */
-  private hasHandler(name: string): boolean {
+  private hasEntry(name: string): boolean {
     let fd: number;
     try {
       fd = fs.openSync(
@@ -106,22 +120,49 @@ export class Registry {
       return false;
     }
     try {
-      return fs.lstatSync(`/proc/self/fd/${fd}/f.py`, { throwIfNoEntry: false })?.isFile() ?? false;
+      return ENTRY_MARKERS.some((f) => fs.lstatSync(`/proc/self/fd/${fd}/${f}`, { throwIfNoEntry: false })?.isFile());
     } finally {
       fs.closeSync(fd);
     }
   }
 
-  /** The lambda's files, or undefined when it has no regular f.py at its top. */
+  /** What tells the lambda's version has changed (`known`: the signature it had), and which of the two shapes it has; undefined: no such lambda. */
+  private listing(name: string, known?: string): { signature: string; packed: boolean } | undefined {
+    const files = this.files(name, false);
+    // A directory unchanged since it was read is served without looking for an archive beside
+    // it (a stat per request): one added later is found ambiguous at the directory's next change.
+    if (files && signatureOf(files) === known) return { signature: known, packed: false };
+    const tarball = statTarball(this.dir, name);
+    if (files && tarball)
+      throw new BadLambdaError(`lambda '${name}': both ${name}/ and ${name}.tar.gz are in the registry; remove one`);
+    if (files) return { signature: signatureOf(files), packed: false };
+    if (tarball) return { signature: tarball.signature, packed: true };
+    return undefined;
+  }
+
+  private read(name: string, packed: boolean): { files: LambdaFile[]; signature: string } | undefined {
+    if (packed) {
+      const unpacked = readTarball(this.dir, name);
+      if (!unpacked.files.some((f) => ENTRY_MARKERS.includes(f.path)))
+        throw new BadLambdaError(`lambda '${name}': ${name}.tar.gz has none of ${ENTRY_MARKERS.join(', ')} at its top`);
+      return unpacked;
+    }
+    const files = this.files(name, true);
+    return files && { files, signature: signatureOf(files) };
+  }
+
+  /** The lambda directory's files, or undefined when it has no regular entry marker at its top. */
   private files(name: string, contents: boolean): LambdaFile[] | undefined {
     const found = lambdaFiles(this.dir, name, { contents, skip: SKIP });
     if (found === null) return undefined;
     if ('refused' in found) throw new BadLambdaError(`lambda '${name}': ${found.refused}`);
-    return found.files.some((f) => f.path === 'f.py') ? found.files : undefined;
+    return found.files.some((f) => ENTRY_MARKERS.includes(f.path)) ? found.files : undefined;
   }
 
   /** Written only from the bytes lambdaFiles() read, into .partial-<pid> and renamed into place whole. */
-  private snapshot(name: string, files: LambdaFile[]): Lambda {
+  private snapshot(name: string, files: LambdaFile[], packed: boolean): Lambda {
+    // Read first: a lambda its files make bad gets no snapshot.
+    const settings = readSettings(name, new Map(files.map((f) => [f.path, f.contents!])));
     const hash = crypto.createHash('sha256');
     for (const f of files) hash.update(`${f.path}\0${f.mode & KEPT_MODE}\0${f.contents!.length}\0`).update(f.contents!);
     const version = hash.digest('hex').slice(0, 16);
@@ -147,47 +188,8 @@ export class Registry {
       }
       fs.renameSync(partial, code);
     }
-    const requirements = files.find((f) => f.path === 'requirements.txt');
-    const settings = files.find((f) => f.path === 'sock.json');
-    return {
-      name,
-      version,
-      code,
-      requirements: requirements ? parseRequirements(requirements.contents!.toString('utf8')) : [],
-      network: settings ? parseSettings(name, settings.contents!.toString('utf8')).network : 'loopback',
-    };
+    return { name, version, code, packed, ...settings };
   }
-}
-
-/** sock.json: {"network": "loopback" | "outbound"}; anything else is its author's mistake, said in one line. */
-function parseSettings(name: string, text: string): { network: LambdaNetwork } {
-  let settings: unknown;
-  try {
-    settings = JSON.parse(text);
-  } catch (e) {
-    throw new BadLambdaError(`lambda '${name}': sock.json is not JSON: ${(e as Error).message}`);
-  }
-  if (typeof settings !== 'object' || settings === null || Array.isArray(settings))
-    throw new BadLambdaError(`lambda '${name}': sock.json must be an object, e.g. {"network": "outbound"}`);
-  const unknown = Object.keys(settings).filter((k) => k !== 'network');
-  if (unknown.length > 0)
-    throw new BadLambdaError(
-      `lambda '${name}': sock.json: unknown setting ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: "network")`,
-    );
-  const network = (settings as { network?: unknown }).network ?? 'loopback';
-  if (network !== 'loopback' && network !== 'outbound')
-    throw new BadLambdaError(
-      `lambda '${name}': sock.json: "network" is "loopback" or "outbound", not ${JSON.stringify(network)}`,
-    );
-  return { network };
-}
-
-/** Package lines of a pip-style requirements file: comments (# ...) and blank lines dropped. */
-export function parseRequirements(text: string): string[] {
-  return text
-    .split('\n')
-    .map((line) => line.replace(/#.*/, '').trim())
-    .filter((line) => line.length > 0);
 }
 
 function signatureOf(files: LambdaFile[]): string {

@@ -1,19 +1,26 @@
-// The HTTP front of the engine, OpenLambda style: POST /run/<lambda> with a JSON body is
-// answered with the handler's JSON result; GET /status says what the worker holds. The caches
-// are layers it is given: the install cache puts a lambda's requirements on disk, the import
-// cache (inside the backend) forks its sandbox from a zygote, the handler cache keeps it
-// frozen for the next request. With all off, each request gets a fresh sandbox that is
-// destroyed after it has answered. The x-sock-start header of a reply says how its sandbox
-// came to be: "warm" (handler cache), "zygote:<packages>" (forked), "lean" or "docker"; its
-// Server-Timing header how long the worker spent installing, getting the sandbox (making,
-// forking or thawing it) and running the handler, in milliseconds.
+// The HTTP front of the engine, OpenLambda style. A request to /run/<lambda>, or below it
+// (/run/<lambda>/<path>?<query>), with any method its ol.yaml allows, goes to the lambda's
+// handler whole: a function f(event) gets the body as its event (JSON; empty is {}) and is
+// answered with exactly json.dumps(result), as OpenLambda's worker answers; a WSGI or ASGI app
+// answers with its own status, headers and bytes. POST /runLambda/<lambda> is the SOCK paper's
+// name for the same. GET /status says what the worker holds; GET /metrics says it in
+// Prometheus' text format. The caches are layers it is given: the install cache puts a lambda's
+// requirements on disk, the import cache (inside the backend) forks its sandbox from a zygote,
+// the handler cache keeps it for the next request. With all off, or for a lambda whose ol.yaml
+// says reuse-sandbox: false, each request gets a fresh sandbox destroyed after it has
+// answered. The x-sock-start header of a reply says how its sandbox came to be: "warm"
+// (handler cache), "zygote:<packages>" (forked), "lean" or "docker"; its Server-Timing header
+// how long the worker spent installing, getting the sandbox (making, forking or thawing it) and
+// running the handler, in milliseconds. The worker's own failures are JSON, {"error", "kind"}.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SandboxError, type FailureKind } from '../errors.js';
 import type { HandlerCache } from '../caches/handlerCache.js';
 import { InstallError, type InstallCache } from '../caches/installCache.js';
-import { BadLambdaError, type Lambda, Registry } from './registry.js';
-import type { SandboxBackend } from '../sandbox/sandbox.js';
+import { BadLambdaError } from './lambdaConfig.js';
+import { WorkerMetrics } from './metrics.js';
+import type { Lambda, Registry } from './registry.js';
+import type { HttpRequest, HttpResponse, SandboxBackend } from '../sandbox/sandbox.js';
 import { QueueFullError, Slots } from './slots.js';
 
 const MAX_BODY_BYTES = 6 * 1024 * 1024;
@@ -22,6 +29,7 @@ const MAX_BODY_BYTES = 6 * 1024 * 1024;
 const STATUS_OF: Record<FailureKind, number> = {
   exception: 500,
   'bad-handler': 500,
+  'bad-request': 400,
   'bad-result': 500,
   oom: 500,
   crash: 502,
@@ -51,16 +59,35 @@ class HttpError extends Error {
     readonly status: number,
     readonly kind: string,
     message: string,
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
 }
+
+/** Hop-by-hop headers (RFC 9110 7.6.1) and the length, which are the worker's to write, not the handler's. */
+const WORKER_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'content-length',
+]);
+
+/** /run/<lambda>[/<path>], or the SOCK paper's /runLambda/<lambda>. */
+const RUN_PATH = /^(\/run\/([^/]+))(\/.*)?$|^(\/runLambda\/([^/]+))$/;
 
 export class Worker {
   private readonly server: http.Server;
   private readonly slots: Slots;
   private readonly started = Date.now();
   private readonly counts = { requests: 0, ok: 0, failed: {} as Record<string, number> };
+  private readonly metrics = new WorkerMetrics();
+  /** Per lambda loaded, what it asks for that this worker does not do (a Kafka trigger, ...). */
+  private readonly unsupported = new Map<string, string[]>();
   private closing = false;
   /** Requests being handled, so that shutdown answers every one before it closes connections. */
   private readonly inFlight = new Set<Promise<void>>();
@@ -98,42 +125,73 @@ export class Worker {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://worker');
-    if (url.pathname === '/status') {
-      if (req.method !== 'GET') return this.reply(res, 405, { error: 'method: /status answers GET', kind: 'method' });
-      return this.reply(res, 200, this.status());
+    // The target as it came, not normalized: a handler sees the path and query OpenLambda's would.
+    const target = /^([^?#]*)(?:\?([^#]*))?/.exec(req.url ?? '/')!;
+    const url = { pathname: target[1] || '/', query: target[2] ?? '' };
+    if (url.pathname === '/status' || url.pathname === '/metrics') {
+      if (req.method !== 'GET')
+        return this.reply(res, 405, { error: `method: ${url.pathname} answers GET`, kind: 'method' }, { allow: 'GET' });
+      if (url.pathname === '/status') return this.reply(res, 200, this.status());
+      const text = await this.metrics.text(() => this.status());
+      res.writeHead(200, { 'content-type': this.metrics.contentType, 'content-length': Buffer.byteLength(text) });
+      return void res.end(text);
     }
-    const run = /^\/run\/([^/]+)$/.exec(url.pathname);
+    const run = RUN_PATH.exec(url.pathname);
     if (!run)
       return this.reply(res, 404, {
-        error: `not found: ${url.pathname} (the worker serves POST /run/<lambda> and GET /status)`,
+        error: `not found: ${url.pathname} (the worker serves /run/<lambda>[/<path>], POST /runLambda/<lambda>, GET /status and GET /metrics)`,
         kind: 'not-found',
       });
-    if (req.method !== 'POST')
-      return this.reply(res, 405, { error: 'method: /run/<lambda> answers POST', kind: 'method' });
+    const paperPath = run[4] !== undefined;
+    if (paperPath && req.method !== 'POST')
+      return this.reply(
+        res,
+        405,
+        { error: 'method: /runLambda/<lambda> answers POST', kind: 'method' },
+        { allow: 'POST' },
+      );
+    const encodedName = (paperPath ? run[5] : run[2])!;
     this.counts.requests++;
+    const began = performance.now();
+    let start = 'none';
     try {
-      const { result, start, timing } = await this.run(lambdaName(run[1]!), req);
-      this.counts.ok++;
-      const serverTiming = Object.entries(timing)
+      const request: HttpRequest = {
+        method: req.method ?? 'GET',
+        root: (paperPath ? run[4] : run[1])!,
+        path: run[3] ?? '/',
+        query: url.query,
+        headers: headerPairs(req.rawHeaders),
+        body: await readBody(req),
+      };
+      const served = await this.run(lambdaName(encodedName), request);
+      start = served.start;
+      const serverTiming = Object.entries(served.timing)
         .map(([name, ms]) => `${name};dur=${ms.toFixed(3)}`)
         .join(', ');
-      this.reply(res, 200, result, { 'x-sock-start': start, 'server-timing': serverTiming });
+      if (this.answer(res, served.response, { 'x-sock-start': start, 'server-timing': serverTiming })) this.counts.ok++;
     } catch (e) {
-      const { status, body } = this.failure(e);
+      const { status, body, headers } = this.failure(e);
       this.counts.failed[String(body.kind)] = (this.counts.failed[String(body.kind)] ?? 0) + 1;
       // A refused lambda is logged too: it may be someone probing for the host's files.
-      if (status >= 500 || body.kind === 'bad-lambda') this.options.log?.(`${run[1]}: ${body.error}`);
-      this.reply(res, status, body);
+      if (status >= 500 || body.kind === 'bad-lambda') this.options.log?.(`${encodedName}: ${body.error}`);
+      this.reply(res, status, body, headers);
+    } finally {
+      this.metrics.observe(start, res.statusCode, (performance.now() - began) / 1000);
     }
   }
 
   private async run(
     name: string,
-    req: http.IncomingMessage,
-  ): Promise<{ result: unknown; start: string; timing: Record<string, number> }> {
-    const event = await readEvent(req);
+    request: HttpRequest,
+  ): Promise<{ response: HttpResponse; start: string; timing: Record<string, number> }> {
     const lambda = this.lookup(name);
+    if (!lambda.methods.includes('*') && !lambda.methods.includes(request.method))
+      throw new HttpError(
+        405,
+        'method',
+        `lambda '${name}' answers ${lambda.methods.join(', ')} (its ol.yaml's triggers.http), not ${request.method}`,
+        { allow: lambda.methods.join(', ') },
+      );
     const t0 = performance.now();
     if (lambda.network === 'outbound' && this.options.outbound === false)
       throw new HttpError(
@@ -143,6 +201,7 @@ export class Worker {
       );
     const spec = {
       code: lambda.code,
+      entry: lambda.entry,
       packages: await this.install(lambda.name, lambda.requirements),
       network: lambda.network,
     };
@@ -155,7 +214,8 @@ export class Worker {
       if (e instanceof QueueFullError) throw new HttpError(503, 'busy', e.message);
       throw e;
     }
-    const cache = this.options.handlerCache;
+    // ol.yaml's reuse-sandbox: false asks for a sandbox per request: the handler cache is not used.
+    const cache = lambda.reuse ? this.options.handlerCache : undefined;
     try {
       const t2 = performance.now();
       const { sandbox, hit } = cache
@@ -164,16 +224,17 @@ export class Worker {
       const t3 = performance.now();
       let reusable = false;
       try {
-        const result = await sandbox.invoke(event, this.options.timeoutMs);
+        const response = await sandbox.serve(request, this.options.timeoutMs);
         reusable = true;
         return {
-          result,
+          response,
           start: hit ? 'warm' : sandbox.origin,
           timing: { install: t1 - t0, sandbox: t3 - t2, invoke: performance.now() - t3 },
         };
       } catch (e) {
         // A handler's exception leaves its instance as good as before; a timeout, OOM or crash does not.
-        reusable = e instanceof SandboxError && (e.kind === 'exception' || e.kind === 'bad-result');
+        reusable =
+          e instanceof SandboxError && (e.kind === 'exception' || e.kind === 'bad-result' || e.kind === 'bad-request');
         throw e;
       } finally {
         // Answer first. Keeping an instance starts after the reply is written (setImmediate runs
@@ -203,7 +264,15 @@ export class Worker {
   private lookup(name: string): Lambda {
     let lambda: Lambda | undefined;
     try {
-      lambda = this.options.registry.lookup(name);
+      lambda = this.options.registry.lookup(name, (loaded) => {
+        // Said once per version, and kept for /status: a trigger this worker does not run must not pass unnoticed.
+        this.unsupported.delete(loaded.name);
+        if (loaded.unsupported.length === 0) return;
+        this.unsupported.set(loaded.name, loaded.unsupported);
+        this.options.log?.(
+          `${loaded.name}: loaded; not done by this worker: ${loaded.unsupported.join('; ')} (its HTTP trigger is served)`,
+        );
+      });
     } catch (e) {
       if (e instanceof BadLambdaError) throw new HttpError(403, 'bad-lambda', e.message);
       throw e;
@@ -232,8 +301,9 @@ export class Worker {
     }
   }
 
-  private failure(e: unknown): { status: number; body: Record<string, unknown> } {
-    if (e instanceof HttpError) return { status: e.status, body: { error: `${e.kind}: ${e.message}`, kind: e.kind } };
+  private failure(e: unknown): { status: number; body: Record<string, unknown>; headers?: Record<string, string> } {
+    if (e instanceof HttpError)
+      return { status: e.status, body: { error: `${e.kind}: ${e.message}`, kind: e.kind }, headers: e.headers };
     if (this.closing)
       return { status: 503, body: { error: 'shutdown: the worker is shutting down', kind: 'shutdown' } };
     if (e instanceof SandboxError)
@@ -249,6 +319,7 @@ export class Worker {
         uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
         registry: this.options.registry.dir,
         lambdas: this.options.registry.names(),
+        unsupported: Object.fromEntries(this.unsupported),
         requests: this.counts,
         timeoutMs: this.options.timeoutMs,
         queue: {
@@ -266,6 +337,35 @@ export class Worker {
         import: sandboxes.importCache ?? 'off',
       },
     };
+  }
+
+  /**
+   * The handler's answer as it gave it: status, reason, headers (several of one name kept),
+   * bytes. A header Node would refuse to write (a bad name, a newline in a value) is the
+   * handler breaking the protocol, answered 502 before anything is written (and false returned).
+   */
+  private answer(res: http.ServerResponse, response: HttpResponse, ours: Record<string, string>): boolean {
+    const headers = response.headers.filter(([name]) => !WORKER_HEADERS.has(name.toLowerCase()));
+    try {
+      for (const [name, value] of headers) {
+        http.validateHeaderName(name);
+        http.validateHeaderValue(name, value);
+      }
+    } catch (e) {
+      this.counts.failed.protocol = (this.counts.failed.protocol ?? 0) + 1;
+      this.reply(res, 502, {
+        error: `protocol: the handler answered with a header HTTP cannot carry: ${(e as Error).message}`,
+        kind: 'protocol',
+      });
+      return false;
+    }
+    res.statusCode = response.status;
+    if (response.reason) res.statusMessage = response.reason;
+    for (const [name, value] of headers) res.appendHeader(name, value);
+    for (const [name, value] of Object.entries(ours)) res.setHeader(name, value);
+    res.setHeader('content-length', response.body.length);
+    res.end(response.body);
+    return true;
   }
 
   private reply(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -288,8 +388,15 @@ function lambdaName(encoded: string): string {
   }
 }
 
-/** The request body as JSON; an empty body is the event null. */
-function readEvent(req: http.IncomingMessage): Promise<unknown> {
+/** Node's rawHeaders as [name, value] pairs, in the order and case they came. */
+function headerPairs(raw: string[]): [string, string][] {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i]!, raw[i + 1]!]);
+  return pairs;
+}
+
+/** The request body, whole; past MAX_BODY_BYTES a 413. */
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -302,14 +409,7 @@ function readEvent(req: http.IncomingMessage): Promise<unknown> {
     });
     req.on('error', reject);
     req.on('end', () => {
-      if (size > MAX_BODY_BYTES) return;
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '') return resolve(null);
-      try {
-        resolve(JSON.parse(text));
-      } catch (e) {
-        reject(new HttpError(400, 'bad-request', `the body is not JSON: ${(e as Error).message}`));
-      }
+      if (size <= MAX_BODY_BYTES) resolve(Buffer.concat(chunks));
     });
   });
 }

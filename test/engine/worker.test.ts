@@ -102,8 +102,8 @@ api("POST /run/<name> answers 200 with the handler's JSON result", async () => {
   assert.equal(r.body, { got: { a: [1, 2, { b: null }] } });
 });
 
-api('an empty body is the event null', async () => {
-  assert.equal(await post(w.url, 'echo', ''), { status: 200, body: { got: null } });
+api('an empty body is the event {}, as in OpenLambda', async () => {
+  assert.equal(await post(w.url, 'echo', ''), { status: 200, body: { got: {} } });
 });
 
 api('an unknown lambda is 404 with an error naming it', async () => {

@@ -5,20 +5,36 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { debianPackageOf, importNameOf, normalizePypiName } from '../../engine/installers/packageNames.js';
+import {
+  debianPackageOf,
+  importNameOf,
+  inDebianTable,
+  normalizePypiName,
+} from '../../engine/installers/packageNames.js';
 import { readCsv } from '../../harness/csv.js';
 import { cli, onlyRun, refusesBadInput, scratchDir, scratchLeft } from '../helpers/helpers.js';
 
 test('PyPI names map to Debian packages and import names, whatever their case and separators', () => {
   assert.is(normalizePypiName('Python_Dateutil'), 'python-dateutil');
-  assert.equal(['Pillow', 'PyYAML', 'simplejson', 'python-dateutil', 'pytz', 'SQLAlchemy'].map(debianPackageOf), [
-    'python3-pil',
-    'python3-yaml',
-    'python3-simplejson',
-    'python3-dateutil',
-    'python3-tz',
-    'python3-sqlalchemy',
-  ]);
+  // From Debian's own table (dh-python's), whose names a hand-written one missed (attrs).
+  assert.equal(
+    ['Pillow', 'PyYAML', 'simplejson', 'python-dateutil', 'pytz', 'SQLAlchemy', 'attrs', 'scikit_learn'].map(
+      debianPackageOf,
+    ),
+    [
+      'python3-pil',
+      'python3-yaml',
+      'python3-simplejson',
+      'python3-dateutil',
+      'python3-tz',
+      'python3-sqlalchemy',
+      'python3-attr',
+      'python3-sklearn',
+    ],
+  );
+  // A name the table lacks: dh-python's rule.
+  assert.not.ok(inDebianTable('no-such_thing'));
+  assert.equal(['no-such_thing', 'python-zz.top'].map(debianPackageOf), ['python3-no-such-thing', 'python3-zz.top']);
   assert.equal(['Pillow', 'PyYAML', 'python-dateutil', 'zope.interface'].map(importNameOf), [
     'PIL',
     'yaml',

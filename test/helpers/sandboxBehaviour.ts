@@ -170,6 +170,54 @@ export function sandboxBehaviour(
     assert.is(backend.status().alive, 0);
   });
 
+  s(
+    "it serves HTTP: the entry and environment its spec names, a WSGI app's status, headers and bytes, kept across requests",
+    async () => {
+      const code = handler('');
+      fs.writeFileSync(
+        path.join(code, 'main.py'),
+        [
+          'import os',
+          'n = 0',
+          'def web(environ, start_response):',
+          '    global n',
+          '    n += 1',
+          '    body = environ["wsgi.input"].read()',
+          '    start_response("201 Made", [("X-Env", os.environ["GREETING"]), ("X-Count", str(n))])',
+          '    return [environ["PATH_INFO"].encode(), b"?", environ["QUERY_STRING"].encode(), b" ", body[::-1]]',
+          '',
+        ].join('\n'),
+      );
+      const sb = await backend.create({
+        code,
+        packages: {},
+        entry: { file: 'main.py', wsgi: 'web', env: { GREETING: 'hi' } },
+      });
+      try {
+        const request = {
+          method: 'PUT',
+          root: '/run/x',
+          path: '/a/b',
+          query: 'q=1',
+          headers: [['Host', 'worker']] as [string, string][],
+          body: Buffer.from([0, 1, 255]),
+        };
+        for (const count of ['1', '2']) {
+          const answer = await sb.serve(request, 10_000);
+          assert.equal([answer.status, answer.reason], [201, 'Made']);
+          assert.equal(answer.headers, [
+            ['X-Env', 'hi'],
+            ['X-Count', count],
+          ]);
+          assert.equal([...answer.body], [...Buffer.from('/a/b?q=1 '), 255, 1, 0]);
+        }
+        assert.is(await kindOf(sb.invoke(null, 10_000)), 'exception', 'an app answers HTTP, not events');
+      } finally {
+        await sb.destroy();
+      }
+    },
+  );
+
   s('a fork bomb stops at the pids limit', async () => {
     const sb = await backend.create({
       code: handler(

@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BadLambdaError, type Lambda, Registry } from '../../../engine/worker/registry.js';
+import { BadLambdaError } from '../../../engine/worker/lambdaConfig.js';
+import { type Lambda, Registry } from '../../../engine/worker/registry.js';
 import { StateDir } from '../../../engine/state/stateDir.js';
 import { constants, mount, umount2 } from '../../../native/index.js';
 import { engineScratch, post, removeScratch, startWorker } from '../../helpers/sockWorker.js';
@@ -237,6 +238,83 @@ attacks(
     const next = registry.lookup('modes')!.code;
     assert.is.not(next, code, 'a new mode is a new version');
     assert.is(fs.statSync(path.join(next, 'bin/data.bin')).mode & 0o7777, 0o644);
+  },
+);
+
+/**
+ * <registry>/<name>.tar.gz made by Python's tarfile, owned by OWNER: f.py, then each member
+ * [name, kind, target or content] as given, whatever its name or kind, as an attacker would.
+ */
+function ownedTarball(name: string, members: [string, 'file' | 'symlink' | 'hardlink' | 'dir', string][]): string {
+  const file = path.join(registryDir, `${name}.tar.gz`);
+  const script = `
+import io, json, sys, tarfile
+with tarfile.open(sys.argv[1], "w:gz") as t:
+    for name, kind, data in [["f.py", "file", "def f(event):\\n    return 1\\n"]] + json.loads(sys.argv[2]):
+        info = tarfile.TarInfo(name)
+        if kind == "file":
+            info.size = len(data.encode())
+            t.addfile(info, io.BytesIO(data.encode()))
+            continue
+        info.type = {"symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE, "dir": tarfile.DIRTYPE}[kind]
+        info.linkname = data
+        t.addfile(info)
+`;
+  execFileSync('python3', ['-c', script, file, JSON.stringify(members)]);
+  fs.chownSync(file, OWNER, OWNER);
+  return file;
+}
+
+attacks(
+  'a .tar.gz lambda holding a link, a path out of the lambda or a device is refused whole; nothing is written outside',
+  () => {
+    ownedTarball('tarlink', [['data.txt', 'symlink', secretFile]]);
+    refused('tarlink', 'tarlink.tar.gz', 'data.txt', 'SymbolicLink', 'only files and directories');
+    ownedTarball('tarhard', [['data.txt', 'hardlink', secretFile]]);
+    refused('tarhard', 'data.txt', 'Link');
+    const escape = path.join(root, 'escaped.py');
+    ownedTarball('tarclimb', [['../../escaped.py', 'file', 'import os']]);
+    refused('tarclimb', '../../escaped.py', 'outside the lambda');
+    ownedTarball('tarabs', [[escape, 'file', 'import os']]);
+    refused('tarabs', 'outside the lambda');
+    assert.not.ok(fs.existsSync(escape), 'nothing was written outside the registry');
+    ownedTarball('tarok', [
+      ['lib/data.txt', 'file', 'public'],
+      ['lib', 'dir', ''],
+    ]);
+    const ok = registry.lookup('tarok')!;
+    assert.ok(ok.packed);
+    assert.is(fs.readFileSync(path.join(ok.code, 'lib/data.txt'), 'utf8'), 'public');
+  },
+);
+
+attacks(
+  'a .tar.gz that is a link or a hard link to a root-only archive, or unpacks past the bound, is refused',
+  async () => {
+    const vaultTar = path.join(path.dirname(secretFile), 'vault.tar.gz');
+    const staged = ownedTarball('staged', [['data.txt', 'file', secret]]);
+    fs.renameSync(staged, vaultTar);
+    fs.chownSync(vaultTar, 0, 0);
+    fs.chmodSync(vaultTar, 0o600);
+    fs.symlinkSync(vaultTar, path.join(registryDir, 'tarsym.tar.gz'));
+    refused('tarsym', 'tarsym.tar.gz is not a regular file');
+    fs.linkSync(vaultTar, path.join(registryDir, 'tarhl.tar.gz'));
+    refused('tarhl', 'tarhl.tar.gz', 'hard link');
+    // 300 MiB of zeros, gzipped to a few hundred KiB: refused without unpacking it whole.
+    const bomb = path.join(registryDir, 'tarbomb.tar.gz');
+    const gzip = (await import('node:zlib')).createGzip();
+    const out = fs.createWriteStream(bomb);
+    gzip.pipe(out);
+    const zeros = Buffer.alloc(2 ** 20);
+    for (let i = 0; i < 300; i++) if (!gzip.write(zeros)) await new Promise((r) => gzip.once('drain', r));
+    gzip.end();
+    await new Promise<void>((r) => out.on('close', () => r()));
+    fs.chownSync(bomb, OWNER, OWNER);
+    refused('tarbomb', 'unpacks to more than');
+    // Both shapes under one name: which one is meant is not guessed.
+    ownedLambda(registryDir, 'twice', { 'f.py': 'def f(event):\n    return 1\n' });
+    ownedTarball('twice', []);
+    refused('twice', 'both twice/ and twice.tar.gz');
   },
 );
 
