@@ -1,0 +1,5 @@
+import os
+
+
+def f(event):
+    return {"greeting": os.environ.get("GREETING"), "mode": os.environ.get("MODE"), "event": event}
