@@ -29,6 +29,37 @@ export interface StatusForMetrics {
   };
 }
 
+/** A gauge's values read from a status: [value] or [value, labels] each. */
+type Reading = (s: StatusForMetrics) => [number, Record<string, string>?][];
+
+/** A cache's status, or undefined when it is off. */
+function cacheOf<T>(cache: 'off' | T): T | undefined {
+  return cache === 'off' ? undefined : cache;
+}
+
+/** The gauges of one value each: name, help, and where /status has it (undefined: not exported, its cache is off). */
+const FROM_STATUS: [string, string, (s: StatusForMetrics) => number | undefined][] = [
+  ['sock_sandboxes', 'Sandboxes alive now', (s) => s.sandboxes.alive],
+  ['sock_sandboxes_created', 'Sandboxes made since the worker started', (s) => s.sandboxes.created],
+  ['sock_sandboxes_destroyed', 'Sandboxes destroyed since the worker started', (s) => s.sandboxes.destroyed],
+  ['sock_sandbox_memory_bytes', 'Memory charged to live sandboxes', (s) => s.sandboxes.memoryBytes],
+  ['sock_worker_rss_bytes', "The worker process's resident memory", (s) => s.memory.workerRssBytes],
+  ['sock_queue_running', 'Requests holding a sandbox slot', (s) => s.worker.queue.running],
+  ['sock_queue_waiting', 'Requests waiting for a sandbox slot', (s) => s.worker.queue.waiting],
+  ['sock_queue_capacity', 'Sandbox slots', (s) => s.worker.queue.capacity],
+  ['sock_handler_cache_hits', 'Requests served by a kept instance', (s) => cacheOf(s.caches.handler)?.hits],
+  ['sock_handler_cache_misses', 'Requests that found no kept instance', (s) => cacheOf(s.caches.handler)?.misses],
+  ['sock_handler_cache_evicted', 'Kept instances evicted', (s) => cacheOf(s.caches.handler)?.evicted],
+  ['sock_handler_cache_idle', 'Instances kept now', (s) => cacheOf(s.caches.handler)?.idle],
+  ['sock_handler_cache_idle_bytes', 'Memory of the instances kept now', (s) => cacheOf(s.caches.handler)?.idleBytes],
+  ['sock_install_cache_packages', 'Packages installed and kept', (s) => cacheOf(s.caches.install)?.packages],
+  ['sock_install_cache_installs', 'Installs made since the worker started', (s) => cacheOf(s.caches.install)?.installs],
+  ['sock_install_cache_failures', 'Installs that failed', (s) => cacheOf(s.caches.install)?.failures],
+  ['sock_install_cache_bytes', 'Disk taken by installed packages', (s) => cacheOf(s.caches.install)?.bytes],
+  ['sock_import_cache_forked', 'Sandboxes forked from a zygote', (s) => cacheOf(s.caches.import)?.forked],
+  ['sock_import_cache_lean', 'Sandboxes the import cache started lean', (s) => cacheOf(s.caches.import)?.lean],
+];
+
 export class WorkerMetrics {
   private readonly registry = new Registry();
   private snapshot: StatusForMetrics | undefined;
@@ -49,13 +80,8 @@ export class WorkerMetrics {
   readonly contentType = this.registry.contentType;
 
   constructor() {
-    const gauge = (
-      name: string,
-      help: string,
-      read: (s: StatusForMetrics, set: (v: number, labels?: Record<string, string>) => void) => void,
-      labelNames: string[] = [],
-    ) => {
-      const snapshot = () => this.snapshot;
+    const snapshot = () => this.snapshot;
+    const gauge = (name: string, help: string, read: Reading, labelNames: string[] = []) =>
       new Gauge({
         name,
         help,
@@ -64,72 +90,24 @@ export class WorkerMetrics {
         collect() {
           this.reset();
           const status = snapshot();
-          if (status) read(status, (v, labels) => (labels ? this.set(labels, v) : this.set(v)));
+          for (const [value, labels] of status ? read(status) : []) {
+            if (labels) this.set(labels, value);
+            else this.set(value);
+          }
         },
       });
-    };
-    gauge('sock_sandboxes', 'Sandboxes alive now', (s, set) => set(s.sandboxes.alive));
-    gauge('sock_sandboxes_created', 'Sandboxes made since the worker started', (s, set) => set(s.sandboxes.created));
-    gauge('sock_sandboxes_destroyed', 'Sandboxes destroyed since the worker started', (s, set) =>
-      set(s.sandboxes.destroyed),
-    );
-    gauge('sock_sandbox_memory_bytes', 'Memory charged to live sandboxes', (s, set) => set(s.sandboxes.memoryBytes));
-    gauge('sock_worker_rss_bytes', "The worker process's resident memory", (s, set) => set(s.memory.workerRssBytes));
-    gauge('sock_queue_running', 'Requests holding a sandbox slot', (s, set) => set(s.worker.queue.running));
-    gauge('sock_queue_waiting', 'Requests waiting for a sandbox slot', (s, set) => set(s.worker.queue.waiting));
-    gauge('sock_queue_capacity', 'Sandbox slots', (s, set) => set(s.worker.queue.capacity));
-    const handler = (s: StatusForMetrics) => (s.caches.handler === 'off' ? undefined : s.caches.handler);
-    gauge(
-      'sock_handler_cache_hits',
-      'Requests served by a kept instance',
-      (s, set) => handler(s) && set(handler(s)!.hits),
-    );
-    gauge(
-      'sock_handler_cache_misses',
-      'Requests that found no kept instance',
-      (s, set) => handler(s) && set(handler(s)!.misses),
-    );
-    gauge('sock_handler_cache_evicted', 'Kept instances evicted', (s, set) => handler(s) && set(handler(s)!.evicted));
-    gauge('sock_handler_cache_idle', 'Instances kept now', (s, set) => handler(s) && set(handler(s)!.idle));
-    gauge(
-      'sock_handler_cache_idle_bytes',
-      'Memory of the instances kept now',
-      (s, set) => handler(s) && set(handler(s)!.idleBytes),
-    );
-    const install = (s: StatusForMetrics) => (s.caches.install === 'off' ? undefined : s.caches.install);
-    gauge(
-      'sock_install_cache_packages',
-      'Packages installed and kept',
-      (s, set) => install(s) && set(install(s)!.packages),
-    );
-    gauge(
-      'sock_install_cache_installs',
-      'Installs made since the worker started',
-      (s, set) => install(s) && set(install(s)!.installs),
-    );
-    gauge('sock_install_cache_failures', 'Installs that failed', (s, set) => install(s) && set(install(s)!.failures));
-    gauge(
-      'sock_install_cache_bytes',
-      'Disk taken by installed packages',
-      (s, set) => install(s) && set(install(s)!.bytes),
-    );
-    const imports = (s: StatusForMetrics) => (s.caches.import === 'off' ? undefined : s.caches.import);
-    gauge(
-      'sock_import_cache_forked',
-      'Sandboxes forked from a zygote',
-      (s, set) => imports(s) && set(imports(s)!.forked),
-    );
-    gauge(
-      'sock_import_cache_lean',
-      'Sandboxes the import cache started lean',
-      (s, set) => imports(s) && set(imports(s)!.lean),
-    );
+    for (const [name, help, read] of FROM_STATUS)
+      gauge(name, help, (s) => {
+        const value = read(s);
+        return value === undefined ? [] : [[value]];
+      });
     gauge(
       'sock_zygote_memory_bytes',
       "Each live zygote's proportional set size (PSS), by its packages",
-      (s, set) => {
-        for (const z of imports(s)?.zygotes ?? []) if (z.alive) set(z.pssBytes ?? 0, { packages: z.packages });
-      },
+      (s) =>
+        (cacheOf(s.caches.import)?.zygotes ?? [])
+          .filter((z) => z.alive)
+          .map((z) => [z.pssBytes ?? 0, { packages: z.packages }]),
       ['packages'],
     );
   }

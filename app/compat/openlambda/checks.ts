@@ -249,17 +249,25 @@ export const CHECKS: Check[] = [
     },
   },
   {
-    name: 'GET /metrics is Prometheus text: requests by status and start, latency histograms by start, caches',
+    name: 'GET /metrics is Prometheus text: requests by status and start, latency histograms by start, caches, zygotes',
     async run(ctx) {
       const a = await ctx.fetch('/metrics');
       expectAnswer(a, 200);
       expect(a.headers.get('content-type')?.startsWith('text/plain') === true, `type ${a.headers.get('content-type')}`);
-      for (const series of [
-        'sock_requests_total{code="200"',
-        'sock_request_duration_seconds_bucket{',
-        'sock_sandboxes ',
-      ])
-        expect(a.text.includes(series), `no ${series} in /metrics`);
+      const value = (series: string) =>
+        Number(
+          a.text
+            .split('\n')
+            .find((line) => line.startsWith(`${series} `))
+            ?.slice(series.length + 1) ?? NaN,
+        );
+      const kind = ctx.start === 'warm' ? 'warm' : ctx.start;
+      expect(value(`sock_requests_total{code="200",start="${kind}"}`) > 0, `no 200 started ${kind} counted`);
+      expect(value(`sock_request_duration_seconds_count{start="${kind}"}`) > 0, `no ${kind} latency observed`);
+      expect(value('sock_sandboxes_created') > 0, 'no sandbox counted as made');
+      if (ctx.start === 'warm') expect(value('sock_handler_cache_hits') > 0, 'no handler cache hit counted');
+      if (ctx.start !== 'lean')
+        expect(a.text.includes('sock_zygote_memory_bytes{packages="(root)"}'), "no root zygote's memory");
     },
   },
 ];
