@@ -323,9 +323,11 @@ const ANSWERED_ERRORS = new Set(['exception', 'bad-result', 'bad-request']);
 /** What is wrong with an HTTP answer's fields (a status, a reason, [name, value] string pairs, base64), if anything. */
 function responseProblem(answer: Message): string | undefined {
   const { status, reason, headers, body } = answer;
-  if (!Number.isInteger(status) || (status as number) < 100 || (status as number) > 999)
-    return `has status ${JSON.stringify(status)}`;
-  if (typeof reason !== 'string') return 'has no reason text';
+  // A final answer's status: an informational 1xx (101 would switch the caller's connection) is not one.
+  if (!Number.isInteger(status) || (status as number) < 200 || (status as number) > 599)
+    return `has status ${JSON.stringify(status)}, not a final HTTP status (200-599)`;
+  if (typeof reason !== 'string' || /[\0-\x08\x0a-\x1f\x7f]/.test(reason))
+    return 'has a reason that is not one line of text';
   if (
     !Array.isArray(headers) ||
     !headers.every((h) => Array.isArray(h) && h.length === 2 && h.every((x) => typeof x === 'string'))

@@ -69,32 +69,50 @@ mistakes("pip-compile's pins Debian does not ship are refused naming --installer
   }
 });
 
-mistakes("an app's header HTTP cannot carry is a 502; the worker's own headers are its own", async () => {
-  const w = await startWorker();
-  try {
-    lambda(
-      w.registry,
-      'badheader',
-      'def app(environ, start_response):\n    start_response("200 OK", [("X-Bad", "a\\r\\nInjected: 1")])\n    return [b"x"]\n',
-    );
-    const bad = await fetch(`${w.url}/run/badheader`);
-    assert.is(bad.status, 502);
-    assert.equal(((await bad.json()) as { kind: string }).kind, 'protocol');
-    lambda(
-      w.registry,
-      'spoof',
-      'def app(environ, start_response):\n    start_response("200 OK", [("Content-Length", "999"), ("X-Sock-Start", "warm"), ("Connection", "close")])\n    return [b"four"]\n',
-    );
-    const spoof = await fetch(`${w.url}/run/spoof`);
-    assert.is(await spoof.text(), 'four');
-    assert.is(spoof.headers.get('content-length'), '4');
-    assert.is(spoof.headers.get('x-sock-start'), 'lean', "the start kind is the worker's, not the handler's");
-    const metrics = await fetch(`${w.url}/metrics`, { method: 'POST' });
-    assert.is(metrics.status, 405);
-  } finally {
-    assert.is(await w.stop(), 0);
-  }
-});
+mistakes(
+  "an app's header, status or reason HTTP cannot carry is a 502; the worker's own headers are its own",
+  async () => {
+    const w = await startWorker();
+    try {
+      lambda(
+        w.registry,
+        'badheader',
+        'def app(environ, start_response):\n    start_response("200 OK", [("X-Bad", "a\\r\\nInjected: 1")])\n    return [b"x"]\n',
+      );
+      const bad = await fetch(`${w.url}/run/badheader`);
+      assert.is(bad.status, 502);
+      assert.equal(((await bad.json()) as { kind: string }).kind, 'protocol');
+      // A status that is not a final one, or a reason that is not one line, breaks the protocol too.
+      for (const [name, status] of [
+        ['switch', '101 Switching Protocols'],
+        ['reason', '200 OK\\r\\nInjected: 1'],
+      ]) {
+        lambda(
+          w.registry,
+          name!,
+          `def app(environ, start_response):\n    start_response("${status}", [])\n    return [b"x"]\n`,
+        );
+        const res = await fetch(`${w.url}/run/${name}`);
+        assert.is(res.status, 502, name);
+        assert.equal(((await res.json()) as { kind: string }).kind, 'protocol', name);
+        assert.is(res.headers.get('injected'), null);
+      }
+      lambda(
+        w.registry,
+        'spoof',
+        'def app(environ, start_response):\n    start_response("200 OK", [("Content-Length", "999"), ("X-Sock-Start", "warm"), ("Connection", "close")])\n    return [b"four"]\n',
+      );
+      const spoof = await fetch(`${w.url}/run/spoof`);
+      assert.is(await spoof.text(), 'four');
+      assert.is(spoof.headers.get('content-length'), '4');
+      assert.is(spoof.headers.get('x-sock-start'), 'lean', "the start kind is the worker's, not the handler's");
+      const metrics = await fetch(`${w.url}/metrics`, { method: 'POST' });
+      assert.is(metrics.status, 405);
+    } finally {
+      assert.is(await w.stop(), 0);
+    }
+  },
+);
 
 const setupBase = new StateDir(DEFAULT_STATE_DIR).defaultBase;
 skipWith(
