@@ -17,7 +17,8 @@ import { EngineSetupError, SandboxError } from '../errors.js';
 import {
   deathErrorOf,
   requireReadable,
-  installRuntime,
+  compileRuntime,
+  RUNTIME_DIR,
   runtimeCommand,
   RuntimeSandbox,
   SANDBOX_USER,
@@ -155,8 +156,10 @@ export class DockerEngine implements SandboxBackend {
       const left = state.reclaim();
       if (removed > 0) left.unshift(`${removed} containers labelled ${STATE_LABEL}=${state.root}`);
       if (left.length > 0) log(`removed what a previous engine left: ${left.join('; ')}`);
-      if (!installRuntime(state.runtime, base))
-        log("the runtime is not byte-compiled (this machine's python3 is not the base's): each lean start compiles it");
+      if (!compileRuntime(base))
+        log(
+          "the runtime is not byte-compiled (this machine's python3 is not the base's, or engine/runtime is not writable): each lean start compiles it",
+        );
       return new DockerEngine(
         connect(socketPath),
         state,
@@ -273,7 +276,7 @@ class DockerSandbox extends RuntimeSandbox {
           `${this.scratch}:/host`,
           `${path.join(this.scratch, 'tmp')}:/tmp`,
           `${spec.code}:/handler:ro`,
-          `${e.state.runtime}:/sock:ro`,
+          `${RUNTIME_DIR}:/sock:ro`,
           ...Object.entries(spec.packages).map(([name, dir]) => `${dir}:/packages/${name}:ro`),
           `${libraries}:/packages/.lib:ro`,
         ],

@@ -13,42 +13,66 @@ import { SandboxError } from '../errors.js';
 import type { CreateTimings, HttpRequest, HttpResponse, Sandbox, SandboxSpec } from './sandbox.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-/** The runtime is Python source, not compiled: it sits in engine/runtime beside the TypeScript. */
-const RUNTIME_DIR = path.resolve(
+/** The runtime is Python source: it sits in engine/runtime beside the TypeScript. Mounted read-only at /sock. */
+export const RUNTIME_DIR = path.resolve(
   here,
   here.includes(`${path.sep}dist${path.sep}`) ? '../../../engine/runtime' : '../runtime',
 );
 
 /**
- * Copies the runtime into `into` (the state directory's, mounted read-only at /sock) and
- * byte-compiles it there, when this machine's python3 is the base's (same minor version): a
- * lean start then loads server.py's bytecode instead of compiling its source, milliseconds of
- * every start (runtimeCommand imports it rather than running it as a script, which is always
- * compiled; python3 -B only stops the sandbox from writing bytecode, not from reading it).
- * With another python3 here the copy is left as source, which works as before, only slower to
- * start. Returns whether it was compiled.
+ * Byte-compiles the runtime beside its source (engine/runtime/__pycache__, as Python itself
+ * would), for the base's python3, unless that is done for this source already: a lean start
+ * then loads server.py's bytecode instead of compiling its source, milliseconds of every start
+ * (runtimeCommand imports it rather than running it as a script, which is always compiled;
+ * python3 -B only stops the sandbox from writing bytecode, not from reading it). It is compiled
+ * by this machine's python3, so only where that is the base's version; elsewhere, or with the
+ * source not writable, the runtime works as before, only slower to start. A source edited
+ * since is seen by its size and time, as Python sees it. Returns whether the bytecode is there.
  */
-export function installRuntime(into: string, base: string): boolean {
-  fs.rmSync(into, { recursive: true, force: true });
-  fs.mkdirSync(into, { mode: 0o755 });
-  fs.chmodSync(into, 0o755);
-  for (const file of fs.readdirSync(RUNTIME_DIR).filter((f) => f.endsWith('.py'))) {
-    fs.copyFileSync(path.join(RUNTIME_DIR, file), path.join(into, file));
-    fs.chmodSync(path.join(into, file), 0o644);
-  }
-  const compiled = spawnSync(
+export function compileRuntime(base: string): boolean {
+  const minor = fs
+    .readdirSync(path.join(base, 'usr/lib'))
+    .map((d) => /^python3\.(\d+)$/.exec(d)?.[1])
+    .find((m) => m !== undefined);
+  if (minor === undefined) return false;
+  const sources = fs.readdirSync(RUNTIME_DIR).filter((f) => f.endsWith('.py'));
+  const fresh = () => sources.every((file) => bytecodeIsFresh(file, `cpython-3${minor}`));
+  if (fresh()) return true;
+  spawnSync(
     'python3',
     [
       '-c',
-      'import compileall, os, sys\n' +
-        'if not os.path.isdir(os.path.join(sys.argv[2], "usr/lib/python3.%d" % sys.version_info[1])): sys.exit(3)\n' +
+      'import compileall, sys\n' +
+        'if sys.version_info[:2] != (3, int(sys.argv[2])): sys.exit(3)\n' +
         'sys.exit(0 if compileall.compile_dir(sys.argv[1], quiet=2) else 1)',
-      into,
-      base,
+      RUNTIME_DIR,
+      minor,
     ],
     { stdio: 'ignore' },
   );
-  return compiled.status === 0;
+  return fresh();
+}
+
+/** Whether __pycache__/<file>.<tag>.pyc is what Python would load for file: a timestamp pyc (PEP 552) of its size and time. */
+function bytecodeIsFresh(file: string, tag: string): boolean {
+  const source = fs.statSync(path.join(RUNTIME_DIR, file));
+  const header = Buffer.alloc(16);
+  let fd: number;
+  try {
+    fd = fs.openSync(path.join(RUNTIME_DIR, '__pycache__', `${file.slice(0, -3)}.${tag}.pyc`), 'r');
+  } catch {
+    return false;
+  }
+  try {
+    if (fs.readSync(fd, header, 0, 16, 0) !== 16) return false;
+  } finally {
+    fs.closeSync(fd);
+  }
+  return (
+    header.readUInt32LE(4) === 0 &&
+    header.readUInt32LE(8) === Math.floor(source.mtimeMs / 1000) % 2 ** 32 &&
+    header.readUInt32LE(12) === source.size % 2 ** 32
+  );
 }
 
 /** nobody:nogroup on Debian; a handler needs no identity of its own. */
@@ -320,14 +344,19 @@ function replyProblem(reply: Message, id: string, field: 'result' | 'status'): s
 
 const ANSWERED_ERRORS = new Set(['exception', 'bad-result', 'bad-request']);
 
+/** A control character other than a tab: it has no place in a status line. */
+function isControl(c: string): boolean {
+  const code = c.charCodeAt(0);
+  return (code < 0x20 && c !== '\t') || code === 0x7f;
+}
+
 /** What is wrong with an HTTP answer's fields (a status, a reason, [name, value] string pairs, base64), if anything. */
 function responseProblem(answer: Message): string | undefined {
   const { status, reason, headers, body } = answer;
   // A final answer's status: an informational 1xx (101 would switch the caller's connection) is not one.
   if (!Number.isInteger(status) || (status as number) < 200 || (status as number) > 599)
     return `has status ${JSON.stringify(status)}, not a final HTTP status (200-599)`;
-  if (typeof reason !== 'string' || /[\0-\x08\x0a-\x1f\x7f]/.test(reason))
-    return 'has a reason that is not one line of text';
+  if (typeof reason !== 'string' || [...reason].some(isControl)) return 'has a reason that is not one line of text';
   if (
     !Array.isArray(headers) ||
     !headers.every((h) => Array.isArray(h) && h.length === 2 && h.every((x) => typeof x === 'string'))

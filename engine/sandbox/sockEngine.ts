@@ -25,7 +25,8 @@ import {
   deathErrorOf,
   packagePaths,
   requireReadable,
-  installRuntime,
+  compileRuntime,
+  RUNTIME_DIR,
   runtimeCommand,
   RuntimeSandbox,
   SANDBOX_USER,
@@ -154,8 +155,10 @@ export class SockEngine implements SandboxBackend, ZygoteHost {
       const removed = state.reclaim();
       if (killed > 0) removed.unshift(`${killed} processes in ${state.cgroupName}`);
       if (removed.length > 0) log(`removed what a previous engine left: ${removed.join('; ')}`);
-      if (!installRuntime(state.runtime, base))
-        log("the runtime is not byte-compiled (this machine's python3 is not the base's): each lean start compiles it");
+      if (!compileRuntime(base))
+        log(
+          "the runtime is not byte-compiled (this machine's python3 is not the base's, or engine/runtime is not writable): each lean start compiles it",
+        );
       const limits = options.limits ?? DEFAULT_LIMITS;
       const isolation = { ...FULL_ISOLATION, ...options.isolation };
       // Compiled now, once: a broken profile stops the start, and no sandbox waits for it.
@@ -386,7 +389,7 @@ export class SockEngine implements SandboxBackend, ZygoteHost {
       if (!spec.code) fs.mkdirSync(code, { recursive: true });
       const stitched = await stitchRoot(dir, {
         base: this.base,
-        runtime: this.state.runtime,
+        runtime: RUNTIME_DIR,
         code,
         packages: spec.packages,
         ...SANDBOX_USER,

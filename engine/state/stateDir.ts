@@ -23,8 +23,6 @@ export class StateDir {
   readonly installWork: string;
   /** The minimal /dev bound into every root (devices.ts), made anew by each engine. */
   readonly dev: string;
-  /** The sandboxes' runtime, copied and byte-compiled anew by each engine (runtimeSandbox.ts), mounted at /sock. */
-  readonly runtime: string;
   private readonly ownerFile: string;
 
   constructor(dir: string) {
@@ -34,7 +32,6 @@ export class StateDir {
     this.libraries = path.join(this.root, 'libraries');
     this.installWork = path.join(this.root, 'install-work');
     this.dev = path.join(this.root, 'dev');
-    this.runtime = path.join(this.root, 'runtime');
     this.ownerFile = path.join(this.root, 'owner');
   }
 
@@ -93,7 +90,7 @@ export class StateDir {
       for (const m of mounts) detach(m);
       if (mounts.length > 0) removed.push(`${mounts.length} mounts under ${dir}`);
     }
-    for (const dir of [this.sandboxes, this.code, this.libraries, this.installWork, this.dev, this.runtime]) {
+    for (const dir of [this.sandboxes, this.code, this.libraries, this.installWork, this.dev]) {
       const left = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
       if (left.length > 0) removed.push(`${left.length} entries in ${dir}`);
       removeTree(dir);
@@ -115,7 +112,6 @@ export class StateDir {
     removeTree(this.libraries);
     removeTree(this.installWork);
     removeTree(this.dev);
-    removeTree(this.runtime);
     fs.rmSync(this.workerFile, { force: true });
     fs.rmSync(this.ownerFile, { force: true });
   }
