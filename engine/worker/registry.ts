@@ -57,6 +57,8 @@ export class Registry {
   constructor(
     readonly dir: string,
     private readonly snapshots: string,
+    /** The most a .tar.gz lambda may unpack to [tarball.ts' MAX_UNPACKED_BYTES]. */
+    private readonly maxUnpackedBytes?: number,
   ) {}
 
   /**
@@ -142,7 +144,7 @@ export class Registry {
 
   private read(name: string, packed: boolean): { files: LambdaFile[]; signature: string } | undefined {
     if (packed) {
-      const unpacked = readTarball(this.dir, name);
+      const unpacked = readTarball(this.dir, name, this.maxUnpackedBytes);
       if (!unpacked.files.some((f) => ENTRY_MARKERS.includes(f.path)))
         throw new BadLambdaError(`lambda '${name}': ${name}.tar.gz has none of ${ENTRY_MARKERS.join(', ')} at its top`);
       return unpacked;

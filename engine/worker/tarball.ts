@@ -6,7 +6,7 @@
 //   read, and not a hard link (st_nlink > 1), which could be a root-only file under this name;
 // - only regular files and directories are taken; a link of either kind, a device, a fifo or
 //   an entry whose path is absolute or climbs out with ".." refuses the whole archive;
-// - its size unpacked is bounded (MAX_UNPACKED_BYTES), so a small archive cannot fill memory.
+// - its size unpacked is bounded (MAX_UNPACKED_BYTES by default), so a small archive cannot fill memory.
 // The entries' permission bits are kept as a directory's files' are; owners and times are not.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -33,7 +33,11 @@ export function statTarball(registry: string, name: string): TarballStat | undef
 }
 
 /** The archive's regular files with their contents, checked as above. */
-export function readTarball(registry: string, name: string): { files: LambdaFile[]; signature: string } {
+export function readTarball(
+  registry: string,
+  name: string,
+  maxUnpackedBytes = MAX_UNPACKED_BYTES,
+): { files: LambdaFile[]; signature: string } {
   const refuse = (why: string) => new BadLambdaError(`lambda '${name}': ${name}.tar.gz ${why}`);
   let fd: number;
   try {
@@ -55,11 +59,11 @@ export function readTarball(registry: string, name: string): { files: LambdaFile
   }
   let tar: Buffer;
   try {
-    tar = zlib.gunzipSync(packed, { maxOutputLength: MAX_UNPACKED_BYTES });
+    tar = zlib.gunzipSync(packed, { maxOutputLength: maxUnpackedBytes });
   } catch (e) {
     throw refuse(
       e instanceof RangeError
-        ? `unpacks to more than ${MAX_UNPACKED_BYTES} bytes`
+        ? `unpacks to more than ${maxUnpackedBytes} bytes`
         : `is not gzip: ${(e as Error).message}`,
     );
   }
