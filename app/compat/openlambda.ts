@@ -106,7 +106,8 @@ function makeRegistry(dir: string): string {
 
 /** Runs every check under every start kind asked for; the outcomes in that order. */
 export async function runCompat(o: CompatOptions): Promise<CheckOutcome[]> {
-  if (process.getuid?.() !== 0) throw new PrivilegeError('compat:openlambda starts a SOCK worker, which needs root');
+  if (process.getuid?.() !== 0)
+    throw new PrivilegeError('not root: the checks run through a SOCK worker, which needs root');
   const base = o.base ?? new StateDir(DEFAULT_STATE_DIR).defaultBase;
   const problem = baseProblem(base);
   if (problem) throw new PrivilegeError(`no usable base root file system: ${problem}; run scripts/setup.sh`);
