@@ -37,7 +37,7 @@ export interface Run {
   options: Record<string, unknown>;
   environment: { hostname?: string; kernel?: { release?: string }; cpu?: { model?: string | null; count?: number } };
   /** Set by `kernels` on a run made in a qemu guest: how the guest was run. */
-  vm?: { kernel?: string; accel?: string; emulated?: boolean };
+  vm?: { kernel?: string; accel?: string; emulated?: boolean; params?: string | null };
   rows: Record<string, string | number>[];
 }
 
@@ -113,6 +113,8 @@ function machineDifferences(a: Run, b: Run): string[] {
     ['kernel', a.environment.kernel?.release, b.environment.kernel?.release],
     ['CPU', a.environment.cpu?.model, b.environment.cpu?.model],
     ['CPU count', a.environment.cpu?.count, b.environment.cpu?.count],
+    // One kernel booted two ways (kernels --kernel K:PARAMS) differs only here.
+    ['boot parameters', a.vm?.params ?? 'none added', b.vm?.params ?? 'none added'],
   ];
   return facts.filter(([, x, y]) => x !== y).map(([what, x, y]) => `${what}: ${String(x)} against ${String(y)}`);
 }

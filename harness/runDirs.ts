@@ -20,6 +20,8 @@ export interface RunVm {
   source: string;
   package: string | null;
   version: string | null;
+  /** Boot parameters added to the guest kernel's command line (--kernel K:PARAMS), or null. */
+  params?: string | null;
   accel: 'kvm' | 'tcg';
   emulated: boolean;
 }

@@ -92,6 +92,11 @@ export interface Experiment {
   reproTrace?: TraceFamily[];
   /** `npm run kernels` can run it in a guest; 'default' ones run when --studies is not given. */
   kernelMatrix?: 'default' | 'on request';
+  /**
+   * The config with no namespace at all (a plain clone), where the study has one: `kernels`
+   * divides every other config's rate by it, so guests slowed alike by an emulator compare in shape.
+   */
+  plainConfig?: string;
   defaults: SweepDefaults;
   /** The small sweep `--quick` runs: it must finish in well under a minute. */
   quick: SweepDefaults;

@@ -17,6 +17,7 @@ export const ipcuts: Experiment = {
   summary: 'create+destroy rate of IPC, UTS and PID namespaces against concurrency',
   paper,
   kernelMatrix: 'on request',
+  plainConfig: 'none',
   defaults: { concurrency: [1, 2, 4, 8, 16, 32, 64], duration: 2, repeat: 3, warmup: 0.5 },
   quick: { concurrency: [1, 4, 16], duration: 0.5, repeat: 2, warmup: 0.1 },
 

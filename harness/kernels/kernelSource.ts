@@ -16,16 +16,23 @@ const execFileAsync = promisify(execFile);
 /** Where fetched and unpacked kernels are kept between runs. */
 export const KERNEL_CACHE = process.env.SOCKBENCH_KERNEL_CACHE ?? '/var/cache/sockbench/kernels';
 
-export type KernelSpec =
+export type KernelSpec = (
   | { kind: 'host'; arg: string }
   | { kind: 'package'; arg: string; package: string }
   | { kind: 'deb'; arg: string; deb: string }
-  | { kind: 'vmlinuz'; arg: string; vmlinuz: string };
+  | { kind: 'vmlinuz'; arg: string; vmlinuz: string }
+) & {
+  /** Boot parameters added to the guest's command line (the text after `:` in --kernel). */
+  params?: string;
+};
 
 /** A kernel ready to boot (or the host). */
 export interface Kernel {
   spec: KernelSpec;
-  /** Short name for logs and directories: the package name, the .deb's package, the file name, or "host". */
+  /**
+   * Short name for logs and directories: the package name, the .deb's package, the file name, or
+   * "host"; with boot parameters after it in brackets, so one kernel booted two ways reads as two.
+   */
   name: string;
   /** The release the kernel reports (uname -r), as far as the host can tell before booting it. */
   release: string;
@@ -39,9 +46,47 @@ export interface Kernel {
   config?: string;
 }
 
-/** Classifies one --kernel argument; refuses (UsageError) what is none of the accepted forms. */
+/**
+ * Parameters kernels sets itself (guestEnv.ts' KERNEL_APPEND): the guest's init and console
+ * depend on them, so --kernel may not replace them.
+ */
+const OWN_PARAMS = ['console', 'rdinit', 'init', 'panic'];
+
+/**
+ * Classifies one --kernel argument; refuses (UsageError) what is none of the accepted forms.
+ * `KERNEL:PARAMS` boots KERNEL with PARAMS (space-separated words) added to its command line,
+ * so one kernel with different settings is compared under one accelerator. A path that exists
+ * as a file is taken whole, colon and all.
+ */
 export function parseKernelArg(arg: string): KernelSpec {
   const a = arg.trim();
+  const colon = a.indexOf(':');
+  if (colon < 0 || fs.existsSync(a)) return parseKernel(a, arg);
+  const spec = parseKernel(a.slice(0, colon), arg);
+  if (spec.kind === 'host')
+    throw new UsageError(
+      `--kernel: ${a}: this machine's boot parameters cannot be changed from here; boot its kernel (a vmlinuz path) in a guest instead`,
+    );
+  return { ...spec, params: parseParams(a.slice(colon + 1), a) };
+}
+
+function parseParams(text: string, arg: string): string {
+  const words = text.split(/\s+/).filter(Boolean);
+  if (words.length === 0)
+    throw new UsageError(`--kernel: ${arg}: no boot parameters after ':' (e.g. 6.1.0-50-amd64:ipv6.disable=1)`);
+  for (const w of words) {
+    if (!/^[A-Za-z0-9_.,=+/-]+$/.test(w))
+      throw new UsageError(
+        `--kernel: ${arg}: boot parameter '${w}' has characters other than letters, digits and _ . , = + / -`,
+      );
+    const key = w.split('=')[0]!;
+    if (OWN_PARAMS.includes(key))
+      throw new UsageError(`--kernel: ${arg}: ${key}= is set by kernels itself (the guest's init needs it)`);
+  }
+  return words.join(' ');
+}
+
+function parseKernel(a: string, arg: string): KernelSpec {
   if (a === 'host') return { kind: 'host', arg };
   if (a === '')
     throw new UsageError("--kernel: empty value (give a Debian kernel package, a .deb, a vmlinuz path or 'host')");
@@ -61,7 +106,7 @@ export function parseKernelArg(arg: string): KernelSpec {
   if (/^linux-image-[0-9][A-Za-z0-9.+~-]*$/.test(a)) return { kind: 'package', arg, package: a };
   if (/^[0-9]+\.[0-9]+[A-Za-z0-9.+~-]*$/.test(a)) return { kind: 'package', arg, package: `linux-image-${a}` };
   throw new UsageError(
-    `--kernel: '${a}' is not a Debian kernel package (linux-image-6.1.0-50-amd64 or 6.1.0-50-amd64), a .deb, a vmlinuz path, or 'host'`,
+    `--kernel: '${a}' is not a Debian kernel package (linux-image-6.1.0-50-amd64 or 6.1.0-50-amd64, with :PARAMS to add boot parameters), a .deb, a vmlinuz path, or 'host'`,
   );
 }
 
@@ -102,20 +147,22 @@ export async function prepareKernels(
   }
   const kernels: Kernel[] = [];
   for (const spec of specs) {
+    let k: Kernel;
     switch (spec.kind) {
       case 'host':
-        kernels.push({ spec, name: 'host', release: os.release() });
+        k = { spec, name: 'host', release: os.release() };
         break;
       case 'package':
-        kernels.push(await fromPackage(spec, opts.note));
+        k = await fromPackage(spec, opts.note);
         break;
       case 'deb':
-        kernels.push(await fromDeb(spec, spec.deb, opts.note));
+        k = await fromDeb(spec, spec.deb, opts.note);
         break;
       case 'vmlinuz':
-        kernels.push(fromVmlinuz(spec, opts.modules));
+        k = fromVmlinuz(spec, opts.modules);
         break;
     }
+    kernels.push(spec.params ? { ...k, name: `${k.name} [${spec.params}]` } : k);
   }
   return kernels;
 }

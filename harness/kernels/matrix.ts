@@ -4,9 +4,9 @@
 // machine. Then each kernel is compared with the first one given, study by study.
 import fs from 'node:fs';
 import path from 'node:path';
-import { compareCommand } from '../compare.js';
 import { captureEnvironment } from '../environment.js';
 import { InterruptedError, UsageError } from '../errors.js';
+import { compareKernels, importKernelsRun, type PlainConfigs } from './compareKernels.js';
 import { markdownTable } from '../markdown.js';
 import { orphansIn, ownedDir, reclaimLeftovers, removeOwnedDir, RUN_ROOT } from '../ownedDirs.js';
 import { createRunDir, RESULTS_DIR, writeMeta } from '../runDirs.js';
@@ -15,7 +15,7 @@ import { BOOT_CONFIG, BOOT_MODULES, buildInitramfs, moduleClosure } from './init
 import { guestEnv, KERNEL_APPEND } from './guestEnv.js';
 import { boot, guestCpus, stopOrphanQemu, type AccelMemory, type BootResult } from './qemu.js';
 import { newRuns, snapshotRuns } from '../runDirs.js';
-import { readStatus, readText, runStatus, stampVm, type KernelOutcome, type StudyOutcome } from './results.js';
+import { readStatus, readText, runStatus, stampVm, type KernelOutcome } from './results.js';
 import { runOnHost } from './hostRun.js';
 import { parsePlan, preflight, type KernelsPlan, type KernelStudies } from './plan.js';
 
@@ -28,8 +28,9 @@ export async function kernelsCommand(
   studies: KernelStudies,
 ): Promise<number> {
   const plan = parsePlan(args, repoRoot, studies);
-  await preflight(plan, repoRoot);
   const note = (s: string) => process.stderr.write(`${s}\n`);
+  if (plan.from.length > 0) return compareImported(plan, studies, note);
+  await preflight(plan, repoRoot);
 
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
@@ -56,7 +57,7 @@ export async function kernelsCommand(
     }
     if (controller.signal.aborted) throw controller.signal.reason;
     for (const k of kernels) checkBootable(k);
-    return await runMatrix(plan, kernels, scratch, controller.signal, repoRoot, note);
+    return await runMatrix(plan, kernels, scratch, controller.signal, repoRoot, studies.plain, note);
   } finally {
     removeOwnedDir(scratch);
     process.off('SIGINT', onSignal);
@@ -95,6 +96,7 @@ async function runMatrix(
   scratch: string,
   signal: AbortSignal,
   repoRoot: string,
+  plain: PlainConfigs,
   note: (s: string) => void,
 ): Promise<number> {
   const started = new Date();
@@ -107,6 +109,7 @@ async function runMatrix(
       name: k.name,
       package: k.package ?? null,
       version: k.version ?? null,
+      params: k.spec.params ?? null,
       release: null,
       accel: null,
       emulated: false,
@@ -167,6 +170,7 @@ async function runMatrix(
               source: k.spec.arg,
               package: k.package ?? null,
               version: k.version ?? null,
+              params: o.params,
               accel: o.accel,
               emulated: o.emulated,
             });
@@ -188,9 +192,13 @@ async function runMatrix(
     }
     if (signal.aborted) throw signal.reason;
     if (outcomes.some((o) => o.status !== 'complete')) exitCode = 1;
-    if (plan.exec === undefined && kernels.length > 1) {
-      const regressed = await compareAll(plan, outcomes, stampDir, meta.comparisons, note);
-      if (regressed) exitCode = 1;
+    if (plan.exec === undefined) {
+      const failed = await compareKernels(plan.studies, outcomes, stampDir, meta.comparisons, {
+        failOnRegressionPct: plan.failOnRegressionPct,
+        plain,
+        note,
+      });
+      if (failed) exitCode = 1;
       if (signal.aborted) throw signal.reason;
     }
     meta.status = outcomes.every((o) => o.status === 'complete') ? 'complete' : 'failed';
@@ -260,7 +268,7 @@ async function runInGuest(
       {
         vmlinuz: k.vmlinuz!,
         initrd,
-        append: KERNEL_APPEND,
+        append: k.spec.params ? `${KERNEL_APPEND} ${k.spec.params}` : KERNEL_APPEND,
         memoryMb: plan.memoryMb,
         cpus: guestCpus(),
         shares: [{ tag: 'sbroot', path: '/', readonly: true }, ...writable.map((w) => ({ ...w, readonly: false }))],
@@ -304,61 +312,49 @@ async function runInGuest(
   }
 }
 
-async function compareAll(
-  plan: KernelsPlan,
-  outcomes: KernelOutcome[],
-  stampDir: string,
-  record: Record<string, unknown>[],
-  note: (s: string) => void,
-): Promise<boolean> {
-  const [base, ...rest] = outcomes;
-  let regressed = false;
-  for (const study of plan.studies) {
-    for (const o of rest) {
-      const a = base!.studies[study];
-      const b = o.studies[study];
-      const entry: Record<string, unknown> = {
-        study,
-        a: base!.label,
-        b: o.label,
-        a_run: a?.runDir ?? null,
-        b_run: b?.runDir ?? null,
-      };
-      record.push(entry);
-      const missing = [
-        [base!, a],
-        [o, b],
-      ]
-        .filter(([, s]) => !s || (s as StudyOutcome).runStatus !== 'complete')
-        .map(([k]) => (k as KernelOutcome).name);
-      if (missing.length > 0) {
-        entry.result = `not compared: no complete ${study} run on ${missing.join(' and ')}`;
-        note(`kernels: ${study}: ${o.name} against ${base!.name}: ${entry.result}`);
-        continue;
-      }
-      process.stdout.write(
-        `\n## ${study}: ${o.name} (${o.release}${o.emulated ? ', emulated' : ''}) against ${base!.name} (${base!.release}${base!.emulated ? ', emulated' : ''})\n\n`,
-      );
-      try {
-        const rc = await compareCommand(a!.runDir!, b!.runDir!, {
-          failOnRegressionPct: plan.failOnRegressionPct,
-          outDir: path.join(stampDir, 'compare'),
-        });
-        entry.result = rc === 0 ? 'ok' : 'regression';
-        entry.dir = path.join(
-          stampDir,
-          'compare',
-          `${study}-${path.basename(a!.runDir!)}-vs-${path.basename(b!.runDir!)}`,
-        );
-        if (rc !== 0) regressed = true;
-      } catch (e) {
-        if (!(e instanceof UsageError)) throw e;
-        entry.result = `not comparable: ${e.message}`;
-        note(`kernels: ${study}: ${o.name} against ${base!.name}: ${entry.result}`);
-      }
-    }
-  }
-  return regressed;
+/**
+ * --from: the kernels runs of other machines (a CI matrix's jobs, one kernel each) compared as
+ * if one run had booted them all, in the order given; nothing is booted. The comparison is a
+ * kernels run of its own under --out, naming the runs it read.
+ */
+async function compareImported(plan: KernelsPlan, known: KernelStudies, note: (s: string) => void): Promise<number> {
+  const imported = plan.from.map(importKernelsRun);
+  const outcomes = imported
+    .flatMap((r) => r.outcomes)
+    .map((o, i) => ({ ...o, label: `${i + 1}-${o.name.replace(/[^A-Za-z0-9.+_-]/g, '_')}` }));
+  if (outcomes.length < 2)
+    throw new UsageError(`--from: the runs given hold ${outcomes.length} kernel; a comparison needs two or more`);
+  const studies = [...new Set(imported.flatMap((r) => r.studies))];
+  const started = new Date();
+  const stampDir = createRunDir(plan.out, 'kernels', started);
+  const meta = {
+    command: 'kernels',
+    status: 'running' as string,
+    started: started.toISOString(),
+    finished: undefined as string | undefined,
+    from: imported.map((r) => r.stampDir),
+    studies,
+    fail_on_regression_pct: plan.failOnRegressionPct ?? null,
+    out: plan.out,
+    kernels: outcomes,
+    comparisons: [] as Record<string, unknown>[],
+    environment: await captureEnvironment([...process.argv.slice(1)]),
+  };
+  writeMeta(stampDir, meta);
+  for (const r of imported) note(`kernels: from ${r.stampDir}: ${r.outcomes.map((o) => o.name).join(', ')}`);
+  const failed = await compareKernels(studies, outcomes, stampDir, meta.comparisons, {
+    failOnRegressionPct: plan.failOnRegressionPct,
+    plain: known.plain,
+    note,
+  });
+  const complete = outcomes.every((o) => o.status === 'complete');
+  meta.status = complete ? 'complete' : 'failed';
+  meta.finished = new Date().toISOString();
+  writeMeta(stampDir, meta);
+  process.stdout.write(
+    `\n${summaryTable(outcomes, { ...plan, studies })}\n\nkernels run: ${path.relative(process.cwd(), stampDir) || '.'}\n`,
+  );
+  return failed || !complete ? 1 : 0;
 }
 
 function summaryTable(outcomes: KernelOutcome[], plan: KernelsPlan): string {

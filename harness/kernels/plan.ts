@@ -8,11 +8,16 @@ import { BUSYBOX, parseKernelArg, type KernelSpec } from './kernelSource.js';
 import { isStaticElf } from './initramfs.js';
 import { QEMU } from './qemu.js';
 import type { Experiment } from '../types.js';
+import type { PlainConfigs } from './compareKernels.js';
 
-/** The studies a guest can run (each study says so itself: Experiment.kernelMatrix), and those run by default. */
+/**
+ * The studies a guest can run (each study says so itself: Experiment.kernelMatrix), those run
+ * by default, and the plain config of those that have one (Experiment.plainConfig).
+ */
 export interface KernelStudies {
   all: string[];
   byDefault: string[];
+  plain: PlainConfigs;
 }
 
 export function kernelStudies(experiments: readonly Experiment[]): KernelStudies {
@@ -20,6 +25,7 @@ export function kernelStudies(experiments: readonly Experiment[]): KernelStudies
   return {
     all: all.map((e) => e.name),
     byDefault: all.filter((e) => e.kernelMatrix === 'default').map((e) => e.name),
+    plain: Object.fromEntries(all.flatMap((e) => (e.plainConfig ? [[e.name, e.plainConfig]] : []))),
   };
 }
 const DEFAULT_TIMEOUT_S = 1200;
@@ -29,12 +35,16 @@ export function kernelsOptions(y: Argv, repoRoot: string, studies: KernelStudies
   return y
     .usage(
       [
-        '$0 kernels --kernel K [--kernel K ...] [options]\n\nRuns the kernel studies (with --quick) on each kernel,',
+        '$0 kernels --kernel K [--kernel K ...] [options]\n       $0 kernels --from DIR --from DIR [...] [options]\n\nRuns the kernel studies (with --quick) on each kernel,',
         "booted in qemu with this machine's root file system shared read-only and <out>/results and <out>/figures",
-        'writable, then compares each kernel with the first one given. Each study run lands in',
-        '<out>/results/<study>/<run-id>/ (its meta.json gets a vm object: kernel, accel, emulated); the kernels run',
-        'itself, with console logs and comparisons, in <out>/results/kernels/<stamp>/. Exit status: 0 all well;',
-        '1 a kernel or study failed, or a comparison regressed beyond --fail-on-regression; 2 bad input;',
+        'writable, then compares each kernel with the first one given: with compare (and its gate) when both ran under',
+        'the same accelerator, and refused as "not a kernel comparison" when not; and, for the namespace studies, as',
+        "shapes: each rate over the same guest's plain clone. Each study run lands in",
+        '<out>/results/<study>/<run-id>/ (its meta.json gets a vm object: kernel, boot parameters, accel, emulated); the kernels run',
+        "itself, with console logs, comparisons and summary.csv (every kernel's rates), in <out>/results/kernels/<stamp>/.",
+        'With --from, nothing is booted: kernels runs made elsewhere (one per CI matrix job) are compared instead.',
+        'Exit status: 0 all well;',
+        '1 a kernel or study failed, a comparison regressed beyond --fail-on-regression, or a gated comparison was refused; 2 bad input;',
         '3 missing root, qemu or kernel package; 130 interrupted.',
       ].join(' '),
     )
@@ -42,7 +52,13 @@ export function kernelsOptions(y: Argv, repoRoot: string, studies: KernelStudies
       type: 'string',
       array: true,
       describe:
-        "a kernel: a Debian package (linux-image-6.1.0-50-amd64 or 6.1.0-50-amd64, fetched with apt-get download and cached in /var/cache/sockbench/kernels), a .deb, a vmlinuz path, or 'host' (this machine, no VM); repeat for each kernel, the first is the baseline",
+        "a kernel: a Debian package (linux-image-6.1.0-50-amd64 or 6.1.0-50-amd64, fetched with apt-get download and cached in /var/cache/sockbench/kernels), a .deb, a vmlinuz path, or 'host' (this machine, no VM); K:PARAMS boots K with PARAMS added to its command line (6.1.0-50-amd64:ipv6.disable=1); repeat for each kernel, the first is the baseline",
+    })
+    .option('from', {
+      type: 'string',
+      array: true,
+      describe:
+        'compare kernels runs made elsewhere instead of booting: the --out of a kernels run (or its results/kernels/<stamp>); repeat, the first holds the baseline',
     })
     .option('studies', {
       type: 'string',
@@ -87,13 +103,23 @@ export function kernelsOptions(y: Argv, repoRoot: string, studies: KernelStudies
         "run this shell command in each guest (as root, in the repository) instead of the studies; nothing is compared. $SOCKBENCH_OUT is --out, $SOCKBENCH_RUN_DIR the kernel's directory in the kernels run; of the host, only <out>/results and <out>/figures are writable",
     })
     .example(
-      '$0 kernels --kernel 6.1.0-50-amd64 --kernel host --studies netns',
-      `the netns study on Debian's 6.1 kernel and on this machine's (${repoRoot}/results/kernels/<stamp>/)`,
+      '$0 kernels --kernel 6.1.0-47-amd64 --kernel 6.1.0-50-amd64 --studies netns',
+      `the netns study on two of Debian's 6.1 kernels, each in a guest (${repoRoot}/results/kernels/<stamp>/)`,
+    )
+    .example(
+      "$0 kernels --kernel 6.1.0-50-amd64 --kernel '6.1.0-50-amd64:ipv6.disable=1' --study-args='--trace locks'",
+      'one kernel booted with IPv6 and without, under one accelerator, with the lock waits of each',
+    )
+    .example(
+      '$0 kernels --from job1/kernels-out --from job2/kernels-out --fail-on-regression 25',
+      "two CI matrix jobs' runs compared and gated",
     );
 }
 
 export interface KernelsPlan {
   kernels: KernelSpec[];
+  /** --from: kernels runs made elsewhere, compared without booting anything. */
+  from: string[];
   studies: string[];
   accel: 'auto' | 'kvm' | 'tcg';
   failOnRegressionPct?: number;
@@ -123,9 +149,16 @@ function numberFlag(flag: string, value: unknown, min: number, integer = false):
 /** Checks every flag (UsageError naming the first wrong one) before anything is fetched or booted. */
 export function parsePlan(args: Record<string, unknown>, repoRoot: string, known: KernelStudies): KernelsPlan {
   const given = ([] as unknown[]).concat(args.kernel ?? []).map(String);
-  if (given.length === 0)
+  const from = ([] as unknown[]).concat(args.from ?? []).map(String);
+  if (from.length > 0) {
+    const booting = ['kernel', 'exec', 'studies', 'accel', 'study-args', 'modules', 'cgroups'].find(
+      (f) => args[f] !== undefined,
+    );
+    if (booting) throw new UsageError(`--from compares runs already made: --${booting} has nothing to do with it`);
+    if (from.some((f) => f.trim() === '')) throw new UsageError('--from: empty directory name');
+  } else if (given.length === 0)
     throw new UsageError(
-      "--kernel: name at least one kernel (a Debian package such as linux-image-6.1.0-50-amd64, a .deb, a vmlinuz path, or 'host')",
+      "--kernel: name at least one kernel (a Debian package such as linux-image-6.1.0-50-amd64, a .deb, a vmlinuz path, or 'host'), or --from runs to compare",
     );
   const studies =
     args.studies === undefined
@@ -159,6 +192,7 @@ export function parsePlan(args: Record<string, unknown>, repoRoot: string, known
   const kernels = given.map(parseKernelArg);
   return {
     kernels,
+    from,
     studies: exec === undefined ? [...new Set(studies)] : [],
     accel: accel as KernelsPlan['accel'],
     failOnRegressionPct:

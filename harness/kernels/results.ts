@@ -50,6 +50,8 @@ export interface KernelOutcome {
   name: string;
   package: string | null;
   version: string | null;
+  /** Boot parameters added to the guest's command line (--kernel K:PARAMS), or null. */
+  params: string | null;
   release: string | null;
   accel: 'host' | 'kvm' | 'tcg' | null;
   emulated: boolean;

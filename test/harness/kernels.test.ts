@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { writeCsv } from '../../harness/csv.js';
+import { readCsv, writeCsv } from '../../harness/csv.js';
 import { cgroupMounts, guestEnv } from '../../harness/kernels/guestEnv.js';
 import { buildInitramfs, cpioNewc, moduleClosure, shellAssignments } from '../../harness/kernels/initramfs.js';
 import { BUSYBOX, bzImageVersion, KERNEL_CACHE, parseKernelArg } from '../../harness/kernels/kernelSource.js';
@@ -34,6 +34,12 @@ for (const [args, mention] of [
   [['--kernel', 'host', '--study-args=--concurrency $(reboot)'], "--study-args: '$(reboot)'"],
   [['--kernel', 'host', '--no-such-flag'], 'no-such-flag'],
   [['--kernel', 'host', '--cgroups', 'v3'], "--cgroups: 'v3' is not host or v2"],
+  [['--kernel', 'host:ipv6.disable=1'], "this machine's boot parameters cannot be changed"],
+  [['--kernel', '6.1.0-50-amd64:'], "no boot parameters after ':'"],
+  [['--kernel', '6.1.0-50-amd64:rdinit=/bin/sh'], 'rdinit= is set by kernels itself'],
+  [['--kernel', '6.1.0-50-amd64:a;reboot'], "boot parameter 'a;reboot'"],
+  [['--from', '/nonexistent/out'], '--from: /nonexistent/out: no such directory'],
+  [['--from', '/etc', '--kernel', 'host'], '--from compares runs already made: --kernel'],
 ] as [string[], string][]) {
   test(`kernels: bad input ${args.join(' ') || '(no --kernel)'}: exit 2, one line naming it, nothing written`, async () => {
     const out = scratchDir();
@@ -112,6 +118,12 @@ test('kernel arguments: package, short form, .deb, vmlinuz and host are told apa
     package: 'linux-image-6.1.0-50-rt-amd64',
   });
   assert.equal(parseKernelArg('6.12.43+deb12-amd64').kind, 'package');
+  assert.equal(parseKernelArg('6.1.0-50-amd64:ipv6.disable=1  mitigations=off'), {
+    kind: 'package',
+    arg: '6.1.0-50-amd64:ipv6.disable=1  mitigations=off',
+    package: 'linux-image-6.1.0-50-amd64',
+    params: 'ipv6.disable=1 mitigations=off',
+  });
 });
 
 /** Name, type letter and size of every member, from busybox's own cpio reader. */
@@ -257,14 +269,14 @@ test('kernels host --exec: runs on this machine, records the exit status, leaves
   }
 });
 
-test(`a real guest: ${GUEST_KERNEL} under TCG sees its own kernel and writes through the output share`, async () => {
+test(`a real guest: ${GUEST_KERNEL} under TCG, booted with a parameter added, sees its own kernel and writes through the output share`, async () => {
   const out = scratchDir();
   try {
     const started = Date.now();
     const r = await cli([
       'kernels',
       '--kernel',
-      GUEST_KERNEL,
+      `${GUEST_KERNEL}:ipv6.disable=1`,
       '--accel',
       'tcg',
       '--timeout',
@@ -272,7 +284,7 @@ test(`a real guest: ${GUEST_KERNEL} under TCG sees its own kernel and writes thr
       '--out',
       out,
       '--exec',
-      'uname -r > "$SOCKBENCH_OUT/results/guest-release"; grep -c cgroup /proc/mounts > "$SOCKBENCH_RUN_DIR/cgroup-mounts"; touch "$SOCKBENCH_OUT/not-shared"',
+      'uname -r > "$SOCKBENCH_OUT/results/guest-release"; grep -c cgroup /proc/mounts > "$SOCKBENCH_RUN_DIR/cgroup-mounts"; cat /proc/cmdline > "$SOCKBENCH_RUN_DIR/cmdline"; ls /proc/net/if_inet6 > "$SOCKBENCH_RUN_DIR/inet6" 2>&1; touch "$SOCKBENCH_OUT/not-shared"',
     ]);
     assert.is(r.code, 0, r.stderr.slice(-3000));
     const guestRelease = fs.readFileSync(path.join(out, 'results/guest-release'), 'utf8').trim();
@@ -287,10 +299,16 @@ test(`a real guest: ${GUEST_KERNEL} under TCG sees its own kernel and writes thr
     assert.is(meta.kernels[0].accel, 'tcg');
     assert.is(meta.kernels[0].emulated, true);
     assert.is(meta.kernels[0].release, '6.1.0-50-amd64');
+    const kernelDir = path.join(dir, meta.kernels[0].label);
     assert.ok(
-      Number(fs.readFileSync(path.join(dir, '1-linux-image-6.1.0-50-amd64/cgroup-mounts'), 'utf8')) > 0,
+      Number(fs.readFileSync(path.join(kernelDir, 'cgroup-mounts'), 'utf8')) > 0,
       'cgroups mounted in the guest',
     );
+    // The parameter reached the kernel, and took effect: no IPv6 in the guest.
+    assert.is(meta.kernels[0].params, 'ipv6.disable=1');
+    assert.is(meta.kernels[0].name, `${GUEST_KERNEL} [ipv6.disable=1]`);
+    assert.match(fs.readFileSync(path.join(kernelDir, 'cmdline'), 'utf8'), / ipv6\.disable=1\s*$/);
+    assert.match(fs.readFileSync(path.join(kernelDir, 'inet6'), 'utf8'), 'No such file');
     // The console was streamed with a prefix and kept.
     assert.match(r.stderr, '[6.1.0-50-amd64] sockbench-guest: init on 6.1.0-50-amd64');
     assert.match(fs.readFileSync(meta.kernels[0].console, 'utf8'), 'sockbench-guest: done');
@@ -313,6 +331,72 @@ test(`a real guest: ${GUEST_KERNEL} under TCG sees its own kernel and writes thr
     assert.equal(ours, [], 'no qemu of this run left');
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
+/** A kernels run of the netns study on this machine, small: the plain clone and a network namespace. */
+async function hostNetnsRun(out: string): Promise<void> {
+  const r = await cli([
+    'kernels',
+    '--kernel',
+    'host',
+    '--studies',
+    'netns',
+    '--study-args=--concurrency 1,2 --duration 0.2 --repeat 2 --warmup 0 --namespaces none,net',
+    '--out',
+    out,
+  ]);
+  assert.is(r.code, 0, r.stderr.slice(-2000));
+}
+
+test('kernels --from: runs made elsewhere are found where they now lie, compared in shape, and refused across accelerators', async () => {
+  const root = scratchDir();
+  try {
+    const a = path.join(root, 'job1');
+    const made = path.join(root, 'job2');
+    await hostNetnsRun(a);
+    await hostNetnsRun(made);
+    // As a CI artifact arrives: the whole --out somewhere else than where it ran.
+    const b = path.join(root, 'downloaded/job2');
+    fs.mkdirSync(path.dirname(b));
+    fs.renameSync(made, b);
+    const out = path.join(root, 'compared');
+    const ok = await cli(['kernels', '--from', a, '--from', b, '--fail-on-regression', '1000', '--out', out]);
+    assert.is(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, '## netns: host');
+    assert.match(ok.stdout, 'Shape: each rate over the same kernel');
+    const stamp = (d: string) => path.join(d, 'results/kernels', fs.readdirSync(path.join(d, 'results/kernels'))[0]!);
+    const meta = JSON.parse(fs.readFileSync(path.join(stamp(out), 'meta.json'), 'utf8'));
+    assert.equal(
+      meta.kernels.map((k: { label: string }) => k.label),
+      ['1-host', '2-host'],
+    );
+    assert.is(meta.comparisons[0].result, 'ok');
+    assert.ok(meta.kernels[1].studies.netns.runDir.startsWith(b), 'the moved run is read where it lies now');
+    const rates = readCsv(path.join(stamp(out), 'summary.csv'));
+    const net = rates.find((r) => r.kernel === '2-host' && r.config === 'net' && r.concurrency === 1)!;
+    const plain = rates.find((r) => r.kernel === '2-host' && r.config === 'none' && r.concurrency === 1)!;
+    assert.ok(Math.abs(Number(net.relative_to_plain) - Number(net.ops_per_sec) / Number(plain.ops_per_sec)) < 1e-9);
+    assert.is(plain.relative_to_plain, 1);
+
+    // The same runs, as if the second job's runner had no KVM: its guest ran under TCG.
+    const metaB = path.join(stamp(b), 'meta.json');
+    const recorded = JSON.parse(fs.readFileSync(metaB, 'utf8'));
+    recorded.kernels[0].accel = 'tcg';
+    fs.writeFileSync(metaB, JSON.stringify(recorded));
+    const out2 = path.join(root, 'compared2');
+    const refused = await cli(['kernels', '--from', a, '--from', b, '--fail-on-regression', '1000', '--out', out2]);
+    assert.is(refused.code, 1, 'a gate that could not compare kernels does not pass');
+    assert.match(
+      refused.stdout,
+      'not a kernel comparison: A ran under this machine, no VM, B under TCG software emulation',
+    );
+    assert.match(refused.stdout, 'Shape: each rate', 'the shape still compares');
+    const metaRefused = JSON.parse(fs.readFileSync(path.join(stamp(out2), 'meta.json'), 'utf8'));
+    assert.match(metaRefused.comparisons[0].result, /^not a kernel comparison/);
+    assert.equal(scratchLeft('kernels'), []);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
   }
 });
 
