@@ -45,8 +45,10 @@ const PROGRAM_OF: Record<ProbeType, string> = {
   kprobe: 'kprobe.bt',
   fentry: 'fentry.bt',
 };
-// Attaching takes well under a second; this bounds a bpftrace that hangs compiling or loading.
-const PROBE_TIMEOUT_MS = 10_000;
+// Attaching takes well under a second here, but the four probes compile at once, and in a
+// kernels guest under TCG emulation that took over 10 s (bpftrace's LLVM runs emulated too).
+// This bounds a bpftrace that hangs compiling or loading, not one that is merely slow.
+const PROBE_TIMEOUT_MS = 60_000;
 
 let memo: Promise<TracingCapabilities> | undefined;
 
