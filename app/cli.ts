@@ -167,7 +167,7 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       'repro',
-      'run every study (and the engine bench), then regenerate paper-repro.md\'s "ours" column and figures/index.html from those runs',
+      'run every study (and the engine bench), then regenerate paper-repro.md\'s "ours" and "status" columns and figures/index.html from those runs, and print each row\'s verdict',
       (y) =>
         y
           .option('quick', {
@@ -210,7 +210,7 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       'paper-repro',
-      'regenerate paper-repro.md\'s "ours" column and figures/index.html from each study\'s newest complete full run (its newest --quick one where it has no full one)',
+      'regenerate paper-repro.md\'s "ours" and "status" columns and figures/index.html from each study\'s newest complete full run (its newest --quick one where it has no full one)',
       (y) =>
         y.option('out', {
           type: 'string',

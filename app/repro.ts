@@ -1,6 +1,6 @@
 // `npm run repro`: every study, one after another, each in its own process (a study that
-// crashes or is refused takes nothing else with it); then paper-repro.md's "ours" column and
-// the figures page, regenerated from the runs just made.
+// crashes or is refused takes nothing else with it); then paper-repro.md's "ours" and "status"
+// columns and the figures page, regenerated from the runs just made, and each row's verdict.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -252,7 +252,10 @@ function outcomesOf(o: ReproOptions, results: { step: Step; result: StepResult }
   return outcomes;
 }
 
-/** paper-repro.md's "ours" column and figures/index.html, from the outcomes given. */
+/**
+ * paper-repro.md's "ours" and "status" columns and figures/index.html, from the outcomes given;
+ * prints each row's verdict.
+ */
 export async function regenerate(
   o: Pick<ReproOptions, 'out' | 'repoRoot'>,
   outcomes: Map<string, StudyOutcome>,
@@ -260,7 +263,7 @@ export async function regenerate(
   const file = path.join(o.out, 'paper-repro.md');
   fs.mkdirSync(o.out, { recursive: true });
   if (!fs.existsSync(file)) fs.copyFileSync(path.join(o.repoRoot, 'paper-repro.md'), file);
-  regeneratePaperRepro(CLAIMS, file, outcomes, o.out, sectionsOf(PAPER_SOURCES));
+  const verdicts = regeneratePaperRepro(CLAIMS, file, outcomes, o.out, sectionsOf(PAPER_SOURCES));
   const figuresDir = path.join(o.out, 'figures');
   fs.mkdirSync(figuresDir, { recursive: true });
   const page = writeFiguresPage(
@@ -273,8 +276,14 @@ export async function regenerate(
     },
   );
   process.stdout.write(
-    `\npaper-repro: ${path.relative(process.cwd(), file)} (column "ours" regenerated)\nfigures:     ${path.relative(process.cwd(), page)}\n`,
+    `\npaper-repro: ${path.relative(process.cwd(), file)} (columns "ours" and "status" regenerated)\nfigures:     ${path.relative(process.cwd(), page)}\n`,
   );
+  // One line per row, so a user's own run says whether it reproduced without opening the page.
+  const lines = [...verdicts].map(([row, v]) => {
+    const studies = [...new Set(CLAIMS.filter((c) => c.row === row).map((c) => c.study))].join(', ');
+    return `  row ${row} (${studies}): ${v.word}`;
+  });
+  process.stdout.write(`\nverdicts (the status column; its tolerances are in the page):\n${lines.join('\n')}\n`);
 }
 
 /** results/repro/<stamp>/repro.json: which run each study left, or why none. */

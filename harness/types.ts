@@ -62,12 +62,40 @@ export interface RunContext {
   notes: Record<string, unknown>;
 }
 
-/** One sentence of paper-repro.md's claims table: fixed words around numbers read from a run. */
+/** What a check read from a run: its numbers as the status prints them, and whether they are within the tolerance. */
+export interface CheckResult {
+  ours: string;
+  holds: boolean;
+}
+
+/**
+ * One test of a claim against a run, built from the standard tolerances of
+ * paperRepro/tolerances.ts, so that a user's own run says whether it reproduced the paper.
+ */
+export interface ClaimCheck {
+  /** What it judges, as the verdict names it: 'direction', 'size', 'shape', or the part of a claim ('download'). */
+  judges: string;
+  /** The paper's number (or words, where it gave none) that the tolerance quotes: '~200/s', '4.5x'. */
+  paper: string;
+  /** The tolerance in words, the paper's number in it: "within 2x of the paper's ~200/s (the peak rate with all five: 100–400/s)". */
+  tolerance: string;
+  /** Throws MissingData (paperRepro/runData.ts) when the run lacks what it needs. */
+  judge(run: RunData): CheckResult;
+}
+
+/** One sentence of paper-repro.md's claims table: fixed words around numbers read from a run, and its checks. */
 export interface PaperClaim {
   /** The row of the claims table it fills; two claims for one row are joined with "; ". */
   row: number;
   /** Throws MissingData (paperRepro/runData.ts) when the run lacks what it needs. */
   ours(run: RunData): string;
+  /** What the row's status judges; its verdict is computed from these. */
+  checks: ClaimCheck[];
+  /**
+   * Words the status ends with, true of any run, so without numbers: "against overlayfs: AUFS is
+   * not in mainline", "see below" (the discussion below the table, which names its runs).
+   */
+  caveat?: string;
 }
 
 /** What a study (or a bench) puts beside the paper: its figure's caption and its claims. */

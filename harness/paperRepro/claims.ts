@@ -1,6 +1,6 @@
 // The claims table's rows, gathered from whoever fills them: each study (and the engine bench)
 // carries its own PaperFacts; this puts their claims in table order, the order both
-// paper-repro.md's "ours" column and the figures page read them in.
+// paper-repro.md's "ours" and "status" columns and the figures page read them in.
 import type { PaperClaim, PaperFacts } from '../types.js';
 import type { RunData } from './runData.js';
 

@@ -18,6 +18,12 @@ export function sig(n: number): string {
   return n.toPrecision(3);
 }
 
+/** Three significant figures without trailing zeros (2.25, 9, 1.45), thousands separated from 1,000 up. */
+export function compact(n: number): string {
+  if (Math.abs(known(n)) >= 999.5) return Math.round(n).toLocaleString('en-US');
+  return String(Number(n.toPrecision(3)));
+}
+
 /** Milliseconds to a fixed number of decimals, for columns the paper compares that way. */
 export function fixed(n: number, decimals: number): string {
   return known(n).toFixed(decimals);

@@ -1,12 +1,14 @@
-// Rewrites the "ours" column of paper-repro.md's claims table from runs: each cell's numbers
-// from the studies' claims, with the run, machine and kernel they came from beside them; and
-// the generated sections (a study's tables) between their markers. Everything else in the file
-// (the paper's numbers, the status, the discussion) is left as written.
+// Rewrites the "ours" and "status" columns of paper-repro.md's claims table from runs: each
+// "ours" cell's numbers from the studies' claims, with the run, machine and kernel they came from
+// beside them, and each status from the claims' checks (verdict.ts); and the generated sections
+// (a study's tables) between their markers. Everything else in the file (the paper's numbers,
+// the rows without claims, the discussion) is left as written.
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../atomic-write.js';
 import type { StudyClaim, StudySection } from './claims.js';
 import { MissingData, type RunData } from './runData.js';
+import { rowVerdicts, type RowVerdict } from './verdict.js';
 
 /** What a study left for the claims: a run, or why there is none. */
 export type StudyOutcome = { run: RunData } | { skipped: string };
@@ -48,7 +50,12 @@ export function claimCells(
   return new Map([...parts].map(([row, texts]) => [row, texts.join('; ')]));
 }
 
-const OURS_COLUMN = 'ours';
+/** The generated columns of the claims table, by their header. */
+interface ClaimColumns {
+  ours: Map<number, string>;
+  status: Map<number, string>;
+}
+const GENERATED_COLUMNS = ['ours', 'status'] as const;
 
 /** Splits a table line into its cells; a `|` escaped as `\|` stays inside its cell. */
 function cellsOf(line: string): string[] {
@@ -59,18 +66,28 @@ function cellsOf(line: string): string[] {
     .map((c) => c.trim());
 }
 
-/** The markdown with the claims table's "ours" cells replaced; throws when the table is not there. */
-export function rewriteClaimsTable(markdown: string, cells: Map<number, string>): string {
+/**
+ * The markdown with the claims table's "ours" and "status" cells replaced where a row has them
+ * (a row without claims keeps its typed text); throws when the table is not there.
+ */
+export function rewriteClaimsTable(markdown: string, columns: ClaimColumns): string {
   const lines = markdown.split('\n');
-  const header = lines.findIndex((l) => l.startsWith('| # |') && cellsOf(l).includes(OURS_COLUMN));
+  const header = lines.findIndex(
+    (l) => l.startsWith('| # |') && GENERATED_COLUMNS.every((name) => cellsOf(l).includes(name)),
+  );
   if (header < 0)
-    throw new Error(`paper-repro.md has no claims table (a header starting "| # |" with an "${OURS_COLUMN}" column)`);
-  const column = cellsOf(lines[header]!).indexOf(OURS_COLUMN);
+    throw new Error(
+      `paper-repro.md has no claims table (a header starting "| # |" with ${GENERATED_COLUMNS.map((n) => `"${n}"`).join(' and ')} columns)`,
+    );
+  const names = cellsOf(lines[header]!);
   for (let i = header + 2; i < lines.length && lines[i]!.startsWith('|'); i++) {
     const row = cellsOf(lines[i]!);
-    const text = cells.get(Number(row[0]));
-    if (text === undefined) continue;
-    row[column] = text.replaceAll('|', '\\|');
+    const n = Number(row[0]);
+    if (!GENERATED_COLUMNS.some((name) => columns[name].has(n))) continue;
+    for (const name of GENERATED_COLUMNS) {
+      const text = columns[name].get(n);
+      if (text !== undefined) row[names.indexOf(name)] = text.replaceAll('|', '\\|');
+    }
     lines[i] = `| ${row.join(' | ')} |`;
   }
   return lines.join('\n');
@@ -110,19 +127,23 @@ export function rewriteSections(
   return text;
 }
 
-/** Rewrites the file in place; returns the cells written. */
+/** Rewrites the file in place; returns each row's verdict, as its status cell says it. */
 export function regeneratePaperRepro(
   claims: readonly StudyClaim[],
   file: string,
   outcomes: Map<string, StudyOutcome>,
   resultsRoot: string,
   sections: readonly StudySection[] = [],
-): Map<number, string> {
+): Map<number, RowVerdict> {
   const from = path.relative(resultsRoot, path.dirname(file)) || '.';
-  const cells = claimCells(claims, outcomes, from);
+  const verdicts = rowVerdicts(claims, outcomes);
+  const columns = {
+    ours: claimCells(claims, outcomes, from),
+    status: new Map([...verdicts].map(([row, v]) => [row, v.cell])),
+  };
   writeFileAtomic(
     file,
-    rewriteSections(rewriteClaimsTable(fs.readFileSync(file, 'utf8'), cells), sections, outcomes, from),
+    rewriteSections(rewriteClaimsTable(fs.readFileSync(file, 'utf8'), columns), sections, outcomes, from),
   );
-  return cells;
+  return verdicts;
 }

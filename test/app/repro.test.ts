@@ -1,6 +1,7 @@
 // npm run repro and the generated "ours" column: numbers read from synthetic runs whose answer
-// is known, only that column rewritten, and real repro runs: one that completes, one whose
-// study is refused (skipped with its reason, the rest still regenerated), one interrupted.
+// is known (the status column's tests are in paperVerdicts.test.ts), and real repro runs: one
+// that completes, one whose study is refused (skipped with its reason, the rest still
+// regenerated), one interrupted.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { writeCsv } from '../../harness/csv.js';
 import { claimsOf } from '../../harness/paperRepro/claims.js';
 import { PAPER_SOURCES } from '../../app/repro.js';
-import { claimCells, rewriteClaimsTable } from '../../harness/paperRepro/regenerate.js';
+import { claimCells } from '../../harness/paperRepro/regenerate.js';
 import { loadRunData, referenceRun } from '../../harness/paperRepro/runData.js';
 import { CLI, cli, scratchDir } from '../helpers/helpers.js';
 
@@ -105,35 +106,6 @@ test('a run without the config a row needs says so in that row instead of a numb
   }
 });
 
-test('only the claims table\'s "ours" column is rewritten', () => {
-  const md = [
-    'intro | with a pipe',
-    '| # | study | ours | status |',
-    '|---|---|---|---|',
-    '| 1 | netns | old **1/s** | kept \\| as is |',
-    '| 2 | none | untouched | kept |',
-    '',
-    '| 1 | another table | 5 | 6 |',
-  ].join('\n');
-  const out = rewriteClaimsTable(
-    md,
-    new Map([
-      [1, 'new a|b'],
-      [2, 'also new'],
-    ]),
-  );
-  assert.equal(out.split('\n'), [
-    'intro | with a pipe',
-    '| # | study | ours | status |',
-    '|---|---|---|---|',
-    '| 1 | netns | new a\\|b | kept \\| as is |',
-    '| 2 | none | also new | kept |',
-    '',
-    '| 1 | another table | 5 | 6 |',
-  ]);
-  assert.throws(() => rewriteClaimsTable('no table here', new Map()), /no claims table/);
-});
-
 /** Runs `sockbench repro` with the environment given; resolves with its exit code and output. */
 function repro(
   args: string[],
@@ -195,6 +167,8 @@ test('repro runs a study, then regenerates paper-repro.md and the figures page f
       "the full run's shared figure is not replaced",
     );
     assert.match(r.stdout, /\| netns --quick +\| ran +\|/);
+    // The user's own run says whether it reproduced each row, one line per row.
+    assert.match(r.stdout, /^ {2}row 1 \(netns\): \S/m);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
