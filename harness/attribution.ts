@@ -69,6 +69,8 @@ export class Kallsyms {
 
 /** LCB_F_SPIN: the waiter spins (spinlock, rwlock, a mutex's optimistic spin) rather than sleeps. */
 export const LOCK_FLAG_SPIN = 1 << 0;
+/** LCB_F_MUTEX: a mutex, whether its waiter spins or sleeps. */
+export const LOCK_FLAG_MUTEX = 1 << 5;
 
 /** Lock kinds from the LCB_F_* flags of tracepoint:lock:contention_begin (include/trace/events/lock.h). */
 export function lockKind(flags: number): string {
@@ -77,7 +79,7 @@ export function lockKind(flags: number): string {
     WRITE = 1 << 2,
     RT = 1 << 3,
     PERCPU = 1 << 4,
-    MUTEX = 1 << 5;
+    MUTEX = LOCK_FLAG_MUTEX;
   if (flags & RT) return 'rtmutex';
   if (flags & MUTEX) return flags & SPIN ? 'mutex (spinning)' : 'mutex';
   if (flags & PERCPU) return flags & WRITE ? 'percpu-rwsem write' : 'percpu-rwsem read';

@@ -20,7 +20,7 @@ import type { Experiment, Measurement, Point, Row, RunContext, SweepDefaults } f
 export interface SweepOptions extends SweepDefaults {
   /** Probe families to run beside the sweep (`--trace`); empty for none. */
   trace: TraceFamily[];
-  /** locks: time one spinning contention in this many (default SPIN_SAMPLE_EVERY). */
+  /** locks: time one spinlock or rwlock contention in this many (default SPIN_SAMPLE_EVERY). */
   spinSampleEvery?: number;
   /** Bound each measurement by an operation count instead of a duration. */
   ops?: number;

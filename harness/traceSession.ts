@@ -14,7 +14,7 @@ export interface TraceInfo {
   active: TraceFamily[];
   /** family -> why it was not traced */
   unavailable: Record<string, string>;
-  /** locks: one spinning contention in this many is timed; locks.csv scales them back up. */
+  /** locks: one spinlock or rwlock contention in this many is timed; locks.csv scales them back up. */
   spin_sample_every?: number;
 }
 

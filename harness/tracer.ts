@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { attribute, Kallsyms, LOCK_FLAG_SPIN, lockKind } from './attribution.js';
+import { attribute, Kallsyms, LOCK_FLAG_MUTEX, LOCK_FLAG_SPIN, lockKind } from './attribution.js';
 import { bpftraceComplaint } from './capabilities.js';
 
 export const TRACE_FAMILIES = ['locks', 'syscalls'] as const;
@@ -26,11 +26,13 @@ const FLUSH_TIMEOUT_MS = 30_000;
  */
 const LOCK_STACK_THRESHOLD_US = 10;
 /**
- * locks.bt times one spinning contention in this many, at random, and the harness scales their
- * counts and sums back up. Timing all of them cost up to 6% of the CPU and up to a fifth of the
- * netns rate (bench:trace-overhead, paper-repro.md): spins are ~99% of contentions, and each
- * timing is two clock reads, a map insert and a delete. Sleeping waits (mutex, rwsem) are few
- * and always all timed.
+ * locks.bt times one spinlock or rwlock contention in this many, at random, and the harness
+ * scales their counts and sums back up. Timing all of them cost up to 6% of the CPU and up to a
+ * fifth of the netns rate (bench:trace-overhead, paper-repro.md): spins are ~99% of
+ * contentions, and each timing is two clock reads, a map insert and a delete. Mutex waits, even
+ * those that only spin, and rwsem waits are always all timed: a mutex wait that sleeps begins
+ * with a spin, and without it the netns study's heaviest mutex waits read 2-18% below perf
+ * lock contention's totals for the same waits.
  */
 export const SPIN_SAMPLE_EVERY = 8;
 
@@ -349,11 +351,12 @@ export class Tracer {
 
 /**
  * A point's lock waits, attributed and summed by (lock, kind, call path), heaviest first.
- * spinSampleEvery is the program's $4: spinning waits' counts and sums are scaled by it, so
- * they are estimates; their maximum is the largest seen among the timed ones.
+ * spinSampleEvery is the program's $4: spinlock and rwlock waits' counts and sums are scaled by
+ * it, so they are estimates; their maximum is the largest seen among the timed ones.
  */
 export function lockRows(snap: Snapshot, kallsyms: Kallsyms, spinSampleEvery: number): LockRow[] {
-  const scale = (flags: number) => (flags & LOCK_FLAG_SPIN ? spinSampleEvery : 1);
+  const sampled = (flags: number) => (flags & LOCK_FLAG_SPIN) !== 0 && (flags & LOCK_FLAG_MUTEX) === 0;
+  const scale = (flags: number) => (sampled(flags) ? spinSampleEvery : 1);
   const maps = BPF_MAPS.locks;
   const count = snap[maps.count] ?? {};
   const waitNs = snap[maps.waitNs] ?? {};

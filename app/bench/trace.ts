@@ -52,7 +52,7 @@ async function main(): Promise<number> {
     .option('spin-sample-every', {
       type: 'number',
       default: SPIN_SAMPLE_EVERY,
-      describe: 'locks: time one spinning contention in N (1 times them all)',
+      describe: 'locks: time one spinlock or rwlock contention in N (1 times them all)',
     })
     .option('out', { type: 'string', describe: 'directory that receives results/ [default: the repository root]' })
     .strict()
@@ -218,7 +218,7 @@ async function main(): Promise<number> {
     ) +
       `\n\nworst ratio ${worst.ratio.toFixed(3)} (${worst.config} c=${worst.concurrency}); ` +
       `points whose whole 95% interval is below ${DISTORTION_RATIO}: ${distorted.length === 0 ? 'none' : distorted.map((s) => `${s.config} c=${s.concurrency}`).join(', ')}; ` +
-      `probes (spinning contentions timed 1 in ${spinSampleEvery}) used at most ${pct(maxShare)} of the CPU (${cpus} CPUs)\ndata: ${path.relative(process.cwd(), dir)}\n`,
+      `probes (spinlock and rwlock contentions timed 1 in ${spinSampleEvery}) used at most ${pct(maxShare)} of the CPU (${cpus} CPUs)\ndata: ${path.relative(process.cwd(), dir)}\n`,
   );
   return 0;
 }

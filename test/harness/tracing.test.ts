@@ -141,15 +141,19 @@ test('recorded netns churn: lock waits resolve to setup_net and teardown paths, 
   for (let i = 1; i < rows.length; i++) assert.ok(rows[i - 1]!.wait_total_us >= rows[i]!.wait_total_us);
 });
 
-test('sampled spinning waits are scaled back up; sleeping waits are not', () => {
+test('sampled spinlock and rwlock waits are scaled back up; mutex waits, spinning or not, are not', () => {
   const snap = recorded('locks-netns.jsonl');
   const whole = lockRows(snap, kallsyms(), 1);
   const scaled = lockRows(snap, kallsyms(), 8);
-  const spinning = (r: { kind: string }) => /spin|rwlock/.test(r.kind);
-  assert.ok(whole.some(spinning) && whole.some((r) => !spinning(r)), 'the recording has both kinds');
+  const sampled = (r: { kind: string }) => /^(spinlock|rwlock)/.test(r.kind);
+  assert.ok(whole.some(sampled) && whole.some((r) => !sampled(r)), 'the recording has both kinds');
+  assert.ok(
+    whole.some((r) => r.kind === 'mutex (spinning)'),
+    'the recording has a mutex wait that only spun',
+  );
   for (const r of whole) {
     const s = scaled.find((x) => x.lock === r.lock && x.kind === r.kind && x.call_path === r.call_path)!;
-    const factor = spinning(r) ? 8 : 1;
+    const factor = sampled(r) ? 8 : 1;
     assert.is(s.contentions, r.contentions * factor, r.lock);
     assert.ok(Math.abs(s.wait_total_us - r.wait_total_us * factor) < 1e-6 * s.wait_total_us + 1e-9, r.lock);
     assert.is(s.wait_max_us, r.wait_max_us, 'a maximum is what was seen, never scaled');
