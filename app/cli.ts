@@ -10,8 +10,7 @@ import { compareCommand } from '../harness/compare.js';
 import { kernelsCommand, kernelsOptions, kernelStudies } from '../harness/kernels/matrix.js';
 import { redrawFigures } from '../harness/redraw.js';
 import { PAPER_SOURCES, parseStudies, regenerate, repro, REPRO_STUDIES } from './repro.js';
-import { paperStudies } from '../harness/paperRepro/claims.js';
-import { referenceRun } from '../harness/paperRepro/runData.js';
+import { referenceRuns } from '../harness/paperRepro/claims.js';
 import { readCsv } from '../harness/csv.js';
 import { RESULTS_DIR, resultsDir } from '../harness/runDirs.js';
 import { formatSummary, formatTopLocks } from '../harness/report.js';
@@ -222,8 +221,7 @@ export async function main(argv: string[]): Promise<number> {
           if (!fs.existsSync(path.join(out, RESULTS_DIR)))
             throw new UsageError(`--out: ${out} has no results/ directory to read runs from`);
           const outcomes = new Map(
-            paperStudies(PAPER_SOURCES).map((s) => {
-              const run = referenceRun(out, s);
+            [...referenceRuns(PAPER_SOURCES, out)].map(([s, run]) => {
               return [s, run ? { run } : { skipped: `no complete run in ${resultsDir(out, s)}` }] as const;
             }),
           );

@@ -8,12 +8,13 @@ import { EXPERIMENTS } from '../experiments/index.js';
 import { PrivilegeError, UsageError } from '../harness/errors.js';
 import { writeFiguresPage } from '../harness/figuresPage.js';
 import { markdownTable } from '../harness/markdown.js';
-import { claimsOf, paperStudies, sectionsOf, type PaperSource } from '../harness/paperRepro/claims.js';
+import { claimsOf, referenceRuns, sectionsOf, type PaperSource } from '../harness/paperRepro/claims.js';
 import { ENGINE_OVERHEAD } from './bench/engine.js';
 import { drawFigures } from '../harness/paperRepro/drawFigures.js';
 import { figureCaptions } from '../harness/paperRepro/figureCaptions.js';
 import { regeneratePaperRepro, type StudyOutcome } from '../harness/paperRepro/regenerate.js';
-import { loadRunData, referenceRun } from '../harness/paperRepro/runData.js';
+import { loadRunData } from '../harness/paperRepro/runData.js';
+import { FIX_PARAMS, KERNEL_FIXES, kernelFixesArgs } from '../experiments/netns/kernelFixes.js';
 import { createRunDir, newRuns, readMeta, snapshotRuns } from '../harness/runDirs.js';
 
 export interface ReproOptions {
@@ -45,10 +46,12 @@ const ENGINE_BENCH = ENGINE_OVERHEAD.name;
 /** What each protection of a sandbox costs: paper-repro's Isolation section. */
 const ISOLATION_BENCH = 'isolation-overhead';
 /** Whoever fills a row of paper-repro.md's claims table or has a figure on the page, in page order. */
-export const PAPER_SOURCES: PaperSource[] = [...EXPERIMENTS, ENGINE_OVERHEAD];
+export const PAPER_SOURCES: PaperSource[] = [...EXPERIMENTS, ENGINE_OVERHEAD, KERNEL_FIXES];
 const CLAIMS = claimsOf(PAPER_SOURCES);
+/** Row 2 (IPv6 off at boot): one kernel booted both ways in qemu by `kernels`. */
+const KERNELS_STEP = KERNEL_FIXES.name;
 
-export const REPRO_STUDIES = [...EXPERIMENTS.map((e) => e.name), ENGINE_BENCH, ISOLATION_BENCH];
+export const REPRO_STUDIES = [...EXPERIMENTS.map((e) => e.name), ENGINE_BENCH, ISOLATION_BENCH, KERNELS_STEP];
 
 export function parseStudies(text: string): string[] {
   const names = text
@@ -84,6 +87,13 @@ function steps(o: ReproOptions): Step[] {
       label: `bench:isolation${o.quick ? ' --quick' : ''}`,
       study: ISOLATION_BENCH,
       argv: [path.join(o.repoRoot, 'dist/app/bench/isolation.js'), ...quick, '--out', o.out],
+      traced: false,
+    });
+  if (wanted(KERNELS_STEP))
+    list.push({
+      label: `kernels (row 2: ${FIX_PARAMS} against none)${o.quick ? ' --quick' : ''}`,
+      study: KERNELS_STEP,
+      argv: [cli, ...kernelFixesArgs(o.quick), '--out', o.out],
       traced: false,
     });
   if (o.trace) {
@@ -244,9 +254,8 @@ function outcomesOf(o: ReproOptions, results: { step: Step; result: StepResult }
     else if (result.status !== 'interrupted')
       outcomes.set(step.study, { skipped: `${result.status}: ${result.reason}` });
   }
-  for (const study of paperStudies(PAPER_SOURCES)) {
+  for (const [study, run] of referenceRuns(PAPER_SOURCES, o.out)) {
     if (outcomes.has(study)) continue;
-    const run = referenceRun(o.out, study);
     if (run) outcomes.set(study, { run });
   }
   return outcomes;

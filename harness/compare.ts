@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readCsv, writeCsv } from './csv.js';
 import { UsageError } from './errors.js';
+import { compareLockWaits, lockWaitFigure, lockWaitTable } from './lockComparison.js';
 import { renderFigure } from './figures.js';
 import { markdownTable } from './markdown.js';
 import { latestComplete, readMeta, writeMeta } from './runDirs.js';
@@ -298,6 +299,15 @@ export async function compareCommand(argA: string, argB: string, options: Compar
   process.stdout.write(
     `\ncsv:    ${path.relative(process.cwd(), path.join(dir, 'compare.csv'))}\nfigure: ${path.relative(process.cwd(), svgPath)}\n`,
   );
+  const waits = compareLockWaits(a.dir, b.dir);
+  if (waits && waits.length > 0) {
+    const name = (r: Run) => `${path.basename(r.dir)}${r.vm?.params ? ` [${r.vm.params}]` : ''}`;
+    writeCsv(path.join(dir, 'lock-waits.csv'), waits);
+    const figure = await renderFigure(lockWaitFigure(waits, name(a), name(b)), dir, 'lock-waits');
+    process.stdout.write(
+      `\nLock waits per operation (both runs traced for locks):\n\n${lockWaitTable(waits)}\n\ncsv:    ${path.relative(process.cwd(), path.join(dir, 'lock-waits.csv'))}\nfigure: ${path.relative(process.cwd(), figure.svgPath)}\n`,
+    );
+  }
   const worse = c.rows.filter((r) => r.verdict === 'worse');
   if (pct !== undefined && worse.length > 0) {
     process.stderr.write(

@@ -39,6 +39,8 @@ export function loadRunData(out: string, dir: string): RunData | undefined {
   // Runs made before a field was recorded lack it: every fact of the environment may be missing.
   const env: Partial<Environment> = meta.environment ?? {};
   const cpu = env.cpu?.model ? `${env.cpu.model} ×${env.cpu.count ?? '?'}` : 'unknown CPU';
+  // A kernels run measured its guests, not the machine that booted them: the kernels are theirs.
+  const guests = (meta as { kernels?: { release?: string | null; emulated?: boolean }[] }).kernels;
   return {
     rel: path.relative(out, dir),
     id: path.basename(dir),
@@ -46,8 +48,10 @@ export function loadRunData(out: string, dir: string): RunData | undefined {
     quick: meta.options?.quick === true,
     traced: (meta.sweep?.trace ?? []).length > 0,
     machine: `${env.hostname ?? 'unknown host'}: ${cpu}`,
-    kernel: env.kernel?.release ?? 'unknown kernel',
-    emulated: meta.vm?.emulated === true,
+    kernel: guests
+      ? [...new Set(guests.map((k) => k.release ?? 'unknown kernel'))].join(', ')
+      : (env.kernel?.release ?? 'unknown kernel'),
+    emulated: guests ? guests.length > 0 && guests.every((k) => k.emulated === true) : meta.vm?.emulated === true,
     summary: readCsv(summaryPath),
     notes: (meta.notes ?? {}) as Record<string, unknown>,
     data: () => readCsv(path.join(dir, 'data.csv')),

@@ -293,9 +293,96 @@ test('sockbench paper-repro writes each row\'s status from the runs there, "not 
         .at(-1)!;
     assert.match(status(4), /^\*\*reproduced\*\*: direction, same direction as the paper's 4\.5x/);
     assert.is(status(13), '**not run** |');
-    assert.match(status(2), 'not reproduced: the paper', 'a row without claims keeps its typed status');
+    assert.match(status(10), 'not reproduced: it counts imports', 'a row without claims keeps its typed status');
+    assert.is(status(2), '**not run** |', 'row 2 reads a kernels run, and there is none');
     assert.match(r.stdout, /^ {2}row 1 \(netns\): reproduced$/m);
     assert.match(r.stdout, /^ {2}row 14 \(resize, scale\): not run$/m);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
+/** A kernels run's summary rows: five-namespace rates of boots of one kernel, with or without a boot parameter. */
+function kernelRows(boots: { params: string; rate: number; plain: number }[]): Cells[] {
+  return boots.flatMap((b, i) =>
+    [1, 4].flatMap((c) => [
+      {
+        kernel: `${i + 1}-k`,
+        params: b.params,
+        accel: 'tcg',
+        release: '6.1.0-50-amd64',
+        study: 'netns',
+        config: 'none',
+        concurrency: c,
+        ops_per_sec: b.plain,
+        relative_to_plain: 1,
+      },
+      {
+        kernel: `${i + 1}-k`,
+        params: b.params,
+        accel: 'tcg',
+        release: '6.1.0-50-amd64',
+        study: 'netns',
+        config: FIVE,
+        concurrency: c,
+        ops_per_sec: b.rate,
+        relative_to_plain: b.rate / b.plain,
+      },
+    ]),
+  );
+}
+
+test('row 2 from a kernels run: IPv6 off at boot against on, judged by their ratio; a run with one setting only is not a measurement', () => {
+  const verdict = (boots: { params: string; rate: number; plain: number }[]) =>
+    rowVerdicts(CLAIMS, new Map([['kernels', { run: runOf(kernelRows(boots), 'kernels') }]])).get(2)!;
+  const doubled = verdict([
+    { params: '', rate: 100, plain: 1000 },
+    { params: 'ipv6.disable=1', rate: 210, plain: 1000 },
+    { params: 'ipv6.disable=1', rate: 190, plain: 1000 },
+    { params: '', rate: 100, plain: 1000 },
+  ]);
+  assert.is(doubled.word, 'reproduced');
+  assert.match(doubled.cell, "within 2x of the paper's 2x (~400/s over ~200/s) (that ratio: 1–4x): 2x, holds");
+  const same = verdict([
+    { params: '', rate: 100, plain: 1000 },
+    { params: 'ipv6.disable=1', rate: 95, plain: 1000 },
+  ]);
+  assert.is(same.word, 'not reproduced');
+  assert.match(same.cell, '0.95x, does not hold');
+  const oneSetting = verdict([{ params: '', rate: 100, plain: 1000 }]);
+  assert.is(oneSetting.word, 'not measured');
+  assert.match(oneSetting.cell, 'no ipc+mnt+net+pid+uts netns rates both with and without ipv6.disable=1');
+});
+
+test('row 2 reads the newest kernels run that booted the kernel both ways, passing over a newer one that did not', () => {
+  const out = scratchDir();
+  try {
+    const write = (id: string, rows: Cells[]) => {
+      const dir = path.join(out, 'results/kernels', id);
+      fs.mkdirSync(dir, { recursive: true });
+      writeCsv(path.join(dir, 'summary.csv'), rows);
+      fs.writeFileSync(
+        path.join(dir, 'meta.json'),
+        JSON.stringify({
+          command: 'kernels',
+          status: 'complete',
+          kernels: [{ release: '6.1.0-50-amd64', emulated: true }],
+        }),
+      );
+    };
+    write(
+      '20260101-000000',
+      kernelRows([
+        { params: '', rate: 100, plain: 1000 },
+        { params: 'ipv6.disable=1', rate: 150, plain: 1000 },
+      ]),
+    );
+    write('20260102-000000', kernelRows([{ params: '', rate: 100, plain: 1000 }]));
+    const source = PAPER_SOURCES.find((s) => s.name === 'kernels')!;
+    const run = source.referenceRun!(out)!;
+    assert.is(run.id, '20260101-000000');
+    assert.is(run.kernel, '6.1.0-50-amd64', "a kernels run's kernel is its guests'");
+    assert.is(run.emulated, true);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { writeCsv } from '../../harness/csv.js';
+import { readCsv, writeCsv } from '../../harness/csv.js';
 import { cli, scratchDir } from '../helpers/helpers.js';
 
 interface Synthetic {
@@ -143,6 +143,44 @@ test('runs from different machines are compared, and the difference is said', as
     ]);
     assert.is(r.code, 0, r.stderr);
     assert.match(r.stderr, 'different machines (hostname: vm against other)');
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('two runs traced for locks: waits per operation made, side by side, with the ones that went away', async () => {
+  const root = scratchDir();
+  try {
+    // B made twice the containers with the same total wait on the mutex: half the wait per container.
+    const a = writeRun(root, 'a', { rates: { net: [1000, 1000, 1000] } });
+    const b = writeRun(root, 'b', { rates: { net: [2000, 2000, 2000] } });
+    const locks = (paths: Record<string, number>) =>
+      [1, 2, 3].flatMap((repeat) =>
+        Object.entries(paths).map(([callPath, us]) => ({
+          config: 'net',
+          concurrency: 1,
+          repeat,
+          lock: `mutex in ${callPath}`,
+          kind: 'mutex',
+          call_path: callPath,
+          operation: 'create',
+          contentions: 10,
+          wait_total_us: us,
+          wait_max_us: us / 10,
+        })),
+      );
+    writeCsv(path.join(a, 'locks.csv'), locks({ setup_net: 30000, 'addrconf_init_net <- ops_init': 12000 }));
+    writeCsv(path.join(b, 'locks.csv'), locks({ setup_net: 30000 }));
+    const r = await cli(['compare', a, b, '--out', root]);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, 'Lock waits per operation');
+    const dir = path.join(root, 'compare', fs.readdirSync(path.join(root, 'compare'))[0]!);
+    const rows = Object.fromEntries(
+      readCsv(path.join(dir, 'lock-waits.csv')).map((w) => [w.path, [w.a_us_per_op, w.b_us_per_op]]),
+    );
+    assert.equal(rows['create: setup_net'], [30, 15]);
+    assert.equal(rows['create: addrconf_init_net <- ops_init'], [12, 0]);
+    assert.ok(fs.existsSync(path.join(dir, 'figures/lock-waits.svg')));
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
