@@ -361,7 +361,8 @@ test('kernels --from: runs made elsewhere are found where they now lie, compared
     fs.mkdirSync(path.dirname(b));
     fs.renameSync(made, b);
     const out = path.join(root, 'compared');
-    const ok = await cli(['kernels', '--from', a, '--from', b, '--fail-on-regression', '1000', '--out', out]);
+    // No gate here: two 0.2 s sweeps of one machine can differ by any factor in a tail latency.
+    const ok = await cli(['kernels', '--from', a, '--from', b, '--out', out]);
     assert.is(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, '## netns: host');
     assert.match(ok.stdout, 'Shape: each rate over the same kernel');
