@@ -46,7 +46,9 @@ export function loadRunData(out: string, dir: string): RunData | undefined {
     id: path.basename(dir),
     study: path.basename(path.dirname(dir)),
     quick: meta.options?.quick === true,
-    traced: (meta.sweep?.trace ?? []).length > 0,
+    traced:
+      (meta.sweep?.trace ?? []).length > 0 ||
+      ((meta as { study_args?: string[] }).study_args ?? []).some((a) => a.startsWith('--trace')),
     machine: `${env.hostname ?? 'unknown host'}: ${cpu}`,
     kernel: guests
       ? [...new Set(guests.map((k) => k.release ?? 'unknown kernel'))].join(', ')

@@ -354,10 +354,10 @@ test('row 2 from a kernels run: IPv6 off at boot against on, judged by their rat
   assert.match(oneSetting.cell, 'no ipc+mnt+net+pid+uts netns rates both with and without ipv6.disable=1');
 });
 
-test('row 2 reads the newest kernels run that booted the kernel both ways, passing over a newer one that did not', () => {
+test('row 2 reads the newest untraced kernels run that booted the kernel both ways, passing over newer ones that did not or were traced', () => {
   const out = scratchDir();
   try {
-    const write = (id: string, rows: Cells[]) => {
+    const write = (id: string, rows: Cells[], studyArgs = ['--quick']) => {
       const dir = path.join(out, 'results/kernels', id);
       fs.mkdirSync(dir, { recursive: true });
       writeCsv(path.join(dir, 'summary.csv'), rows);
@@ -366,6 +366,7 @@ test('row 2 reads the newest kernels run that booted the kernel both ways, passi
         JSON.stringify({
           command: 'kernels',
           status: 'complete',
+          study_args: studyArgs,
           kernels: [{ release: '6.1.0-50-amd64', emulated: true }],
         }),
       );
@@ -378,6 +379,14 @@ test('row 2 reads the newest kernels run that booted the kernel both ways, passi
       ]),
     );
     write('20260102-000000', kernelRows([{ params: '', rate: 100, plain: 1000 }]));
+    write(
+      '20260103-000000',
+      kernelRows([
+        { params: '', rate: 50, plain: 1000 },
+        { params: 'ipv6.disable=1', rate: 80, plain: 1000 },
+      ]),
+      ['--quick', '--trace', 'locks'],
+    );
     const source = PAPER_SOURCES.find((s) => s.name === 'kernels')!;
     const run = source.referenceRun!(out)!;
     assert.is(run.id, '20260101-000000');
