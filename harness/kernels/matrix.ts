@@ -119,23 +119,12 @@ async function runMatrix(
       studies: {},
     };
   });
-  const meta = {
-    command: 'kernels',
-    status: 'running' as string,
-    pid: process.pid,
-    started: started.toISOString(),
-    finished: undefined as string | undefined,
-    studies: plan.studies,
+  const meta = await kernelsMeta(plan, plan.studies, outcomes, started, {
     exec: plan.exec ?? null,
     cgroups: plan.cgroups,
     study_args: plan.studyArgs,
     accel_requested: plan.accel,
-    fail_on_regression_pct: plan.failOnRegressionPct ?? null,
-    out: plan.out,
-    kernels: outcomes,
-    comparisons: [] as Record<string, unknown>[],
-    environment: await captureEnvironment([...process.argv.slice(1)]),
-  };
+  });
   writeMeta(stampDir, meta);
   const memory: AccelMemory = {};
   let exitCode = 0;
@@ -312,6 +301,30 @@ async function runInGuest(
   }
 }
 
+/** A kernels run's meta.json, booted or --from: what it compares, and how its own mode ran (own). */
+async function kernelsMeta(
+  plan: KernelsPlan,
+  studies: string[],
+  outcomes: KernelOutcome[],
+  started: Date,
+  own: Record<string, unknown>,
+) {
+  return {
+    command: 'kernels',
+    status: 'running' as string,
+    pid: process.pid,
+    started: started.toISOString(),
+    finished: undefined as string | undefined,
+    studies,
+    ...own,
+    fail_on_regression_pct: plan.failOnRegressionPct ?? null,
+    out: plan.out,
+    kernels: outcomes,
+    comparisons: [] as Record<string, unknown>[],
+    environment: await captureEnvironment([...process.argv.slice(1)]),
+  };
+}
+
 /**
  * --from: the kernels runs of other machines (a CI matrix's jobs, one kernel each) compared as
  * if one run had booted them all, in the order given; nothing is booted. The comparison is a
@@ -327,19 +340,7 @@ async function compareImported(plan: KernelsPlan, known: KernelStudies, note: (s
   const studies = [...new Set(imported.flatMap((r) => r.studies))];
   const started = new Date();
   const stampDir = createRunDir(plan.out, 'kernels', started);
-  const meta = {
-    command: 'kernels',
-    status: 'running' as string,
-    started: started.toISOString(),
-    finished: undefined as string | undefined,
-    from: imported.map((r) => r.stampDir),
-    studies,
-    fail_on_regression_pct: plan.failOnRegressionPct ?? null,
-    out: plan.out,
-    kernels: outcomes,
-    comparisons: [] as Record<string, unknown>[],
-    environment: await captureEnvironment([...process.argv.slice(1)]),
-  };
+  const meta = await kernelsMeta(plan, studies, outcomes, started, { from: imported.map((r) => r.stampDir) });
   writeMeta(stampDir, meta);
   for (const r of imported) note(`kernels: from ${r.stampDir}: ${r.outcomes.map((o) => o.name).join(', ')}`);
   const failed = await compareKernels(studies, outcomes, stampDir, meta.comparisons, {
