@@ -30,6 +30,14 @@ async function git(...args: string[]): Promise<string> {
   return (await execFileAsync('git', ['-C', REPO_ROOT, ...args], { maxBuffer: 16 << 20 })).stdout;
 }
 
+/** What git said when it refused, for the one-line error: ownership or a broken repository, not only a missing name. */
+function gitSays(e: unknown): string {
+  const line = String((e as { stderr?: string }).stderr ?? '')
+    .split('\n')
+    .find((l) => l.trim() !== '');
+  return line ? ` (git: ${line.replace(/^fatal: /, '').trim()})` : '';
+}
+
 function parseInputs(given: unknown): Record<string, string> {
   return Object.fromEntries(
     ([] as unknown[]).concat(given ?? []).map((raw) => {
@@ -87,14 +95,14 @@ async function main(): Promise<number> {
   let sha: string;
   try {
     sha = (await git('rev-parse', '--verify', '--quiet', `${args.ref}^{commit}`)).trim();
-  } catch {
-    throw new UsageError(`--ref: '${args.ref}' is not a commit of ${REPO_ROOT}`);
+  } catch (e) {
+    throw new UsageError(`--ref: '${args.ref}' is not a commit of ${REPO_ROOT}${gitSays(e)}`);
   }
   let source: string;
   try {
     source = await git('show', `${sha}:${args.workflow}`);
-  } catch {
-    throw new UsageError(`--workflow: no ${args.workflow} in commit ${sha.slice(0, 12)}`);
+  } catch (e) {
+    throw new UsageError(`--workflow: no ${args.workflow} in commit ${sha.slice(0, 12)}${gitSays(e)}`);
   }
   const workflow = parseWorkflow(source, args.workflow);
   const inputs = dispatchInputs(workflow, given);
