@@ -102,6 +102,14 @@ if [ "$profile" = all ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null ||
       say "could not install $pkg: exp:peers will report it skipped"
   done
+  # The lock-name check (test/harness/perfLock.test.ts) compares our lock waits with Debian's perf.
+  # Not fatal either: Ubuntu ships perf under another name, and the test then says it is skipped.
+  if [ ! -e /usr/bin/perf ]; then
+    say "installing linux-perf (perf lock contention, the lock tracer's cross-check)"
+    [ -n "${updated:-}" ] || { apt-get update -qq; updated=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf >/dev/null ||
+      say "could not install linux-perf: the perf lock test will report it skipped"
+  fi
 fi
 
 major=$(node -p 'process.versions.node.split(".")[0]')
