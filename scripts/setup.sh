@@ -45,11 +45,10 @@ declare -A NEED=(
   # npm run kernels: guests in qemu, whose initramfs userland is busybox-static.
   [qemu-system-x86]=/usr/bin/qemu-system-x86_64
   [busybox-static]=/usr/share/doc/busybox-static
-)
-if [ "$profile" = kernels ]; then
   # Debian's newer kernel packages ship xz-compressed modules, which kernels decompresses.
-  NEED[xz-utils]=/usr/bin/xz
-else
+  [xz-utils]=/usr/bin/xz
+)
+if [ "$profile" = all ]; then
   NEED+=(
   [python3-pip]=/usr/lib/python3/dist-packages/pip
   # pip's sdist builds use the host's setuptools and wheel: the install step has no network.
