@@ -35,7 +35,7 @@ export function kernelsOptions(y: Argv, repoRoot: string, studies: KernelStudies
   return y
     .usage(
       [
-        '$0 kernels --kernel K [--kernel K ...] [options]\n       $0 kernels --from DIR --from DIR [...] [options]\n\nRuns the kernel studies (with --quick) on each kernel,',
+        '$0 kernels (--kernel K | --from DIR) [...] [options]\n\nRuns the kernel studies (with --quick) on each kernel,',
         "booted in qemu with this machine's root file system shared read-only and <out>/results and <out>/figures",
         'writable, then compares each kernel with the first one given: with compare (and its gate) when both ran under',
         'the same accelerator, and refused as "not a kernel comparison" when not; and, for the namespace studies, as',
