@@ -5,6 +5,7 @@
 // (A B B A) so that a drift of the machine weighs on both alike; the netns study runs in each.
 // Its numbers come from the kernels run's summary.csv. Under TCG emulation absolute rates say
 // nothing about a kernel, so only the ratio between the two settings is judged.
+import { median } from 'simple-statistics';
 import type { PaperClaim } from '../../harness/types.js';
 import { rate, ratio, range } from '../../harness/paperRepro/format.js';
 import { loadRunData, MissingData, type Cells, type RunData } from '../../harness/paperRepro/runData.js';
@@ -37,10 +38,6 @@ export function kernelFixesArgs(quick: boolean): string[] {
 function arms(run: RunData): { c: number; off: number; on: number; offRel: number; onRel: number }[] {
   const rows = run.summary.filter((r) => r.study === 'netns' && r.config === FIVE);
   const fixed = (r: Cells) => String(r.params ?? '') === FIX_PARAMS;
-  const median = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-  };
   const cs = [...new Set(rows.map((r) => Number(r.concurrency)))].sort((a, b) => a - b);
   const out = cs.flatMap((c) => {
     const at = rows.filter((r) => Number(r.concurrency) === c);
